@@ -1,0 +1,38 @@
+//! One error type for the core; the Python layer maps each variant to an exception class.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A field of a spec has a value that is not allowed.
+    #[error("{field}: {message}")]
+    Spec { field: String, message: String },
+
+    /// A YAML spec file could not be read as a spec.
+    #[error("{path}:{line}:{column}: {message}")]
+    Yaml { path: String, line: usize, column: usize, message: String },
+
+    /// A file or folder the spec names (requirements, source_root, copy) is missing or unreadable.
+    #[error("{field}: {}: {message}", path.display())]
+    Source { field: String, path: PathBuf, message: String },
+}
+
+impl Error {
+    pub fn spec(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Spec { field: field.into(), message: message.into() }
+    }
+
+    pub fn source(field: impl Into<String>, path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Source { field: field.into(), path: path.into(), message: message.into() }
+    }
+
+    /// The field this error is about, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::Spec { field, .. } | Error::Source { field, .. } => Some(field),
+            Error::Yaml { .. } => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, Error>;

@@ -1,0 +1,1 @@
+//! Spec identity and content-derived tag (being written).

@@ -1,0 +1,19 @@
+//! imagespec's core: spec → identity/tag → registry → plan → engines.
+//!
+//! The Python extension (`imagespec._core`) is a thin layer over these modules, compiled only
+//! with the `python` feature, so the core builds and tests without libpython.
+
+pub mod error;
+pub mod identity;
+pub mod source;
+pub mod spec;
+pub mod value;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};
+
+/// Bumped whenever the images the build code generates for a spec would change, so that two
+/// releases never push different content under one tag. Part of every tag.
+pub const RECIPE_VERSION: i64 = 1;

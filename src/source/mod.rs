@@ -1,0 +1,1 @@
+//! Source selection and content hashing (placeholder, being written).

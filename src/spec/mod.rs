@@ -1,0 +1,247 @@
+//! The ImageSpec model: what a user declares, validated and normalised.
+//!
+//! `RawSpec` is what arrives (from Python keywords or a YAML file), every field optional and
+//! unchecked. `Spec::from_raw` checks it and yields the normalised `Spec` that the identity,
+//! tag and build steps read.
+
+mod fields;
+mod validate;
+pub mod yaml;
+
+use crate::value::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use fields::{suggest_field, FIELDS};
+pub use validate::{redact_userinfo, strip_userinfo};
+
+/// Which files of `source_root` end up in the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CopyMode {
+    /// The files of the Python modules imported from under `source_root` when the tag is computed.
+    LoadedModules,
+    /// Every file under `source_root` that no ignore rule excludes.
+    All,
+    /// No source file.
+    NoCopy,
+}
+
+impl CopyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyMode::LoadedModules => "LOADED_MODULES",
+            CopyMode::All => "ALL",
+            CopyMode::NoCopy => "NO_COPY",
+        }
+    }
+}
+
+pub type Map = BTreeMap<String, Value>;
+
+/// `base_image` as given: a reference string, a nested spec (YAML), or a spec already built (Python).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawBase {
+    Name(String),
+    Raw(Box<RawSpec>),
+    Built(Box<Spec>),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawSpec {
+    pub name: Option<String>,
+    pub python_version: Option<String>,
+    pub builder: Option<String>,
+    pub source_root: Option<String>,
+    pub source_copy_mode: Option<String>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub registry: Option<String>,
+    pub packages: Option<Vec<String>>,
+    pub conda_packages: Option<Vec<String>>,
+    pub conda_channels: Option<Vec<String>>,
+    pub requirements: Option<String>,
+    pub apt_packages: Option<Vec<String>>,
+    pub cuda: Option<String>,
+    pub cudnn: Option<String>,
+    pub base_image: Option<RawBase>,
+    pub platform: Option<String>,
+    pub pip_index: Option<String>,
+    pub pip_extra_index_url: Option<Vec<String>>,
+    pub pip_secret_mounts: Option<Vec<(String, String)>>,
+    pub pip_extra_args: Option<String>,
+    pub registry_config: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub commands: Option<Vec<String>>,
+    pub tag_format: Option<String>,
+    pub copy: Option<Vec<String>>,
+    pub python_exec: Option<String>,
+    pub runtime_packages: Option<Vec<String>>,
+    pub builder_options: Option<Map>,
+    pub builder_config: Option<Map>,
+    pub force_push: bool,
+}
+
+/// Facts about where a spec is evaluated that its defaults depend on.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// Relative paths (source_root, requirements, registry_config, copy) are resolved against it.
+    pub base_dir: PathBuf,
+    /// `X.Y` of the interpreter evaluating the spec: the default `python_version`.
+    pub python_version: String,
+    /// `std::env::consts::ARCH` of the host: arm64 hosts default to arm64 for loopback registries.
+    pub host_arch: String,
+}
+
+impl Context {
+    pub fn here(python_version: impl Into<String>) -> std::io::Result<Self> {
+        Ok(Context {
+            base_dir: std::env::current_dir()?,
+            python_version: python_version.into(),
+            host_arch: std::env::consts::ARCH.to_owned(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum BaseImage {
+    Name(String),
+    Spec(Box<Spec>),
+}
+
+/// A validated, normalised spec. Empty lists and maps stand for "not set".
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub name: String,
+    /// None only when a `base_image` is given and its own Python is to be used.
+    pub python_version: Option<String>,
+    pub builder: Option<String>,
+    /// Absolute; only whether it is set enters the id, never the path.
+    pub source_root: Option<PathBuf>,
+    /// The mode as given (None: ALL when `source_root` is set).
+    pub source_copy_mode: Option<CopyMode>,
+    pub env: BTreeMap<String, String>,
+    pub registry: Option<String>,
+    pub packages: Vec<String>,
+    pub conda_packages: Vec<String>,
+    pub conda_channels: Vec<String>,
+    /// Absolute; only its file name enters the id, its content enters the tag.
+    pub requirements: Option<PathBuf>,
+    pub apt_packages: Vec<String>,
+    pub cuda: Option<String>,
+    pub cudnn: Option<String>,
+    pub base_image: Option<BaseImage>,
+    /// Comma-separated `os/arch[/variant]` list, as docker's `--platform` takes it.
+    pub platform: String,
+    pub pip_index: Option<String>,
+    pub pip_extra_index_url: Vec<String>,
+    pub pip_secret_mounts: Vec<(String, String)>,
+    pub pip_extra_args: Option<String>,
+    pub registry_config: Option<PathBuf>,
+    /// None keeps the base image's entrypoint; Some(empty) clears it.
+    pub entrypoint: Option<Vec<String>>,
+    pub commands: Vec<String>,
+    pub tag_format: Option<String>,
+    /// POSIX paths relative to `copy_root`.
+    pub copy: Vec<String>,
+    /// The folder `copy` entries are relative to (where the spec was evaluated).
+    pub copy_root: PathBuf,
+    pub python_exec: Option<String>,
+    pub runtime_packages: Vec<String>,
+    pub builder_options: Map,
+    pub builder_config: Map,
+    pub force_push: bool,
+}
+
+impl Spec {
+    pub fn from_raw(raw: RawSpec, ctx: &Context) -> crate::Result<Spec> {
+        validate::from_raw(raw, ctx)
+    }
+
+    /// The copy mode in effect: ALL when a source root is set and no mode is, NO_COPY without a root.
+    pub fn effective_copy_mode(&self) -> CopyMode {
+        match (&self.source_root, self.source_copy_mode) {
+            (None, _) => CopyMode::NoCopy,
+            (Some(_), None) => CopyMode::All,
+            (Some(_), Some(mode)) => mode,
+        }
+    }
+
+    /// `registry/name` without a tag.
+    pub fn repository(&self) -> String {
+        match &self.registry {
+            Some(r) => format!("{r}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The fields as a map with the constructor's keys, leaving out those not set.
+    /// With `redact`, credentials inside URLs are replaced by `***`.
+    pub fn to_map(&self, redact: bool) -> Map {
+        let url = |s: &str| if redact { redact_userinfo(s) } else { s.to_owned() };
+        let path = |p: &Path| Value::str(p.to_string_lossy());
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            let empty = match &v {
+                Value::Null => true,
+                Value::List(l) => l.is_empty() && k != "entrypoint",
+                Value::Map(m) => m.is_empty(),
+                _ => false,
+            };
+            if !empty {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("name", Value::str(&self.name));
+        put("python_version", Value::opt_str(self.python_version.as_deref()));
+        put("builder", Value::opt_str(self.builder.as_deref()));
+        put("source_root", self.source_root.as_deref().map_or(Value::Null, path));
+        put("source_copy_mode", self.source_copy_mode.map_or(Value::Null, |m| Value::str(m.as_str())));
+        put("env", Value::Map(self.env.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect()));
+        put("registry", Value::opt_str(self.registry.as_deref()));
+        put("packages", Value::strs(&self.packages));
+        put("conda_packages", Value::strs(&self.conda_packages));
+        put("conda_channels", Value::strs(&self.conda_channels));
+        put("requirements", self.requirements.as_deref().map_or(Value::Null, path));
+        put("apt_packages", Value::strs(&self.apt_packages));
+        put("cuda", Value::opt_str(self.cuda.as_deref()));
+        put("cudnn", Value::opt_str(self.cudnn.as_deref()));
+        put(
+            "base_image",
+            match &self.base_image {
+                None => Value::Null,
+                Some(BaseImage::Name(n)) => Value::str(n),
+                Some(BaseImage::Spec(s)) => Value::Map(s.to_map(redact)),
+            },
+        );
+        put("platform", Value::str(&self.platform));
+        put("pip_index", self.pip_index.as_deref().map_or(Value::Null, |u| Value::Str(url(u))));
+        put("pip_extra_index_url", Value::List(self.pip_extra_index_url.iter().map(|u| Value::Str(url(u))).collect()));
+        put(
+            "pip_secret_mounts",
+            Value::List(
+                self.pip_secret_mounts.iter().map(|(s, t)| Value::List(vec![Value::str(s), Value::str(t)])).collect(),
+            ),
+        );
+        put("pip_extra_args", self.pip_extra_args.as_deref().map_or(Value::Null, |a| Value::Str(url(a))));
+        put("registry_config", self.registry_config.as_deref().map_or(Value::Null, path));
+        put("entrypoint", self.entrypoint.as_ref().map_or(Value::Null, |e| Value::strs(e)));
+        put("commands", Value::strs(&self.commands));
+        put("tag_format", Value::opt_str(self.tag_format.as_deref()));
+        put("copy", Value::strs(&self.copy));
+        put("python_exec", Value::opt_str(self.python_exec.as_deref()));
+        put("runtime_packages", Value::strs(&self.runtime_packages));
+        put("builder_options", Value::Map(self.builder_options.clone()));
+        put("builder_config", Value::Map(self.builder_config.clone()));
+        m
+    }
+}
+
+/// A registry host that is this machine: plain HTTP is allowed there, as docker allows it.
+pub fn is_loopback_registry(registry: &str) -> bool {
+    let host_port = registry.split('/').next().unwrap_or("");
+    let host = if let Some(rest) = host_port.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}

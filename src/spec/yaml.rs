@@ -1,0 +1,1 @@
+//! YAML spec files (being written).
