@@ -15,6 +15,15 @@ pub enum Error {
     /// A file or folder the spec names (requirements, source_root, copy) is missing or unreadable.
     #[error("{field}: {}: {message}", path.display())]
     Source { field: String, path: PathBuf, message: String },
+
+    /// A string that is not an image reference.
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+
+    /// A registry check could not be set up (bad option, unreadable registry_config, no runtime).
+    /// Never carries a credential.
+    #[error("{0}")]
+    Registry(String),
 }
 
 impl Error {
@@ -30,9 +39,9 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         match self {
             Error::Spec { field, .. } | Error::Source { field, .. } => Some(field),
-            Error::Yaml { .. } => None,
+            Error::Yaml { .. } | Error::Reference(_) | Error::Registry(_) => None,
         }
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, Error>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,6 +5,8 @@
 
 pub mod error;
 pub mod identity;
+pub mod reference;
+pub mod registry;
 pub mod source;
 pub mod spec;
 pub mod value;

@@ -1,0 +1,462 @@
+//! Does a manifest exist: `HEAD /v2/<repo>/manifests/<ref>` with every manifest and index media
+//! type accepted, `GET` where HEAD is refused or says too little, and, when platforms are asked
+//! for, a look inside the index (or the single image's config) for each of them.
+
+use super::auth::{basic_header, fetch_token, origin, parse_challenges, Challenge, TokenCache};
+use super::cache::Cache;
+use super::credentials::{Credential, DockerConfig};
+use super::platform::Platform;
+use super::transport::{Failure, Request, Response, Transport};
+use super::{CheckResult, Status};
+use crate::reference::{is_loopback, Reference};
+use reqwest::{Method, Url};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+fn is_index(mt: &str) -> bool {
+    mt == OCI_INDEX || mt == DOCKER_LIST
+}
+fn is_known(mt: &str) -> bool {
+    matches!(mt, OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_LIST)
+}
+
+/// What is known about one registry during one batch.
+struct Session {
+    base: OnceCell<Result<Base, String>>,
+    creds: OnceCell<Result<Option<Credential>, String>>,
+}
+
+struct Base {
+    url: Url,
+    challenge: Option<Challenge>,
+}
+
+pub struct Checker {
+    pub transport: Transport,
+    pub insecure: Vec<String>,
+    pub platforms: Vec<Platform>,
+    pub cache: Option<Cache>,
+    pub explicit_config: Option<DockerConfig>,
+    default_config: OnceCell<Result<Option<DockerConfig>, String>>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    tokens: TokenCache,
+}
+
+enum Answer {
+    Resp(Response),
+    Unknown(String),
+}
+
+impl Checker {
+    pub fn new(
+        transport: Transport,
+        insecure: Vec<String>,
+        platforms: Vec<Platform>,
+        cache: Option<Cache>,
+        explicit_config: Option<DockerConfig>,
+    ) -> Self {
+        Checker {
+            transport,
+            insecure,
+            platforms,
+            cache,
+            explicit_config,
+            default_config: OnceCell::new(),
+            sessions: Mutex::default(),
+            tokens: TokenCache::default(),
+        }
+    }
+
+    fn platform_key(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.platforms.iter().map(Platform::to_string).collect();
+        v.sort();
+        v
+    }
+
+    pub async fn check(&self, input: &str, r: &Reference) -> CheckResult {
+        let key = self.platform_key();
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(r, &key)) {
+            return CheckResult {
+                status: Status::Exists,
+                digest: hit.digest,
+                media_type: hit.media_type,
+                cached: true,
+                reason: None,
+                ..CheckResult::unknown(input, String::new())
+            };
+        }
+        let mut out = self.check_remote(input, r).await;
+        out.reference = input.to_string();
+        if out.status == Status::Exists {
+            if let Some(c) = &self.cache {
+                c.put(r, &key, out.digest.as_deref(), out.media_type.as_deref());
+            }
+        }
+        out
+    }
+
+    async fn check_remote(&self, input: &str, r: &Reference) -> CheckResult {
+        let unknown = |reason: String| CheckResult::unknown(input, reason);
+        let head = match self.manifest(r, Method::HEAD).await {
+            Answer::Resp(resp) => resp,
+            Answer::Unknown(reason) => return unknown(reason),
+        };
+        match head.status {
+            200 => {
+                let mt = content_type(&head);
+                let digest = head.header("docker-content-digest").filter(|d| valid_digest(d)).map(str::to_string);
+                if let (Some(mt), Some(d)) = (&mt, &digest) {
+                    if is_known(mt) && self.platforms.is_empty() {
+                        return exists(input, d.clone(), mt.clone());
+                    }
+                }
+            }
+            400 | 405 | 501 => {} // HEAD refused: ask with GET.
+            _ => return self.not_ok(input, r, &head),
+        }
+        let get = match self.manifest(r, Method::GET).await {
+            Answer::Resp(resp) => resp,
+            Answer::Unknown(reason) => return unknown(reason),
+        };
+        if get.status != 200 {
+            return self.not_ok(input, r, &get);
+        }
+        let (doc, mt) = match parse_manifest(&get) {
+            Ok(x) => x,
+            Err(e) => return unknown(format!("unexpected answer: {e}")),
+        };
+        let digest = get
+            .header("docker-content-digest")
+            .filter(|d| valid_digest(d))
+            .map_or_else(|| format!("sha256:{}", data_encoding::HEXLOWER.encode(&Sha256::digest(&get.body))), str::to_string);
+        if self.platforms.is_empty() {
+            return exists(input, digest, mt);
+        }
+        let found: Result<Vec<Platform>, String> = if is_index(&mt) {
+            Ok(doc
+                .get("manifests")
+                .and_then(|m| m.as_array())
+                .map(|ms| ms.iter().filter_map(|m| m.get("platform")).filter_map(Platform::from_json).collect())
+                .unwrap_or_default())
+        } else {
+            self.config_platform(r, &doc).await.map(|p| p.into_iter().collect())
+        };
+        let found = match found {
+            Ok(f) => f,
+            Err(reason) => return unknown(reason),
+        };
+        let lacking: Vec<String> =
+            self.platforms.iter().filter(|p| !found.iter().any(|f| f.satisfies(p))).map(Platform::to_string).collect();
+        if lacking.is_empty() {
+            return exists(input, digest, mt);
+        }
+        let has = if found.is_empty() {
+            "none".to_string()
+        } else {
+            found.iter().map(Platform::to_string).collect::<Vec<_>>().join(", ")
+        };
+        let what = if is_index(&mt) { "the index" } else { "the single-platform image" };
+        CheckResult {
+            status: Status::Missing,
+            reason: Some(format!("{what} lacks platform {} (it has {has})", lacking.join(", "))),
+            digest: Some(digest),
+            media_type: Some(mt),
+            ..CheckResult::unknown(input, String::new())
+        }
+    }
+
+    fn not_ok(&self, input: &str, r: &Reference, resp: &Response) -> CheckResult {
+        let at = format!("{}/{}:{}", r.registry, r.repository, r.manifest_ref());
+        match resp.status {
+            404 => CheckResult {
+                status: Status::Missing,
+                reason: Some(format!("manifest unknown: {at} not found (HTTP 404)")),
+                ..CheckResult::unknown(input, String::new())
+            },
+            401 => CheckResult::unknown(input, format!("auth refused: {} (HTTP 401)", r.registry)),
+            403 => CheckResult::unknown(input, format!("auth refused: access to {} denied (HTTP 403)", r.repository)),
+            429 => CheckResult::unknown(
+                input,
+                format!(
+                    "rate limited: {} answered HTTP 429{}",
+                    r.registry,
+                    resp.header("retry-after").map(|v| format!(" (Retry-After: {v})")).unwrap_or_default()
+                ),
+            ),
+            s => CheckResult::unknown(input, format!("unexpected answer: HTTP {s} for {at}")),
+        }
+    }
+
+    async fn config_platform(&self, r: &Reference, doc: &serde_json::Value) -> Result<Option<Platform>, String> {
+        let digest = doc
+            .pointer("/config/digest")
+            .and_then(|d| d.as_str())
+            .filter(|d| valid_digest(d))
+            .ok_or("unexpected answer: the manifest names no config digest")?;
+        let path = format!("/v2/{}/blobs/{digest}", r.repository);
+        match self.request(r, Method::GET, &path, true).await {
+            Answer::Resp(resp) if resp.status == 200 => {
+                let v: serde_json::Value = serde_json::from_slice(&resp.body)
+                    .map_err(|_| "unexpected answer: the image config is not JSON".to_string())?;
+                Ok(Platform::from_json(&v))
+            }
+            Answer::Resp(resp) => Err(format!("unexpected answer: HTTP {} for the image config", resp.status)),
+            Answer::Unknown(reason) => Err(reason),
+        }
+    }
+
+    async fn manifest(&self, r: &Reference, method: Method) -> Answer {
+        let path = format!("/v2/{}/manifests/{}", r.repository, r.manifest_ref());
+        let read = method == Method::GET;
+        self.request(r, method, &path, read).await
+    }
+
+    /// One authenticated request; a 401 gets one more try with a fresh token for the scope the
+    /// registry's challenge names, then it is the answer.
+    async fn request(&self, r: &Reference, method: Method, path: &str, read_body: bool) -> Answer {
+        let session = self.session(&r.registry);
+        let base = match session.base.get_or_init(|| self.ping(r)).await {
+            Ok(b) => b,
+            Err(e) => return Answer::Unknown(e.clone()),
+        };
+        let url = match base.url.join(path) {
+            Ok(u) => u,
+            Err(e) => return Answer::Unknown(format!("cannot build the URL for {path}: {e}")),
+        };
+        let scope = format!("repository:{}:pull", r.repository);
+        let mut stale: Option<String> = None;
+        let mut challenge = base.challenge.clone();
+        for attempt in 0..2 {
+            let auth = match self.authorization(r, &session, challenge.as_ref(), &scope, stale.as_deref()).await {
+                Ok(a) => a,
+                Err(e) => return Answer::Unknown(e),
+            };
+            let mut req = Request::new(method.clone(), url.clone());
+            req.headers.push(("accept", ACCEPT.to_string()));
+            req.read_body = read_body;
+            stale = auth.as_ref().map(|(_, v)| v.clone());
+            req.auth = auth.map(|(_, v)| (origin(&base.url), v));
+            let resp = match self.transport.send(&req).await {
+                Ok(resp) => resp,
+                Err(f) => return Answer::Unknown(f.reason()),
+            };
+            if resp.status != 401 || attempt == 1 {
+                return Answer::Resp(resp);
+            }
+            let fresh = resp.header("www-authenticate").and_then(|h| parse_challenges(h).ok()).and_then(pick);
+            match fresh {
+                Some(c) => challenge = Some(c),
+                None => return Answer::Resp(resp),
+            }
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// The `Authorization` value for one request, if any.
+    async fn authorization(
+        &self,
+        r: &Reference,
+        session: &Session,
+        challenge: Option<&Challenge>,
+        scope: &str,
+        stale: Option<&str>,
+    ) -> Result<Option<(String, String)>, String> {
+        let Some(ch) = challenge else { return Ok(None) };
+        let cred = session.creds.get_or_init(|| self.credentials(&r.registry)).await.clone();
+        let cred = cred.map_err(|e| format!("auth refused: credentials for {}: {e}", r.registry))?;
+        match ch.scheme.as_str() {
+            "basic" => match cred {
+                Some(Credential::Basic { username, password }) => {
+                    Ok(Some((String::new(), basic_header(&username, &password))))
+                }
+                Some(Credential::IdentityToken { .. }) => Err(format!(
+                    "auth refused: {} asks for Basic auth but its configured credential is an identity token",
+                    r.registry
+                )),
+                None => Err(format!("auth refused: {} requires credentials and none are configured for it", r.registry)),
+            },
+            "bearer" => {
+                // The challenge's scope when it names one for this repository (a registry may want
+                // more than pull), else pull on this repository.
+                let scope = ch
+                    .param("scope")
+                    .filter(|s| s.starts_with(&format!("repository:{}:", r.repository)))
+                    .unwrap_or(scope);
+                let slot = self.tokens.slot(&r.registry, scope);
+                let mut guard = slot.lock().await;
+                if let Some(t) = guard.as_ref() {
+                    let value = format!("Bearer {}", t.value);
+                    if t.expires > std::time::Instant::now() && stale != Some(value.as_str()) {
+                        return Ok(Some((String::new(), value)));
+                    }
+                }
+                let t = fetch_token(&self.transport, ch, scope, cred.as_ref())
+                    .await
+                    .map_err(|e| format!("auth refused: {e}"))?;
+                let value = format!("Bearer {}", t.value);
+                *guard = Some(t);
+                Ok(Some((String::new(), value)))
+            }
+            other => Err(format!("auth refused: {} asks for unsupported auth scheme {other:?}", r.registry)),
+        }
+    }
+
+    async fn credentials(&self, registry: &str) -> Result<Option<Credential>, String> {
+        let timeout = self.transport.timeout();
+        if let Some(c) = &self.explicit_config {
+            if let Some(found) = c.lookup(registry, timeout).await? {
+                return Ok(Some(found));
+            }
+        }
+        let default = self
+            .default_config
+            .get_or_init(|| async {
+                match DockerConfig::default_path() {
+                    Some(p) => DockerConfig::load(&p),
+                    None => Ok(None),
+                }
+            })
+            .await;
+        match default {
+            Ok(Some(c)) => c.lookup(registry, timeout).await,
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn session(&self, registry: &str) -> Arc<Session> {
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        s.entry(registry.to_string())
+            .or_insert_with(|| Arc::new(Session { base: OnceCell::new(), creds: OnceCell::new() }))
+            .clone()
+    }
+
+    fn allows_http(&self, r: &Reference) -> bool {
+        is_loopback(r.hostname())
+            || self.insecure.iter().any(|i| {
+                let i = crate::reference::normalise_registry(i.trim());
+                i == r.registry || i == r.hostname()
+            })
+    }
+
+    /// `GET /v2/`: which scheme answers, and which auth the registry wants.
+    async fn ping(&self, r: &Reference) -> Result<Base, String> {
+        let host = r.api_host();
+        let https = self.ping_at(&format!("https://{host}/")).await;
+        let (url, resp) = match https {
+            Ok(x) => x,
+            Err(Failure::Unreachable(e) | Failure::Protocol(e)) if self.allows_http(r) => {
+                match self.ping_at(&format!("http://{host}/")).await {
+                    Ok(x) => x,
+                    Err(f) => {
+                        return Err(format!("{} (HTTPS: {e}; plain HTTP: {})", kind(&f), f.reason()));
+                    }
+                }
+            }
+            Err(f) => return Err(f.reason()),
+        };
+        let reg = &r.registry;
+        match resp.status {
+            200 => {
+                if content_type(&resp).is_some_and(|t| t.contains("html")) {
+                    return Err(format!("unexpected answer: {reg} answered GET /v2/ with an HTML page, not a registry API"));
+                }
+                Ok(Base { url, challenge: None })
+            }
+            401 => {
+                let header = resp.header("www-authenticate").ok_or_else(|| {
+                    format!("unexpected answer: {reg} answered 401 without a WWW-Authenticate challenge")
+                })?;
+                let all = parse_challenges(header)
+                    .map_err(|e| format!("unexpected answer: {reg} sent an unreadable WWW-Authenticate: {e}"))?;
+                let c = pick(all).ok_or_else(|| {
+                    format!("auth refused: {reg} offers no supported auth scheme (only Basic and Bearer are)")
+                })?;
+                Ok(Base { url, challenge: Some(c) })
+            }
+            s @ (429 | 502 | 503 | 504) => Err(format!(
+                "{}: {reg} answered HTTP {s} to GET /v2/ (after retries)",
+                if s == 429 { "rate limited" } else { "registry unavailable" }
+            )),
+            s => Err(format!("unexpected answer: {reg} answered HTTP {s} to GET /v2/, not a registry API")),
+        }
+    }
+
+    async fn ping_at(&self, base: &str) -> Result<(Url, Response), Failure> {
+        let url = Url::parse(base).map_err(|e| Failure::Protocol(format!("bad registry URL {base}: {e}")))?;
+        let req = Request::new(Method::GET, url.join("/v2/").expect("static path"));
+        let resp = self.transport.send(&req).await?;
+        Ok((url, resp))
+    }
+}
+
+fn kind(f: &Failure) -> &'static str {
+    match f {
+        Failure::Timeout(_) => "timeout",
+        Failure::Unreachable(_) => "registry unreachable",
+        Failure::Reset(_) => "connection reset",
+        Failure::Protocol(_) | Failure::Redirect(_) => "unexpected answer",
+    }
+}
+
+/// Bearer when offered, else Basic.
+fn pick(all: Vec<Challenge>) -> Option<Challenge> {
+    let mut basic = None;
+    for c in all {
+        match c.scheme.as_str() {
+            "bearer" => return Some(c),
+            "basic" => basic = basic.or(Some(c)),
+            _ => {}
+        }
+    }
+    basic
+}
+
+fn exists(input: &str, digest: String, mt: String) -> CheckResult {
+    CheckResult {
+        status: Status::Exists,
+        reason: None,
+        digest: Some(digest),
+        media_type: Some(mt),
+        ..CheckResult::unknown(input, String::new())
+    }
+}
+
+fn content_type(resp: &Response) -> Option<String> {
+    resp.header("content-type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+fn valid_digest(d: &str) -> bool {
+    d.split_once(':').is_some_and(|(a, h)| {
+        !a.is_empty() && h.len() >= 32 && h.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// The manifest's JSON and media type; an error text for anything that is not a manifest.
+fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String> {
+    let ct = content_type(resp).unwrap_or_default();
+    let shown = if ct.is_empty() { "no content type".to_string() } else { ct.clone() };
+    let v: serde_json::Value = serde_json::from_slice(&resp.body)
+        .map_err(|_| format!("the manifest answer is not JSON ({shown}), not a registry manifest"))?;
+    let declared = v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string);
+    let mt = if is_known(&ct) { Some(ct) } else { declared };
+    let mt = match mt {
+        Some(m) if is_known(&m) => m,
+        _ if v.get("manifests").is_some_and(serde_json::Value::is_array) => OCI_INDEX.to_string(),
+        _ if v.get("config").is_some_and(serde_json::Value::is_object) => OCI_MANIFEST.to_string(),
+        _ => return Err(format!("the answer ({shown}) is JSON but not an image manifest or index")),
+    };
+    if v.get("schemaVersion").and_then(serde_json::Value::as_u64) != Some(2) {
+        return Err("the manifest's schemaVersion is not 2".into());
+    }
+    Ok((v, mt))
+}
