@@ -351,24 +351,28 @@ impl Checker {
     /// `GET /v2/`: which scheme answers, and which auth the registry wants.
     async fn ping(&self, r: &Reference) -> Result<Base, String> {
         let host = r.api_host();
-        let https = self.ping_at(&format!("https://{host}/")).await;
-        let (url, resp) = match https {
+        let mut https_failed = None;
+        let (url, resp) = match self.ping_at(&format!("https://{host}/")).await {
             Ok(x) => x,
             Err(Failure::Unreachable(e) | Failure::Protocol(e)) if self.allows_http(r) => {
                 match self.ping_at(&format!("http://{host}/")).await {
-                    Ok(x) => x,
-                    Err(f) => {
-                        return Err(format!("{} (HTTPS: {e}; plain HTTP: {})", kind(&f), f.reason()));
+                    Ok(x) => {
+                        https_failed = Some(e);
+                        x
                     }
+                    Err(f) => return Err(format!("{} (HTTPS: {e}; plain HTTP: {})", kind(&f), f.detail())),
                 }
             }
             Err(f) => return Err(f.reason()),
         };
         let reg = &r.registry;
+        let note = https_failed.map(|e| format!(" (over plain HTTP; HTTPS failed: {e})")).unwrap_or_default();
         match resp.status {
             200 => {
                 if content_type(&resp).is_some_and(|t| t.contains("html")) {
-                    return Err(format!("unexpected answer: {reg} answered GET /v2/ with an HTML page, not a registry API"));
+                    return Err(format!(
+                        "unexpected answer: {reg} answered GET /v2/ with an HTML page, not a registry API{note}"
+                    ));
                 }
                 Ok(Base { url, challenge: None })
             }
@@ -384,10 +388,10 @@ impl Checker {
                 Ok(Base { url, challenge: Some(c) })
             }
             s @ (429 | 502 | 503 | 504) => Err(format!(
-                "{}: {reg} answered HTTP {s} to GET /v2/ (after retries)",
+                "{}: {reg} answered HTTP {s} to GET /v2/ (after retries){note}",
                 if s == 429 { "rate limited" } else { "registry unavailable" }
             )),
-            s => Err(format!("unexpected answer: {reg} answered HTTP {s} to GET /v2/, not a registry API")),
+            s => Err(format!("unexpected answer: {reg} answered HTTP {s} to GET /v2/, not a registry API{note}")),
         }
     }
 

@@ -191,12 +191,10 @@ pub fn check_blocking(refs: &[String], opts: &Options) -> Result<Vec<CheckResult
 }
 
 /// Existence of images in the local engine (Docker socket, then podman); unknown when none answers.
-pub fn check_local_blocking(names: &[String], timeout: Duration) -> Result<Vec<CheckResult>> {
-    runtime()?.block_on(async {
-        let mut out = Vec::with_capacity(names.len());
-        for n in names {
-            out.push(local::check_local(n, timeout).await);
-        }
-        Ok(out)
-    })
+pub async fn check_local(names: &[String], timeout: Duration) -> Result<Vec<CheckResult>> {
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        out.push(local::check_local(n, timeout).await);
+    }
+    Ok(out)
 }

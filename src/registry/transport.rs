@@ -78,6 +78,17 @@ impl Failure {
         }
     }
 
+    /// The text without the kind.
+    pub fn detail(&self) -> &str {
+        match self {
+            Failure::Timeout(s)
+            | Failure::Unreachable(s)
+            | Failure::Reset(s)
+            | Failure::Protocol(s)
+            | Failure::Redirect(s) => s,
+        }
+    }
+
     fn retryable(&self) -> bool {
         matches!(self, Failure::Reset(_))
     }

@@ -1,0 +1,5 @@
+import sys
+
+from imagespec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,143 @@
+"""Existence checks: does an image exist in its registry (or, without a registry, the local engine)?"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, Union, cast, runtime_checkable
+
+from imagespec import _core
+
+Status = Literal["exists", "missing", "unknown"]
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    """One image's answer: ``exists``, ``missing`` or ``unknown``, with the reason when not ``exists``."""
+
+    reference: str
+    status: Status
+    reason: str | None = None
+    digest: str | None = None
+    media_type: str | None = None
+    cached: bool = False
+
+    @property
+    def exists(self) -> bool | None:
+        """True, False, or None when the answer is unknown."""
+        if self.status == "unknown":
+            return None
+        return self.status == "exists"
+
+
+@runtime_checkable
+class SpecLike(Protocol):
+    """What ``check`` reads from a spec: its name and where and for what it is pushed."""
+
+    def image_name(self) -> str: ...
+
+
+ImageLike = Union[str, SpecLike]
+
+_DEFAULT_TIMEOUT = 10.0
+
+
+def _platforms(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(cast("Iterable[str]", value))
+    out = [p.strip() for p in items if p.strip()]
+    return out or None
+
+
+def _spec_options(spec: SpecLike) -> tuple[bool, list[str] | None, str | None, list[str] | None, bool]:
+    """(has a registry, platforms, registry_config, insecure registries, bypass the cache)."""
+    registry = getattr(spec, "registry", None)
+    options = getattr(spec, "builder_options", None) or {}
+    insecure = options.get("insecure_registries") if isinstance(options, dict) else None
+    if isinstance(insecure, str):
+        insecure = [insecure]
+    config = getattr(spec, "registry_config", None)
+    force = bool(getattr(spec, "_is_force_push", False))
+    return (
+        bool(registry),
+        _platforms(getattr(spec, "platform", None)),
+        os.fspath(config) if config else None,
+        list(insecure) if insecure else None,
+        force,
+    )
+
+
+def _status(d: dict[str, object]) -> ImageStatus:
+    return ImageStatus(
+        reference=str(d["reference"]),
+        status=cast("Status", d["status"]),
+        reason=cast("Union[str, None]", d["reason"]),
+        digest=cast("Union[str, None]", d["digest"]),
+        media_type=cast("Union[str, None]", d["media_type"]),
+        cached=bool(d["cached"]),
+    )
+
+
+def check(
+    images: ImageLike | Iterable[ImageLike],
+    *,
+    platforms: Sequence[str] | None = None,
+    registry_config: str | os.PathLike[str] | None = None,
+    insecure: Sequence[str] | None = None,
+    use_cache: bool = True,
+    timeout: float = _DEFAULT_TIMEOUT,
+) -> list[ImageStatus]:
+    """Check which images exist, concurrently, one ``ImageStatus`` per image in the given order.
+
+    ``images`` are references (``localhost:5000/app:tag``) or specs. A spec brings its own
+    platform(s), ``registry_config``, ``builder_options["insecure_registries"]`` and force-push
+    flag (which bypasses the cache); a spec without a registry is looked up in the local engine.
+    Keyword arguments apply to plain references and add to what specs bring.
+    Raises ``RegistryError`` for a malformed reference or an unusable option.
+    """
+    items: list[ImageLike] = [images] if isinstance(images, (str, SpecLike)) else list(images)
+    results: list[ImageStatus | None] = [None] * len(items)
+    groups: dict[tuple[object, ...], list[tuple[int, str]]] = {}
+    local: list[tuple[int, str]] = []
+    config = os.fspath(registry_config) if registry_config is not None else None
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            key: tuple[object, ...] = (tuple(platforms or ()), config, tuple(insecure or ()), use_cache)
+            groups.setdefault(key, []).append((i, item))
+            continue
+        if not isinstance(item, SpecLike):
+            raise TypeError(f"check() takes image references or specs, not {type(item).__name__}")
+        has_registry, spec_platforms, spec_config, spec_insecure, force = _spec_options(item)
+        name = item.image_name()
+        if not has_registry:
+            local.append((i, name))
+            continue
+        key = (
+            tuple(spec_platforms or platforms or ()),
+            spec_config or config,
+            tuple([*(insecure or ()), *(spec_insecure or ())]),
+            use_cache and not force,
+        )
+        groups.setdefault(key, []).append((i, name))
+    for (plats, cfg, insec, cache), members in groups.items():
+        answers = _core.check(
+            [name for _, name in members],
+            platforms=list(cast("tuple[str, ...]", plats)) or None,
+            registry_config=cast("Union[str, None]", cfg),
+            insecure=list(cast("tuple[str, ...]", insec)) or None,
+            use_cache=bool(cache),
+            timeout=timeout,
+        )
+        for (i, _), answer in zip(members, answers):
+            results[i] = _status(answer)
+    if local:
+        for (i, _), answer in zip(local, _core.check_local([n for _, n in local], timeout=timeout)):
+            results[i] = _status(answer)
+    return [r for r in results if r is not None]
+
+
+def exist(spec: SpecLike, *, timeout: float = _DEFAULT_TIMEOUT) -> bool | None:
+    """True when the spec's image exists, False when it does not, None when that cannot be told."""
+    return check([spec], timeout=timeout)[0].exists

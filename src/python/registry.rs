@@ -1,0 +1,104 @@
+//! `_core.check` and `_core.check_local`: existence checks with the GIL released.
+
+use super::RegistryError;
+use crate::registry::{self, CheckResult, Options};
+use crate::Error;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_function(wrap_pyfunction!(check_local, m)?)?;
+    Ok(())
+}
+
+fn to_py(e: Error) -> PyErr {
+    RegistryError::new_err(e.to_string())
+}
+
+fn seconds(name: &str, v: f64) -> PyResult<Duration> {
+    if !v.is_finite() || v <= 0.0 || v > 1e9 {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!("{name} must be a positive number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn result_dict<'py>(py: Python<'py>, r: &CheckResult) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("reference", &r.reference)?;
+    d.set_item("status", r.status.as_str())?;
+    d.set_item("reason", &r.reason)?;
+    d.set_item("digest", &r.digest)?;
+    d.set_item("media_type", &r.media_type)?;
+    d.set_item("cached", r.cached)?;
+    Ok(d)
+}
+
+/// Runs a future on the shared runtime without the GIL, in short steps so Ctrl-C stops it.
+fn run<T: Send + 'static>(
+    py: Python<'_>,
+    fut: impl std::future::Future<Output = crate::Result<T>> + Send + 'static,
+) -> PyResult<T> {
+    let rt = registry::runtime().map_err(to_py)?;
+    let mut handle = rt.spawn(fut);
+    loop {
+        let step = py.detach(|| {
+            rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut handle).await })
+        });
+        match step {
+            Ok(Ok(r)) => return r.map_err(to_py),
+            Ok(Err(e)) => return Err(RegistryError::new_err(format!("the check failed: {e}"))),
+            Err(_) => {
+                if let Err(e) = py.check_signals() {
+                    handle.abort();
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Checks which of `refs` exist in their registries; one dict per reference, in order.
+#[pyfunction]
+#[pyo3(signature = (refs, *, platforms=None, registry_config=None, insecure=None, use_cache=true,
+    timeout=10.0, concurrency=16, cache_ttl=86400.0, cache_dir=None, retries=3))]
+#[allow(clippy::too_many_arguments)]
+fn check<'py>(
+    py: Python<'py>,
+    refs: Vec<String>,
+    platforms: Option<Vec<String>>,
+    registry_config: Option<PathBuf>,
+    insecure: Option<Vec<String>>,
+    use_cache: bool,
+    timeout: f64,
+    concurrency: usize,
+    cache_ttl: f64,
+    cache_dir: Option<PathBuf>,
+    retries: u32,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let opts = Options {
+        platforms: platforms.unwrap_or_default(),
+        registry_config,
+        insecure: insecure.unwrap_or_default(),
+        use_cache,
+        cache_ttl: seconds("cache_ttl", cache_ttl)?,
+        cache_dir,
+        timeout: seconds("timeout", timeout)?,
+        concurrency: concurrency.clamp(1, 256),
+        retries: retries.min(10),
+        ..Options::default()
+    };
+    let results = run(py, async move { registry::check(&refs, &opts).await })?;
+    results.iter().map(|r| result_dict(py, r)).collect()
+}
+
+/// Checks which of `names` the local engine (Docker socket, else podman) has.
+#[pyfunction]
+#[pyo3(signature = (names, *, timeout=10.0))]
+fn check_local<'py>(py: Python<'py>, names: Vec<String>, timeout: f64) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let timeout = seconds("timeout", timeout)?;
+    let results = run(py, async move { registry::check_local(&names, timeout).await })?;
+    results.iter().map(|r| result_dict(py, r)).collect()
+}
