@@ -1,0 +1,455 @@
+"""Real servers for the registry tests: the CNCF registry, a docker token server, a fault proxy.
+
+Everything listens on loopback ports chosen by the kernel. Keys and certificates are made with the
+``openssl`` program; htpasswd files with ``htpasswd -B`` (apache2-utils).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import os
+import shutil
+import socket
+import socketserver
+import ssl
+import subprocess
+import tarfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MT_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MT_INDEX = "application/vnd.oci.image.index.v1+json"
+MT_CONFIG = "application/vnd.docker.container.image.v1+json"
+MT_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def need(program: str) -> str:
+    """The program's path; fails loudly under CI, skips elsewhere, when it is missing."""
+    import pytest
+
+    path = shutil.which(program)
+    if path is None:
+        message = f"{program} is not installed (scripts/setup.sh installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def run(*cmd: str, stdin: bytes | None = None) -> bytes:
+    return subprocess.run(cmd, input=stdin, check=True, capture_output=True).stdout
+
+
+# ---------------------------------------------------------------------------------------- TLS
+
+
+@dataclass
+class Pki:
+    dir: Path
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    token_cert: Path
+    token_key: Path
+    token_kid: str
+
+
+def make_pki(d: Path) -> Pki:
+    """A test CA, a server certificate for localhost/127.0.0.1 signed by it, and a token-signing key."""
+    openssl = need("openssl")
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = d / "ca.key", d / "ca.pem"
+    run(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca_cert),
+        "-days", "2", "-subj", "/CN=imagespec test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    key, csr, cert = d / "server.key", d / "server.csr", d / "server.pem"
+    run(openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=localhost")
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    run(openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    tkey, tcert = d / "token.key", d / "token.pem"
+    run(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tkey), "-out", str(tcert),
+        "-days", "2", "-subj", "/CN=imagespec test token issuer")
+    spki = run(openssl, "pkey", "-in", str(tkey), "-pubout", "-outform", "DER")
+    # libtrust key id: base32 of the first 240 bits of SHA-256(SPKI), in groups of four.
+    b32 = base64.b32encode(hashlib.sha256(spki).digest()[:30]).decode()
+    kid = ":".join(b32[i : i + 4] for i in range(0, 48, 4))
+    return Pki(d, ca_cert, cert, key, tcert, tkey, kid)
+
+
+# ----------------------------------------------------------------------------------- registry
+
+
+@dataclass
+class Registry:
+    """A running ``docker-registry``; ``host`` is what references name (``127.0.0.1:PORT``)."""
+
+    host: str
+    proc: subprocess.Popen[bytes]
+    scheme: str = "http"
+    log: Path | None = None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_registry(
+    workdir: Path,
+    storage: Path,
+    *,
+    auth: dict[str, Any] | None = None,
+    tls: Pki | None = None,
+    hostname: str = "127.0.0.1",
+) -> Registry:
+    exe = need("docker-registry")
+    port = free_port()
+    http_cfg: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": "imagespec-test"}
+    if tls is not None:
+        http_cfg["tls"] = {"certificate": str(tls.server_cert), "key": str(tls.server_key)}
+    cfg: dict[str, Any] = {
+        "version": 0.1,
+        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
+        "http": http_cfg,
+    }
+    if auth:
+        cfg["auth"] = auth
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / f"registry-{port}.yml"
+    conf.write_text(json.dumps(cfg))  # JSON is YAML
+    log = workdir / f"registry-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([exe, "serve", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+    reg = Registry(f"{hostname}:{port}", proc, "https" if tls else "http", log)
+    ctx = ssl.create_default_context(cafile=str(tls.ca_cert)) if tls else None
+    deadline = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
+        conn = (
+            http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=ctx)
+            if ctx
+            else http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        )
+        try:
+            conn.request("GET", "/v2/")
+            if conn.getresponse().status in (200, 401):
+                return reg
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        if time.monotonic() > deadline:
+            reg.stop()
+            raise RuntimeError(f"docker-registry did not answer on port {port}: {log.read_text()[-2000:]}")
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------------- pushing
+
+
+def _digest(b: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def _layer(text: bytes) -> tuple[bytes, bytes]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        ti = tarfile.TarInfo("placeholder.txt")
+        ti.size, ti.mtime, ti.mode = len(text), 0, 0o644
+        tar.addfile(ti, io.BytesIO(text))
+    raw = buf.getvalue()
+    return raw, gzip.compress(raw, mtime=0)
+
+
+class Pusher:
+    """Pushes small real images (blobs, then manifests) to a plain-HTTP registry."""
+
+    def __init__(self, host: str) -> None:
+        h, p = host.rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(h, int(p), timeout=30)
+
+    def req(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+            ok: tuple[int, ...] = (200, 201, 202, 204)) -> http.client.HTTPResponse:
+        self.conn.request(method, path, body=body, headers=headers or {})
+        r = self.conn.getresponse()
+        data = r.read()
+        if r.status not in ok:
+            raise RuntimeError(f"{method} {path}: {r.status} {data[:300]!r}")
+        return r
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def blob(self, repo: str, data: bytes) -> str:
+        d = _digest(data)
+        if self.req("HEAD", f"/v2/{repo}/blobs/{d}", ok=(200, 404)).status == 200:
+            return d
+        loc = self.req("POST", f"/v2/{repo}/blobs/uploads/").getheader("Location") or ""
+        if loc.startswith("http"):
+            loc = "/" + loc.split("/", 3)[3]
+        sep = "&" if "?" in loc else "?"
+        self.req("PUT", f"{loc}{sep}digest={d}", body=data,
+                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
+        return d
+
+    def image(self, repo: str, tag: str | None, arch: str = "amd64", variant: str | None = None) -> dict[str, Any]:
+        """Pushes a one-layer image; returns its manifest descriptor (digest, size, mediaType)."""
+        raw, gz = _layer(f"imagespec test image {arch}\n".encode())
+        cfg: dict[str, Any] = {"architecture": arch, "os": "linux",
+                               "rootfs": {"type": "layers", "diff_ids": [_digest(raw)]}}
+        if variant:
+            cfg["variant"] = variant
+        config = json.dumps(cfg, sort_keys=True).encode()
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": MT_MANIFEST,
+            "config": {"mediaType": MT_CONFIG, "size": len(config), "digest": self.blob(repo, config)},
+            "layers": [{"mediaType": MT_LAYER, "size": len(gz), "digest": self.blob(repo, gz)}],
+        }).encode()
+        ref = tag or _digest(manifest)
+        self.req("PUT", f"/v2/{repo}/manifests/{ref}", body=manifest, headers={"Content-Type": MT_MANIFEST})
+        return {"mediaType": MT_MANIFEST, "digest": _digest(manifest), "size": len(manifest)}
+
+    def index(self, repo: str, tag: str, platforms: list[tuple[str, str | None]]) -> str:
+        """Pushes a multi-platform index over one image per (arch, variant); returns its digest."""
+        entries = []
+        for arch, variant in platforms:
+            desc = self.image(repo, None, arch, variant)
+            plat = {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}
+            entries.append({**desc, "platform": plat})
+        index = json.dumps({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": entries}).encode()
+        self.req("PUT", f"/v2/{repo}/manifests/{tag}", body=index, headers={"Content-Type": MT_INDEX})
+        return _digest(index)
+
+
+# -------------------------------------------------------------------------------- token server
+
+
+@dataclass
+class TokenServer:
+    """A docker token endpoint: anonymous pull on ``public/*``, everything for the test user."""
+
+    pki: Pki
+    service: str
+    users: dict[str, str]
+    issuer: str = "imagespec-test-issuer"
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    server: socketserver.ThreadingTCPServer | None = None
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def sign(self, payload: dict[str, Any]) -> str:
+        def b64(b: bytes) -> str:
+            return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+        header = {"typ": "JWT", "alg": "RS256", "kid": self.pki.token_kid}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+        sig = run("openssl", "dgst", "-sha256", "-sign", str(self.pki.token_key), stdin=signing_input.encode())
+        return f"{signing_input}.{b64(sig)}"
+
+    def grant(self, user: str | None, scope: str) -> list[dict[str, Any]]:
+        parts = scope.split(":")
+        if len(parts) != 3 or parts[0] != "repository":
+            return []
+        name, actions = parts[1], parts[2].split(",")
+        if user is None and not name.startswith("public/"):
+            return []
+        return [{"type": "repository", "name": name, "actions": actions if user else ["pull"]}]
+
+    def handle(self, path: str, authorization: str | None) -> tuple[int, bytes]:
+        url = urllib.parse.urlsplit(path)
+        query = urllib.parse.parse_qs(url.query)
+        user = None
+        if authorization:
+            if not authorization.startswith("Basic "):
+                return 401, b'{"details": "only Basic"}'
+            u, _, p = base64.b64decode(authorization[6:]).decode().partition(":")
+            if self.users.get(u) != p:
+                return 401, b'{"details": "bad credentials"}'
+            user = u
+        self.requests.append({"path": path, "user": user, "scope": query.get("scope", [""])[0]})
+        now = int(time.time())
+        access = [a for s in query.get("scope", []) for a in self.grant(user, s)]
+        token = self.sign({
+            "iss": self.issuer, "sub": user or "", "aud": query.get("service", [""])[0],
+            "exp": now + 300, "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access,
+        })
+        return 200, json.dumps({"token": token, "expires_in": 300, "issued_at": ""}).encode()
+
+    def start(self) -> TokenServer:
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                req = read_request(self.rfile)
+                if req is None:
+                    return
+                status, body = owner.handle(req.path, req.headers.get("authorization"))
+                send(self.wfile, status, {"Content-Type": "application/json"}, body)
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+# ------------------------------------------------------------------------------- raw HTTP bits
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@dataclass
+class RawRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def read_request(rfile: Any) -> RawRequest | None:
+    line = rfile.readline(65536)
+    if not line:
+        return None
+    parts = line.decode("latin-1").split()
+    if len(parts) < 2:
+        return None
+    headers: dict[str, str] = {}
+    while True:
+        h = rfile.readline(65536).decode("latin-1")
+        if h in ("\r\n", "\n", ""):
+            break
+        k, _, v = h.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0") or 0)
+    body = rfile.read(n) if n else b""
+    return RawRequest(parts[0], parts[1], headers, body)
+
+
+def send(wfile: Any, status: int, headers: dict[str, str], body: bytes = b"", head: bool = False) -> None:
+    out = [f"HTTP/1.1 {status} X"]
+    headers = {"Content-Length": str(len(body)), **headers}
+    out += [f"{k}: {v}" for k, v in headers.items()]
+    wfile.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + (b"" if head else body))
+    wfile.flush()
+
+
+# ---------------------------------------------------------------------------------- fault proxy
+
+# A fault: given the request and how many times this path was seen, either returns True after
+# answering (or breaking) the connection itself, or returns False to forward it upstream.
+Fault = Callable[["FaultProxy", RawRequest, int, Any, socket.socket], bool]
+
+
+class FaultProxy:
+    """Forwards to an upstream registry over plain HTTP, except where ``fault`` intervenes.
+
+    ``fault`` applies to requests whose path contains ``match`` (default: manifest requests).
+    Every request is recorded as (method, path, headers, time).
+    """
+
+    def __init__(self, upstream: str, bind: str = "127.0.0.1") -> None:
+        self.upstream = upstream
+        self.fault: Fault | None = None
+        self.match = "/manifests/"
+        self.seen: list[tuple[str, str, dict[str, str], float]] = []
+        self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                h, p = owner.upstream.rsplit(":", 1)
+                up = http.client.HTTPConnection(h, int(p), timeout=30)
+                try:
+                    while self.one(up):
+                        pass
+                except (OSError, ValueError):
+                    pass
+                finally:
+                    up.close()
+
+            def one(self, up: http.client.HTTPConnection) -> bool:
+                if self.rfile.peek(1)[:1] == b"\x16":
+                    # A TLS ClientHello: answer as Go's HTTP servers do.
+                    send(self.wfile, 400, {"Connection": "close"}, b"Bad Request")
+                    return False
+                req = read_request(self.rfile)
+                if req is None:
+                    return False
+                with owner.lock:
+                    owner.seen.append((req.method, req.path, req.headers, time.monotonic()))
+                    n = owner.counts[req.path] = owner.counts.get(req.path, 0) + 1
+                fault = owner.fault
+                if fault is not None and owner.match in req.path:
+                    if fault(owner, req, n, self.wfile, self.connection):
+                        return True
+                hdrs = {k: v for k, v in req.headers.items() if k not in ("host", "connection")}
+                up.request(req.method, req.path, body=req.body or None, headers=hdrs)
+                r = up.getresponse()
+                body = r.read()
+                out = {k: v for k, v in r.getheaders() if k.lower() not in ("content-length", "connection")}
+                if req.method == "HEAD":
+                    out["Content-Length"] = r.getheader("Content-Length") or "0"
+                send(self.wfile, r.status, out, body, head=req.method == "HEAD")
+                return True
+
+        self.server = Server((bind, 0), Handler)
+        self.port = self.server.server_address[1]
+        self.host = f"{bind}:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self, fault: Fault | None = None, match: str = "/manifests/") -> None:
+        with self.lock:
+            self.fault, self.match = fault, match
+            self.seen.clear()
+            self.counts.clear()
+
+    def requests_to(self, fragment: str) -> list[tuple[str, str, dict[str, str], float]]:
+        with self.lock:
+            return [s for s in self.seen if fragment in s[1]]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hard_close(sock: socket.socket) -> None:
+    """Closes with a TCP reset (SO_LINGER 0)."""
+    import struct
+
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
