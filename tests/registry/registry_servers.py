@@ -452,4 +452,6 @@ def hard_close(sock: socket.socket) -> None:
     import struct
 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
+    # The handler's file objects share the socket; detach so that closing the descriptor here is
+    # final (and their later use fails with OSError instead of touching a reused descriptor).
+    os.close(sock.detach())
