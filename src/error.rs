@@ -35,4 +35,4 @@ impl Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, Error>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,3 @@
+from imagespec.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Typed stubs of the Rust extension: the thin layer over imagespec's core."""
+
+from os import PathLike
+from typing import Any, Final
+
+__version__: Final[str]
+RECIPE_VERSION: Final[int]
+FIELDS: Final[list[str]]
+
+class ImageSpecError(Exception):
+    """Base class of every imagespec error."""
+
+    field: str | None
+
+class SpecError(ImageSpecError):
+    """A spec field or spec file has a value that is not allowed."""
+
+    path: str
+    line: int
+    column: int
+
+class SourceError(ImageSpecError):
+    """A file or folder the spec names is missing or unreadable."""
+
+    path: str
+
+class Spec:
+    """A validated, normalised spec."""
+
+    def __new__(
+        cls,
+        fields: dict[str, Any],
+        *,
+        python_version: str,
+        base_dir: str | PathLike[str] | None = None,
+        force_push: bool = False,
+    ) -> Spec: ...
+    def to_dict(self, *, redact: bool = False) -> dict[str, Any]: ...
+    def to_yaml(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def canonical(self) -> str: ...
+    @property
+    def force_push(self) -> bool: ...
+    @property
+    def repository(self) -> str: ...
+    @property
+    def copy_root(self) -> str: ...
+    @property
+    def effective_copy_mode(self) -> str: ...
+    @property
+    def uses_loaded_modules(self) -> bool: ...
+    @property
+    def base_spec(self) -> Spec | None: ...
+    def with_force_push(self, force_push: bool) -> Spec: ...
+    def tag(self, loaded_modules: list[str] | None = None) -> str: ...
+    def image_name(self, loaded_modules: list[str] | None = None) -> str: ...
+    def tag_inputs(self, loaded_modules: list[str] | None = None) -> dict[str, Any]: ...
+
+def load_yaml(path: str | PathLike[str], *, python_version: str) -> Spec: ...

@@ -1,0 +1,98 @@
+"""The `imagespec` command line.
+
+Exit codes: 0 success; 1 a spec, file or registry error (the message says which); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from imagespec import _core
+from imagespec._spec import ImageSpec
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _load_module_specs(path: Path) -> list[tuple[str, ImageSpec]]:
+    """The module-level ImageSpec values of a Python file, imported as `python FILE` would."""
+    import importlib.util
+
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    module_spec = importlib.util.spec_from_file_location(path.stem, path)
+    if module_spec is None or module_spec.loader is None:
+        raise _core.SpecError(f"{path}: not a Python file that can be imported")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[path.stem] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except _core.ImageSpecError:
+        raise
+    except BaseException as e:
+        raise _core.SpecError(f"{path}: importing it failed: {type(e).__name__}: {e}") from e
+    found: dict[ImageSpec, str] = {}
+    for name, value in vars(module).items():
+        if isinstance(value, ImageSpec) and value not in found:
+            found[value] = name
+    return [(name, spec) for spec, name in found.items()]
+
+
+def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
+    """Specs named by a CLI argument: a YAML spec file or a Python file."""
+    path = Path(target)
+    if not path.is_file():
+        raise _core.SpecError(f"{target}: no such file; give a spec YAML file or a Python file")
+    if path.suffix == ".py":
+        specs = _load_module_specs(path)
+        if not specs:
+            raise _core.SpecError(f"{target}: defines no ImageSpec at module level")
+        return specs
+    return [(path.stem, ImageSpec.from_yaml(path))]
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    rows: list[dict[str, Any]] = []
+    for label, spec in load_specs(args.target):
+        rows.append({"name": label, "image": spec.image_name(), "tag": spec.tag, "id": spec.id})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(row["image"])
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagespec",
+        description="Declare container images in Python; tag them by content, build only what is missing.",
+    )
+    parser.add_argument("--version", action="version", version=f"imagespec {_core.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    tag = commands.add_parser(
+        "tag",
+        help="print the full image name (registry/name:tag) of each spec",
+        description="Print the full image name of a spec YAML file, or of each ImageSpec in a Python file.",
+    )
+    tag.add_argument("target", metavar="SPEC.yaml|FILE.py")
+    tag.add_argument("--json", action="store_true", help="print name, image, tag and id as JSON")
+    tag.set_defaults(func=_cmd_tag)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except _core.ImageSpecError as e:
+        print(f"imagespec: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
