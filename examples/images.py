@@ -9,4 +9,6 @@ pandas_image = ImageSpec(
     registry="localhost:30000",
     python_version="3.11",
 )
-sklearn_image = ImageSpec(name="sklearn", packages=["scikit-learn"], registry="localhost:30000", python_version="3.11")
+sklearn_image = ImageSpec(
+    name="sklearn", packages=["scikit-learn"], registry="localhost:30000", python_version="3.11"
+)

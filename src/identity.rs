@@ -44,12 +44,21 @@ pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
     let stripped = |s: &str| Value::Str(strip_userinfo(s));
     vec![
         ("python_version", Value::opt_str(spec.python_version.as_deref())),
-        ("source_copy_mode", Value::str(spec.effective_copy_mode().as_str())),
-        ("env", Value::Map(spec.env.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect())),
+        (
+            "source_copy_mode",
+            Value::str(spec.effective_copy_mode().as_str()),
+        ),
+        (
+            "env",
+            Value::Map(spec.env.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect()),
+        ),
         ("packages", Value::strs(&spec.packages)),
         ("conda_packages", Value::strs(&spec.conda_packages)),
         ("conda_channels", Value::strs(&spec.conda_channels)),
-        ("requirements", Value::opt_str(spec.requirements.as_deref().and_then(file_name))),
+        (
+            "requirements",
+            Value::opt_str(spec.requirements.as_deref().and_then(file_name)),
+        ),
         ("apt_packages", Value::strs(&spec.apt_packages)),
         ("cuda", Value::opt_str(spec.cuda.as_deref())),
         ("cudnn", Value::opt_str(spec.cudnn.as_deref())),
@@ -58,14 +67,28 @@ pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
             match &spec.base_image {
                 None => Value::Null,
                 Some(BaseImage::Name(n)) => Value::str(n),
-                Some(BaseImage::Spec(s)) => Value::Map([("spec_id".to_owned(), Value::Str(spec_id(s)))].into()),
+                Some(BaseImage::Spec(s)) => {
+                    Value::Map([("spec_id".to_owned(), Value::Str(spec_id(s)))].into())
+                }
             },
         ),
         ("platform", Value::str(&spec.platform)),
-        ("pip_index", spec.pip_index.as_deref().map_or(Value::Null, stripped)),
-        ("pip_extra_index_url", Value::List(spec.pip_extra_index_url.iter().map(|u| stripped(u)).collect())),
-        ("pip_extra_args", spec.pip_extra_args.as_deref().map_or(Value::Null, stripped)),
-        ("entrypoint", spec.entrypoint.as_ref().map_or(Value::Null, |e| Value::strs(e))),
+        (
+            "pip_index",
+            spec.pip_index.as_deref().map_or(Value::Null, stripped),
+        ),
+        (
+            "pip_extra_index_url",
+            Value::List(spec.pip_extra_index_url.iter().map(|u| stripped(u)).collect()),
+        ),
+        (
+            "pip_extra_args",
+            spec.pip_extra_args.as_deref().map_or(Value::Null, stripped),
+        ),
+        (
+            "entrypoint",
+            spec.entrypoint.as_ref().map_or(Value::Null, |e| Value::strs(e)),
+        ),
         ("commands", Value::strs(&spec.commands)),
         ("copy", Value::strs(&spec.copy)),
         ("python_exec", Value::opt_str(spec.python_exec.as_deref())),
@@ -86,15 +109,27 @@ fn field_digests(spec: &Spec) -> BTreeMap<&'static str, Digest> {
 }
 
 fn bytes_map<K: AsRef<str>>(digests: &BTreeMap<K, Digest>) -> Value {
-    Value::Map(digests.iter().map(|(k, d)| (k.as_ref().to_owned(), Value::Bytes(d.to_vec()))).collect())
+    Value::Map(
+        digests
+            .iter()
+            .map(|(k, d)| (k.as_ref().to_owned(), Value::Bytes(d.to_vec())))
+            .collect(),
+    )
 }
 
 fn id_root_of(fields: &BTreeMap<&'static str, Digest>) -> Digest {
-    Value::List(vec![Value::str("imagespec-id"), Value::Int(ID_SCHEME), bytes_map(fields)]).digest()
+    Value::List(vec![
+        Value::str("imagespec-id"),
+        Value::Int(ID_SCHEME),
+        bytes_map(fields),
+    ])
+    .digest()
 }
 
 fn encode_hash(root: &Digest) -> String {
-    data_encoding::BASE32_NOPAD.encode(&root[..HASH_BYTES]).to_ascii_lowercase()
+    data_encoding::BASE32_NOPAD
+        .encode(&root[..HASH_BYTES])
+        .to_ascii_lowercase()
 }
 
 /// The spec's identity: from its fields alone, no file read, nothing about the machine.
@@ -111,9 +146,12 @@ fn file_digest(f: &SourceFile) -> Digest {
             Value::Bytes(sha256.to_vec()),
         ])
         .digest(),
-        FileKind::Symlink { target } => {
-            Value::List(vec![Value::str("symlink"), Value::str(&f.path), Value::str(target)]).digest()
-        }
+        FileKind::Symlink { target } => Value::List(vec![
+            Value::str("symlink"),
+            Value::str(&f.path),
+            Value::str(target),
+        ])
+        .digest(),
     }
 }
 
@@ -137,7 +175,11 @@ fn requirements_files(req: &Path, out: &mut BTreeMap<String, Digest>) -> Result<
     if name == "uv.lock" || name == "poetry.lock" {
         let pyproject = dir.join("pyproject.toml");
         if !pyproject.is_file() {
-            return Err(Error::source(field, &pyproject, format!("{name} needs the pyproject.toml beside it")));
+            return Err(Error::source(
+                field,
+                &pyproject,
+                format!("{name} needs the pyproject.toml beside it"),
+            ));
         }
         add_files(out, field, source::hash_path(dir, "pyproject.toml", field)?);
     }
@@ -145,13 +187,19 @@ fn requirements_files(req: &Path, out: &mut BTreeMap<String, Digest>) -> Result<
 }
 
 fn source_files(spec: &Spec, loaded: Option<&[PathBuf]>, out: &mut BTreeMap<String, Digest>) -> Result<()> {
-    let Some(root) = &spec.source_root else { return Ok(()) };
+    let Some(root) = &spec.source_root else {
+        return Ok(());
+    };
     let mode = spec.effective_copy_mode();
     if mode == CopyMode::NoCopy {
         return Ok(());
     }
     if !root.is_dir() {
-        return Err(Error::source("source_root", root, "is not a folder; fix the path or leave source_root unset"));
+        return Err(Error::source(
+            "source_root",
+            root,
+            "is not a folder; fix the path or leave source_root unset",
+        ));
     }
     let files = match mode {
         CopyMode::All => source::hash_all(root, "source_root")?,
@@ -161,9 +209,9 @@ fn source_files(spec: &Spec, loaded: Option<&[PathBuf]>, out: &mut BTreeMap<Stri
                 .unwrap_or_default()
                 .iter()
                 .filter(|p| {
-                    !p.components().any(|c| {
-                        matches!(c, Component::Normal(n) if n == "site-packages" || n == "dist-packages")
-                    })
+                    !p.components().any(
+                        |c| matches!(c, Component::Normal(n) if n == "site-packages" || n == "dist-packages"),
+                    )
                 })
                 .cloned()
                 .collect();
@@ -185,7 +233,11 @@ pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> 
     }
     source_files(spec, loaded, &mut files)?;
     for entry in &spec.copy {
-        add_files(&mut files, "copy", source::hash_path(&spec.copy_root, entry, "copy")?);
+        add_files(
+            &mut files,
+            "copy",
+            source::hash_path(&spec.copy_root, entry, "copy")?,
+        );
     }
     let base_image = match &spec.base_image {
         Some(BaseImage::Spec(base)) => Some(image_name(base, loaded)?),
@@ -205,7 +257,15 @@ pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> 
         Some(fmt) => fmt.replace("{spec_hash}", &hash),
         None => hash,
     };
-    Ok(TagInputs { id: encode_hash(&id_root), id_root, fields, files, base_image, root, tag })
+    Ok(TagInputs {
+        id: encode_hash(&id_root),
+        id_root,
+        fields,
+        files,
+        base_image,
+        root,
+        tag,
+    })
 }
 
 /// `registry/name:tag`, or `name:tag` without a registry.

@@ -76,7 +76,12 @@ def test_every_field_is_accepted_and_normalised(tmp_path: Path, monkeypatch: pyt
     assert spec.copy == ("conf", "data/x.csv")
     assert spec.python_exec == "/usr/bin/python3"
     assert spec.runtime_packages == ("polars",)
-    assert dict(spec.builder_options or {}) == {"insecure_registries": ["r.local"], "n": 1, "f": 0.5, "b": True}
+    assert dict(spec.builder_options or {}) == {
+        "insecure_registries": ["r.local"],
+        "n": 1,
+        "f": 0.5,
+        "b": True,
+    }
     assert dict(spec.builder_config or {}) == {"uv_image": "uv:0.4"}
     assert set(spec.to_dict()) == set(imagespec._core.FIELDS)
 

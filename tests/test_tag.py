@@ -98,7 +98,9 @@ def test_non_content_changes_keep_the_tag(project: Path, change: object) -> None
         {"builder_options": {"insecure_registries": ["x"]}},
     ],
 )
-def test_fields_that_cannot_change_the_content_keep_tag_and_id(project: Path, fields: dict[str, object]) -> None:
+def test_fields_that_cannot_change_the_content_keep_tag_and_id(
+    project: Path, fields: dict[str, object]
+) -> None:
     base = spec_in(project)
     other = base.replace(**fields)
     assert (other.tag, other.id) == (base.tag, base.id)
@@ -149,8 +151,12 @@ def test_tag_format(project: Path) -> None:
 
 
 def test_url_credentials_never_enter_the_hash() -> None:
-    a = ImageSpec(pip_index="https://alice:pw1secret@pypi.example.com/simple", pip_extra_args="-i https://t@x.io/s")
-    b = ImageSpec(pip_index="https://bob:pw2secret@pypi.example.com/simple", pip_extra_args="-i https://u@x.io/s")
+    a = ImageSpec(
+        pip_index="https://alice:pw1secret@pypi.example.com/simple", pip_extra_args="-i https://t@x.io/s"
+    )
+    b = ImageSpec(
+        pip_index="https://bob:pw2secret@pypi.example.com/simple", pip_extra_args="-i https://u@x.io/s"
+    )
     c = ImageSpec(pip_index="https://pypi.example.com/simple", pip_extra_args="-i https://x.io/s")
     assert a.tag == b.tag == c.tag
     assert a.id == c.id
@@ -296,7 +302,9 @@ def test_id_is_the_same_on_the_laptop_and_in_the_image(tmp_path: Path) -> None:
     """The spec evaluated in /home/... and in the image's /root (no requirements there) has one id."""
     laptop = write_tree(tmp_path / "home" / "me" / "proj", {"wf.py": SCRIPT, "requirements.txt": "pandas\n"})
     image_root = write_tree(tmp_path / "image" / "root", {"wf.py": SCRIPT})  # requirements not copied
-    laptop_id, outside = run_python("exec(open('wf.py').read().replace('__file__', repr('wf.py')))", laptop).split()
+    laptop_id, outside = run_python(
+        "exec(open('wf.py').read().replace('__file__', repr('wf.py')))", laptop
+    ).split()
     assert outside == "True"
     env = {"_F_IMG_ID": laptop_id}
     image_id, inside = run_python(

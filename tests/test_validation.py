@@ -10,7 +10,10 @@ from imagespec import ImageSpec, ImageSpecError, SpecError
 
 BAD: list[tuple[dict[str, Any], str]] = [
     # unknown keyword: the closest field, then the valid ones
-    ({"pakages": ["a"]}, r"pakages: unknown field 'pakages'\. Did you mean 'packages'\? Valid fields: name, "),
+    (
+        {"pakages": ["a"]},
+        r"pakages: unknown field 'pakages'\. Did you mean 'packages'\? Valid fields: name, ",
+    ),
     ({"zzzzzzzzzz": 1}, r"unknown field 'zzzzzzzzzz'\. Valid fields:"),
     # names and registries
     ({"name": "my image"}, r"name: \"my image\": \"my image\" is not a valid repository name part"),
@@ -26,7 +29,10 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"registry": "localhost:99999"}, r"registry: \"localhost:99999\": port \"99999\" is not a number"),
     ({"registry": "bad_host.io:5000"}, r"registry: .*\"bad_host\.io\" is not a valid host name"),
     # types
-    ({"packages": "pandas"}, r"packages: must be a list of strings, got str \(wrap a single value in a list\)"),
+    (
+        {"packages": "pandas"},
+        r"packages: must be a list of strings, got str \(wrap a single value in a list\)",
+    ),
     ({"packages": ["a", 1]}, r"packages\[1\]: must be a string, got int"),
     ({"apt_packages": [None]}, r"apt_packages\[0\]: must be a string, got NoneType"),
     ({"commands": {"a": 1}}, r"commands: must be a list of strings, got dict"),
@@ -38,11 +44,17 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"env": {"": "x"}}, r"env: \"\" is not a valid variable name"),
     ({"pip_secret_mounts": [("a",)]}, r"pip_secret_mounts\[0\]: must be a \(source, target\) pair"),
     ({"pip_secret_mounts": "a"}, r"pip_secret_mounts: must be a list of \(source, target\) pairs"),
-    ({"pip_secret_mounts": [("a", "rel/path")]}, r"pip_secret_mounts\[0\]: target \"rel/path\" must be an absolute"),
+    (
+        {"pip_secret_mounts": [("a", "rel/path")]},
+        r"pip_secret_mounts\[0\]: target \"rel/path\" must be an absolute",
+    ),
     ({"builder_options": {"a": object()}}, r"builder_options\[\"a\"\]: values must be strings, numbers"),
     ({"builder_options": {1: "a"}}, r"builder_options: keys must be strings, got int"),
     ({"builder_config": []}, r"builder_config: must be a dict, got list"),
-    ({"base_image": 3}, r"base_image: must be an image reference string, an ImageSpec or a dict of its fields, got int"),
+    (
+        {"base_image": 3},
+        r"base_image: must be an image reference string, an ImageSpec or a dict of its fields, got int",
+    ),
     ({"base_image": "has space:1"}, r"base_image: \"has space:1\" is not an image reference"),
     # NUL bytes anywhere
     ({"packages": ["pan\0das"]}, r"packages\[0\]: contains a NUL byte"),
@@ -63,7 +75,10 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"copy": ["."]}, r"copy: \"\.\" names no file or folder"),
     # tag_format
     ({"tag_format": "v1"}, r"tag_format: \"v1\" must contain '\{spec_hash\}'"),
-    ({"tag_format": "{spec_hash}-{other}"}, r"tag_format: .* the only placeholder allowed is '\{spec_hash\}'"),
+    (
+        {"tag_format": "{spec_hash}-{other}"},
+        r"tag_format: .* the only placeholder allowed is '\{spec_hash\}'",
+    ),
     ({"tag_format": "-{spec_hash}"}, r"tag_format: .* does not give a valid tag"),
     ({"tag_format": "{spec_hash}/x"}, r"tag_format: .* does not give a valid tag"),
     ({"tag_format": "{spec_hash}" + "x" * 97}, r"tag_format: .* at most 128 characters"),
@@ -71,7 +86,10 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"source_copy_mode": "SOME"}, r"source_copy_mode: \"SOME\" is not one of ALL, LOADED_MODULES, NO_COPY"),
     ({"platform": "linux"}, r"platform: \"linux\" is not os/arch\[/variant\]"),
     ({"platform": "linux/amd64,"}, r"platform: \"\" is not os/arch"),
-    ({"pip_index": "pypi.org/simple"}, r"pip_index: \"pypi\.org/simple\" is not an http\(s\):// or file:// URL"),
+    (
+        {"pip_index": "pypi.org/simple"},
+        r"pip_index: \"pypi\.org/simple\" is not an http\(s\):// or file:// URL",
+    ),
     ({"pip_extra_index_url": ["ftp://x"]}, r"pip_extra_index_url\[0\]: \"ftp://x\" is not an http"),
     ({"pip_extra_args": "--a\n--b"}, r"pip_extra_args: .* contains a line break"),
     ({"packages": ["pandas\nRUN rm -rf /"]}, r"packages\[0\]: .* contains a line break"),

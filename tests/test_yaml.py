@@ -26,7 +26,9 @@ def load(tmp_path: Path, text: str) -> ImageSpec:
 
 def test_the_seed_yaml_loads(tmp_path: Path) -> None:
     spec = load(tmp_path, SEED_YAML)
-    assert spec == ImageSpec(python_version="3.11", registry="pingsutw", packages=["sklearn"], env={"Debug": "True"})
+    assert spec == ImageSpec(
+        python_version="3.11", registry="pingsutw", packages=["sklearn"], env={"Debug": "True"}
+    )
     assert spec.image_name().startswith("pingsutw/imagespec:")
 
 
@@ -70,7 +72,11 @@ def test_nested_base_image_mapping(tmp_path: Path) -> None:
 
 BAD_YAML = [
     ("pakages: [a]\n", 1, r"unknown field 'pakages'\. Did you mean 'packages'\?"),
-    ("name: x\npackages: pandas\n", 2, r"packages: invalid type: string \"pandas\", expected a list of strings"),
+    (
+        "name: x\npackages: pandas\n",
+        2,
+        r"packages: invalid type: string \"pandas\", expected a list of strings",
+    ),
     ("env:\n  A: 1\n  A: 2\n", 2, r"duplicate key `A`"),
     ("name: a\nname: b\n", 1, r"duplicate field `name`"),
     ("- a\n- b\n", 1, r"expected a mapping of ImageSpec fields"),
@@ -98,14 +104,14 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     for prev, cur in zip("abcdefgh", "bcdefghi"):
         layers.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
     text = "builder_options:\n" + "\n".join("  " + line for line in layers) + "\n"
-    with pytest.raises(SpecError, match="repetition limit|recursion limit"):
+    with pytest.raises(SpecError, match=r"repetition limit|recursion limit"):
         load(tmp_path, text)
 
 
 def test_missing_and_binary_files(tmp_path: Path) -> None:
     from imagespec import SourceError
 
-    with pytest.raises(SourceError, match="missing.yaml"):
+    with pytest.raises(SourceError, match=r"missing\.yaml"):
         ImageSpec.from_yaml(tmp_path / "missing.yaml")
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(SourceError, match="is not UTF-8 text"):

@@ -1,7 +1,18 @@
 """Typed stubs of the Rust extension: the thin layer over imagespec's core."""
 
 from os import PathLike
-from typing import Any, Final
+from typing import Any, Final, final
+
+__all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
+    "__version__",
+    "RECIPE_VERSION",
+    "FIELDS",
+    "ImageSpecError",
+    "SpecError",
+    "SourceError",
+    "Spec",
+    "load_yaml",
+]
 
 __version__: Final[str]
 RECIPE_VERSION: Final[int]
@@ -24,6 +35,7 @@ class SourceError(ImageSpecError):
 
     path: str
 
+@final
 class Spec:
     """A validated, normalised spec."""
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from imagespec import _core
+from imagespec import _core as _native
 
 _PATH_FIELDS = ("source_root", "requirements", "registry_config")
 _LIST_FIELDS = (
@@ -120,7 +120,7 @@ class ImageSpec:
         "tag_format",
     )
 
-    _core: _core.Spec
+    _core: _native.Spec
     _base: ImageSpec | None
     name: str
     python_version: str | None
@@ -191,26 +191,32 @@ class ImageSpec:
 
         def __init__(self, *args, **fields):
             if args:
-                raise TypeError(
-                    "ImageSpec takes keyword arguments only, e.g. ImageSpec(name='my-image', packages=['pandas'])"
-                )
-            force = fields.pop("_force_push", None)
-            base_dir = fields.pop("_base_dir", None)
-            if force is None:
-                force = _env_flag(_FORCE_PUSH_VARS)
-            core_fields = {k: _to_core_value(k, v) for k, v in fields.items()}
-            core = _core.Spec(
-                core_fields, python_version=_python_version(), base_dir=base_dir, force_push=bool(force)
-            )
-            base = fields.get("base_image")
-            self._init_from_core(core, base if isinstance(base, ImageSpec) else None)
+                example = "ImageSpec(name='my-image', packages=['pandas'])"
+                raise TypeError(f"ImageSpec takes keyword arguments only, e.g. {example}")
+            self._init(fields, None, None)
 
-    def _init_from_core(self, core: _core.Spec, base: ImageSpec | None) -> None:
+    def _init(self, fields: dict[str, Any], force_push: bool | None, base_dir: str | None) -> None:
+        if force_push is None:
+            force_push = _env_flag(_FORCE_PUSH_VARS)
+        core_fields = {k: _to_core_value(k, v) for k, v in fields.items()}
+        core = _native.Spec(
+            core_fields, python_version=_python_version(), base_dir=base_dir, force_push=force_push
+        )
+        base = fields.get("base_image")
+        self._init_from_core(core, base if isinstance(base, ImageSpec) else None)
+
+    @classmethod
+    def _build(cls, fields: dict[str, Any], *, force_push: bool, base_dir: str) -> ImageSpec:
+        spec = cls.__new__(cls)
+        spec._init(fields, force_push, base_dir)
+        return spec
+
+    def _init_from_core(self, core: _native.Spec, base: ImageSpec | None) -> None:
         if base is None and core.base_spec is not None:
             base = ImageSpec._from_core(core.base_spec)
         values = core.to_dict()
         values.pop("base_image", None)
-        for field in _core.FIELDS:
+        for field in _native.FIELDS:
             if field == "base_image":
                 continue
             value = values.get(field)
@@ -228,7 +234,7 @@ class ImageSpec:
         object.__setattr__(self, "_base", base)
 
     @classmethod
-    def _from_core(cls, core: _core.Spec) -> ImageSpec:
+    def _from_core(cls, core: _native.Spec) -> ImageSpec:
         spec = cls.__new__(cls)
         spec._init_from_core(core, None)
         return spec
@@ -294,14 +300,14 @@ class ImageSpec:
         if self._base is not None:
             fields["base_image"] = self._base
         fields.update(changes)
-        return ImageSpec(**fields, _force_push=self.is_force_push, _base_dir=self._core.copy_root)
+        return ImageSpec._build(fields, force_push=self.is_force_push, base_dir=self._core.copy_root)
 
     def force_push(self) -> ImageSpec:
         """A copy that is built and pushed even when its image exists."""
         return ImageSpec._from_core_with_base(self._core.with_force_push(True), self._base)
 
     @classmethod
-    def _from_core_with_base(cls, core: _core.Spec, base: ImageSpec | None) -> ImageSpec:
+    def _from_core_with_base(cls, core: _native.Spec, base: ImageSpec | None) -> ImageSpec:
         spec = cls.__new__(cls)
         spec._init_from_core(core, base)
         return spec
@@ -345,7 +351,7 @@ class ImageSpec:
         True
         """
         if kwargs.get("python_version") is not None:
-            raise _core.SpecError(
+            raise _native.SpecError(
                 "python_version: cannot be given to from_env; it is this interpreter's version"
             )
         from importlib import metadata
@@ -355,7 +361,7 @@ class ImageSpec:
             try:
                 packages.append(f"{name}=={metadata.version(name)}")
             except metadata.PackageNotFoundError:
-                raise _core.SpecError(
+                raise _native.SpecError(
                     f"pinned_packages: {name!r} is not installed in this environment; install it or remove it"
                 ) from None
         return cls(packages=packages, python_version=_python_version(), **kwargs)
@@ -363,7 +369,7 @@ class ImageSpec:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> ImageSpec:
         """Reads a YAML file with the constructor's keys; relative paths are relative to the file."""
-        spec = cls._from_core(_core.load_yaml(path, python_version=_python_version()))
+        spec = cls._from_core(_native.load_yaml(path, python_version=_python_version()))
         return spec.force_push() if _env_flag(_FORCE_PUSH_VARS) else spec
 
     @classmethod
@@ -402,7 +408,7 @@ class ImageSpec:
         if self._base is None and shown.get("python_version") == _python_version():
             del shown["python_version"]
         parts = []
-        for field in _core.FIELDS:
+        for field in _native.FIELDS:
             if field == "base_image" and self._base is not None:
                 parts.append(f"base_image={self._base!r}")
             elif field in shown:
@@ -421,5 +427,4 @@ class ImageSpec:
 
 
 def _restore(fields: dict[str, Any], force_push: bool, base_dir: str) -> ImageSpec:
-    return ImageSpec(**fields, _force_push=force_push, _base_dir=base_dir)
-
+    return ImageSpec._build(fields, force_push=force_push, base_dir=base_dir)

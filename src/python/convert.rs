@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 type Result<T> = std::result::Result<T, Error>;
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".to_owned())
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
 }
 
 fn opt_str(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<String>> {
@@ -24,8 +27,14 @@ fn opt_str(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<String>> {
 
 fn str_of(field: &str, obj: &Bound<'_, PyAny>) -> Result<String> {
     match obj.cast::<PyString>() {
-        Ok(s) => s.to_cow().map(|c| c.into_owned()).map_err(|_| Error::spec(field, "is not valid Unicode text")),
-        Err(_) => Err(Error::spec(field, format!("must be a string, got {}", type_name(obj)))),
+        Ok(s) => s
+            .to_cow()
+            .map(|c| c.into_owned())
+            .map_err(|_| Error::spec(field, "is not valid Unicode text")),
+        Err(_) => Err(Error::spec(
+            field,
+            format!("must be a string, got {}", type_name(obj)),
+        )),
     }
 }
 
@@ -41,15 +50,25 @@ fn opt_str_list(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Vec<String
         return Ok(None);
     }
     let Some(items) = items_of(obj) else {
-        let hint = if obj.is_instance_of::<PyString>() { " (wrap a single value in a list)" } else { "" };
-        return Err(Error::spec(field, format!("must be a list of strings, got {}{hint}", type_name(obj))));
+        let hint = if obj.is_instance_of::<PyString>() {
+            " (wrap a single value in a list)"
+        } else {
+            ""
+        };
+        return Err(Error::spec(
+            field,
+            format!("must be a list of strings, got {}{hint}", type_name(obj)),
+        ));
     };
     items
         .iter()
         .enumerate()
         .map(|(i, item)| {
             str_of(field, item).map_err(|_| {
-                Error::spec(format!("{field}[{i}]"), format!("must be a string, got {}", type_name(item)))
+                Error::spec(
+                    format!("{field}[{i}]"),
+                    format!("must be a string, got {}", type_name(item)),
+                )
             })
         })
         .collect::<Result<Vec<_>>>()
@@ -61,7 +80,10 @@ fn opt_str_map(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<BTreeMap<St
         return Ok(None);
     }
     let dict = obj.cast::<PyDict>().map_err(|_| {
-        Error::spec(field, format!("must be a dict of strings to strings, got {}", type_name(obj)))
+        Error::spec(
+            field,
+            format!("must be a dict of strings to strings, got {}", type_name(obj)),
+        )
     })?;
     let mut out = BTreeMap::new();
     for (k, v) in dict.iter() {
@@ -78,13 +100,19 @@ fn opt_mounts(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Vec<(String,
         return Ok(None);
     }
     let items = items_of(obj).ok_or_else(|| {
-        Error::spec(field, format!("must be a list of (source, target) pairs, got {}", type_name(obj)))
+        Error::spec(
+            field,
+            format!("must be a list of (source, target) pairs, got {}", type_name(obj)),
+        )
     })?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let f = format!("{field}[{i}]");
         let pair = items_of(item).filter(|p| p.len() == 2).ok_or_else(|| {
-            Error::spec(&f, "must be a (source, target) pair: the secret's file and where it is mounted")
+            Error::spec(
+                &f,
+                "must be a (source, target) pair: the secret's file and where it is mounted",
+            )
         })?;
         out.push((str_of(&f, &pair[0])?, str_of(&f, &pair[1])?));
     }
@@ -98,19 +126,28 @@ pub fn to_value(field: &str, obj: &Bound<'_, PyAny>) -> Result<Value> {
     } else if let Ok(b) = obj.cast::<PyBool>() {
         Ok(Value::Bool(b.is_true()))
     } else if obj.is_instance_of::<PyInt>() {
-        obj.extract::<i64>().map(Value::Int).map_err(|_| Error::spec(field, "integer does not fit in 64 bits"))
+        obj.extract::<i64>()
+            .map(Value::Int)
+            .map_err(|_| Error::spec(field, "integer does not fit in 64 bits"))
     } else if let Ok(f) = obj.cast::<PyFloat>() {
         Ok(Value::Float(f.value()))
     } else if obj.is_instance_of::<PyString>() {
         str_of(field, obj).map(Value::Str)
     } else if let Some(items) = items_of(obj) {
-        items.iter().map(|i| to_value(field, i)).collect::<Result<_>>().map(Value::List)
+        items
+            .iter()
+            .map(|i| to_value(field, i))
+            .collect::<Result<_>>()
+            .map(Value::List)
     } else if let Ok(dict) = obj.cast::<PyDict>() {
         value_map(field, dict).map(Value::Map)
     } else {
         Err(Error::spec(
             field,
-            format!("values must be strings, numbers, booleans, lists or dicts, got {}", type_name(obj)),
+            format!(
+                "values must be strings, numbers, booleans, lists or dicts, got {}",
+                type_name(obj)
+            ),
         ))
     }
 }
@@ -118,8 +155,8 @@ pub fn to_value(field: &str, obj: &Bound<'_, PyAny>) -> Result<Value> {
 fn value_map(field: &str, dict: &Bound<'_, PyDict>) -> Result<Map> {
     let mut out = Map::new();
     for (k, v) in dict.iter() {
-        let key =
-            str_of(field, &k).map_err(|_| Error::spec(field, format!("keys must be strings, got {}", type_name(&k))))?;
+        let key = str_of(field, &k)
+            .map_err(|_| Error::spec(field, format!("keys must be strings, got {}", type_name(&k))))?;
         out.insert(key.clone(), to_value(&format!("{field}[{key:?}]"), &v)?);
     }
     Ok(out)
@@ -129,7 +166,9 @@ fn opt_value_map(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Map>> {
     if obj.is_none() {
         return Ok(None);
     }
-    let dict = obj.cast::<PyDict>().map_err(|_| Error::spec(field, format!("must be a dict, got {}", type_name(obj))))?;
+    let dict = obj
+        .cast::<PyDict>()
+        .map_err(|_| Error::spec(field, format!("must be a dict, got {}", type_name(obj))))?;
     value_map(field, dict).map(Some)
 }
 
@@ -148,7 +187,10 @@ fn opt_base(obj: &Bound<'_, PyAny>) -> Result<Option<RawBase>> {
         Ok(s) => Ok(Some(RawBase::Name(s))),
         Err(_) => Err(Error::spec(
             "base_image",
-            format!("must be an image reference string, an ImageSpec or a dict of its fields, got {}", type_name(obj)),
+            format!(
+                "must be an image reference string, an ImageSpec or a dict of its fields, got {}",
+                type_name(obj)
+            ),
         )),
     }
 }
@@ -204,9 +246,14 @@ pub fn from_value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>
         Value::Float(f) => f.into_pyobject(py)?.into_any(),
         Value::Str(s) => PyString::new(py, s).into_any(),
         Value::Bytes(b) => pyo3::types::PyBytes::new(py, b).into_any(),
-        Value::List(items) => {
-            PyList::new(py, items.iter().map(|i| from_value(py, i)).collect::<PyResult<Vec<_>>>()?)?.into_any()
-        }
+        Value::List(items) => PyList::new(
+            py,
+            items
+                .iter()
+                .map(|i| from_value(py, i))
+                .collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
         Value::Map(m) => {
             let d = PyDict::new(py);
             for (k, v) in m {

@@ -7,9 +7,24 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-create_exception!(imagespec._core, ImageSpecError, PyException, "Base class of every imagespec error.");
-create_exception!(imagespec._core, SpecError, ImageSpecError, "A spec field or spec file has a value that is not allowed.");
-create_exception!(imagespec._core, SourceError, ImageSpecError, "A file or folder the spec names is missing or unreadable.");
+create_exception!(
+    imagespec._core,
+    ImageSpecError,
+    PyException,
+    "Base class of every imagespec error."
+);
+create_exception!(
+    imagespec._core,
+    SpecError,
+    ImageSpecError,
+    "A spec field or spec file has a value that is not allowed."
+);
+create_exception!(
+    imagespec._core,
+    SourceError,
+    ImageSpecError,
+    "A file or folder the spec names is missing or unreadable."
+);
 
 /// Maps a core error to its Python exception, with `field`, `path`, `line`, `column` attributes.
 pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
@@ -21,7 +36,9 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
         let value = err.value(py);
         let _ = value.setattr("field", e.field());
         match &e {
-            crate::Error::Yaml { path, line, column, .. } => {
+            crate::Error::Yaml {
+                path, line, column, ..
+            } => {
                 let _ = value.setattr("path", path);
                 let _ = value.setattr("line", line);
                 let _ = value.setattr("column", column);

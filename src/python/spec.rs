@@ -120,7 +120,10 @@ impl Spec {
     }
 
     fn with_force_push(&self, force_push: bool) -> Spec {
-        Spec::wrap(CoreSpec { force_push, ..self.inner.clone() })
+        Spec::wrap(CoreSpec {
+            force_push,
+            ..self.inner.clone()
+        })
     }
 
     #[pyo3(signature = (loaded_modules=None))]
@@ -132,7 +135,8 @@ impl Spec {
 
     #[pyo3(signature = (loaded_modules=None))]
     fn image_name(&self, py: Python<'_>, loaded_modules: Option<Vec<PathBuf>>) -> PyResult<String> {
-        py.detach(|| identity::image_name(&self.inner, loaded_ref(&loaded_modules))).map_err(to_py_err)
+        py.detach(|| identity::image_name(&self.inner, loaded_ref(&loaded_modules)))
+            .map_err(to_py_err)
     }
 
     /// The tree of sub-digests the tag is derived from, as a dict of hex strings.
@@ -142,7 +146,9 @@ impl Spec {
         py: Python<'py>,
         loaded_modules: Option<Vec<PathBuf>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let t = py.detach(|| identity::tag_inputs(&self.inner, loaded_ref(&loaded_modules))).map_err(to_py_err)?;
+        let t = py
+            .detach(|| identity::tag_inputs(&self.inner, loaded_ref(&loaded_modules)))
+            .map_err(to_py_err)?;
         let hex = |d: &identity::Digest| data_encoding::HEXLOWER.encode(d);
         let out = PyDict::new(py);
         out.set_item("scheme", identity::TAG_SCHEME)?;

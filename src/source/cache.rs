@@ -151,7 +151,10 @@ impl DigestCache {
         if let Some(map) = self.scopes.lock().unwrap_or_else(|e| e.into_inner()).get(scope) {
             return map.clone();
         }
-        let loaded = self.file_for(scope).and_then(|f| load(&f, scope)).unwrap_or_default();
+        let loaded = self
+            .file_for(scope)
+            .and_then(|f| load(&f, scope))
+            .unwrap_or_default();
         let loaded = Arc::new(loaded);
         let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
         scopes.entry(scope.to_vec()).or_insert(loaded).clone()
@@ -181,7 +184,10 @@ impl DigestCache {
             }
         };
         let map = Arc::new(map);
-        self.scopes.lock().unwrap_or_else(|e| e.into_inner()).insert(scope.to_vec(), map.clone());
+        self.scopes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope.to_vec(), map.clone());
         if let Some(file) = self.file_for(scope) {
             if save(&file, scope, &map).is_ok() {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);
@@ -308,7 +314,11 @@ fn save(file: &Path, scope: &[u8], map: &Map) -> std::io::Result<()> {
 /// The cache folder: `$IMAGESPEC_CACHE_DIR`, else `$XDG_CACHE_HOME/imagespec`, else
 /// `~/.cache/imagespec`.
 pub(crate) fn cache_root() -> Option<PathBuf> {
-    let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let nonempty = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = nonempty("IMAGESPEC_CACHE_DIR") {
         return Some(dir);
     }
@@ -334,5 +344,10 @@ pub(crate) fn global() -> Option<Arc<DigestCache>> {
     }
     let dir = cache_root().map(|root| root.join("digests"));
     let mut caches = CACHES.lock().unwrap_or_else(|e| e.into_inner());
-    Some(caches.entry(dir.clone()).or_insert_with(|| Arc::new(DigestCache::new(dir))).clone())
+    Some(
+        caches
+            .entry(dir.clone())
+            .or_insert_with(|| Arc::new(DigestCache::new(dir)))
+            .clone(),
+    )
 }

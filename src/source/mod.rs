@@ -43,9 +43,14 @@ pub struct SourceFile {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileKind {
-    Regular { executable: bool, sha256: [u8; 32] },
+    Regular {
+        executable: bool,
+        sha256: [u8; 32],
+    },
     /// A symlink, never followed: `target` is the link's text as `readlink` returns it.
-    Symlink { target: String },
+    Symlink {
+        target: String,
+    },
 }
 
 /// ALL mode: every file under `root` that no ignore rule excludes, sorted by `path` (bytes).
@@ -70,7 +75,11 @@ pub fn hash_path(base: &Path, rel: &str, field: &str) -> Result<Vec<SourceFile>>
     hash_path_with(base, rel, field, cache::global().as_deref())
 }
 
-pub(crate) fn hash_all_with(root: &Path, field: &str, cache: Option<&DigestCache>) -> Result<Vec<SourceFile>> {
+pub(crate) fn hash_all_with(
+    root: &Path,
+    field: &str,
+    cache: Option<&DigestCache>,
+) -> Result<Vec<SourceFile>> {
     let root = folder_root(root, field)?;
     let scope = scope_of_folder(&root);
     let snapshot = cache.map(|c| c.snapshot(&scope));
@@ -96,7 +105,9 @@ pub(crate) fn hash_listed_with(
     let mut jobs: Vec<(PathBuf, String, Metadata)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for file in files {
-        let Some(rel) = relative_to_root(&root, file, &mut canonical_root) else { continue };
+        let Some(rel) = relative_to_root(&root, file, &mut canonical_root) else {
+            continue;
+        };
         let Some(rel_str) = rel.to_str().map(posix) else {
             return Err(non_utf8(field, &root.join(&rel)));
         };
@@ -185,7 +196,9 @@ fn folder_root(root: &Path, field: &str) -> Result<PathBuf> {
         Err(e) => return Err(Error::source(field, root, format!("cannot read: {e}"))),
     }
     // A root that is itself a symlink is followed (the walker would report the link itself).
-    let is_link = std::fs::symlink_metadata(&abs).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+    let is_link = std::fs::symlink_metadata(&abs)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false);
     if is_link {
         return std::fs::canonicalize(&abs).map_err(|e| Error::source(field, root, e.to_string()));
     }
@@ -199,7 +212,11 @@ fn scope_of_folder(root: &Path) -> Vec<u8> {
 /// The path of `file` relative to `root` when it lies under it (only normal components).
 /// Falls back to the canonical location of `root` and of the file's folder, for callers that
 /// resolved symlinks on one side only.
-fn relative_to_root(root: &Path, file: &Path, canonical_root: &mut Option<Option<PathBuf>>) -> Option<PathBuf> {
+fn relative_to_root(
+    root: &Path,
+    file: &Path,
+    canonical_root: &mut Option<Option<PathBuf>>,
+) -> Option<PathBuf> {
     let abs = std::path::absolute(file).ok()?;
     if let Ok(rel) = abs.strip_prefix(root) {
         if rules::is_plain_relative(rel) {
@@ -207,7 +224,9 @@ fn relative_to_root(root: &Path, file: &Path, canonical_root: &mut Option<Option
             return Some(rel.components().collect());
         }
     }
-    let canon_root = canonical_root.get_or_insert_with(|| std::fs::canonicalize(root).ok()).as_ref()?;
+    let canon_root = canonical_root
+        .get_or_insert_with(|| std::fs::canonicalize(root).ok())
+        .as_ref()?;
     let (parent, name) = (abs.parent()?, abs.file_name()?);
     let canon = std::fs::canonicalize(parent).ok()?.join(name);
     let rel = canon.strip_prefix(canon_root).ok()?;
@@ -240,7 +259,11 @@ fn posix(rel: &str) -> String {
 }
 
 fn non_utf8(field: &str, path: &Path) -> Error {
-    Error::source(field, path, "file name is not valid UTF-8; rename it or exclude it with .dockerignore")
+    Error::source(
+        field,
+        path,
+        "file name is not valid UTF-8; rename it or exclude it with .dockerignore",
+    )
 }
 
 /// Read buffer size: files up to this size are read with one `read`, bigger ones are streamed.
@@ -259,7 +282,13 @@ pub(crate) struct Worker<'a> {
 
 impl<'a> Worker<'a> {
     fn new(field: &'a str, cache: Option<(&'a DigestCache, &'a Map)>) -> Worker<'a> {
-        Worker { field, cache, buf: Vec::new(), used: Vec::new(), fresh: 0 }
+        Worker {
+            field,
+            cache,
+            buf: Vec::new(),
+            used: Vec::new(),
+            fresh: 0,
+        }
     }
 
     /// The kind of an entry from its `lstat`: `None` for types that are skipped.
@@ -269,9 +298,15 @@ impl<'a> Worker<'a> {
             let target = std::fs::read_link(abs)
                 .map_err(|e| Error::source(self.field, abs, format!("cannot read symlink: {e}")))?;
             let Some(target) = target.to_str() else {
-                return Err(Error::source(self.field, abs, "symlink target is not valid UTF-8"));
+                return Err(Error::source(
+                    self.field,
+                    abs,
+                    "symlink target is not valid UTF-8",
+                ));
             };
-            return Ok(Some(FileKind::Symlink { target: target.to_string() }));
+            return Ok(Some(FileKind::Symlink {
+                target: target.to_string(),
+            }));
         }
         if ft.is_file() {
             return self.regular(abs, key, md).map(Some);
@@ -288,7 +323,10 @@ impl<'a> Worker<'a> {
                 if entry.stamp == stamp {
                     cache.stats.hits.fetch_add(1, Ordering::Relaxed);
                     self.used.push((key.into(), *entry));
-                    return Ok(FileKind::Regular { executable, sha256: entry.sha256 });
+                    return Ok(FileKind::Regular {
+                        executable,
+                        sha256: entry.sha256,
+                    });
                 }
             }
         }
@@ -346,7 +384,11 @@ fn hash_jobs(
     field: &str,
     cache: Option<(&DigestCache, &Map)>,
 ) -> Result<Hashed> {
-    let threads = if jobs.len() < 16 { 1 } else { walk::threads().min(jobs.len() / 8) };
+    let threads = if jobs.len() < 16 {
+        1
+    } else {
+        walk::threads().min(jobs.len() / 8)
+    };
     let next = AtomicUsize::new(0);
     let parts: Mutex<Vec<Result<Hashed>>> = Mutex::new(Vec::new());
     let run = || {
@@ -354,9 +396,14 @@ fn hash_jobs(
         let mut out = Vec::new();
         let result = loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some((abs, key, md)) = jobs.get(i) else { break Ok(()) };
+            let Some((abs, key, md)) = jobs.get(i) else {
+                break Ok(());
+            };
             match worker.entry(abs, key, md) {
-                Ok(Some(kind)) => out.push(SourceFile { path: key.clone(), kind }),
+                Ok(Some(kind)) => out.push(SourceFile {
+                    path: key.clone(),
+                    kind,
+                }),
                 Ok(None) => {}
                 Err(e) => break Err(e),
             }

@@ -92,7 +92,11 @@ fn clean(pattern: &str) -> String {
 pub(crate) fn parse_dockerignore(text: &str) -> Vec<(bool, String)> {
     let mut patterns = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let line = if i == 0 { line.trim_start_matches('\u{feff}') } else { line };
+        let line = if i == 0 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            line
+        };
         if line.starts_with('#') {
             continue;
         }
@@ -142,8 +146,13 @@ impl DockerIgnore {
         for (negate, pattern) in &patterns {
             let bang = if *negate { "!" } else { "" };
             let slash = if pattern.starts_with("**") { "" } else { "/" };
-            for line in [format!("{bang}{slash}{pattern}"), format!("{bang}{slash}{pattern}/**")] {
-                builder.add_line(None, &line).map_err(|e| format!("invalid pattern {pattern:?}: {e}"))?;
+            for line in [
+                format!("{bang}{slash}{pattern}"),
+                format!("{bang}{slash}{pattern}/**"),
+            ] {
+                builder
+                    .add_line(None, &line)
+                    .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))?;
             }
             if *negate {
                 let mut comps = Vec::new();
@@ -179,7 +188,10 @@ impl DockerIgnore {
             return false;
         }
         let dir: Vec<&OsStr> = rel.iter().collect();
-        !self.exceptions.iter().any(|comps| could_match_inside(comps, &dir))
+        !self
+            .exceptions
+            .iter()
+            .any(|comps| could_match_inside(comps, &dir))
     }
 }
 
@@ -235,8 +247,18 @@ impl ListedRules {
         let docker = DockerIgnore::load(root, field)?;
         let chain: Vec<Arc<Gitignore>> = folder_gitignore(root).into_iter().collect();
         let mut folders = HashMap::new();
-        folders.insert(PathBuf::new(), FolderState { excluded: false, chain: Arc::new(chain) });
-        Ok(ListedRules { root: root.to_path_buf(), docker, folders })
+        folders.insert(
+            PathBuf::new(),
+            FolderState {
+                excluded: false,
+                chain: Arc::new(chain),
+            },
+        );
+        Ok(ListedRules {
+            root: root.to_path_buf(),
+            docker,
+            folders,
+        })
     }
 
     /// Would the walk select the path `rel` (relative to the root, only normal components)?
@@ -259,7 +281,11 @@ impl ListedRules {
             return true;
         }
         if let Some(docker) = &self.docker {
-            let out = if is_dir { docker.prune_dir(rel) } else { docker.excluded(rel, false) };
+            let out = if is_dir {
+                docker.prune_dir(rel)
+            } else {
+                docker.excluded(rel, false)
+            };
             if out {
                 return true;
             }
@@ -286,9 +312,15 @@ impl ListedRules {
         self.folder(parent);
         let parent_state = &self.folders[parent];
         let state = if parent_state.excluded {
-            FolderState { excluded: true, chain: parent_state.chain.clone() }
+            FolderState {
+                excluded: true,
+                chain: parent_state.chain.clone(),
+            }
         } else if self.entry_excluded(&parent_state.chain, rel, name, true) {
-            FolderState { excluded: true, chain: parent_state.chain.clone() }
+            FolderState {
+                excluded: true,
+                chain: parent_state.chain.clone(),
+            }
         } else {
             let chain = match folder_gitignore(&self.root.join(rel)) {
                 Some(gi) => {
@@ -298,7 +330,10 @@ impl ListedRules {
                 }
                 None => parent_state.chain.clone(),
             };
-            FolderState { excluded: false, chain }
+            FolderState {
+                excluded: false,
+                chain,
+            }
         };
         self.folders.insert(rel.to_path_buf(), state);
     }

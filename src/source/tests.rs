@@ -75,7 +75,12 @@ fn test_cache(dir: &Path, min_age: Duration) -> DigestCache {
 
 #[test]
 fn gitignore_negation() {
-    let t = tree(&[(".gitignore", "*.log\n!keep.log\n"), ("a.log", ""), ("keep.log", ""), ("sub/b.log", "")]);
+    let t = tree(&[
+        (".gitignore", "*.log\n!keep.log\n"),
+        ("a.log", ""),
+        ("keep.log", ""),
+        ("sub/b.log", ""),
+    ]);
     assert_eq!(paths(t.path()), [".gitignore", "keep.log"]);
 }
 
@@ -92,7 +97,16 @@ fn gitignore_nested_files() {
         ("sub/deeper/x.txt", ""),
         ("other/x.txt", ""),
     ]);
-    assert_eq!(paths(t.path()), [".gitignore", "other/x.txt", "sub/.gitignore", "sub/y.dat", "x.txt"]);
+    assert_eq!(
+        paths(t.path()),
+        [
+            ".gitignore",
+            "other/x.txt",
+            "sub/.gitignore",
+            "sub/y.dat",
+            "x.txt"
+        ]
+    );
 }
 
 #[test]
@@ -109,7 +123,11 @@ fn gitignore_directory_patterns() {
 
 #[test]
 fn gitignore_cannot_reinclude_inside_excluded_folder() {
-    let t = tree(&[(".gitignore", "build/\n!build/keep.txt\n"), ("build/keep.txt", ""), ("a", "")]);
+    let t = tree(&[
+        (".gitignore", "build/\n!build/keep.txt\n"),
+        ("build/keep.txt", ""),
+        ("a", ""),
+    ]);
     assert_eq!(paths(t.path()), [".gitignore", "a"]);
 }
 
@@ -125,7 +143,10 @@ fn gitignore_anchored_and_unanchored() {
         ("x/docs/a.md", ""),
         ("docs/sub/b.md", ""),
     ]);
-    assert_eq!(paths(t.path()), [".gitignore", "docs/sub/b.md", "sub/top.txt", "x/docs/a.md"]);
+    assert_eq!(
+        paths(t.path()),
+        [".gitignore", "docs/sub/b.md", "sub/top.txt", "x/docs/a.md"]
+    );
 }
 
 #[test]
@@ -145,7 +166,11 @@ fn gitignore_double_star() {
 
 #[test]
 fn gitignore_outside_root_and_info_exclude_are_not_read() {
-    let outer = tree(&[(".gitignore", "*.txt\n"), (".git/info/exclude", "*.md\n"), ("root/a.txt", "")]);
+    let outer = tree(&[
+        (".gitignore", "*.txt\n"),
+        (".git/info/exclude", "*.md\n"),
+        ("root/a.txt", ""),
+    ]);
     let root = outer.path().join("root");
     write(&root, "b.md", "");
     write(&root, ".ignore", "a.txt\n");
@@ -154,7 +179,13 @@ fn gitignore_outside_root_and_info_exclude_are_not_read() {
 
 #[test]
 fn gitignore_is_read_inside_a_git_repository_too() {
-    let t = tree(&[(".gitignore", "x\n"), (".git/HEAD", "ref"), ("x", ""), ("y", ""), ("sub/.git", "gitdir: /abs")]);
+    let t = tree(&[
+        (".gitignore", "x\n"),
+        (".git/HEAD", "ref"),
+        ("x", ""),
+        ("y", ""),
+        ("sub/.git", "gitdir: /abs"),
+    ]);
     assert_eq!(paths(t.path()), [".gitignore", "y"]);
 }
 
@@ -175,7 +206,10 @@ fn dockerignore_is_anchored_at_the_root() {
 #[test]
 fn dockerignore_reinclude_and_last_line_wins() {
     let t = tree(&[
-        (".dockerignore", "data\n!data/keep.csv\n*.md\n!README.md\n!x.txt\nx.txt\n"),
+        (
+            ".dockerignore",
+            "data\n!data/keep.csv\n*.md\n!README.md\n!x.txt\nx.txt\n",
+        ),
         ("data/keep.csv", ""),
         ("data/other.csv", ""),
         ("data/sub/deep.csv", ""),
@@ -196,13 +230,19 @@ fn dockerignore_reinclude_with_wildcards_inside_excluded_folder() {
         ("pkg/b/c/keep.txt", ""),
         ("pkg/x/y/always.txt", ""),
     ]);
-    assert_eq!(paths(t.path()), [".dockerignore", "pkg/a/keep.txt", "pkg/x/y/always.txt"]);
+    assert_eq!(
+        paths(t.path()),
+        [".dockerignore", "pkg/a/keep.txt", "pkg/x/y/always.txt"]
+    );
 }
 
 #[test]
 fn dockerignore_double_star_and_cleaning() {
     let t = tree(&[
-        (".dockerignore", "# comment\n\n**/*.tmp\n./a/b/\n/c\n  spaced.txt  \nd//e\n**/node_modules\n"),
+        (
+            ".dockerignore",
+            "# comment\n\n**/*.tmp\n./a/b/\n/c\n  spaced.txt  \nd//e\n**/node_modules\n",
+        ),
         ("x.tmp", ""),
         ("p/q/y.tmp", ""),
         ("a/b/f", ""),
@@ -233,9 +273,14 @@ fn dockerignore_and_gitignore_both_apply() {
 
 #[test]
 fn dockerignore_pattern_parsing() {
-    let parsed = rules::parse_dockerignore("\u{feff}a\n # not a comment\n#c\n! b \n/\n.\n../x\n./y/../z/\n!\n");
-    let expect: Vec<(bool, String)> =
-        vec![(false, "a".into()), (false, "# not a comment".into()), (true, "b".into()), (false, "z".into())];
+    let parsed =
+        rules::parse_dockerignore("\u{feff}a\n # not a comment\n#c\n! b \n/\n.\n../x\n./y/../z/\n!\n");
+    let expect: Vec<(bool, String)> = vec![
+        (false, "a".into()),
+        (false, "# not a comment".into()),
+        (true, "b".into()),
+        (false, "z".into()),
+    ];
     assert_eq!(parsed, expect);
 }
 
@@ -266,7 +311,10 @@ fn standard_ignores_apply_and_cannot_be_reincluded() {
         ("venv.txt", ""),
         (".tox.ini", ""),
     ]);
-    assert_eq!(paths(t.path()), [".dockerignore", ".gitignore", ".tox.ini", "pkg/m.py", "venv.txt"]);
+    assert_eq!(
+        paths(t.path()),
+        [".dockerignore", ".gitignore", ".tox.ini", "pkg/m.py", "venv.txt"]
+    );
 }
 
 #[test]
@@ -288,7 +336,10 @@ fn symlinks_are_entries_and_never_followed() {
     symlink("../a.txt", &r.join("sub/up"));
     let files = all(r);
     let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(names, ["a.txt", "dangling", "dirlink", "inside", "outside", "sub/f", "sub/up"]);
+    assert_eq!(
+        names,
+        ["a.txt", "dangling", "dirlink", "inside", "outside", "sub/f", "sub/up"]
+    );
     let target = |p: &str| match &files.iter().find(|f| f.path == p).unwrap().kind {
         FileKind::Symlink { target } => target.clone(),
         k => panic!("{p}: {k:?}"),
@@ -332,7 +383,12 @@ fn exec_bit_and_content_change_the_result_mtime_does_not() {
     let before = all(t.path());
 
     let old = SystemTime::now() - Duration::from_secs(3600);
-    fs::File::options().write(true).open(&a).unwrap().set_modified(old).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     assert_eq!(all(t.path()), before, "mtime must not matter");
 
     fs::set_permissions(&a, fs::Permissions::from_mode(0o755)).unwrap();
@@ -350,7 +406,10 @@ fn exec_bit_and_content_change_the_result_mtime_does_not() {
 fn fifos_are_skipped_and_empty_folders_contribute_nothing() {
     let t = tree(&[("a", "x")]);
     fs::create_dir_all(t.path().join("empty/nested")).unwrap();
-    let status = std::process::Command::new("mkfifo").arg(t.path().join("pipe")).status().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(t.path().join("pipe"))
+        .status()
+        .unwrap();
     assert!(status.success());
     // Opening the fifo would block forever: it must not be opened.
     assert_eq!(paths(t.path()), ["a"]);
@@ -358,7 +417,9 @@ fn fifos_are_skipped_and_empty_folders_contribute_nothing() {
 
 #[test]
 fn traversal_order_does_not_matter() {
-    let names: Vec<String> = (0..300).map(|i| format!("d{}/s{}/f{i}.txt", i % 7, i % 3)).collect();
+    let names: Vec<String> = (0..300)
+        .map(|i| format!("d{}/s{}/f{i}.txt", i % 7, i % 3))
+        .collect();
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     for n in &names {
@@ -379,7 +440,14 @@ fn traversal_order_does_not_matter() {
 
 #[test]
 fn paths_are_sorted_by_bytes() {
-    let t = tree(&[("B", ""), ("a0", ""), ("a-b/x", ""), ("a/b", ""), ("é", ""), ("Z", "")]);
+    let t = tree(&[
+        ("B", ""),
+        ("a0", ""),
+        ("a-b/x", ""),
+        ("a/b", ""),
+        ("é", ""),
+        ("Z", ""),
+    ]);
     // Byte order, not component order ("a/b" < "a-b/x" component-wise).
     assert_eq!(paths(t.path()), ["B", "Z", "a-b/x", "a/b", "a0", "é"]);
 }
@@ -404,9 +472,16 @@ fn non_utf8_file_name_is_an_error_unless_excluded() {
 #[test]
 fn root_must_be_an_existing_folder() {
     let t = tree(&[("f", "")]);
-    let err = hash_all_with(&t.path().join("missing"), FIELD, None).unwrap_err().to_string();
-    assert!(err.starts_with("source_root: ") && err.contains("missing") && err.contains("does not exist"), "{err}");
-    let err = hash_all_with(&t.path().join("f"), FIELD, None).unwrap_err().to_string();
+    let err = hash_all_with(&t.path().join("missing"), FIELD, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("source_root: ") && err.contains("missing") && err.contains("does not exist"),
+        "{err}"
+    );
+    let err = hash_all_with(&t.path().join("f"), FIELD, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("is not a folder"), "{err}");
 }
 
@@ -456,7 +531,11 @@ fn listed_keeps_only_selected_files_under_root() {
     ]
     .iter()
     .map(|p| root.join(p))
-    .chain([outer.path().join("elsewhere.py"), PathBuf::from("/etc/hostname"), root.join("../elsewhere.py")])
+    .chain([
+        outer.path().join("elsewhere.py"),
+        PathBuf::from("/etc/hostname"),
+        root.join("../elsewhere.py"),
+    ])
     .collect();
     let got = listed(&root, &list);
     let names: Vec<&str> = got.iter().map(|f| f.path.as_str()).collect();
@@ -470,8 +549,15 @@ fn listed_does_not_walk_the_tree() {
     let t = tree(&[("app/main.py", "m"), ("app/other.py", "o")]);
     // A file name that makes the walk fail, and a fifo that would block a read.
     fs::create_dir(t.path().join("junk")).unwrap();
-    fs::write(t.path().join("junk").join(std::ffi::OsStr::from_bytes(b"\xfe")), "").unwrap();
-    std::process::Command::new("mkfifo").arg(t.path().join("app/pipe")).status().unwrap();
+    fs::write(
+        t.path().join("junk").join(std::ffi::OsStr::from_bytes(b"\xfe")),
+        "",
+    )
+    .unwrap();
+    std::process::Command::new("mkfifo")
+        .arg(t.path().join("app/pipe"))
+        .status()
+        .unwrap();
     assert!(hash_all_with(t.path(), FIELD, None).is_err());
     let got = listed(t.path(), &[t.path().join("app/main.py")]);
     assert_eq!(got.len(), 1);
@@ -481,7 +567,9 @@ fn listed_does_not_walk_the_tree() {
 #[test]
 fn listed_missing_file_is_an_error_unless_excluded() {
     let t = tree(&[(".gitignore", "gone_ignored.py\n"), ("a.py", "")]);
-    let err = hash_listed_with(t.path(), &[t.path().join("gone.py")], FIELD, None).unwrap_err().to_string();
+    let err = hash_listed_with(t.path(), &[t.path().join("gone.py")], FIELD, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("gone.py") && err.contains("does not exist"), "{err}");
     assert!(listed(t.path(), &[t.path().join("gone_ignored.py")]).is_empty());
 }
@@ -490,7 +578,10 @@ fn listed_missing_file_is_an_error_unless_excluded() {
 fn listed_agrees_with_the_walk() {
     let t = tree(&[
         (".gitignore", "*.log\n!keep.log\nbuild/\n/top_only\n**/gen/*.py\n"),
-        (".dockerignore", "*.md\n!README.md\ndata\n!data/keep/**\n**/*.tmp\n"),
+        (
+            ".dockerignore",
+            "*.md\n!README.md\ndata\n!data/keep/**\n**/*.tmp\n",
+        ),
         ("README.md", ""),
         ("CHANGES.md", ""),
         ("sub/CHANGES.md", ""),
@@ -550,23 +641,51 @@ fn hash_path_file_folder_and_missing() {
     let file = hash_path_with(base, "data/x.csv", "copy", None).unwrap();
     assert_eq!(
         file,
-        [SourceFile { path: "data/x.csv".into(), kind: FileKind::Regular { executable: false, sha256: sha(b"1,2\n") } }]
+        [SourceFile {
+            path: "data/x.csv".into(),
+            kind: FileKind::Regular {
+                executable: false,
+                sha256: sha(b"1,2\n")
+            }
+        }]
     );
     let folder = hash_path_with(base, "conf", "copy", None).unwrap();
     let names: Vec<&str> = folder.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(names, ["conf/.dockerignore", "conf/.gitignore", "conf/a.yaml", "conf/sub/b.yaml"]);
+    assert_eq!(
+        names,
+        [
+            "conf/.dockerignore",
+            "conf/.gitignore",
+            "conf/a.yaml",
+            "conf/sub/b.yaml"
+        ]
+    );
     assert_eq!(hash_path_with(base, "./conf/", "copy", None).unwrap(), folder);
     // conf/.dockerignore only applies when conf is the walked folder.
-    let whole: Vec<String> = hash_path_with(base, ".", "copy", None).unwrap().into_iter().map(|f| f.path).collect();
+    let whole: Vec<String> = hash_path_with(base, ".", "copy", None)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
     assert_eq!(
         whole,
-        ["conf/.dockerignore", "conf/.gitignore", "conf/a.yaml", "conf/old.bak", "conf/sub/b.yaml", "data/x.csv"]
+        [
+            "conf/.dockerignore",
+            "conf/.gitignore",
+            "conf/a.yaml",
+            "conf/old.bak",
+            "conf/sub/b.yaml",
+            "data/x.csv"
+        ]
     );
 
     let err = hash_path_with(base, "nope/r.txt", "requirements", None).unwrap_err();
     assert_eq!(err.field(), Some("requirements"));
     let msg = err.to_string();
-    assert!(msg.starts_with("requirements: ") && msg.contains("nope/r.txt") && msg.contains("does not exist"), "{msg}");
+    assert!(
+        msg.starts_with("requirements: ") && msg.contains("nope/r.txt") && msg.contains("does not exist"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -579,7 +698,15 @@ fn hash_path_follows_the_entry_itself_only() {
     assert_eq!(regular(&f, "link.txt"), (false, sha(b"R")));
     let d = hash_path_with(t.path(), "dirlink", "copy", None).unwrap();
     assert_eq!(d[0].path, "dirlink/f");
-    assert_eq!(d[1], SourceFile { path: "dirlink/inner".into(), kind: FileKind::Symlink { target: "../real.txt".into() } });
+    assert_eq!(
+        d[1],
+        SourceFile {
+            path: "dirlink/inner".into(),
+            kind: FileKind::Symlink {
+                target: "../real.txt".into()
+            }
+        }
+    );
     let err = hash_path_with(t.path(), "dangling", "copy", None);
     assert!(err.is_err());
 }
@@ -599,7 +726,11 @@ fn cache_second_call_hits_and_returns_the_same() {
     // Same process.
     assert_eq!(hash_all_with(t.path(), FIELD, Some(&cache)).unwrap(), first);
     assert_eq!(cache.stats.hits.load(Ordering::Relaxed), 3);
-    assert_eq!(cache.stats.writes.load(Ordering::Relaxed), 1, "nothing changed: no write");
+    assert_eq!(
+        cache.stats.writes.load(Ordering::Relaxed),
+        1,
+        "nothing changed: no write"
+    );
     // Another process: the persistent file.
     let again = test_cache(cache_dir.path(), Duration::ZERO);
     assert_eq!(hash_all_with(t.path(), FIELD, Some(&again)).unwrap(), first);
@@ -626,7 +757,10 @@ fn cache_hit_does_not_read_the_file() {
     map.get_mut("a").unwrap().sha256 = [7; 32];
     fs::write(&file, cache::encode(&scope, &map)).unwrap();
     let fresh = test_cache(cache_dir.path(), Duration::ZERO);
-    assert_eq!(regular(&hash_all_with(t.path(), FIELD, Some(&fresh)).unwrap(), "a").1, [7; 32]);
+    assert_eq!(
+        regular(&hash_all_with(t.path(), FIELD, Some(&fresh)).unwrap(), "a").1,
+        [7; 32]
+    );
 }
 
 #[test]
@@ -635,7 +769,12 @@ fn cache_does_not_store_files_written_just_now() {
     let t = tree(&[("a", "A")]);
     // mtime far in the past, but ctime is now (ctime cannot be set back).
     let old = SystemTime::now() - Duration::from_secs(86400);
-    fs::File::options().write(true).open(t.path().join("a")).unwrap().set_modified(old).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(t.path().join("a"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     let cache = test_cache(cache_dir.path(), cache::MIN_AGE);
     hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
     hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
@@ -660,7 +799,12 @@ fn cache_sees_a_same_size_rewrite_with_restored_mtime() {
 
     // Same size, same mtime (restored as `touch -d` would), same inode.
     fs::write(&a, "version-2").unwrap();
-    fs::File::options().write(true).open(&a).unwrap().set_modified(mtime).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     assert_eq!(fs::metadata(&a).unwrap().modified().unwrap(), mtime);
     let second = hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
     assert_eq!(regular(&second, "a").1, sha(b"version-2"));
@@ -690,7 +834,14 @@ fn cache_ignores_corrupt_or_foreign_files() {
     let sum = Sha256::digest(&other_version);
     other_version.extend_from_slice(&sum);
     let foreign = cache::encode(b"/some/other/root", &cache::decode(&good, &scope).unwrap());
-    for bad in [flipped, other_version, good[..good.len() - 1].to_vec(), b"garbage".to_vec(), Vec::new(), foreign] {
+    for bad in [
+        flipped,
+        other_version,
+        good[..good.len() - 1].to_vec(),
+        b"garbage".to_vec(),
+        Vec::new(),
+        foreign,
+    ] {
         fs::write(&file, &bad).unwrap();
         let c = test_cache(cache_dir.path(), Duration::ZERO);
         assert_eq!(hash_all_with(t.path(), FIELD, Some(&c)).unwrap(), expected);
@@ -730,7 +881,12 @@ fn cache_drops_deleted_files_and_rehashes_replaced_ones() {
 #[test]
 fn cache_is_used_by_listed_and_path_modes() {
     let cache_dir = tempfile::tempdir().unwrap();
-    let t = tree(&[("app/a.py", "A"), ("app/b.py", "B"), ("requirements.txt", "x==1\n"), ("conf/c", "C")]);
+    let t = tree(&[
+        ("app/a.py", "A"),
+        ("app/b.py", "B"),
+        ("requirements.txt", "x==1\n"),
+        ("conf/c", "C"),
+    ]);
     let cache = test_cache(cache_dir.path(), Duration::ZERO);
     let list = [t.path().join("app/a.py"), t.path().join("app/b.py")];
     let one = hash_listed_with(t.path(), &list, FIELD, Some(&cache)).unwrap();
@@ -738,9 +894,18 @@ fn cache_is_used_by_listed_and_path_modes() {
     let conf = hash_path_with(t.path(), "conf", "copy", Some(&cache)).unwrap();
     assert_eq!(cache.stats.stored.load(Ordering::Relaxed), 4);
     let again = test_cache(cache_dir.path(), Duration::ZERO);
-    assert_eq!(hash_listed_with(t.path(), &list, FIELD, Some(&again)).unwrap(), one);
-    assert_eq!(hash_path_with(t.path(), "requirements.txt", "requirements", Some(&again)).unwrap(), req);
-    assert_eq!(hash_path_with(t.path(), "conf", "copy", Some(&again)).unwrap(), conf);
+    assert_eq!(
+        hash_listed_with(t.path(), &list, FIELD, Some(&again)).unwrap(),
+        one
+    );
+    assert_eq!(
+        hash_path_with(t.path(), "requirements.txt", "requirements", Some(&again)).unwrap(),
+        req
+    );
+    assert_eq!(
+        hash_path_with(t.path(), "conf", "copy", Some(&again)).unwrap(),
+        conf
+    );
     assert_eq!(again.stats.hits.load(Ordering::Relaxed), 4);
     assert_eq!(again.stats.hashed.load(Ordering::Relaxed), 0);
     assert_eq!(regular(&req, "requirements.txt").1, sha(b"x==1\n"));
@@ -750,8 +915,20 @@ fn cache_is_used_by_listed_and_path_modes() {
 fn cache_format_round_trip_and_load_speed() {
     let mut map = Map::new();
     for i in 0..50_000u64 {
-        let stamp = Stamp { dev: 1, ino: i, size: i * 3, mtime_ns: i as i64 * 1000, ctime_ns: -(i as i64) };
-        map.insert(format!("pkg/sub_{:03}/mod_{i:05}.py", i % 300).into(), Entry { stamp, sha256: [i as u8; 32] });
+        let stamp = Stamp {
+            dev: 1,
+            ino: i,
+            size: i * 3,
+            mtime_ns: i as i64 * 1000,
+            ctime_ns: -(i as i64),
+        };
+        map.insert(
+            format!("pkg/sub_{:03}/mod_{i:05}.py", i % 300).into(),
+            Entry {
+                stamp,
+                sha256: [i as u8; 32],
+            },
+        );
     }
     let bytes = cache::encode(b"/root", &map);
     let start = Instant::now();
@@ -764,7 +941,13 @@ fn cache_format_round_trip_and_load_speed() {
 
 #[test]
 fn stamp_storable_rule() {
-    let s = |m: i64, c: i64| Stamp { dev: 0, ino: 0, size: 0, mtime_ns: m, ctime_ns: c };
+    let s = |m: i64, c: i64| Stamp {
+        dev: 0,
+        ino: 0,
+        size: 0,
+        mtime_ns: m,
+        ctime_ns: c,
+    };
     let two = 2_000_000_000;
     let now = 10 * two;
     assert!(s(now - two, now - two).storable(now, two));
@@ -779,7 +962,10 @@ fn stamp_storable_rule() {
 fn public_functions_match_the_internal_ones() {
     let t = tree(&[("a", "A"), ("conf/x", "X")]);
     assert_eq!(hash_all(t.path(), FIELD).unwrap(), all(t.path()));
-    assert_eq!(hash_listed(t.path(), &[t.path().join("a")], FIELD).unwrap(), all(t.path())[..1]);
+    assert_eq!(
+        hash_listed(t.path(), &[t.path().join("a")], FIELD).unwrap(),
+        all(t.path())[..1]
+    );
     assert_eq!(hash_path(t.path(), "conf", "copy").unwrap(), all(t.path())[1..]);
 }
 
@@ -793,7 +979,10 @@ fn bench() {
         eprintln!("set IMAGESPEC_BENCH_TREE");
         return;
     };
-    let reps: usize = std::env::var("IMAGESPEC_BENCH_REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let reps: usize = std::env::var("IMAGESPEC_BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     let time = |label: &str, f: &mut dyn FnMut() -> usize| {
         let mut runs = Vec::new();
         let mut n = 0;
@@ -803,7 +992,11 @@ fn bench() {
             runs.push(start.elapsed().as_secs_f64() * 1000.0);
         }
         runs.sort_by(f64::total_cmp);
-        eprintln!("{label:<48} median {:8.1} ms  min {:8.1} ms  ({n} files)", runs[runs.len() / 2], runs[0]);
+        eprintln!(
+            "{label:<48} median {:8.1} ms  min {:8.1} ms  ({n} files)",
+            runs[runs.len() / 2],
+            runs[0]
+        );
     };
 
     time("git ls-files -co --exclude-standard", &mut || {
@@ -821,7 +1014,9 @@ fn bench() {
         .map(|f| fs::symlink_metadata(tree.join(&f.path)).unwrap().len())
         .sum();
     eprintln!("selected {} files, {:.1} MB", files.len(), bytes as f64 / 1e6);
-    time("hash_all, no digest cache", &mut || hash_all_with(&tree, FIELD, None).unwrap().len());
+    time("hash_all, no digest cache", &mut || {
+        hash_all_with(&tree, FIELD, None).unwrap().len()
+    });
 
     let cache_dir = tempfile::tempdir().unwrap();
     let mut first = Vec::new();
@@ -833,11 +1028,20 @@ fn bench() {
         first.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     first.sort_by(f64::total_cmp);
-    eprintln!("{:<48} median {:8.1} ms  min {:8.1} ms", "hash_all, empty cache (first run)", first[reps / 2], first[0]);
+    eprintln!(
+        "{:<48} median {:8.1} ms  min {:8.1} ms",
+        "hash_all, empty cache (first run)",
+        first[reps / 2],
+        first[0]
+    );
     time("hash_all, persistent cache (new process)", &mut || {
         let c = test_cache(cache_dir.path(), cache::MIN_AGE);
         let n = hash_all_with(&tree, FIELD, Some(&c)).unwrap().len();
-        assert_eq!(c.stats.hashed.load(Ordering::Relaxed), 0, "tree must be older than 2 s");
+        assert_eq!(
+            c.stats.hashed.load(Ordering::Relaxed),
+            0,
+            "tree must be older than 2 s"
+        );
         n
     });
     let warm = test_cache(cache_dir.path(), cache::MIN_AGE);
@@ -855,12 +1059,60 @@ fn bench() {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.strip_prefix("import ").or_else(|| l.strip_prefix("from ")))
-        .map(|m| tree.join(format!("{}.py", m.split_whitespace().next().unwrap().replace('.', "/"))))
+        .map(|m| {
+            tree.join(format!(
+                "{}.py",
+                m.split_whitespace().next().unwrap().replace('.', "/")
+            ))
+        })
         .chain([tree.join("app/workflows.py"), tree.join("app/__init__.py")])
         .collect();
     time("hash_listed (app/workflows.py imports), no cache", &mut || {
         hash_listed_with(&tree, &modules, FIELD, None).unwrap().len()
     });
+}
+
+#[test]
+#[ignore]
+fn bench_warm_tmp() {
+    let tree = PathBuf::from(std::env::var_os("IMAGESPEC_BENCH_TREE").unwrap());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let warm = test_cache(cache_dir.path(), cache::MIN_AGE);
+    hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
+    for _ in 0..20 {
+        let start = Instant::now();
+        hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
+        eprintln!("{:?}", start.elapsed());
+    }
+}
+
+#[test]
+#[ignore]
+fn bench_decode_tmp() {
+    let mut map = Map::new();
+    for i in 0..50_000u64 {
+        let stamp = Stamp { dev: 1, ino: i, size: i * 3, mtime_ns: i as i64 * 1000, ctime_ns: -(i as i64) };
+        map.insert(format!("pkg/sub_{:03}/mod_{i:05}.py", i % 300).into(), Entry { stamp, sha256: [i as u8; 32] });
+    }
+    let bytes = cache::encode(b"/root", &map);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let m = cache::decode(&bytes, b"/root").unwrap();
+        let all = t.elapsed();
+        let t = Instant::now();
+        let d = Sha256::digest(&bytes);
+        let sum = t.elapsed();
+        let t = Instant::now();
+        let v: Vec<(Box<str>, Entry)> = m.iter().map(|(k, e)| (k.clone(), *e)).collect();
+        let alloc = t.elapsed();
+        let t = Instant::now();
+        let m2: Map = v.into_iter().collect();
+        let ins = t.elapsed();
+        let t = Instant::now();
+        drop(m);
+        let dr = t.elapsed();
+        eprintln!("{} bytes: decode {all:?} sha {sum:?} clone-keys {alloc:?} collect {ins:?} drop {dr:?} {}", bytes.len(), d[0] as usize + m2.len());
+    }
 }
 
 #[test]
@@ -881,6 +1133,9 @@ fn bench_sha_tmp() {
             }
         });
         let t = start.elapsed().as_secs_f64();
-        eprintln!("{threads} threads: {:.2} GB/s total", (threads * data.len()) as f64 / t / 1e9);
+        eprintln!(
+            "{threads} threads: {:.2} GB/s total",
+            (threads * data.len()) as f64 / t / 1e9
+        );
     }
 }

@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 
 /// Threads for walking and hashing.
 pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 16)
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 16)
 }
 
 pub(crate) struct Walked {
@@ -50,11 +52,20 @@ pub(crate) fn walk(root: &Path, field: &str, cache: Option<(&DigestCache, &Map)>
     builder.filter_entry(move |dent| keep(&filter_root, docker.as_deref(), dent));
 
     let parts = Mutex::new(Parts::default());
-    let mut visitors = Visitors { root, field, cache, parts: &parts };
+    let mut visitors = Visitors {
+        root,
+        field,
+        cache,
+        parts: &parts,
+    };
     builder.build_parallel().visit(&mut visitors);
 
     let parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
-    if let Some(err) = parts.errors.into_iter().min_by_key(|e| error_path(e).map(Path::to_path_buf)) {
+    if let Some(err) = parts
+        .errors
+        .into_iter()
+        .min_by_key(|e| error_path(e).map(Path::to_path_buf))
+    {
         return Err(err);
     }
     let count = parts.files.iter().map(Vec::len).sum();
@@ -62,7 +73,11 @@ pub(crate) fn walk(root: &Path, field: &str, cache: Option<(&DigestCache, &Map)>
     parts.files.into_iter().for_each(|f| files.extend(f));
     let mut used = Vec::with_capacity(parts.used.iter().map(Vec::len).sum());
     parts.used.into_iter().for_each(|u| used.extend(u));
-    Ok(Walked { files, used, fresh: parts.fresh })
+    Ok(Walked {
+        files,
+        used,
+        fresh: parts.fresh,
+    })
 }
 
 /// `filter_entry`: the standard ignores and `.dockerignore` (the walker applies `.gitignore`).
@@ -74,7 +89,11 @@ fn keep(root: &Path, docker: Option<&DockerIgnore>, dent: &DirEntry) -> bool {
     }
     if let Some(docker) = docker {
         let rel = dent.path().strip_prefix(root).unwrap_or(dent.path());
-        let out = if is_dir { docker.prune_dir(rel) } else { docker.excluded(rel, false) };
+        let out = if is_dir {
+            docker.prune_dir(rel)
+        } else {
+            docker.excluded(rel, false)
+        };
         if out {
             return false;
         }
@@ -127,7 +146,9 @@ impl Visitor<'_> {
         }
         let path = dent.path();
         let rel = path.strip_prefix(self.root).unwrap_or(path);
-        let Some(rel) = rel.to_str().map(posix) else { return Err(non_utf8(field, path)) };
+        let Some(rel) = rel.to_str().map(posix) else {
+            return Err(non_utf8(field, path));
+        };
         let md = match std::fs::symlink_metadata(path) {
             Ok(md) => md,
             // Deleted since the directory was read: not part of the tree any more.

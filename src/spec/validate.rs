@@ -56,7 +56,11 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
         Some(p) => check_platform(&p)?,
         None => default_platform(registry.as_deref(), &ctx.host_arch).to_owned(),
     };
-    let copy = copy.unwrap_or_default().iter().map(|c| check_copy_entry(c)).collect::<Result<_>>()?;
+    let copy = copy
+        .unwrap_or_default()
+        .iter()
+        .map(|c| check_copy_entry(c))
+        .collect::<Result<_>>()?;
     let builder_options = builder_options.unwrap_or_default();
     let builder_config = builder_config.unwrap_or_default();
     check_map_text("builder_options", &builder_options)?;
@@ -66,14 +70,18 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
         name: check_name(name.as_deref().unwrap_or(DEFAULT_NAME))?,
         python_version,
         builder: builder.map(|b| check_word("builder", &b)).transpose()?,
-        source_root: source_root.map(|p| check_path("source_root", &p, &ctx.base_dir)).transpose()?,
+        source_root: source_root
+            .map(|p| check_path("source_root", &p, &ctx.base_dir))
+            .transpose()?,
         source_copy_mode: source_copy_mode.map(|m| check_copy_mode(&m)).transpose()?,
         env: check_env(env.unwrap_or_default())?,
         registry,
         packages: check_items("packages", packages, check_line)?,
         conda_packages: check_items("conda_packages", conda_packages, check_line)?,
         conda_channels: check_items("conda_channels", conda_channels, check_line)?,
-        requirements: requirements.map(|p| check_path("requirements", &p, &ctx.base_dir)).transpose()?,
+        requirements: requirements
+            .map(|p| check_path("requirements", &p, &ctx.base_dir))
+            .transpose()?,
         apt_packages: check_items("apt_packages", apt_packages, check_apt_package)?,
         cuda: cuda.map(|v| check_dotted_version("cuda", &v)).transpose()?,
         cudnn: cudnn.map(|v| check_dotted_version("cudnn", &v)).transpose()?,
@@ -87,11 +95,15 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
             .enumerate()
             .map(|(i, m)| check_secret_mount(i, m))
             .collect::<Result<_>>()?,
-        pip_extra_args: pip_extra_args.map(|a| check_line("pip_extra_args", &a)).transpose()?,
+        pip_extra_args: pip_extra_args
+            .map(|a| check_line("pip_extra_args", &a))
+            .transpose()?,
         registry_config: registry_config
             .map(|p| check_path("registry_config", &p, &ctx.base_dir))
             .transpose()?,
-        entrypoint: entrypoint.map(|e| check_items("entrypoint", Some(e), check_text)).transpose()?,
+        entrypoint: entrypoint
+            .map(|e| check_items("entrypoint", Some(e), check_text))
+            .transpose()?,
         commands: check_items("commands", commands, check_text)?,
         tag_format: tag_format.map(|t| check_tag_format(&t)).transpose()?,
         copy,
@@ -120,7 +132,10 @@ fn check_text(field: &str, s: &str) -> Result<String> {
 fn check_line(field: &str, s: &str) -> Result<String> {
     check_text(field, s)?;
     if s.contains(['\n', '\r']) {
-        return err(field, format!("{s:?} contains a line break; give one value per line"));
+        return err(
+            field,
+            format!("{s:?} contains a line break; give one value per line"),
+        );
     }
     if s.trim().is_empty() {
         return err(field, "is empty; remove the entry or give a value");
@@ -192,12 +207,18 @@ fn check_name(name: &str) -> Result<String> {
     if let Some(i) = lowered.find([':', '@']) {
         return err(
             "name",
-            format!("{name:?} contains {:?}; give the name without a tag or digest (the tag is computed)", &lowered[i..i + 1]),
+            format!(
+                "{name:?} contains {:?}; give the name without a tag or digest (the tag is computed)",
+                &lowered[i..i + 1]
+            ),
         );
     }
     for part in lowered.split('/') {
         if part.is_empty() {
-            return err("name", format!("{name:?} has an empty path part; remove the extra '/'"));
+            return err(
+                "name",
+                format!("{name:?} has an empty path part; remove the extra '/'"),
+            );
         }
         if !is_path_component(part) {
             return err(
@@ -241,24 +262,37 @@ fn check_registry(registry: &str) -> Result<String> {
     let first = parts.next().unwrap_or_default();
     // Like docker: the first part is a host when it has a '.', a ':' or is localhost.
     let is_domain = first.contains(['.', ':']) || first == "localhost";
-    let rest: Vec<&str> = if is_domain { parts.collect() } else { lowered.split('/').collect() };
+    let rest: Vec<&str> = if is_domain {
+        parts.collect()
+    } else {
+        lowered.split('/').collect()
+    };
     if is_domain {
         let (host, port) = match first.rfind(':') {
             Some(i) if !first[i..].contains(']') => (&first[..i], Some(&first[i + 1..])),
             _ => (first, None),
         };
         if !is_host(host) {
-            return err("registry", format!("{registry:?}: {host:?} is not a valid host name"));
+            return err(
+                "registry",
+                format!("{registry:?}: {host:?} is not a valid host name"),
+            );
         }
         if let Some(port) = port {
             if port.parse::<u16>().map_or(true, |p| p == 0) {
-                return err("registry", format!("{registry:?}: port {port:?} is not a number from 1 to 65535"));
+                return err(
+                    "registry",
+                    format!("{registry:?}: port {port:?} is not a number from 1 to 65535"),
+                );
             }
         }
     }
     for part in rest {
         if part.is_empty() {
-            return err("registry", format!("{registry:?} has an empty path part; remove the extra '/'"));
+            return err(
+                "registry",
+                format!("{registry:?} has an empty path part; remove the extra '/'"),
+            );
         }
         if !is_path_component(part) {
             return err(
@@ -276,16 +310,25 @@ fn check_registry(registry: &str) -> Result<String> {
 fn check_python_version(v: &str) -> Result<String> {
     let v = v.trim();
     let parts: Vec<&str> = v.split('.').collect();
-    let numeric = parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if !(2..=3).contains(&parts.len()) || !numeric {
-        return err("python_version", format!("{v:?} is not a version like '3.11' or '3.11.4'"));
+        return err(
+            "python_version",
+            format!("{v:?} is not a version like '3.11' or '3.11.4'"),
+        );
     }
     Ok(v.to_owned())
 }
 
 fn check_dotted_version(field: &str, v: &str) -> Result<String> {
     let v = v.trim();
-    if v.is_empty() || !v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if v.is_empty()
+        || !v
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return err(field, format!("{v:?} is not a version like '12.1' or '8'"));
     }
     Ok(v.to_owned())
@@ -296,13 +339,19 @@ fn check_copy_mode(m: &str) -> Result<CopyMode> {
         "ALL" => Ok(CopyMode::All),
         "LOADED_MODULES" => Ok(CopyMode::LoadedModules),
         "NO_COPY" => Ok(CopyMode::NoCopy),
-        _ => err("source_copy_mode", format!("{m:?} is not one of ALL, LOADED_MODULES, NO_COPY")),
+        _ => err(
+            "source_copy_mode",
+            format!("{m:?} is not one of ALL, LOADED_MODULES, NO_COPY"),
+        ),
     }
 }
 
 fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
     for (k, v) in &env {
-        let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             return err(
@@ -334,9 +383,14 @@ fn check_apt_package(field: &str, s: &str) -> Result<String> {
 
 fn check_url(field: &str, u: &str) -> Result<String> {
     check_line(field, u)?;
-    let ok = ["http://", "https://", "file://"].iter().any(|s| u.len() > s.len() && u.starts_with(s));
+    let ok = ["http://", "https://", "file://"]
+        .iter()
+        .any(|s| u.len() > s.len() && u.starts_with(s));
     if !ok || u.chars().any(char::is_whitespace) {
-        return err(field, format!("{:?} is not an http(s):// or file:// URL", redact_userinfo(u)));
+        return err(
+            field,
+            format!("{:?} is not an http(s):// or file:// URL", redact_userinfo(u)),
+        );
     }
     Ok(u.to_owned())
 }
@@ -346,7 +400,10 @@ fn check_secret_mount(i: usize, (source, target): (String, String)) -> Result<(S
     check_line(&field, &source)?;
     check_line(&field, &target)?;
     if !target.starts_with('/') {
-        return err(&field, format!("target {target:?} must be an absolute path inside the image"));
+        return err(
+            &field,
+            format!("target {target:?} must be an absolute path inside the image"),
+        );
     }
     Ok((source, target))
 }
@@ -356,9 +413,14 @@ fn check_platform(p: &str) -> Result<String> {
     for item in p.split(',').map(str::trim) {
         let parts: Vec<&str> = item.split('/').collect();
         let ok = (2..=3).contains(&parts.len())
-            && parts.iter().all(|s| !s.is_empty() && s.chars().all(|c| is_lower_alnum(c) || c == '_'));
+            && parts
+                .iter()
+                .all(|s| !s.is_empty() && s.chars().all(|c| is_lower_alnum(c) || c == '_'));
         if !ok {
-            return err("platform", format!("{item:?} is not os/arch[/variant] like 'linux/amd64'"));
+            return err(
+                "platform",
+                format!("{item:?} is not os/arch[/variant] like 'linux/amd64'"),
+            );
         }
         if !out.contains(&item) {
             out.push(item);
@@ -378,11 +440,17 @@ pub fn default_platform(registry: Option<&str>, host_arch: &str) -> &'static str
 fn check_tag_format(t: &str) -> Result<String> {
     check_line("tag_format", t)?;
     if !t.contains("{spec_hash}") {
-        return err("tag_format", format!("{t:?} must contain '{{spec_hash}}', e.g. '{{spec_hash}}-gpu'"));
+        return err(
+            "tag_format",
+            format!("{t:?} must contain '{{spec_hash}}', e.g. '{{spec_hash}}-gpu'"),
+        );
     }
     let sample = t.replace("{spec_hash}", &"a".repeat(crate::identity::HASH_CHARS));
     if sample.contains(['{', '}']) {
-        return err("tag_format", format!("{t:?}: the only placeholder allowed is '{{spec_hash}}'"));
+        return err(
+            "tag_format",
+            format!("{t:?}: the only placeholder allowed is '{{spec_hash}}'"),
+        );
     }
     if !is_valid_tag(&sample) {
         return err(
@@ -400,7 +468,9 @@ fn check_tag_format(t: &str) -> Result<String> {
 pub fn is_valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
     tag.len() <= MAX_TAG_LEN
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
@@ -408,11 +478,17 @@ fn check_copy_entry(c: &str) -> Result<String> {
     let field = "copy";
     check_line(field, c)?;
     if c.starts_with('/') || c.starts_with('\\') || c.get(1..2) == Some(":") {
-        return err(field, format!("{c:?} is absolute; give a path relative to the folder the spec is in"));
+        return err(
+            field,
+            format!("{c:?} is absolute; give a path relative to the folder the spec is in"),
+        );
     }
     let parts: Vec<&str> = c.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if parts.contains(&"..") {
-        return err(field, format!("{c:?} climbs out with '..'; only files below the spec's folder can be copied"));
+        return err(
+            field,
+            format!("{c:?} climbs out with '..'; only files below the spec's folder can be copied"),
+        );
     }
     if parts.is_empty() {
         return err(field, format!("{c:?} names no file or folder"));
@@ -423,7 +499,10 @@ fn check_copy_entry(c: &str) -> Result<String> {
 fn check_python_exec(p: &str) -> Result<String> {
     check_line("python_exec", p)?;
     if !p.starts_with('/') {
-        return err("python_exec", format!("{p:?} must be an absolute path inside the image, e.g. /usr/bin/python3"));
+        return err(
+            "python_exec",
+            format!("{p:?} must be an absolute path inside the image, e.g. /usr/bin/python3"),
+        );
     }
     Ok(p.to_owned())
 }
@@ -446,7 +525,10 @@ fn check_base_image(b: RawBase, ctx: &Context) -> Result<BaseImage> {
         RawBase::Name(n) => {
             check_line("base_image", &n)?;
             if n.chars().any(|c| c.is_whitespace() || c.is_control()) || n.starts_with(['/', ':', '@']) {
-                return err("base_image", format!("{n:?} is not an image reference like 'python:3.11-slim'"));
+                return err(
+                    "base_image",
+                    format!("{n:?} is not an image reference like 'python:3.11-slim'"),
+                );
             }
             Ok(BaseImage::Name(n))
         }
@@ -481,7 +563,9 @@ fn map_userinfo(s: &str, replacement: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail.find(|c: char| "/?#".contains(c) || c.is_whitespace()).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| "/?#".contains(c) || c.is_whitespace())
+            .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
             Some(at) => {

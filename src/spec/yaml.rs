@@ -50,7 +50,10 @@ struct YamlSpec {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged, expecting = "base_image: expected an image reference string or a mapping of ImageSpec fields")]
+#[serde(
+    untagged,
+    expecting = "base_image: expected an image reference string or a mapping of ImageSpec fields"
+)]
 enum YamlBase {
     Name(String),
     Spec(Box<YamlSpec>),
@@ -150,7 +153,9 @@ impl<'de> Deserialize<'de> for Value {
                 Ok(Value::Int(i))
             }
             fn visit_u64<E: de::Error>(self, u: u64) -> std::result::Result<Value, E> {
-                i64::try_from(u).map(Value::Int).map_err(|_| E::custom("integer too large"))
+                i64::try_from(u)
+                    .map(Value::Int)
+                    .map_err(|_| E::custom("integer too large"))
             }
             fn visit_f64<E>(self, f: f64) -> std::result::Result<Value, E> {
                 Ok(Value::Float(f))
@@ -182,20 +187,39 @@ impl<'de> Deserialize<'de> for Value {
 
 /// Parses YAML text; `origin` names the file in messages.
 pub fn parse(text: &str, origin: &str) -> Result<RawSpec> {
-    let fail = |line, column, message: String| Error::Yaml { path: origin.to_owned(), line, column, message };
+    let fail = |line, column, message: String| Error::Yaml {
+        path: origin.to_owned(),
+        line,
+        column,
+        message,
+    };
     if text.len() > MAX_YAML_BYTES {
-        return Err(fail(1, 1, format!("is larger than {MAX_YAML_BYTES} bytes; a spec is a small file")));
+        return Err(fail(
+            1,
+            1,
+            format!("is larger than {MAX_YAML_BYTES} bytes; a spec is a small file"),
+        ));
     }
     if text.contains('\0') {
         return Err(fail(1, 1, "contains a NUL byte".to_owned()));
     }
-    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
-        return Err(fail(1, 1, format!("has no fields; give at least one of: {}", FIELDS.join(", "))));
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(fail(
+            1,
+            1,
+            format!("has no fields; give at least one of: {}", FIELDS.join(", ")),
+        ));
     }
-    serde_yaml_ng::from_str::<YamlSpec>(text).map(RawSpec::from).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        fail(line, column, friendly(&e.to_string()))
-    })
+    serde_yaml_ng::from_str::<YamlSpec>(text)
+        .map(RawSpec::from)
+        .map_err(|e| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            fail(line, column, friendly(&e.to_string()))
+        })
 }
 
 /// Reads and parses a YAML spec file.
