@@ -10,11 +10,20 @@ pub enum Error {
 
     /// A YAML spec file could not be read as a spec.
     #[error("{path}:{line}:{column}: {message}")]
-    Yaml { path: String, line: usize, column: usize, message: String },
+    Yaml {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 
     /// A file or folder the spec names (requirements, source_root, copy) is missing or unreadable.
     #[error("{field}: {}: {message}", path.display())]
-    Source { field: String, path: PathBuf, message: String },
+    Source {
+        field: String,
+        path: PathBuf,
+        message: String,
+    },
 
     /// A string that is not an image reference.
     #[error(transparent)]
@@ -28,11 +37,18 @@ pub enum Error {
 
 impl Error {
     pub fn spec(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Spec { field: field.into(), message: message.into() }
+        Error::Spec {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     pub fn source(field: impl Into<String>, path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Source { field: field.into(), path: path.into(), message: message.into() }
+        Error::Source {
+            field: field.into(),
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// The field this error is about, when there is one.

@@ -1,1 +1,274 @@
-//! Spec identity and content-derived tag (being written).
+//! A spec's identity (`id`, from its fields alone) and its content-derived tag.
+//!
+//! Both are roots of a tree of sub-digests (one per field, one per file), kept in `TagInputs`
+//! so that a changed tag can be explained field by field and file by file. The scheme is
+//! specified in docs/tag-scheme.md; changing anything here that changes a digest needs a new
+//! scheme version and a new golden file.
+
+use crate::error::{Error, Result};
+use crate::source::{self, FileKind, SourceFile};
+use crate::spec::{strip_userinfo, BaseImage, CopyMode, Spec};
+use crate::value::Value;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+pub const ID_SCHEME: i64 = 1;
+pub const TAG_SCHEME: i64 = 1;
+/// Bytes of the root digest that the id and the tag carry: 160 bits.
+const HASH_BYTES: usize = 20;
+/// Characters of `{spec_hash}`: 160 bits in lowercase base32.
+pub const HASH_CHARS: usize = 32;
+
+pub type Digest = [u8; 32];
+
+/// Everything a tag is made of, as sub-digests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagInputs {
+    pub id: String,
+    pub id_root: Digest,
+    /// One digest per identity field (every field that describes the image's content).
+    pub fields: BTreeMap<&'static str, Digest>,
+    /// One digest per file that goes into the image, keyed `requirements/…`, `source/…`, `copy/…`.
+    pub files: BTreeMap<String, Digest>,
+    /// The base image's full name when `base_image` is another spec.
+    pub base_image: Option<String>,
+    pub root: Digest,
+    pub tag: String,
+}
+
+/// The fields that say what the image contains, by name, as canonical values.
+/// Left out on purpose (where the image lives or how it is built, not what it is): name,
+/// registry, registry_config, builder, builder_options, tag_format, pip_secret_mounts, force push,
+/// and the absolute paths of source_root and requirements.
+pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
+    let stripped = |s: &str| Value::Str(strip_userinfo(s));
+    vec![
+        ("python_version", Value::opt_str(spec.python_version.as_deref())),
+        (
+            "source_copy_mode",
+            Value::str(spec.effective_copy_mode().as_str()),
+        ),
+        (
+            "env",
+            Value::Map(spec.env.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect()),
+        ),
+        ("packages", Value::strs(&spec.packages)),
+        ("conda_packages", Value::strs(&spec.conda_packages)),
+        ("conda_channels", Value::strs(&spec.conda_channels)),
+        (
+            "requirements",
+            Value::opt_str(spec.requirements.as_deref().and_then(file_name)),
+        ),
+        ("apt_packages", Value::strs(&spec.apt_packages)),
+        ("cuda", Value::opt_str(spec.cuda.as_deref())),
+        ("cudnn", Value::opt_str(spec.cudnn.as_deref())),
+        (
+            "base_image",
+            match &spec.base_image {
+                None => Value::Null,
+                Some(BaseImage::Name(n)) => Value::str(n),
+                Some(BaseImage::Spec(s)) => {
+                    Value::Map([("spec_id".to_owned(), Value::Str(spec_id(s)))].into())
+                }
+            },
+        ),
+        ("platform", Value::str(&spec.platform)),
+        (
+            "pip_index",
+            spec.pip_index.as_deref().map_or(Value::Null, stripped),
+        ),
+        (
+            "pip_extra_index_url",
+            Value::List(spec.pip_extra_index_url.iter().map(|u| stripped(u)).collect()),
+        ),
+        (
+            "pip_extra_args",
+            spec.pip_extra_args.as_deref().map_or(Value::Null, stripped),
+        ),
+        (
+            "entrypoint",
+            spec.entrypoint.as_ref().map_or(Value::Null, |e| Value::strs(e)),
+        ),
+        ("commands", Value::strs(&spec.commands)),
+        ("copy", Value::strs(&spec.copy)),
+        ("python_exec", Value::opt_str(spec.python_exec.as_deref())),
+        ("runtime_packages", Value::strs(&spec.runtime_packages)),
+        ("builder_config", Value::Map(spec.builder_config.clone())),
+    ]
+}
+
+fn file_name(p: &Path) -> Option<&str> {
+    p.file_name().and_then(|n| n.to_str())
+}
+
+fn field_digests(spec: &Spec) -> BTreeMap<&'static str, Digest> {
+    identity_fields(spec)
+        .into_iter()
+        .map(|(name, value)| (name, Value::List(vec![Value::str(name), value]).digest()))
+        .collect()
+}
+
+fn bytes_map<K: AsRef<str>>(digests: &BTreeMap<K, Digest>) -> Value {
+    Value::Map(
+        digests
+            .iter()
+            .map(|(k, d)| (k.as_ref().to_owned(), Value::Bytes(d.to_vec())))
+            .collect(),
+    )
+}
+
+fn id_root_of(fields: &BTreeMap<&'static str, Digest>) -> Digest {
+    Value::List(vec![
+        Value::str("imagespec-id"),
+        Value::Int(ID_SCHEME),
+        bytes_map(fields),
+    ])
+    .digest()
+}
+
+fn encode_hash(root: &Digest) -> String {
+    data_encoding::BASE32_NOPAD
+        .encode(&root[..HASH_BYTES])
+        .to_ascii_lowercase()
+}
+
+/// The spec's identity: from its fields alone, no file read, nothing about the machine.
+pub fn spec_id(spec: &Spec) -> String {
+    encode_hash(&id_root_of(&field_digests(spec)))
+}
+
+fn file_digest(f: &SourceFile) -> Digest {
+    match &f.kind {
+        FileKind::Regular { executable, sha256 } => Value::List(vec![
+            Value::str("file"),
+            Value::str(&f.path),
+            Value::Bool(*executable),
+            Value::Bytes(sha256.to_vec()),
+        ])
+        .digest(),
+        FileKind::Symlink { target } => Value::List(vec![
+            Value::str("symlink"),
+            Value::str(&f.path),
+            Value::str(target),
+        ])
+        .digest(),
+    }
+}
+
+fn add_files(out: &mut BTreeMap<String, Digest>, prefix: &str, files: Vec<SourceFile>) {
+    for f in files {
+        out.insert(format!("{prefix}/{}", f.path), file_digest(&f));
+    }
+}
+
+/// Files of `requirements`: the file itself and, for lock files, the pyproject.toml they need.
+fn requirements_files(req: &Path, out: &mut BTreeMap<String, Digest>) -> Result<()> {
+    let field = "requirements";
+    let name = file_name(req).ok_or_else(|| Error::source(field, req, "has no file name"))?;
+    let dir = req.parent().unwrap_or(Path::new("/"));
+    if !req.is_file() {
+        let msg = "does not exist or is not a file; fix the path (relative paths are resolved against the \
+                   folder the spec was evaluated in)";
+        return Err(Error::source(field, req, msg));
+    }
+    add_files(out, field, source::hash_path(dir, name, field)?);
+    if name == "uv.lock" || name == "poetry.lock" {
+        let pyproject = dir.join("pyproject.toml");
+        if !pyproject.is_file() {
+            return Err(Error::source(
+                field,
+                &pyproject,
+                format!("{name} needs the pyproject.toml beside it"),
+            ));
+        }
+        add_files(out, field, source::hash_path(dir, "pyproject.toml", field)?);
+    }
+    Ok(())
+}
+
+fn source_files(spec: &Spec, loaded: Option<&[PathBuf]>, out: &mut BTreeMap<String, Digest>) -> Result<()> {
+    let Some(root) = &spec.source_root else {
+        return Ok(());
+    };
+    let mode = spec.effective_copy_mode();
+    if mode == CopyMode::NoCopy {
+        return Ok(());
+    }
+    if !root.is_dir() {
+        return Err(Error::source(
+            "source_root",
+            root,
+            "is not a folder; fix the path or leave source_root unset",
+        ));
+    }
+    let files = match mode {
+        CopyMode::All => source::hash_all(root, "source_root")?,
+        _ => {
+            // Installed packages are the image's packages, not its source, even under the root.
+            let listed: Vec<PathBuf> = loaded
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| {
+                    !p.components().any(
+                        |c| matches!(c, Component::Normal(n) if n == "site-packages" || n == "dist-packages"),
+                    )
+                })
+                .cloned()
+                .collect();
+            source::hash_listed(root, &listed, "source_root")?
+        }
+    };
+    add_files(out, "source", files);
+    Ok(())
+}
+
+/// The tag and every input it is derived from. `loaded` lists the files of the modules imported
+/// now (for LOADED_MODULES mode); it is ignored in the other modes.
+pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> {
+    let fields = field_digests(spec);
+    let id_root = id_root_of(&fields);
+    let mut files = BTreeMap::new();
+    if let Some(req) = &spec.requirements {
+        requirements_files(req, &mut files)?;
+    }
+    source_files(spec, loaded, &mut files)?;
+    for entry in &spec.copy {
+        add_files(
+            &mut files,
+            "copy",
+            source::hash_path(&spec.copy_root, entry, "copy")?,
+        );
+    }
+    let base_image = match &spec.base_image {
+        Some(BaseImage::Spec(base)) => Some(image_name(base, loaded)?),
+        _ => None,
+    };
+    let root = Value::List(vec![
+        Value::str("imagespec-tag"),
+        Value::Int(TAG_SCHEME),
+        Value::Int(crate::RECIPE_VERSION),
+        Value::Bytes(id_root.to_vec()),
+        bytes_map(&files),
+        Value::opt_str(base_image.as_deref()),
+    ])
+    .digest();
+    let hash = encode_hash(&root);
+    let tag = match &spec.tag_format {
+        Some(fmt) => fmt.replace("{spec_hash}", &hash),
+        None => hash,
+    };
+    Ok(TagInputs {
+        id: encode_hash(&id_root),
+        id_root,
+        fields,
+        files,
+        base_image,
+        root,
+        tag,
+    })
+}
+
+/// `registry/name:tag`, or `name:tag` without a registry.
+pub fn image_name(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<String> {
+    Ok(format!("{}:{}", spec.repository(), tag_inputs(spec, loaded)?.tag))
+}

@@ -36,7 +36,10 @@ pub struct ReferenceError {
 
 impl Reference {
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
-        let err = |message: String| ReferenceError { input: redact(input), message };
+        let err = |message: String| ReferenceError {
+            input: redact(input),
+            message,
+        };
         if input.is_empty() {
             return Err(err("it is empty".into()));
         }
@@ -44,7 +47,9 @@ impl Reference {
             return Err(err("it contains whitespace or control characters".into()));
         }
         if input.contains("://") {
-            return Err(err("a reference has no scheme: write host[:port]/path[:tag], not a URL".into()));
+            return Err(err(
+                "a reference has no scheme: write host[:port]/path[:tag], not a URL".into(),
+            ));
         }
         let (rest, digest) = match input.split_once('@') {
             Some((r, d)) => (r, Some(parse_digest(d).map_err(err)?)),
@@ -61,7 +66,9 @@ impl Reference {
             return Err(err("the repository name is missing".into()));
         }
         if name.len() > MAX_NAME_LEN {
-            return Err(err(format!("the repository name is longer than {MAX_NAME_LEN} characters")));
+            return Err(err(format!(
+                "the repository name is longer than {MAX_NAME_LEN} characters"
+            )));
         }
         let (registry, path) = match name.split_once('/') {
             Some((first, path)) if is_registry(first) => (first.to_string(), path.to_string()),
@@ -69,8 +76,11 @@ impl Reference {
         };
         check_registry(&registry).map_err(err)?;
         let registry = normalise_registry(&registry);
-        let repository =
-            if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path };
+        let repository = if registry == DOCKER_HUB && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
         for component in repository.split('/') {
             check_component(component).map_err(err)?;
         }
@@ -79,7 +89,12 @@ impl Reference {
             (None, Some(_)) => None,
             (None, None) => Some("latest".to_string()),
         };
-        Ok(Reference { registry, repository, tag, digest })
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// What to ask the registry for: the digest when pinned, else the tag.
@@ -158,7 +173,9 @@ fn is_registry(first: &str) -> bool {
 
 fn check_registry(registry: &str) -> Result<(), String> {
     let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or("the IPv6 registry address lacks its closing ']'")?;
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or("the IPv6 registry address lacks its closing ']'")?;
         if h.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(format!("'{h}' is not an IPv6 address"));
         }
@@ -174,7 +191,8 @@ fn check_registry(registry: &str) -> Result<(), String> {
         }
     };
     if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().map_or(true, |n| n == 0) {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().map_or(true, |n| n == 0)
+        {
             return Err(format!("the registry port '{p}' is not a number from 1 to 65535"));
         }
     }
@@ -204,7 +222,9 @@ fn check_component(c: &str) -> Result<(), String> {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     let mut i = 0;
-    let bad = || format!("'{c}' is not a valid path component (lowercase letters, digits, and . _ __ - between them)");
+    let bad = || {
+        format!("'{c}' is not a valid path component (lowercase letters, digits, and . _ __ - between them)")
+    };
     loop {
         let start = i;
         while i < b.len() && alnum(b[i]) {
@@ -238,20 +258,34 @@ fn check_tag(t: &str) -> Result<(), String> {
         return Err(format!("the tag is longer than {MAX_TAG_LEN} characters"));
     }
     if !word(b[0]) || !b.iter().all(|&x| word(x) || x == b'.' || x == b'-') {
-        return Err(format!("'{t}' is not a valid tag (letters, digits, _ . -, not starting with . or -)"));
+        return Err(format!(
+            "'{t}' is not a valid tag (letters, digits, _ . -, not starting with . or -)"
+        ));
     }
     Ok(())
 }
 
 fn parse_digest(d: &str) -> Result<String, String> {
-    let (algo, hex) = d.split_once(':').ok_or_else(|| format!("digest '{d}' is not algorithm:hex"))?;
+    let (algo, hex) = d
+        .split_once(':')
+        .ok_or_else(|| format!("digest '{d}' is not algorithm:hex"))?;
     let expected = match algo {
         "sha256" => 64,
         "sha512" => 128,
-        _ => return Err(format!("digest algorithm '{algo}' is not supported (sha256, sha512)")),
+        _ => {
+            return Err(format!(
+                "digest algorithm '{algo}' is not supported (sha256, sha512)"
+            ))
+        }
     };
-    if hex.len() != expected || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(format!("digest '{d}' must have {expected} lowercase hex characters after '{algo}:'"));
+    if hex.len() != expected
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!(
+            "digest '{d}' must have {expected} lowercase hex characters after '{algo}:'"
+        ));
     }
     Ok(d.to_string())
 }
@@ -269,8 +303,14 @@ mod tests {
         assert_eq!(p("pandas").to_string(), "docker.io/library/pandas:latest");
         assert_eq!(p("pandas:1.0").to_string(), "docker.io/library/pandas:1.0");
         assert_eq!(p("user/img").to_string(), "docker.io/user/img:latest");
-        assert_eq!(p("index.docker.io/user/img:t").to_string(), "docker.io/user/img:t");
-        assert_eq!(p("docker.io/ubuntu").to_string(), "docker.io/library/ubuntu:latest");
+        assert_eq!(
+            p("index.docker.io/user/img:t").to_string(),
+            "docker.io/user/img:t"
+        );
+        assert_eq!(
+            p("docker.io/ubuntu").to_string(),
+            "docker.io/library/ubuntu:latest"
+        );
         assert_eq!(p("localhost/img").to_string(), "localhost/img:latest");
         assert_eq!(p("localhost:5000/a/b/c:v1").repository, "a/b/c");
         assert_eq!(p("localhost:5000/a/b/c:v1").registry, "localhost:5000");
@@ -323,17 +363,36 @@ mod tests {
             let e = Reference::parse(input).expect_err(input).to_string();
             assert!(e.contains(needle), "{input:?}: {e}");
         }
-        let e = Reference::parse("user:s3cret@localhost:5000/img").unwrap_err().to_string();
-        assert!(!e.contains("s3cret") && e.contains("***@localhost:5000/img"), "{e}");
+        let e = Reference::parse("user:s3cret@localhost:5000/img")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !e.contains("s3cret") && e.contains("***@localhost:5000/img"),
+            "{e}"
+        );
         let long = format!("localhost:5000/{}", "a".repeat(300));
-        assert!(Reference::parse(&long).unwrap_err().to_string().contains("longer than 255"));
+        assert!(Reference::parse(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("longer than 255"));
         let long_tag = format!("img:{}", "a".repeat(129));
-        assert!(Reference::parse(&long_tag).unwrap_err().to_string().contains("longer than 128"));
+        assert!(Reference::parse(&long_tag)
+            .unwrap_err()
+            .to_string()
+            .contains("longer than 128"));
     }
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost", "127.0.0.1", "127.8.9.10", "::1", "[::1]", "LOCALHOST", "a.localhost"] {
+        for h in [
+            "localhost",
+            "127.0.0.1",
+            "127.8.9.10",
+            "::1",
+            "[::1]",
+            "LOCALHOST",
+            "a.localhost",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
         for h in ["10.0.0.1", "example.com", "localhost.example.com", "::2"] {

@@ -128,7 +128,15 @@ mod tests {
         let v = Value::List(vec![Value::str("a"), Value::Bool(true)]);
         assert_eq!(
             v.encode(),
-            [&[0x06][..], &2u64.to_be_bytes(), &[0x04], &1u64.to_be_bytes(), b"a", &[0x01, 0x01]].concat()
+            [
+                &[0x06][..],
+                &2u64.to_be_bytes(),
+                &[0x04],
+                &1u64.to_be_bytes(),
+                b"a",
+                &[0x01, 0x01]
+            ]
+            .concat()
         );
     }
 }

@@ -1,29 +1,97 @@
-"""The Rust core of imagespec."""
+"""Typed stubs of the Rust extension: the thin layer over imagespec's core."""
 
 from os import PathLike
-from typing import Union
+from typing import Any, Final, final
 
-__version__: str
+__all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
+    "__version__",
+    "RECIPE_VERSION",
+    "FIELDS",
+    "ImageSpecError",
+    "SpecError",
+    "SourceError",
+    "RegistryError",
+    "check",
+    "check_local",
+    "Spec",
+    "load_yaml",
+]
 
-class ImageSpecError(Exception): ...
-class SpecError(ImageSpecError): ...
-class SourceError(ImageSpecError): ...
-class RegistryError(ImageSpecError): ...
+__version__: Final[str]
+RECIPE_VERSION: Final[int]
+FIELDS: Final[list[str]]
+
+class ImageSpecError(Exception):
+    """Base class of every imagespec error."""
+
+    field: str | None
+
+class SpecError(ImageSpecError):
+    """A spec field or spec file has a value that is not allowed."""
+
+    path: str
+    line: int
+    column: int
+
+class SourceError(ImageSpecError):
+    """A file or folder the spec names is missing or unreadable."""
+
+    path: str
+
+class RegistryError(ImageSpecError):
+    """A registry check could not be made: a malformed reference or an unusable option."""
 
 def check(
     refs: list[str],
     *,
-    platforms: Union[list[str], None] = None,
-    registry_config: Union[str, PathLike[str], None] = None,
-    insecure: Union[list[str], None] = None,
+    platforms: list[str] | None = None,
+    registry_config: str | PathLike[str] | None = None,
+    insecure: list[str] | None = None,
     use_cache: bool = True,
     timeout: float = 10.0,
     concurrency: int = 16,
     cache_ttl: float = 86400.0,
-    cache_dir: Union[str, PathLike[str], None] = None,
+    cache_dir: str | PathLike[str] | None = None,
     retries: int = 3,
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """Checks which of `refs` exist in their registries; one dict per reference, in order."""
 
-def check_local(names: list[str], *, timeout: float = 10.0) -> list[dict[str, object]]:
+def check_local(names: list[str], *, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Checks which of `names` the local engine (Docker socket, else podman) has."""
+
+@final
+class Spec:
+    """A validated, normalised spec."""
+
+    def __new__(
+        cls,
+        fields: dict[str, Any],
+        *,
+        python_version: str,
+        base_dir: str | PathLike[str] | None = None,
+        force_push: bool = False,
+    ) -> Spec: ...
+    def to_dict(self, *, redact: bool = False) -> dict[str, Any]: ...
+    def to_yaml(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def canonical(self) -> str: ...
+    @property
+    def force_push(self) -> bool: ...
+    @property
+    def repository(self) -> str: ...
+    @property
+    def copy_root(self) -> str: ...
+    @property
+    def effective_copy_mode(self) -> str: ...
+    @property
+    def uses_loaded_modules(self) -> bool: ...
+    @property
+    def base_spec(self) -> Spec | None: ...
+    def with_force_push(self, force_push: bool) -> Spec: ...
+    def tag(self, loaded_modules: list[str] | None = None) -> str: ...
+    def image_name(self, loaded_modules: list[str] | None = None) -> str: ...
+    def tag_inputs(self, loaded_modules: list[str] | None = None) -> dict[str, Any]: ...
+
+def load_yaml(path: str | PathLike[str], *, python_version: str) -> Spec: ...

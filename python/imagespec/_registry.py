@@ -59,7 +59,7 @@ def _spec_options(spec: SpecLike) -> tuple[bool, list[str] | None, str | None, l
     if isinstance(insecure, str):
         insecure = [insecure]
     config = getattr(spec, "registry_config", None)
-    force = bool(getattr(spec, "_is_force_push", False))
+    force = bool(getattr(spec, "is_force_push", False))
     return (
         bool(registry),
         _platforms(getattr(spec, "platform", None)),

@@ -1,56 +1,130 @@
-"""The ``imagespec`` command."""
+"""The `imagespec` command line.
+
+Exit codes: 0 success; 1 a spec, file or registry error (the message says which), or for `exists`
+an image that is missing or unknown; 2 bad usage.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from imagespec import _core
+from imagespec._spec import ImageSpec
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
 
 
-def _exists(args: argparse.Namespace) -> int:
-    from imagespec import RegistryError, check
+def _load_module_specs(path: Path) -> list[tuple[str, ImageSpec]]:
+    """The module-level ImageSpec values of a Python file, imported as `python FILE` would."""
+    import importlib.util
 
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    module_spec = importlib.util.spec_from_file_location(path.stem, path)
+    if module_spec is None or module_spec.loader is None:
+        raise _core.SpecError(f"{path}: not a Python file that can be imported")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[path.stem] = module
     try:
-        results = check(
-            args.images,
-            platforms=args.platform or None,
-            registry_config=args.registry_config,
-            insecure=args.insecure or None,
-            use_cache=not args.no_cache,
-            timeout=args.timeout,
-        )
-    except RegistryError as e:
-        print(f"imagespec exists: {e}", file=sys.stderr)
-        return 2
+        module_spec.loader.exec_module(module)
+    except _core.ImageSpecError:
+        raise
+    except BaseException as e:
+        raise _core.SpecError(f"{path}: importing it failed: {type(e).__name__}: {e}") from e
+    found: dict[ImageSpec, str] = {}
+    for name, value in vars(module).items():
+        if isinstance(value, ImageSpec) and value not in found:
+            found[value] = name
+    return [(name, spec) for spec, name in found.items()]
+
+
+def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
+    """Specs named by a CLI argument: a YAML spec file or a Python file."""
+    path = Path(target)
+    if not path.is_file():
+        raise _core.SpecError(f"{target}: no such file; give a spec YAML file or a Python file")
+    if path.suffix == ".py":
+        specs = _load_module_specs(path)
+        if not specs:
+            raise _core.SpecError(f"{target}: defines no ImageSpec at module level")
+        return specs
+    return [(path.stem, ImageSpec.from_yaml(path))]
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    rows: list[dict[str, Any]] = []
+    for label, spec in load_specs(args.target):
+        rows.append({"name": label, "image": spec.image_name(), "tag": spec.tag, "id": spec.id})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(row["image"])
+    return 0
+
+
+def _cmd_exists(args: argparse.Namespace) -> int:
+    from imagespec._registry import check
+
+    results = check(
+        args.images,
+        platforms=args.platform or None,
+        registry_config=args.registry_config,
+        insecure=args.insecure or None,
+        use_cache=not args.no_cache,
+        timeout=args.timeout,
+    )
     width = max(len(r.reference) for r in results)
     for r in results:
         detail = r.digest if r.status == "exists" else r.reason
         print(f"{r.status:<8} {r.reference:<{width}}  {detail or ''}".rstrip())
-    return 0 if all(r.status == "exists" for r in results) else 1
+    return 0 if all(r.status == "exists" for r in results) else EXIT_ERROR
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagespec", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser(
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagespec",
+        description="Declare container images in Python; tag them by content, build only what is missing.",
+    )
+    parser.add_argument("--version", action="version", version=f"imagespec {_core.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    tag = commands.add_parser(
+        "tag",
+        help="print the full image name (registry/name:tag) of each spec",
+        description="Print the full image name of a spec YAML file, or of each ImageSpec in a Python file.",
+    )
+    tag.add_argument("target", metavar="SPEC.yaml|FILE.py")
+    tag.add_argument("--json", action="store_true", help="print name, image, tag and id as JSON")
+    tag.set_defaults(func=_cmd_tag)
+    exists = commands.add_parser(
         "exists",
         help="say whether images exist in their registries",
-        description="Print one line per image (exists/missing/unknown); exit 1 when any is not 'exists'.",
+        description="Print one line per image (exists/missing/unknown, then the digest or the reason); "
+        "exit 1 when any image is not known to exist.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image reference, e.g. localhost:5000/app:tag")
-    p.add_argument("--platform", action="append", metavar="OS/ARCH", help="platform the image must provide")
-    p.add_argument("--registry-config", metavar="FILE", help="docker config.json with credentials")
-    p.add_argument("--insecure", action="append", metavar="REGISTRY", help="allow plain HTTP to this registry")
-    p.add_argument("--no-cache", action="store_true", help="ask the registry even for images seen recently")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (default 10)")
-    p.set_defaults(func=_exists)
+    exists.add_argument("images", nargs="+", metavar="IMAGE", help="e.g. localhost:5000/app:tag")
+    exists.add_argument("--platform", action="append", metavar="OS/ARCH", help="a platform the image must have")
+    exists.add_argument("--registry-config", metavar="FILE", help="a docker config.json with credentials")
+    exists.add_argument("--insecure", action="append", metavar="REGISTRY", help="allow plain HTTP to it")
+    exists.add_argument("--no-cache", action="store_true", help="ask the registry even if seen recently")
+    exists.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (10)")
+    exists.set_defaults(func=_cmd_exists)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except _core.ImageSpecError as e:
+        print(f"imagespec: error: {e}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,22 +1,77 @@
-//! The Python extension module `imagespec._core`.
+//! The `imagespec._core` extension: conversion and error mapping only; the logic is in the core.
 
+mod convert;
+mod registry;
+mod spec;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-mod registry;
+create_exception!(
+    imagespec._core,
+    ImageSpecError,
+    PyException,
+    "Base class of every imagespec error."
+);
+create_exception!(
+    imagespec._core,
+    SpecError,
+    ImageSpecError,
+    "A spec field or spec file has a value that is not allowed."
+);
+create_exception!(
+    imagespec._core,
+    SourceError,
+    ImageSpecError,
+    "A file or folder the spec names is missing or unreadable."
+);
+create_exception!(
+    imagespec._core,
+    RegistryError,
+    ImageSpecError,
+    "A registry check could not be made: a malformed reference or an unusable option."
+);
 
-pyo3::create_exception!(imagespec, ImageSpecError, pyo3::exceptions::PyException);
-pyo3::create_exception!(imagespec, SpecError, ImageSpecError);
-pyo3::create_exception!(imagespec, SourceError, ImageSpecError);
-pyo3::create_exception!(imagespec, RegistryError, ImageSpecError);
+/// Maps a core error to its Python exception, with `field`, `path`, `line`, `column` attributes.
+pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
+    Python::attach(|py| {
+        let err = match &e {
+            crate::Error::Spec { .. } | crate::Error::Yaml { .. } => SpecError::new_err(e.to_string()),
+            crate::Error::Source { .. } => SourceError::new_err(e.to_string()),
+            crate::Error::Reference(_) | crate::Error::Registry(_) => RegistryError::new_err(e.to_string()),
+        };
+        let value = err.value(py);
+        let _ = value.setattr("field", e.field());
+        match &e {
+            crate::Error::Yaml {
+                path, line, column, ..
+            } => {
+                let _ = value.setattr("path", path);
+                let _ = value.setattr("line", line);
+                let _ = value.setattr("column", column);
+            }
+            crate::Error::Source { path, .. } => {
+                let _ = value.setattr("path", path.to_string_lossy());
+            }
+            crate::Error::Spec { .. } | crate::Error::Reference(_) | crate::Error::Registry(_) => {}
+        }
+        err
+    })
+}
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("RECIPE_VERSION", crate::RECIPE_VERSION)?;
+    m.add("FIELDS", crate::spec::FIELDS.to_vec())?;
     m.add("ImageSpecError", py.get_type::<ImageSpecError>())?;
     m.add("SpecError", py.get_type::<SpecError>())?;
     m.add("SourceError", py.get_type::<SourceError>())?;
     m.add("RegistryError", py.get_type::<RegistryError>())?;
     registry::register(m)?;
+    m.add_class::<spec::Spec>()?;
+    m.add_function(wrap_pyfunction!(spec::load_yaml, m)?)?;
     Ok(())
 }

@@ -15,12 +15,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 fn to_py(e: Error) -> PyErr {
-    RegistryError::new_err(e.to_string())
+    super::to_py_err(e)
 }
 
 fn seconds(name: &str, v: f64) -> PyResult<Duration> {
     if !v.is_finite() || v <= 0.0 || v > 1e9 {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!("{name} must be a positive number of seconds")));
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{name} must be a positive number of seconds"
+        )));
     }
     Ok(Duration::from_secs_f64(v))
 }

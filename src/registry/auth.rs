@@ -27,7 +27,10 @@ impl Challenge {
 
 /// Parses an RFC 7235 `WWW-Authenticate` value, which may hold several challenges.
 pub fn parse_challenges(header: &str) -> Result<Vec<Challenge>, String> {
-    let mut p = Parser { s: header.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: header.as_bytes(),
+        i: 0,
+    };
     let mut out: Vec<Challenge> = Vec::new();
     loop {
         p.skip(|b| b == b' ' || b == b'\t' || b == b',');
@@ -43,10 +46,20 @@ pub fn parse_challenges(header: &str) -> Result<Vec<Challenge>, String> {
             // `name=value` of the current challenge.
             p.i += 1;
             p.skip(|b| b == b' ' || b == b'\t');
-            let value = if p.peek() == Some(b'"') { p.quoted()? } else { p.token() };
-            out.last_mut().expect("checked").params.insert(tok.to_ascii_lowercase(), value);
+            let value = if p.peek() == Some(b'"') {
+                p.quoted()?
+            } else {
+                p.token()
+            };
+            out.last_mut()
+                .expect("checked")
+                .params
+                .insert(tok.to_ascii_lowercase(), value);
         } else {
-            out.push(Challenge { scheme: tok.to_ascii_lowercase(), params: BTreeMap::new() });
+            out.push(Challenge {
+                scheme: tok.to_ascii_lowercase(),
+                params: BTreeMap::new(),
+            });
             // The first parameter follows the scheme after a space.
             p.skip(|b| b == b' ' || b == b'\t');
             let save = p.i;
@@ -55,8 +68,15 @@ pub fn parse_challenges(header: &str) -> Result<Vec<Challenge>, String> {
             if !name.is_empty() && p.peek() == Some(b'=') {
                 p.i += 1;
                 p.skip(|b| b == b' ' || b == b'\t');
-                let value = if p.peek() == Some(b'"') { p.quoted()? } else { p.token() };
-                out.last_mut().expect("pushed").params.insert(name.to_ascii_lowercase(), value);
+                let value = if p.peek() == Some(b'"') {
+                    p.quoted()?
+                } else {
+                    p.token()
+                };
+                out.last_mut()
+                    .expect("pushed")
+                    .params
+                    .insert(name.to_ascii_lowercase(), value);
             } else {
                 p.i = save;
             }
@@ -132,7 +152,10 @@ pub struct TokenCache {
 impl TokenCache {
     pub fn slot(&self, registry: &str, scope: &str) -> Arc<tokio::sync::Mutex<Option<Token>>> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.entry((registry.to_string(), scope.to_string())).or_default().clone()
+        slots
+            .entry((registry.to_string(), scope.to_string()))
+            .or_default()
+            .clone()
     }
 }
 
@@ -148,7 +171,9 @@ pub async fn fetch_token(
     scope: &str,
     cred: Option<&Credential>,
 ) -> Result<Token, String> {
-    let realm = challenge.param("realm").ok_or("the Bearer challenge names no realm (token endpoint)")?;
+    let realm = challenge
+        .param("realm")
+        .ok_or("the Bearer challenge names no realm (token endpoint)")?;
     let mut url = Url::parse(realm).map_err(|e| format!("the token realm {realm:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("the token realm {realm:?} is not an http(s) URL"));
@@ -175,7 +200,8 @@ pub async fn fetch_token(
                 .join("&");
             req = Request::new(Method::POST, url.clone());
             req.body = Some(body.into_bytes());
-            req.headers.push(("content-type", "application/x-www-form-urlencoded".into()));
+            req.headers
+                .push(("content-type", "application/x-www-form-urlencoded".into()));
         }
         _ => {
             {
@@ -192,7 +218,10 @@ pub async fn fetch_token(
         }
     }
     req.read_body = true;
-    let resp = transport.send(&req).await.map_err(|f| format!("token endpoint: {}", f.reason()))?;
+    let resp = transport
+        .send(&req)
+        .await
+        .map_err(|f| format!("token endpoint: {}", f.reason()))?;
     let host = url.host_str().unwrap_or("?").to_string();
     match resp.status {
         200 => {}
@@ -213,15 +242,27 @@ pub async fn fetch_token(
         .iter()
         .find_map(|k| v.get(*k).and_then(|t| t.as_str()).filter(|t| !t.is_empty()))
         .ok_or_else(|| format!("the token endpoint at {host} answered without a token"))?;
-    let secs = v.get("expires_in").and_then(serde_json::Value::as_u64).unwrap_or(60).clamp(1, 86_400);
+    let secs = v
+        .get("expires_in")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(60)
+        .clamp(1, 86_400);
     // Renew a little early so a token never expires between the cache and the registry.
     let life = Duration::from_secs(secs).saturating_sub(Duration::from_secs(secs.min(10) / 2));
-    Ok(Token { value: value.to_string(), expires: Instant::now() + life })
+    Ok(Token {
+        value: value.to_string(),
+        expires: Instant::now() + life,
+    })
 }
 
 /// scheme://host:port of a URL, the unit credentials are bound to.
 pub fn origin(url: &Url) -> String {
-    format!("{}://{}:{}", url.scheme(), url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0))
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
 }
 
 fn form_encode(s: &str) -> String {
@@ -255,8 +296,10 @@ mod tests {
 
     #[test]
     fn parses_several_challenges_and_odd_spacing() {
-        let c = parse_challenges(r#"Basic realm="Registry Realm", Bearer  realm = "https://a/t" , error="insufficient_scope""#)
-            .unwrap();
+        let c = parse_challenges(
+            r#"Basic realm="Registry Realm", Bearer  realm = "https://a/t" , error="insufficient_scope""#,
+        )
+        .unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].scheme, "basic");
         assert_eq!(c[0].param("realm"), Some("Registry Realm"));
@@ -274,8 +317,12 @@ mod tests {
     #[test]
     fn rejects_broken_challenges() {
         assert!(parse_challenges("").unwrap_err().contains("empty"));
-        assert!(parse_challenges(r#"Bearer realm="open"#).unwrap_err().contains("not closed"));
-        assert!(parse_challenges("<html>").unwrap_err().contains("unexpected character"));
+        assert!(parse_challenges(r#"Bearer realm="open"#)
+            .unwrap_err()
+            .contains("not closed"));
+        assert!(parse_challenges("<html>")
+            .unwrap_err()
+            .contains("unexpected character"));
     }
 
     #[test]

@@ -33,7 +33,10 @@ impl Cache {
     }
 
     pub fn new(root: &Path, ttl: Duration) -> Self {
-        Cache { dir: root.join("exists"), ttl }
+        Cache {
+            dir: root.join("exists"),
+            ttl,
+        }
     }
 
     fn path(&self, r: &Reference, platforms: &[String]) -> PathBuf {
@@ -43,7 +46,8 @@ impl Cache {
             h.update(b"\0");
             h.update(p.as_bytes());
         }
-        self.dir.join(format!("{}.json", data_encoding::HEXLOWER.encode(&h.finalize())))
+        self.dir
+            .join(format!("{}.json", data_encoding::HEXLOWER.encode(&h.finalize())))
     }
 
     /// A fresh positive answer, if one is cached. Unreadable or foreign files count as absent.
@@ -75,7 +79,9 @@ impl Cache {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

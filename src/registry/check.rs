@@ -113,7 +113,10 @@ impl Checker {
         match head.status {
             200 => {
                 let mt = content_type(&head);
-                let digest = head.header("docker-content-digest").filter(|d| valid_digest(d)).map(str::to_string);
+                let digest = head
+                    .header("docker-content-digest")
+                    .filter(|d| valid_digest(d))
+                    .map(str::to_string);
                 if let (Some(mt), Some(d)) = (&mt, &digest) {
                     if is_known(mt) && self.platforms.is_empty() {
                         return exists(input, d.clone(), mt.clone());
@@ -137,7 +140,15 @@ impl Checker {
         let digest = get
             .header("docker-content-digest")
             .filter(|d| valid_digest(d))
-            .map_or_else(|| format!("sha256:{}", data_encoding::HEXLOWER.encode(&Sha256::digest(&get.body))), str::to_string);
+            .map_or_else(
+                || {
+                    format!(
+                        "sha256:{}",
+                        data_encoding::HEXLOWER.encode(&Sha256::digest(&get.body))
+                    )
+                },
+                str::to_string,
+            );
         if self.platforms.is_empty() {
             return exists(input, digest, mt);
         }
@@ -145,29 +156,51 @@ impl Checker {
             Ok(doc
                 .get("manifests")
                 .and_then(|m| m.as_array())
-                .map(|ms| ms.iter().filter_map(|m| m.get("platform")).filter_map(Platform::from_json).collect())
+                .map(|ms| {
+                    ms.iter()
+                        .filter_map(|m| m.get("platform"))
+                        .filter_map(Platform::from_json)
+                        .collect()
+                })
                 .unwrap_or_default())
         } else {
-            self.config_platform(r, &doc).await.map(|p| p.into_iter().collect())
+            self.config_platform(r, &doc)
+                .await
+                .map(|p| p.into_iter().collect())
         };
         let found = match found {
             Ok(f) => f,
             Err(reason) => return unknown(reason),
         };
-        let lacking: Vec<String> =
-            self.platforms.iter().filter(|p| !found.iter().any(|f| f.satisfies(p))).map(Platform::to_string).collect();
+        let lacking: Vec<String> = self
+            .platforms
+            .iter()
+            .filter(|p| !found.iter().any(|f| f.satisfies(p)))
+            .map(Platform::to_string)
+            .collect();
         if lacking.is_empty() {
             return exists(input, digest, mt);
         }
         let has = if found.is_empty() {
             "none".to_string()
         } else {
-            found.iter().map(Platform::to_string).collect::<Vec<_>>().join(", ")
+            found
+                .iter()
+                .map(Platform::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        let what = if is_index(&mt) { "the index" } else { "the single-platform image" };
+        let what = if is_index(&mt) {
+            "the index"
+        } else {
+            "the single-platform image"
+        };
         CheckResult {
             status: Status::Missing,
-            reason: Some(format!("{what} lacks platform {} (it has {has})", lacking.join(", "))),
+            reason: Some(format!(
+                "{what} lacks platform {} (it has {has})",
+                lacking.join(", ")
+            )),
             digest: Some(digest),
             media_type: Some(mt),
             ..CheckResult::unknown(input, String::new())
@@ -183,20 +216,29 @@ impl Checker {
                 ..CheckResult::unknown(input, String::new())
             },
             401 => CheckResult::unknown(input, format!("auth refused: {} (HTTP 401)", r.registry)),
-            403 => CheckResult::unknown(input, format!("auth refused: access to {} denied (HTTP 403)", r.repository)),
+            403 => CheckResult::unknown(
+                input,
+                format!("auth refused: access to {} denied (HTTP 403)", r.repository),
+            ),
             429 => CheckResult::unknown(
                 input,
                 format!(
                     "rate limited: {} answered HTTP 429{}",
                     r.registry,
-                    resp.header("retry-after").map(|v| format!(" (Retry-After: {v})")).unwrap_or_default()
+                    resp.header("retry-after")
+                        .map(|v| format!(" (Retry-After: {v})"))
+                        .unwrap_or_default()
                 ),
             ),
             s => CheckResult::unknown(input, format!("unexpected answer: HTTP {s} for {at}")),
         }
     }
 
-    async fn config_platform(&self, r: &Reference, doc: &serde_json::Value) -> Result<Option<Platform>, String> {
+    async fn config_platform(
+        &self,
+        r: &Reference,
+        doc: &serde_json::Value,
+    ) -> Result<Option<Platform>, String> {
         let digest = doc
             .pointer("/config/digest")
             .and_then(|d| d.as_str())
@@ -209,7 +251,10 @@ impl Checker {
                     .map_err(|_| "unexpected answer: the image config is not JSON".to_string())?;
                 Ok(Platform::from_json(&v))
             }
-            Answer::Resp(resp) => Err(format!("unexpected answer: HTTP {} for the image config", resp.status)),
+            Answer::Resp(resp) => Err(format!(
+                "unexpected answer: HTTP {} for the image config",
+                resp.status
+            )),
             Answer::Unknown(reason) => Err(reason),
         }
     }
@@ -236,7 +281,10 @@ impl Checker {
         let mut stale: Option<String> = None;
         let mut challenge = base.challenge.clone();
         for attempt in 0..2 {
-            let auth = match self.authorization(r, &session, challenge.as_ref(), &scope, stale.as_deref()).await {
+            let auth = match self
+                .authorization(r, &session, challenge.as_ref(), &scope, stale.as_deref())
+                .await
+            {
                 Ok(a) => a,
                 Err(e) => return Answer::Unknown(e),
             };
@@ -252,7 +300,10 @@ impl Checker {
             if resp.status != 401 || attempt == 1 {
                 return Answer::Resp(resp);
             }
-            let fresh = resp.header("www-authenticate").and_then(|h| parse_challenges(h).ok()).and_then(pick);
+            let fresh = resp
+                .header("www-authenticate")
+                .and_then(|h| parse_challenges(h).ok())
+                .and_then(pick);
             match fresh {
                 Some(c) => challenge = Some(c),
                 None => return Answer::Resp(resp),
@@ -271,7 +322,11 @@ impl Checker {
         stale: Option<&str>,
     ) -> Result<Option<(String, String)>, String> {
         let Some(ch) = challenge else { return Ok(None) };
-        let cred = session.creds.get_or_init(|| self.credentials(&r.registry)).await.clone();
+        let cred = session
+            .creds
+            .get_or_init(|| self.credentials(&r.registry))
+            .await
+            .clone();
         let cred = cred.map_err(|e| format!("auth refused: credentials for {}: {e}", r.registry))?;
         match ch.scheme.as_str() {
             "basic" => match cred {
@@ -282,7 +337,10 @@ impl Checker {
                     "auth refused: {} asks for Basic auth but its configured credential is an identity token",
                     r.registry
                 )),
-                None => Err(format!("auth refused: {} requires credentials and none are configured for it", r.registry)),
+                None => Err(format!(
+                    "auth refused: {} requires credentials and none are configured for it",
+                    r.registry
+                )),
             },
             "bearer" => {
                 // The challenge's scope when it names one for this repository (a registry may want
@@ -306,7 +364,10 @@ impl Checker {
                 *guard = Some(t);
                 Ok(Some((String::new(), value)))
             }
-            other => Err(format!("auth refused: {} asks for unsupported auth scheme {other:?}", r.registry)),
+            other => Err(format!(
+                "auth refused: {} asks for unsupported auth scheme {other:?}",
+                r.registry
+            )),
         }
     }
 
@@ -336,7 +397,12 @@ impl Checker {
     fn session(&self, registry: &str) -> Arc<Session> {
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         s.entry(registry.to_string())
-            .or_insert_with(|| Arc::new(Session { base: OnceCell::new(), creds: OnceCell::new() }))
+            .or_insert_with(|| {
+                Arc::new(Session {
+                    base: OnceCell::new(),
+                    creds: OnceCell::new(),
+                })
+            })
             .clone()
     }
 
@@ -366,7 +432,9 @@ impl Checker {
             Err(f) => return Err(f.reason()),
         };
         let reg = &r.registry;
-        let note = https_failed.map(|e| format!(" (over plain HTTP; HTTPS failed: {e})")).unwrap_or_default();
+        let note = https_failed
+            .map(|e| format!(" (over plain HTTP; HTTPS failed: {e})"))
+            .unwrap_or_default();
         match resp.status {
             200 => {
                 if content_type(&resp).is_some_and(|t| t.contains("html")) {
@@ -380,18 +448,28 @@ impl Checker {
                 let header = resp.header("www-authenticate").ok_or_else(|| {
                     format!("unexpected answer: {reg} answered 401 without a WWW-Authenticate challenge")
                 })?;
-                let all = parse_challenges(header)
-                    .map_err(|e| format!("unexpected answer: {reg} sent an unreadable WWW-Authenticate: {e}"))?;
+                let all = parse_challenges(header).map_err(|e| {
+                    format!("unexpected answer: {reg} sent an unreadable WWW-Authenticate: {e}")
+                })?;
                 let c = pick(all).ok_or_else(|| {
                     format!("auth refused: {reg} offers no supported auth scheme (only Basic and Bearer are)")
                 })?;
-                Ok(Base { url, challenge: Some(c) })
+                Ok(Base {
+                    url,
+                    challenge: Some(c),
+                })
             }
             s @ (429 | 502 | 503 | 504) => Err(format!(
                 "{}: {reg} answered HTTP {s} to GET /v2/ (after retries){note}",
-                if s == 429 { "rate limited" } else { "registry unavailable" }
+                if s == 429 {
+                    "rate limited"
+                } else {
+                    "registry unavailable"
+                }
             )),
-            s => Err(format!("unexpected answer: {reg} answered HTTP {s} to GET /v2/, not a registry API{note}")),
+            s => Err(format!(
+                "unexpected answer: {reg} answered HTTP {s} to GET /v2/, not a registry API{note}"
+            )),
         }
     }
 
@@ -436,19 +514,23 @@ fn exists(input: &str, digest: String, mt: String) -> CheckResult {
 }
 
 fn content_type(resp: &Response) -> Option<String> {
-    resp.header("content-type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    resp.header("content-type")
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
 fn valid_digest(d: &str) -> bool {
-    d.split_once(':').is_some_and(|(a, h)| {
-        !a.is_empty() && h.len() >= 32 && h.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    d.split_once(':')
+        .is_some_and(|(a, h)| !a.is_empty() && h.len() >= 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The manifest's JSON and media type; an error text for anything that is not a manifest.
 fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String> {
     let ct = content_type(resp).unwrap_or_default();
-    let shown = if ct.is_empty() { "no content type".to_string() } else { ct.clone() };
+    let shown = if ct.is_empty() {
+        "no content type".to_string()
+    } else {
+        ct.clone()
+    };
     let v: serde_json::Value = serde_json::from_slice(&resp.body)
         .map_err(|_| format!("the manifest answer is not JSON ({shown}), not a registry manifest"))?;
     let declared = v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string);
@@ -457,7 +539,11 @@ fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String
         Some(m) if is_known(&m) => m,
         _ if v.get("manifests").is_some_and(serde_json::Value::is_array) => OCI_INDEX.to_string(),
         _ if v.get("config").is_some_and(serde_json::Value::is_object) => OCI_MANIFEST.to_string(),
-        _ => return Err(format!("the answer ({shown}) is JSON but not an image manifest or index")),
+        _ => {
+            return Err(format!(
+                "the answer ({shown}) is JSON but not an image manifest or index"
+            ))
+        }
     };
     if v.get("schemaVersion").and_then(serde_json::Value::as_u64) != Some(2) {
         return Err("the manifest's schemaVersion is not 2".into());

@@ -16,9 +16,15 @@ use tokio::io::AsyncWriteExt;
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// An OAuth refresh token (`identitytoken`), exchanged at the token endpoint.
-    IdentityToken { username: String, token: String },
+    IdentityToken {
+        username: String,
+        token: String,
+    },
 }
 
 impl std::fmt::Debug for Credential {
@@ -69,7 +75,10 @@ impl DockerConfig {
     pub fn parse(text: &[u8], path: &Path) -> Result<Self, String> {
         let mut c: DockerConfig = serde_json::from_slice(text).map_err(|e| {
             // serde_json's message names the position and what it expected, never the text.
-            format!("the registry config {} is not a valid docker config.json: {e}", path.display())
+            format!(
+                "the registry config {} is not a valid docker config.json: {e}",
+                path.display()
+            )
         })?;
         c.path = path.to_path_buf();
         Ok(c)
@@ -80,7 +89,9 @@ impl DockerConfig {
         if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
             return Some(PathBuf::from(d).join("config.json"));
         }
-        std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".docker/config.json"))
+        std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| PathBuf::from(h).join(".docker/config.json"))
     }
 
     /// Credentials for `registry` (normalised, e.g. `docker.io`, `localhost:5000`).
@@ -107,14 +118,19 @@ impl DockerConfig {
                 .decode(auth.trim().as_bytes())
                 .or_else(|_| BASE64_NOPAD.decode(auth.trim().trim_end_matches('=').as_bytes()))
                 .map_err(|_| format!("{}.auth is not valid base64", at()))?;
-            let text = String::from_utf8(bytes).map_err(|_| format!("{}.auth does not decode to text", at()))?;
-            let (u, p) =
-                text.split_once(':').ok_or_else(|| format!("{}.auth does not decode to user:password", at()))?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| format!("{}.auth does not decode to text", at()))?;
+            let (u, p) = text
+                .split_once(':')
+                .ok_or_else(|| format!("{}.auth does not decode to user:password", at()))?;
             user = Some(u.to_string());
             pass = Some(p.to_string());
         }
         if let Some(token) = e.identitytoken.as_deref().filter(|t| !t.is_empty()) {
-            return Ok(Some(Credential::IdentityToken { username: user.unwrap_or_default(), token: token.into() }));
+            return Ok(Some(Credential::IdentityToken {
+                username: user.unwrap_or_default(),
+                token: token.into(),
+            }));
         }
         match (user, pass) {
             (Some(username), Some(password)) if !username.is_empty() => {
@@ -158,8 +174,15 @@ async fn run_helper(
     config: &Path,
     field: &str,
 ) -> Result<Option<Credential>, String> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        return Err(format!("{}: {field} names an invalid helper {name:?}", config.display()));
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(format!(
+            "{}: {field} names an invalid helper {name:?}",
+            config.display()
+        ));
     }
     let program = format!("docker-credential-{name}");
     let mut child = match tokio::process::Command::new(&program)
@@ -186,24 +209,43 @@ async fn run_helper(
     let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => return Err(format!("credential helper {program} failed: {e}")),
-        Err(_) => return Err(format!("credential helper {program} did not answer within {timeout:?}")),
+        Err(_) => {
+            return Err(format!(
+                "credential helper {program} did not answer within {timeout:?}"
+            ))
+        }
     };
     if !out.status.success() {
-        let said = String::from_utf8_lossy(if out.stdout.is_empty() { &out.stderr } else { &out.stdout });
+        let said = String::from_utf8_lossy(if out.stdout.is_empty() {
+            &out.stderr
+        } else {
+            &out.stdout
+        });
         let first = said.lines().next().unwrap_or("").trim();
         if first.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }
         let first: String = first.chars().take(200).collect();
-        return Err(format!("credential helper {program} failed ({}): {first}", out.status));
+        return Err(format!(
+            "credential helper {program} failed ({}): {first}",
+            out.status
+        ));
     }
     let parsed: HelperOutput = serde_json::from_slice(&out.stdout).map_err(|_| {
-        format!("credential helper {program} printed something that is not a JSON {{Username, Secret}} object")
+        format!(
+            "credential helper {program} printed something that is not a JSON {{Username, Secret}} object"
+        )
     })?;
     if parsed.username == "<token>" {
-        return Ok(Some(Credential::IdentityToken { username: String::new(), token: parsed.secret }));
+        return Ok(Some(Credential::IdentityToken {
+            username: String::new(),
+            token: parsed.secret,
+        }));
     }
-    Ok(Some(Credential::Basic { username: parsed.username, password: parsed.secret }))
+    Ok(Some(Credential::Basic {
+        username: parsed.username,
+        password: parsed.secret,
+    }))
 }
 
 #[cfg(test)]
@@ -215,7 +257,10 @@ mod tests {
     }
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -229,13 +274,27 @@ mod tests {
         .unwrap();
         let rt = rt();
         let t = Duration::from_secs(5);
-        let basic = |u: &str, p: &str| Some(Credential::Basic { username: u.into(), password: p.into() });
+        let basic = |u: &str, p: &str| {
+            Some(Credential::Basic {
+                username: u.into(),
+                password: p.into(),
+            })
+        };
         assert_eq!(rt.block_on(c.lookup("docker.io", t)).unwrap(), basic("u", "p"));
-        assert_eq!(rt.block_on(c.lookup("localhost:5000", t)).unwrap(), basic("a", "b"));
-        assert_eq!(rt.block_on(c.lookup("nopad.example.com", t)).unwrap(), basic("u", "pw"));
+        assert_eq!(
+            rt.block_on(c.lookup("localhost:5000", t)).unwrap(),
+            basic("a", "b")
+        );
+        assert_eq!(
+            rt.block_on(c.lookup("nopad.example.com", t)).unwrap(),
+            basic("u", "pw")
+        );
         assert_eq!(
             rt.block_on(c.lookup("reg.example.com", t)).unwrap(),
-            Some(Credential::IdentityToken { username: "u".into(), token: "tok".into() })
+            Some(Credential::IdentityToken {
+                username: "u".into(),
+                token: "tok".into()
+            })
         );
         assert_eq!(rt.block_on(c.lookup("other:5000", t)).unwrap(), None);
     }
@@ -246,7 +305,10 @@ mod tests {
         let t = Duration::from_secs(5);
         let c = cfg(r#"{"auths": {"localhost:5000": {"auth": "!!not base64 s3cret!!"}}}"#).unwrap();
         let e = rt.block_on(c.lookup("localhost:5000", t)).unwrap_err();
-        assert!(e.contains(r#"auths["localhost:5000"].auth is not valid base64"#), "{e}");
+        assert!(
+            e.contains(r#"auths["localhost:5000"].auth is not valid base64"#),
+            "{e}"
+        );
         assert!(!e.contains("s3cret"));
         let c = cfg(r#"{"auths": {"localhost:5000": {"auth": "bm9jb2xvbg=="}}}"#).unwrap();
         let e = rt.block_on(c.lookup("localhost:5000", t)).unwrap_err();
@@ -256,7 +318,10 @@ mod tests {
     #[test]
     fn malformed_config_names_the_file_and_position() {
         let e = cfg(r#"{"auths": {"x": "#).unwrap_err();
-        assert!(e.contains("/x/config.json is not a valid docker config.json"), "{e}");
+        assert!(
+            e.contains("/x/config.json is not a valid docker config.json"),
+            "{e}"
+        );
         assert!(e.contains("line 1"), "{e}");
         let e = cfg(r#"{"auths": []}"#).unwrap_err();
         assert!(e.contains("invalid type"), "{e}");
@@ -265,10 +330,16 @@ mod tests {
     #[test]
     fn missing_helper_is_reported() {
         let c = cfg(r#"{"credHelpers": {"localhost:5000": "imagespec-test-absent"}}"#).unwrap();
-        let e = rt().block_on(c.lookup("localhost:5000", Duration::from_secs(5))).unwrap_err();
-        assert!(e.contains("docker-credential-imagespec-test-absent (from credHelpers in /x/config.json) is not on PATH"));
+        let e = rt()
+            .block_on(c.lookup("localhost:5000", Duration::from_secs(5)))
+            .unwrap_err();
+        assert!(e.contains(
+            "docker-credential-imagespec-test-absent (from credHelpers in /x/config.json) is not on PATH"
+        ));
         let c = cfg(r#"{"credsStore": "../evil"}"#).unwrap();
-        let e = rt().block_on(c.lookup("localhost:5000", Duration::from_secs(5))).unwrap_err();
+        let e = rt()
+            .block_on(c.lookup("localhost:5000", Duration::from_secs(5)))
+            .unwrap_err();
         assert!(e.contains("invalid helper"), "{e}");
     }
 

@@ -20,7 +20,10 @@ pub async fn check_local(name: &str, timeout: Duration) -> CheckResult {
         Some(sock) => match tokio::time::timeout(timeout, docker_inspect(&sock, name)).await {
             Ok(Ok(status)) => return status_result(name, status, "local Docker engine"),
             Ok(Err(e)) => tried.push(format!("Docker at {}: {e}", sock.display())),
-            Err(_) => tried.push(format!("Docker at {}: no answer within {timeout:?}", sock.display())),
+            Err(_) => tried.push(format!(
+                "Docker at {}: no answer within {timeout:?}",
+                sock.display()
+            )),
         },
         None => tried.push("Docker: DOCKER_HOST is not a unix socket".to_string()),
     }
@@ -39,7 +42,10 @@ pub async fn check_local(name: &str, timeout: Duration) -> CheckResult {
         Ok(Err(e)) => tried.push(format!("podman: {e}")),
         Err(_) => tried.push("podman: no answer in time".into()),
     }
-    CheckResult::unknown(name, format!("no local container engine answered ({})", tried.join("; ")))
+    CheckResult::unknown(
+        name,
+        format!("no local container engine answered ({})", tried.join("; ")),
+    )
 }
 
 fn status_result(name: &str, status: u16, engine: &str) -> CheckResult {
@@ -60,7 +66,9 @@ fn status_result(name: &str, status: u16, engine: &str) -> CheckResult {
 
 /// `GET /images/{name}/json` over the socket; the HTTP status.
 async fn docker_inspect(sock: &std::path::Path, name: &str) -> Result<u16, String> {
-    let mut s = tokio::net::UnixStream::connect(sock).await.map_err(|e| e.to_string())?;
+    let mut s = tokio::net::UnixStream::connect(sock)
+        .await
+        .map_err(|e| e.to_string())?;
     let path: String = name
         .bytes()
         .map(|b| {

@@ -132,7 +132,10 @@ pub fn insecure_from_env() -> Vec<String> {
 /// Checks every reference concurrently. Malformed references and unusable options are errors;
 /// everything the registries answer (or fail to) is in the results, in input order.
 pub async fn check(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> {
-    let parsed = refs.iter().map(|r| Reference::parse(r)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let parsed = refs
+        .iter()
+        .map(|r| Reference::parse(r))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let platforms = opts
         .platforms
         .iter()
@@ -159,7 +162,10 @@ pub async fn check(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> 
     })
     .map_err(Error::Registry)?;
     let cache = if opts.use_cache {
-        opts.cache_dir.clone().or_else(cache::Cache::default_root).map(|d| cache::Cache::new(&d, opts.cache_ttl))
+        opts.cache_dir
+            .clone()
+            .or_else(cache::Cache::default_root)
+            .map(|d| cache::Cache::new(&d, opts.cache_ttl))
     } else {
         None
     };

@@ -12,9 +12,15 @@ pub struct Platform {
 impl Platform {
     pub fn parse(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.trim().split('/').collect();
-        let ok = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok = |p: &&str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
         if !(2..=3).contains(&parts.len()) || !parts.iter().all(ok) {
-            return Err(format!("invalid platform {s:?}: expected os/arch or os/arch/variant, e.g. linux/amd64"));
+            return Err(format!(
+                "invalid platform {s:?}: expected os/arch or os/arch/variant, e.g. linux/amd64"
+            ));
         }
         Ok(Self::new(parts[0], parts[1], parts.get(2).copied()))
     }
@@ -29,7 +35,11 @@ impl Platform {
         if arch == "arm64" && variant.as_deref() == Some("v8") {
             variant = None;
         }
-        Platform { os: os.to_ascii_lowercase(), arch, variant }
+        Platform {
+            os: os.to_ascii_lowercase(),
+            arch,
+            variant,
+        }
     }
 
     /// From an index entry's `platform` or an image config (`os`, `architecture`, `variant`).
@@ -40,7 +50,9 @@ impl Platform {
 
     /// Whether an image for `self` serves a request for `wanted` (no variant asked: any variant).
     pub fn satisfies(&self, wanted: &Platform) -> bool {
-        self.os == wanted.os && self.arch == wanted.arch && (wanted.variant.is_none() || self.variant == wanted.variant)
+        self.os == wanted.os
+            && self.arch == wanted.arch
+            && (wanted.variant.is_none() || self.variant == wanted.variant)
     }
 }
 
@@ -61,11 +73,23 @@ mod tests {
     #[test]
     fn parses_and_normalises() {
         assert_eq!(Platform::parse("linux/amd64").unwrap().to_string(), "linux/amd64");
-        assert_eq!(Platform::parse("linux/x86_64").unwrap().to_string(), "linux/amd64");
-        assert_eq!(Platform::parse("linux/arm64/v8").unwrap().to_string(), "linux/arm64");
-        assert_eq!(Platform::parse("linux/arm/v7").unwrap().to_string(), "linux/arm/v7");
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap().to_string(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().to_string(),
+            "linux/arm/v7"
+        );
         for bad in ["linux", "linux/", "a/b/c/d", "linux/amd 64", ""] {
-            assert!(Platform::parse(bad).unwrap_err().contains("expected os/arch"), "{bad}");
+            assert!(
+                Platform::parse(bad).unwrap_err().contains("expected os/arch"),
+                "{bad}"
+            );
         }
     }
 
@@ -76,6 +100,8 @@ mod tests {
         assert!(arm7.satisfies(&arm));
         assert!(!arm.satisfies(&arm7));
         let j = serde_json::json!({"os": "linux", "architecture": "aarch64", "variant": "v8"});
-        assert!(Platform::from_json(&j).unwrap().satisfies(&Platform::parse("linux/arm64").unwrap()));
+        assert!(Platform::from_json(&j)
+            .unwrap()
+            .satisfies(&Platform::parse("linux/arm64").unwrap()));
     }
 }

@@ -41,7 +41,14 @@ pub struct Request {
 
 impl Request {
     pub fn new(method: Method, url: Url) -> Self {
-        Request { method, url, headers: Vec::new(), auth: None, body: None, read_body: false }
+        Request {
+            method,
+            url,
+            headers: Vec::new(),
+            auth: None,
+            body: None,
+            read_body: false,
+        }
     }
 }
 
@@ -111,7 +118,9 @@ impl Transport {
         for cert in extra_roots()? {
             b = b.add_root_certificate(cert);
         }
-        let client = b.build().map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        let client = b
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
         Ok(Transport { client, opts })
     }
 
@@ -147,7 +156,11 @@ impl Transport {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let full = self.opts.backoff_base.saturating_mul(1 << attempt.min(10)).min(Duration::from_secs(5));
+        let full = self
+            .opts
+            .backoff_base
+            .saturating_mul(1 << attempt.min(10))
+            .min(Duration::from_secs(5));
         // "Equal jitter": half fixed, half random, so concurrent clients spread out.
         full / 2 + full.mul_f64(fastrand::f64() / 2.0)
     }
@@ -172,17 +185,30 @@ impl Transport {
             let resp = rb.send().await.map_err(|e| classify(&e, &url))?;
             let status = resp.status().as_u16();
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
-                let loc = resp.headers().get("location").and_then(|v| v.to_str().ok()).ok_or_else(|| {
-                    Failure::Redirect(format!("HTTP {status} without a Location from {}", where_(&url)))
+                let loc = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        Failure::Redirect(format!("HTTP {status} without a Location from {}", where_(&url)))
+                    })?;
+                let next = url.join(loc).map_err(|_| {
+                    Failure::Redirect(format!(
+                        "HTTP {status} to an invalid Location from {}",
+                        where_(&url)
+                    ))
                 })?;
-                let next = url
-                    .join(loc)
-                    .map_err(|_| Failure::Redirect(format!("HTTP {status} to an invalid Location from {}", where_(&url))))?;
                 if !matches!(next.scheme(), "http" | "https") {
                     return Err(Failure::Redirect(format!("redirect to a {} URL", next.scheme())));
                 }
-                if url.scheme() == "https" && next.scheme() == "http" && !next.host_str().is_some_and(is_loopback) {
-                    return Err(Failure::Redirect(format!("redirect from HTTPS to plain HTTP at {}", where_(&next))));
+                if url.scheme() == "https"
+                    && next.scheme() == "http"
+                    && !next.host_str().is_some_and(is_loopback)
+                {
+                    return Err(Failure::Redirect(format!(
+                        "redirect from HTTPS to plain HTTP at {}",
+                        where_(&next)
+                    )));
                 }
                 if status == 303 && method != Method::HEAD {
                     method = Method::GET;
@@ -212,17 +238,27 @@ impl Transport {
                     }
                 }
             }
-            return Ok(Response { status, headers, body: out });
+            return Ok(Response {
+                status,
+                headers,
+                body: out,
+            });
         }
-        Err(Failure::Redirect(format!("more than {MAX_REDIRECTS} redirects from {}", where_(&req.url))))
+        Err(Failure::Redirect(format!(
+            "more than {MAX_REDIRECTS} redirects from {}",
+            where_(&req.url)
+        )))
     }
 }
 
 /// `host:port/path` of a URL for messages (no query: token URLs carry scopes, nothing secret, but
 /// signed storage URLs may).
 fn where_(url: &Url) -> String {
-    format!("{}{}", url.host_str().unwrap_or("?"), url.port().map(|p| format!(":{p}")).unwrap_or_default())
-        + url.path()
+    format!(
+        "{}{}",
+        url.host_str().unwrap_or("?"),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    ) + url.path()
 }
 
 fn classify(e: &reqwest::Error, url: &Url) -> Failure {
@@ -275,7 +311,10 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         return (f.is_finite() && f >= 0.0).then(|| Duration::from_secs_f64(f.min(1e6)));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Certificates named by `SSL_CERT_FILE` and `SSL_CERT_DIR`, added to the system roots. When
@@ -297,7 +336,11 @@ fn extra_roots() -> Result<Vec<reqwest::Certificate>, String> {
         }
     }
     if file.is_some() || dir.is_some() {
-        for sys in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"] {
+        for sys in [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/cert.pem",
+        ] {
             if std::path::Path::new(sys).is_file() {
                 files.push((sys.into(), false));
                 break;
@@ -314,7 +357,10 @@ fn extra_roots() -> Result<Vec<reqwest::Certificate>, String> {
         match reqwest::Certificate::from_pem_bundle(&bytes) {
             Ok(certs) if !certs.is_empty() => out.extend(certs),
             _ if required => {
-                return Err(format!("SSL_CERT_FILE {} holds no PEM certificate", path.display()));
+                return Err(format!(
+                    "SSL_CERT_FILE {} holds no PEM certificate",
+                    path.display()
+                ));
             }
             _ => {}
         }
@@ -331,10 +377,16 @@ mod tests {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
         let d = parse_retry_after(&later).unwrap();
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-1"), None);
     }

@@ -1,1 +1,431 @@
-//! Source selection and content hashing (placeholder, being written).
+//! Source selection and content hashing.
+//!
+//! Selects the files of a source tree that go into the image and hashes their content, in
+//! parallel and through a persistent digest cache ([`cache`]), so that re-checking an unchanged
+//! tree costs about one `lstat` per file. It returns per-file facts ([`SourceFile`]); the identity
+//! module frames and hashes them into the tag.
+//!
+//! The rules are documented in `docs/source-selection.md`:
+//!
+//! * `.gitignore` files at every level inside the root (even outside a git repository), never
+//!   the global gitignore, `.git/info/exclude`, `.ignore` files or ignore files above the root;
+//! * the root `.dockerignore`, with docker's semantics ([`rules::DockerIgnore`]);
+//! * the standard ignores ([`rules::standard_ignored`]), which no negation can re-include;
+//! * symlinks are never followed: each is one entry holding its target text;
+//! * regular files carry their executable bit and the sha256 of their content; other file types
+//!   and empty folders contribute nothing.
+
+mod cache;
+mod rules;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs::{File, Metadata};
+use std::io::{ErrorKind, Read};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use cache::{Commit, DigestCache, Entry, Map, Stamp};
+
+/// One file of the selection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// POSIX path relative to the root, '/'-separated, no leading './'.
+    pub path: String,
+    pub kind: FileKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Regular {
+        executable: bool,
+        sha256: [u8; 32],
+    },
+    /// A symlink, never followed: `target` is the link's text as `readlink` returns it.
+    Symlink {
+        target: String,
+    },
+}
+
+/// ALL mode: every file under `root` that no ignore rule excludes, sorted by `path` (bytes).
+/// `field` names the spec field for error messages (e.g. "source_root").
+pub fn hash_all(root: &Path, field: &str) -> Result<Vec<SourceFile>> {
+    hash_all_with(root, field, cache::global().as_deref())
+}
+
+/// LOADED_MODULES mode: only these absolute file paths, those under `root` that no ignore rule
+/// excludes (others are dropped silently). Does not walk the tree: the ignore rules are decided
+/// from the ignore files of each file's ancestor folders. Sorted by path.
+pub fn hash_listed(root: &Path, files: &[PathBuf], field: &str) -> Result<Vec<SourceFile>> {
+    hash_listed_with(root, files, field, cache::global().as_deref())
+}
+
+/// One entry named relative to `base` (a copy entry like "conf" or "data/x.csv", or a
+/// requirements file). A file gives one [`SourceFile`] with `path = rel`; a folder is walked with
+/// the rules of [`hash_all`] (its own `.dockerignore` and `.gitignore` files, the standard
+/// ignores), paths prefixed with `rel` ("conf/a.yaml"). The entry itself is followed if it is a
+/// symlink (as `COPY` does with its sources); symlinks inside a folder are not.
+pub fn hash_path(base: &Path, rel: &str, field: &str) -> Result<Vec<SourceFile>> {
+    hash_path_with(base, rel, field, cache::global().as_deref())
+}
+
+pub(crate) fn hash_all_with(
+    root: &Path,
+    field: &str,
+    cache: Option<&DigestCache>,
+) -> Result<Vec<SourceFile>> {
+    let root = folder_root(root, field)?;
+    let scope = scope_of_folder(&root);
+    let snapshot = cache.map(|c| c.snapshot(&scope));
+    let cache_ref = cache.zip(snapshot.as_deref());
+    let walked = walk::walk(&root, field, cache_ref)?;
+    if let (Some(c), Some(old)) = (cache, &snapshot) {
+        c.commit(&scope, old, walked.used, walked.fresh, Commit::Replace);
+    }
+    let mut files = walked.files;
+    files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+pub(crate) fn hash_listed_with(
+    root: &Path,
+    files: &[PathBuf],
+    field: &str,
+    cache: Option<&DigestCache>,
+) -> Result<Vec<SourceFile>> {
+    let root = folder_root(root, field)?;
+    let mut rules = rules::ListedRules::new(&root, field)?;
+    let mut canonical_root: Option<Option<PathBuf>> = None;
+    let mut jobs: Vec<(PathBuf, String, Metadata)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for file in files {
+        let Some(rel) = relative_to_root(&root, file, &mut canonical_root) else {
+            continue;
+        };
+        let Some(rel_str) = rel.to_str().map(posix) else {
+            return Err(non_utf8(field, &root.join(&rel)));
+        };
+        if !seen.insert(rel_str.clone()) {
+            continue;
+        }
+        let abs = root.join(&rel);
+        // The entry's own type (from `lstat`) decides directory-only patterns.
+        let md = match std::fs::symlink_metadata(&abs) {
+            Ok(md) => md,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if rules.selected(&rel, false) {
+                    return Err(Error::source(field, abs, "does not exist"));
+                }
+                continue;
+            }
+            Err(e) => return Err(Error::source(field, abs, format!("cannot read: {e}"))),
+        };
+        if !rules.selected(&rel, md.is_dir()) {
+            continue;
+        }
+        if md.is_file() || md.file_type().is_symlink() {
+            jobs.push((abs, rel_str, md));
+        }
+    }
+
+    let scope = scope_of_folder(&root);
+    let snapshot = cache.map(|c| c.snapshot(&scope));
+    let cache_ref = cache.zip(snapshot.as_deref());
+    let (mut out, used, fresh) = hash_jobs(&jobs, field, cache_ref)?;
+    if let (Some(c), Some(old)) = (cache, &snapshot) {
+        c.commit(&scope, old, used, fresh, Commit::Merge);
+    }
+    out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+pub(crate) fn hash_path_with(
+    base: &Path,
+    rel: &str,
+    field: &str,
+    cache: Option<&DigestCache>,
+) -> Result<Vec<SourceFile>> {
+    let full = base.join(rel);
+    let md = match std::fs::metadata(&full) {
+        Ok(md) => md,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(Error::source(field, full, "does not exist"));
+        }
+        Err(e) => return Err(Error::source(field, full, format!("cannot read: {e}"))),
+    };
+    let prefix = clean_rel(rel);
+    if md.is_dir() {
+        let mut files = hash_all_with(&full, field, cache)?;
+        if !prefix.is_empty() {
+            for f in &mut files {
+                f.path = format!("{prefix}/{}", f.path);
+            }
+        }
+        return Ok(files);
+    }
+    if !md.is_file() {
+        return Err(Error::source(field, full, "is neither a file nor a folder"));
+    }
+    let abs = std::path::absolute(&full).unwrap_or(full);
+    let mut scope = b"file\0".to_vec();
+    scope.extend_from_slice(abs.as_os_str().as_encoded_bytes());
+    let snapshot = cache.map(|c| c.snapshot(&scope));
+    let mut worker = Worker::new(field, cache.zip(snapshot.as_deref()));
+    let kind = worker.regular(&abs, "", &md)?;
+    if let (Some(c), Some(old)) = (cache, &snapshot) {
+        c.commit(&scope, old, worker.used, worker.fresh, Commit::Replace);
+    }
+    Ok(vec![SourceFile { path: prefix, kind }])
+}
+
+/// The absolute folder to walk for a root, or the error the user should see.
+fn folder_root(root: &Path, field: &str) -> Result<PathBuf> {
+    let abs = std::path::absolute(root).map_err(|e| Error::source(field, root, e.to_string()))?;
+    match std::fs::metadata(&abs) {
+        Ok(md) if md.is_dir() => {}
+        Ok(_) => return Err(Error::source(field, root, "is not a folder")),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(Error::source(field, root, "does not exist"));
+        }
+        Err(e) => return Err(Error::source(field, root, format!("cannot read: {e}"))),
+    }
+    // A root that is itself a symlink is followed (the walker would report the link itself).
+    let is_link = std::fs::symlink_metadata(&abs)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false);
+    if is_link {
+        return std::fs::canonicalize(&abs).map_err(|e| Error::source(field, root, e.to_string()));
+    }
+    Ok(abs)
+}
+
+fn scope_of_folder(root: &Path) -> Vec<u8> {
+    root.as_os_str().as_encoded_bytes().to_vec()
+}
+
+/// The path of `file` relative to `root` when it lies under it (only normal components).
+/// Falls back to the canonical location of `root` and of the file's folder, for callers that
+/// resolved symlinks on one side only.
+fn relative_to_root(
+    root: &Path,
+    file: &Path,
+    canonical_root: &mut Option<Option<PathBuf>>,
+) -> Option<PathBuf> {
+    let abs = std::path::absolute(file).ok()?;
+    if let Ok(rel) = abs.strip_prefix(root) {
+        if rules::is_plain_relative(rel) {
+            // Rebuilt from its components: drops `.` and repeated separators.
+            return Some(rel.components().collect());
+        }
+    }
+    let canon_root = canonical_root
+        .get_or_insert_with(|| std::fs::canonicalize(root).ok())
+        .as_ref()?;
+    let (parent, name) = (abs.parent()?, abs.file_name()?);
+    let canon = std::fs::canonicalize(parent).ok()?.join(name);
+    let rel = canon.strip_prefix(canon_root).ok()?;
+    rules::is_plain_relative(rel).then(|| rel.components().collect())
+}
+
+/// `rel` as the path prefix of the files it names: no `./`, no `//`, no trailing `/`.
+fn clean_rel(rel: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in Path::new(rel).components() {
+        match c {
+            Component::CurDir => {}
+            Component::RootDir => parts.push(String::new()),
+            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    if parts.len() == 1 && parts[0].is_empty() {
+        return "/".to_string();
+    }
+    parts.join("/")
+}
+
+/// A relative path as a '/'-separated string.
+fn posix(rel: &str) -> String {
+    if std::path::MAIN_SEPARATOR == '/' {
+        rel.to_string()
+    } else {
+        rel.replace(std::path::MAIN_SEPARATOR, "/")
+    }
+}
+
+fn non_utf8(field: &str, path: &Path) -> Error {
+    Error::source(
+        field,
+        path,
+        "file name is not valid UTF-8; rename it or exclude it with .dockerignore",
+    )
+}
+
+/// Read buffer size: files up to this size are read with one `read`, bigger ones are streamed.
+const CHUNK: usize = 1 << 20;
+
+/// Per-thread hashing state: a reusable buffer, the cache snapshot, the entries to commit.
+pub(crate) struct Worker<'a> {
+    field: &'a str,
+    cache: Option<(&'a DigestCache, &'a Map)>,
+    buf: Vec<u8>,
+    /// Entries of the files this worker hit or stored.
+    used: Vec<(Box<str>, Entry)>,
+    /// How many of `used` were stored by this worker.
+    fresh: usize,
+}
+
+impl<'a> Worker<'a> {
+    fn new(field: &'a str, cache: Option<(&'a DigestCache, &'a Map)>) -> Worker<'a> {
+        Worker {
+            field,
+            cache,
+            buf: Vec::new(),
+            used: Vec::new(),
+            fresh: 0,
+        }
+    }
+
+    /// The kind of an entry from its `lstat`: `None` for types that are skipped.
+    fn entry(&mut self, abs: &Path, key: &str, md: &Metadata) -> Result<Option<FileKind>> {
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(abs)
+                .map_err(|e| Error::source(self.field, abs, format!("cannot read symlink: {e}")))?;
+            let Some(target) = target.to_str() else {
+                return Err(Error::source(
+                    self.field,
+                    abs,
+                    "symlink target is not valid UTF-8",
+                ));
+            };
+            return Ok(Some(FileKind::Symlink {
+                target: target.to_string(),
+            }));
+        }
+        if ft.is_file() {
+            return self.regular(abs, key, md).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// A regular file: executable bit and sha256, from the cache when its stamp matches.
+    fn regular(&mut self, abs: &Path, key: &str, md: &Metadata) -> Result<FileKind> {
+        let executable = is_executable(md);
+        let stamp = Stamp::of(md);
+        if let (Some((cache, map)), Some(stamp)) = (self.cache, stamp) {
+            if let Some(entry) = map.get(key) {
+                if entry.stamp == stamp {
+                    cache.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    self.used.push((key.into(), *entry));
+                    return Ok(FileKind::Regular {
+                        executable,
+                        sha256: entry.sha256,
+                    });
+                }
+            }
+        }
+        let read_start = cache::now_ns();
+        let sha256 = self
+            .hash_file(abs)
+            .map_err(|e| Error::source(self.field, abs, format!("cannot read: {e}")))?;
+        if let (Some((cache, _)), Some(stamp)) = (self.cache, stamp) {
+            cache.stats.hashed.fetch_add(1, Ordering::Relaxed);
+            if stamp.storable(read_start, cache.min_age_ns) {
+                cache.stats.stored.fetch_add(1, Ordering::Relaxed);
+                self.used.push((key.into(), Entry { stamp, sha256 }));
+                self.fresh += 1;
+            }
+        }
+        Ok(FileKind::Regular { executable, sha256 })
+    }
+
+    /// sha256 of a file's content: one `read` into the buffer for files up to [`CHUNK`], a
+    /// stream of [`CHUNK`] reads for bigger ones.
+    fn hash_file(&mut self, path: &Path) -> std::io::Result<[u8; 32]> {
+        let mut file = File::open(path)?;
+        if self.buf.len() < CHUNK {
+            self.buf.resize(CHUNK, 0);
+        }
+        let mut hasher = Sha256::new();
+        loop {
+            match file.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&self.buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(hasher.finalize().into())
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(md: &Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    md.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_md: &Metadata) -> bool {
+    false
+}
+
+type Hashed = (Vec<SourceFile>, Vec<(Box<str>, Entry)>, usize);
+
+/// Hash listed files (absolute path, key = output path, `lstat`) on all cores.
+fn hash_jobs(
+    jobs: &[(PathBuf, String, Metadata)],
+    field: &str,
+    cache: Option<(&DigestCache, &Map)>,
+) -> Result<Hashed> {
+    let threads = if jobs.len() < 16 {
+        1
+    } else {
+        walk::threads().min(jobs.len() / 8)
+    };
+    let next = AtomicUsize::new(0);
+    let parts: Mutex<Vec<Result<Hashed>>> = Mutex::new(Vec::new());
+    let run = || {
+        let mut worker = Worker::new(field, cache);
+        let mut out = Vec::new();
+        let result = loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((abs, key, md)) = jobs.get(i) else {
+                break Ok(());
+            };
+            match worker.entry(abs, key, md) {
+                Ok(Some(kind)) => out.push(SourceFile {
+                    path: key.clone(),
+                    kind,
+                }),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let part = result.map(|()| (out, worker.used, worker.fresh));
+        parts.lock().unwrap_or_else(|e| e.into_inner()).push(part);
+    };
+    if threads <= 1 {
+        run();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(run);
+            }
+        });
+    }
+    let mut all: Hashed = (Vec::with_capacity(jobs.len()), Vec::new(), 0);
+    for part in parts.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let (files, used, fresh) = part?;
+        all.0.extend(files);
+        all.1.extend(used);
+        all.2 += fresh;
+    }
+    Ok(all)
+}

@@ -40,8 +40,13 @@ pub fn suggest_field(unknown: &str) -> String {
         .map(|f| (edit_distance(unknown, f), *f))
         .min()
         .filter(|(d, f)| *d <= (f.len().max(unknown.len()) / 3).max(2));
-    let hint = best.map(|(_, f)| format!(" Did you mean '{f}'?")).unwrap_or_default();
-    format!("unknown field '{unknown}'.{hint} Valid fields: {}", FIELDS.join(", "))
+    let hint = best
+        .map(|(_, f)| format!(" Did you mean '{f}'?"))
+        .unwrap_or_default();
+    format!(
+        "unknown field '{unknown}'.{hint} Valid fields: {}",
+        FIELDS.join(", ")
+    )
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -50,7 +55,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }

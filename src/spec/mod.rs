@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use fields::{suggest_field, FIELDS};
-pub use validate::{redact_userinfo, strip_userinfo};
+pub use validate::{prefix_field, redact_userinfo, strip_userinfo};
 
 /// Which files of `source_root` end up in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -193,14 +193,27 @@ impl Spec {
         put("name", Value::str(&self.name));
         put("python_version", Value::opt_str(self.python_version.as_deref()));
         put("builder", Value::opt_str(self.builder.as_deref()));
-        put("source_root", self.source_root.as_deref().map_or(Value::Null, path));
-        put("source_copy_mode", self.source_copy_mode.map_or(Value::Null, |m| Value::str(m.as_str())));
-        put("env", Value::Map(self.env.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect()));
+        put(
+            "source_root",
+            self.source_root.as_deref().map_or(Value::Null, path),
+        );
+        put(
+            "source_copy_mode",
+            self.source_copy_mode
+                .map_or(Value::Null, |m| Value::str(m.as_str())),
+        );
+        put(
+            "env",
+            Value::Map(self.env.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect()),
+        );
         put("registry", Value::opt_str(self.registry.as_deref()));
         put("packages", Value::strs(&self.packages));
         put("conda_packages", Value::strs(&self.conda_packages));
         put("conda_channels", Value::strs(&self.conda_channels));
-        put("requirements", self.requirements.as_deref().map_or(Value::Null, path));
+        put(
+            "requirements",
+            self.requirements.as_deref().map_or(Value::Null, path),
+        );
         put("apt_packages", Value::strs(&self.apt_packages));
         put("cuda", Value::opt_str(self.cuda.as_deref()));
         put("cudnn", Value::opt_str(self.cudnn.as_deref()));
@@ -213,17 +226,44 @@ impl Spec {
             },
         );
         put("platform", Value::str(&self.platform));
-        put("pip_index", self.pip_index.as_deref().map_or(Value::Null, |u| Value::Str(url(u))));
-        put("pip_extra_index_url", Value::List(self.pip_extra_index_url.iter().map(|u| Value::Str(url(u))).collect()));
+        put(
+            "pip_index",
+            self.pip_index
+                .as_deref()
+                .map_or(Value::Null, |u| Value::Str(url(u))),
+        );
+        put(
+            "pip_extra_index_url",
+            Value::List(
+                self.pip_extra_index_url
+                    .iter()
+                    .map(|u| Value::Str(url(u)))
+                    .collect(),
+            ),
+        );
         put(
             "pip_secret_mounts",
             Value::List(
-                self.pip_secret_mounts.iter().map(|(s, t)| Value::List(vec![Value::str(s), Value::str(t)])).collect(),
+                self.pip_secret_mounts
+                    .iter()
+                    .map(|(s, t)| Value::List(vec![Value::str(s), Value::str(t)]))
+                    .collect(),
             ),
         );
-        put("pip_extra_args", self.pip_extra_args.as_deref().map_or(Value::Null, |a| Value::Str(url(a))));
-        put("registry_config", self.registry_config.as_deref().map_or(Value::Null, path));
-        put("entrypoint", self.entrypoint.as_ref().map_or(Value::Null, |e| Value::strs(e)));
+        put(
+            "pip_extra_args",
+            self.pip_extra_args
+                .as_deref()
+                .map_or(Value::Null, |a| Value::Str(url(a))),
+        );
+        put(
+            "registry_config",
+            self.registry_config.as_deref().map_or(Value::Null, path),
+        );
+        put(
+            "entrypoint",
+            self.entrypoint.as_ref().map_or(Value::Null, |e| Value::strs(e)),
+        );
         put("commands", Value::strs(&self.commands));
         put("tag_format", Value::opt_str(self.tag_format.as_deref()));
         put("copy", Value::strs(&self.copy));

@@ -1,4 +1,581 @@
-use super::*;
-pub fn from_raw(_raw: RawSpec, _ctx: &Context) -> crate::Result<Spec> { todo!() }
-pub fn redact_userinfo(s: &str) -> String { s.to_owned() }
-pub fn strip_userinfo(s: &str) -> String { s.to_owned() }
+//! RawSpec → Spec: every check that gives a user a clear message naming the field.
+
+use super::{BaseImage, Context, CopyMode, RawBase, RawSpec, Spec};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_NAME: &str = "imagespec";
+/// Longest tag the distribution spec allows.
+pub const MAX_TAG_LEN: usize = 128;
+
+pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
+    let RawSpec {
+        name,
+        python_version,
+        builder,
+        source_root,
+        source_copy_mode,
+        env,
+        registry,
+        packages,
+        conda_packages,
+        conda_channels,
+        requirements,
+        apt_packages,
+        cuda,
+        cudnn,
+        base_image,
+        platform,
+        pip_index,
+        pip_extra_index_url,
+        pip_secret_mounts,
+        pip_extra_args,
+        registry_config,
+        entrypoint,
+        commands,
+        tag_format,
+        copy,
+        python_exec,
+        runtime_packages,
+        builder_options,
+        builder_config,
+        force_push,
+    } = raw;
+
+    let registry = registry.map(|r| check_registry(&r)).transpose()?;
+    let base_image = base_image.map(|b| check_base_image(b, ctx)).transpose()?;
+    let python_version = match python_version {
+        Some(v) => Some(check_python_version(&v)?),
+        // Without a base image the default base is python:X.Y-slim for the evaluating interpreter;
+        // with one, None means "the base image's own Python", which is the same inside and out.
+        None if base_image.is_none() => Some(ctx.python_version.clone()),
+        None => None,
+    };
+    let platform = match platform {
+        Some(p) => check_platform(&p)?,
+        None => default_platform(registry.as_deref(), &ctx.host_arch).to_owned(),
+    };
+    let copy = copy
+        .unwrap_or_default()
+        .iter()
+        .map(|c| check_copy_entry(c))
+        .collect::<Result<_>>()?;
+    let builder_options = builder_options.unwrap_or_default();
+    let builder_config = builder_config.unwrap_or_default();
+    check_map_text("builder_options", &builder_options)?;
+    check_map_text("builder_config", &builder_config)?;
+
+    Ok(Spec {
+        name: check_name(name.as_deref().unwrap_or(DEFAULT_NAME))?,
+        python_version,
+        builder: builder.map(|b| check_word("builder", &b)).transpose()?,
+        source_root: source_root
+            .map(|p| check_path("source_root", &p, &ctx.base_dir))
+            .transpose()?,
+        source_copy_mode: source_copy_mode.map(|m| check_copy_mode(&m)).transpose()?,
+        env: check_env(env.unwrap_or_default())?,
+        registry,
+        packages: check_items("packages", packages, check_line)?,
+        conda_packages: check_items("conda_packages", conda_packages, check_line)?,
+        conda_channels: check_items("conda_channels", conda_channels, check_line)?,
+        requirements: requirements
+            .map(|p| check_path("requirements", &p, &ctx.base_dir))
+            .transpose()?,
+        apt_packages: check_items("apt_packages", apt_packages, check_apt_package)?,
+        cuda: cuda.map(|v| check_dotted_version("cuda", &v)).transpose()?,
+        cudnn: cudnn.map(|v| check_dotted_version("cudnn", &v)).transpose()?,
+        base_image,
+        platform,
+        pip_index: pip_index.map(|u| check_url("pip_index", &u)).transpose()?,
+        pip_extra_index_url: check_items("pip_extra_index_url", pip_extra_index_url, check_url)?,
+        pip_secret_mounts: pip_secret_mounts
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| check_secret_mount(i, m))
+            .collect::<Result<_>>()?,
+        pip_extra_args: pip_extra_args
+            .map(|a| check_line("pip_extra_args", &a))
+            .transpose()?,
+        registry_config: registry_config
+            .map(|p| check_path("registry_config", &p, &ctx.base_dir))
+            .transpose()?,
+        entrypoint: entrypoint
+            .map(|e| check_items("entrypoint", Some(e), check_text))
+            .transpose()?,
+        commands: check_items("commands", commands, check_text)?,
+        tag_format: tag_format.map(|t| check_tag_format(&t)).transpose()?,
+        copy,
+        copy_root: ctx.base_dir.clone(),
+        python_exec: python_exec.map(|p| check_python_exec(&p)).transpose()?,
+        runtime_packages: check_items("runtime_packages", runtime_packages, check_line)?,
+        builder_options,
+        builder_config,
+        force_push,
+    })
+}
+
+fn err<T>(field: &str, message: impl Into<String>) -> Result<T> {
+    Err(Error::spec(field, message))
+}
+
+/// Any string: no NUL byte (it would truncate the value in every C-string consumer).
+fn check_text(field: &str, s: &str) -> Result<String> {
+    if s.contains('\0') {
+        return err(field, "contains a NUL byte; remove it");
+    }
+    Ok(s.to_owned())
+}
+
+/// A one-line string: no NUL, no line break, not empty.
+fn check_line(field: &str, s: &str) -> Result<String> {
+    check_text(field, s)?;
+    if s.contains(['\n', '\r']) {
+        return err(
+            field,
+            format!("{s:?} contains a line break; give one value per line"),
+        );
+    }
+    if s.trim().is_empty() {
+        return err(field, "is empty; remove the entry or give a value");
+    }
+    Ok(s.to_owned())
+}
+
+/// A single token such as a builder name: printable, no whitespace.
+fn check_word(field: &str, s: &str) -> Result<String> {
+    check_line(field, s)?;
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return err(field, format!("{s:?} must be one word without spaces"));
+    }
+    Ok(s.to_owned())
+}
+
+fn check_items(
+    field: &str,
+    items: Option<Vec<String>>,
+    check: fn(&str, &str) -> Result<String>,
+) -> Result<Vec<String>> {
+    items
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| check(&format!("{field}[{i}]"), s))
+        .collect()
+}
+
+fn check_path(field: &str, p: &str, base: &Path) -> Result<PathBuf> {
+    check_line(field, p)?;
+    // Lexical only: the path need not exist where the spec is evaluated (inside the image it may not).
+    std::path::absolute(base.join(p)).or_else(|e| err(field, format!("{p:?} is not a usable path: {e}")))
+}
+
+fn is_lower_alnum(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+/// One repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` (distribution spec).
+fn is_path_component(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() || !is_lower_alnum(b[0] as char) || !is_lower_alnum(b[b.len() - 1] as char) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i] as char;
+        if is_lower_alnum(c) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_lower_alnum(b[i] as char) {
+            i += 1;
+        }
+        let sep = &s[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn check_name(name: &str) -> Result<String> {
+    check_line("name", name)?;
+    let lowered = name.to_lowercase();
+    if let Some(i) = lowered.find([':', '@']) {
+        return err(
+            "name",
+            format!(
+                "{name:?} contains {:?}; give the name without a tag or digest (the tag is computed)",
+                &lowered[i..i + 1]
+            ),
+        );
+    }
+    for part in lowered.split('/') {
+        if part.is_empty() {
+            return err(
+                "name",
+                format!("{name:?} has an empty path part; remove the extra '/'"),
+            );
+        }
+        if !is_path_component(part) {
+            return err(
+                "name",
+                format!(
+                    "{name:?}: {part:?} is not a valid repository name part; use lowercase letters, digits \
+                     and single '.', '_', '__' or '-' separators between them"
+                ),
+            );
+        }
+    }
+    if lowered.len() > 255 {
+        return err("name", "is longer than 255 characters");
+    }
+    Ok(lowered)
+}
+
+fn is_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn check_registry(registry: &str) -> Result<String> {
+    check_line("registry", registry)?;
+    if registry.contains("://") {
+        return err(
+            "registry",
+            format!("{registry:?} has a URL scheme; give host[:port][/namespace] (e.g. 'ghcr.io/org')"),
+        );
+    }
+    let lowered = registry.trim_end_matches('/').to_lowercase();
+    let mut parts = lowered.split('/');
+    let first = parts.next().unwrap_or_default();
+    // Like docker: the first part is a host when it has a '.', a ':' or is localhost.
+    let is_domain = first.contains(['.', ':']) || first == "localhost";
+    let rest: Vec<&str> = if is_domain {
+        parts.collect()
+    } else {
+        lowered.split('/').collect()
+    };
+    if is_domain {
+        let (host, port) = match first.rfind(':') {
+            Some(i) if !first[i..].contains(']') => (&first[..i], Some(&first[i + 1..])),
+            _ => (first, None),
+        };
+        if !is_host(host) {
+            return err(
+                "registry",
+                format!("{registry:?}: {host:?} is not a valid host name"),
+            );
+        }
+        if let Some(port) = port {
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return err(
+                    "registry",
+                    format!("{registry:?}: port {port:?} is not a number from 1 to 65535"),
+                );
+            }
+        }
+    }
+    for part in rest {
+        if part.is_empty() {
+            return err(
+                "registry",
+                format!("{registry:?} has an empty path part; remove the extra '/'"),
+            );
+        }
+        if !is_path_component(part) {
+            return err(
+                "registry",
+                format!(
+                    "{registry:?}: {part:?} is not a valid namespace; use lowercase letters, digits and \
+                     single '.', '_', '__' or '-' separators"
+                ),
+            );
+        }
+    }
+    Ok(lowered)
+}
+
+fn check_python_version(v: &str) -> Result<String> {
+    let v = v.trim();
+    let parts: Vec<&str> = v.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(2..=3).contains(&parts.len()) || !numeric {
+        return err(
+            "python_version",
+            format!("{v:?} is not a version like '3.11' or '3.11.4'"),
+        );
+    }
+    Ok(v.to_owned())
+}
+
+fn check_dotted_version(field: &str, v: &str) -> Result<String> {
+    let v = v.trim();
+    if v.is_empty()
+        || !v
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return err(field, format!("{v:?} is not a version like '12.1' or '8'"));
+    }
+    Ok(v.to_owned())
+}
+
+fn check_copy_mode(m: &str) -> Result<CopyMode> {
+    match m.trim().to_ascii_uppercase().as_str() {
+        "ALL" => Ok(CopyMode::All),
+        "LOADED_MODULES" => Ok(CopyMode::LoadedModules),
+        "NO_COPY" => Ok(CopyMode::NoCopy),
+        _ => err(
+            "source_copy_mode",
+            format!("{m:?} is not one of ALL, LOADED_MODULES, NO_COPY"),
+        ),
+    }
+}
+
+fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    for (k, v) in &env {
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return err(
+                "env",
+                format!("{k:?} is not a valid variable name; use letters, digits and '_', not starting with a digit"),
+            );
+        }
+        check_text(&format!("env[{k:?}]"), v)?;
+    }
+    Ok(env)
+}
+
+/// Debian package names (policy 5.6.1), optionally with `=version` or `:arch`.
+fn check_apt_package(field: &str, s: &str) -> Result<String> {
+    check_line(field, s)?;
+    let name = s.split(['=', ':']).next().unwrap_or_default();
+    let valid = name.len() >= 2
+        && name.chars().next().is_some_and(is_lower_alnum)
+        && name.chars().all(|c| is_lower_alnum(c) || "+-.".contains(c))
+        && s.chars().all(|c| c.is_ascii_graphic());
+    if !valid {
+        return err(
+            field,
+            format!("{s:?} is not a Debian package name (lowercase letters, digits, '+', '-', '.')"),
+        );
+    }
+    Ok(s.to_owned())
+}
+
+fn check_url(field: &str, u: &str) -> Result<String> {
+    check_line(field, u)?;
+    let ok = ["http://", "https://", "file://"]
+        .iter()
+        .any(|s| u.len() > s.len() && u.starts_with(s));
+    if !ok || u.chars().any(char::is_whitespace) {
+        return err(
+            field,
+            format!("{:?} is not an http(s):// or file:// URL", redact_userinfo(u)),
+        );
+    }
+    Ok(u.to_owned())
+}
+
+fn check_secret_mount(i: usize, (source, target): (String, String)) -> Result<(String, String)> {
+    let field = format!("pip_secret_mounts[{i}]");
+    check_line(&field, &source)?;
+    check_line(&field, &target)?;
+    if !target.starts_with('/') {
+        return err(
+            &field,
+            format!("target {target:?} must be an absolute path inside the image"),
+        );
+    }
+    Ok((source, target))
+}
+
+fn check_platform(p: &str) -> Result<String> {
+    let mut out = Vec::new();
+    for item in p.split(',').map(str::trim) {
+        let parts: Vec<&str> = item.split('/').collect();
+        let ok = (2..=3).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|s| !s.is_empty() && s.chars().all(|c| is_lower_alnum(c) || c == '_'));
+        if !ok {
+            return err(
+                "platform",
+                format!("{item:?} is not os/arch[/variant] like 'linux/amd64'"),
+            );
+        }
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    Ok(out.join(","))
+}
+
+pub fn default_platform(registry: Option<&str>, host_arch: &str) -> &'static str {
+    // A loopback registry serves this machine, so an arm64 host wants arm64 images (as flytekit does).
+    match registry {
+        Some(r) if super::is_loopback_registry(r) && host_arch == "aarch64" => "linux/arm64",
+        _ => "linux/amd64",
+    }
+}
+
+fn check_tag_format(t: &str) -> Result<String> {
+    check_line("tag_format", t)?;
+    if !t.contains("{spec_hash}") {
+        return err(
+            "tag_format",
+            format!("{t:?} must contain '{{spec_hash}}', e.g. '{{spec_hash}}-gpu'"),
+        );
+    }
+    let sample = t.replace("{spec_hash}", &"a".repeat(crate::identity::HASH_CHARS));
+    if sample.contains(['{', '}']) {
+        return err(
+            "tag_format",
+            format!("{t:?}: the only placeholder allowed is '{{spec_hash}}'"),
+        );
+    }
+    if !is_valid_tag(&sample) {
+        return err(
+            "tag_format",
+            format!(
+                "{t:?} does not give a valid tag: letters, digits, '_', '.', '-', not starting with '.' or '-', \
+                 at most {MAX_TAG_LEN} characters with the {}-character hash",
+                crate::identity::HASH_CHARS
+            ),
+        );
+    }
+    Ok(t.to_owned())
+}
+
+pub fn is_valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    tag.len() <= MAX_TAG_LEN
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn check_copy_entry(c: &str) -> Result<String> {
+    let field = "copy";
+    check_line(field, c)?;
+    if c.starts_with('/') || c.starts_with('\\') || c.get(1..2) == Some(":") {
+        return err(
+            field,
+            format!("{c:?} is absolute; give a path relative to the folder the spec is in"),
+        );
+    }
+    let parts: Vec<&str> = c.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.contains(&"..") {
+        return err(
+            field,
+            format!("{c:?} climbs out with '..'; only files below the spec's folder can be copied"),
+        );
+    }
+    if parts.is_empty() {
+        return err(field, format!("{c:?} names no file or folder"));
+    }
+    Ok(parts.join("/"))
+}
+
+fn check_python_exec(p: &str) -> Result<String> {
+    check_line("python_exec", p)?;
+    if !p.starts_with('/') {
+        return err(
+            "python_exec",
+            format!("{p:?} must be an absolute path inside the image, e.g. /usr/bin/python3"),
+        );
+    }
+    Ok(p.to_owned())
+}
+
+fn check_map_text(field: &str, map: &super::Map) -> Result<()> {
+    let mut bad = false;
+    for (k, v) in map {
+        let mut f = |s: &str| bad |= s.contains('\0');
+        f(k);
+        v.visit_strings(&mut f);
+    }
+    if bad {
+        return err(field, "contains a NUL byte; remove it");
+    }
+    Ok(())
+}
+
+fn check_base_image(b: RawBase, ctx: &Context) -> Result<BaseImage> {
+    match b {
+        RawBase::Name(n) => {
+            check_line("base_image", &n)?;
+            if n.chars().any(|c| c.is_whitespace() || c.is_control()) || n.starts_with(['/', ':', '@']) {
+                return err(
+                    "base_image",
+                    format!("{n:?} is not an image reference like 'python:3.11-slim'"),
+                );
+            }
+            Ok(BaseImage::Name(n))
+        }
+        RawBase::Raw(raw) => from_raw(*raw, ctx)
+            .map(|s| BaseImage::Spec(Box::new(s)))
+            .map_err(|e| prefix_field("base_image", e)),
+        RawBase::Built(spec) => Ok(BaseImage::Spec(spec)),
+    }
+}
+
+/// The same error, its field put under `prefix` (`base_image.packages[0]`).
+pub fn prefix_field(prefix: &str, e: Error) -> Error {
+    match e {
+        Error::Spec { field, message } => Error::spec(format!("{prefix}.{field}"), message),
+        other => other,
+    }
+}
+
+/// Each URL's `user:password@` part replaced by `***@`, for anything shown to people.
+pub fn redact_userinfo(s: &str) -> String {
+    map_userinfo(s, "***@")
+}
+
+/// Each URL's `user:password@` part removed, for anything hashed.
+pub fn strip_userinfo(s: &str) -> String {
+    map_userinfo(s, "")
+}
+
+fn map_userinfo(s: &str, replacement: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| "/?#".contains(c) || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str(replacement);
+                out.push_str(&authority[at + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}

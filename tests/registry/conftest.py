@@ -3,26 +3,26 @@ fault-injecting proxy, and an environment isolated from the user's docker config
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from registry_servers import FaultProxy, Pki, Pusher, Registry, TokenServer, make_pki, need, start_registry
-
-USER, PASSWORD = "alice", "wonderland-pw"
-
-
-@dataclass
-class Images:
-    """What the session pushed, by repository and tag, on every set-up (one shared storage)."""
-
-    single_digest: str
-    index_digest: str
+from registry_servers import (
+    PASSWORD,
+    USER,
+    FaultProxy,
+    Images,
+    Pki,
+    Pusher,
+    Registry,
+    TokenServer,
+    make_pki,
+    need,
+    start_registry,
+)
 
 
 @pytest.fixture(scope="session")
@@ -113,11 +113,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("IMAGESPEC_INSECURE_REGISTRIES", "SSL_CERT_FILE", "SSL_CERT_DIR", "DOCKER_HOST"):
         monkeypatch.delenv(var, raising=False)
     return docker
-
-
-def write_config(path: Path, config: dict[str, object]) -> Path:
-    path.write_text(json.dumps(config))
-    return path
 
 
 HELPER = """#!/bin/sh

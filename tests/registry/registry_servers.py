@@ -27,6 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+USER, PASSWORD = "alice", "wonderland-pw"
+
+
+@dataclass
+class Images:
+    """What the session pushed, by repository and tag, on every set-up (one shared storage)."""
+
+    single_digest: str
+    index_digest: str
+
+
+def write_config(path: Path, config: dict[str, object]) -> Path:
+    path.write_text(json.dumps(config))
+    return path
+
+
 MT_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_CONFIG = "application/vnd.docker.container.image.v1+json"

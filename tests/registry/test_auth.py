@@ -6,8 +6,7 @@ import base64
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, Images, write_config
-from registry_servers import Pki, Registry, TokenServer
+from registry_servers import PASSWORD, USER, Images, Pki, Registry, TokenServer, write_config
 
 from imagespec import check
 

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Images
-from registry_servers import FaultProxy, Registry
+from registry_servers import FaultProxy, Images, Pusher, Registry
 
 import imagespec
-from imagespec import ImageStatus, RegistryError, check
+from imagespec import ImageSpec, RegistryError, check
 
 
 def test_present_and_missing_in_one_batch(open_registry: Registry, images: Images) -> None:
@@ -138,46 +137,56 @@ def test_plain_http_to_a_non_loopback_host_only_when_listed(open_registry: Regis
         assert check([ref])[0].status == "exists"
         monkeypatch.delenv("IMAGESPEC_INSECURE_REGISTRIES")
         assert check([ref], insecure=[addr], use_cache=False)[0].status == "exists"
-        assert check([FakeSpec("app:present", proxy.host, insecure=[proxy.host])], use_cache=False)[0].exists
+        spec = ImageSpec(name="app", registry=proxy.host, builder_options={"insecure_registries": [proxy.host]})
+        push_for(spec, open_registry.host)
+        assert spec.exist() is True
     finally:
         proxy.stop()
 
 
-class FakeSpec:
-    """The surface check() reads from a spec (the real ImageSpec has the same attributes)."""
-
-    def __init__(self, name: str, registry: str | None, platform: str | None = None,
-                 insecure: list[str] | None = None) -> None:
-        self.name, self.registry, self.platform = name, registry, platform
-        self.registry_config = None
-        self.builder_options: dict[str, object] = {"insecure_registries": insecure} if insecure else {}
-        self._is_force_push = False
-
-    def image_name(self) -> str:
-        return f"{self.registry}/{self.name}" if self.registry else self.name
+def push_for(spec: ImageSpec, host: str, arch: str = "amd64") -> None:
+    repo, tag = spec.image_name().split("/", 1)[1].rsplit(":", 1)
+    p = Pusher(host)
+    try:
+        p.image(repo, tag, arch)
+    finally:
+        p.close()
 
 
-def test_specs_bring_their_platforms(open_registry: Registry, images: Images) -> None:
-    h = open_registry.host
-    specs = [FakeSpec("multi:v1", h, "linux/amd64,linux/arm64"), FakeSpec("multi:v1", h, "linux/ppc64le")]
-    got = check(specs)
+def test_imagespec_exist(open_registry: Registry) -> None:
+    spec = ImageSpec(name="exist-demo", registry=open_registry.host, packages=["numpy"])
+    assert spec.exist() is False
+    push_for(spec, open_registry.host)
+    assert spec.exist() is True
+    [status] = check([spec])
+    assert status.reference == spec.image_name() and status.cached is True
+
+
+def test_specs_bring_their_platforms(open_registry: Registry) -> None:
+    base = ImageSpec(name="plat-demo", registry=open_registry.host, packages=["pandas"], platform="linux/amd64")
+    push_for(base, open_registry.host, arch="amd64")
+    arm = base.replace(platform="linux/arm64")
+    push_for(arm, open_registry.host, arch="amd64")  # an amd64 image under the arm64 spec's tag
+    got = check([base, arm])
     assert [r.status for r in got] == ["exists", "missing"]
-    assert isinstance(got[0], ImageStatus)
+    assert got[1].reason == "the single-platform image lacks platform linux/arm64 (it has linux/amd64)"
+    assert base.exist() is True and arm.exist() is False
 
 
-def test_force_push_bypasses_the_cache(open_registry: Registry, images: Images) -> None:
-    spec = FakeSpec("app:present", open_registry.host)
+def test_force_push_bypasses_the_cache(open_registry: Registry) -> None:
+    spec = ImageSpec(name="force-demo", registry=open_registry.host)
+    push_for(spec, open_registry.host)
     assert check([spec])[0].cached is False
     assert check([spec])[0].cached is True
-    spec._is_force_push = True
-    assert check([spec])[0].cached is False
+    assert check([spec.force_push()])[0].cached is False
 
 
 def test_spec_without_registry_asks_the_local_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     monkeypatch.setenv("PATH", str(tmp_path))  # no podman either
-    [r] = check([FakeSpec("app:tag", None)])
-    assert r.status == "unknown" and r.exists is None
+    spec = ImageSpec(name="local-demo")
+    [r] = check([spec])
+    assert r.status == "unknown" and r.exists is None and spec.exist() is None
     assert r.reason is not None and r.reason.startswith("no local container engine answered")
     assert "no-docker.sock" in r.reason and "podman: not installed" in r.reason
 
@@ -200,4 +209,4 @@ def test_cli_exists(open_registry: Registry, images: Images) -> None:
     plat = run_cli("exists", "--platform", "linux/s390x", f"{h}/multi:v1")
     assert plat.returncode == 1 and "lacks platform linux/s390x" in plat.stdout
     err = run_cli("exists", "Bad/Ref")
-    assert err.returncode == 2 and "repository name must be lowercase" in err.stderr
+    assert err.returncode == 1 and "repository name must be lowercase" in err.stderr

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Images, write_config
-from registry_servers import FaultProxy, RawRequest, Registry, TokenServer, hard_close, send
+from registry_servers import FaultProxy, Images, RawRequest, Registry, TokenServer, hard_close, send, write_config
 
 from imagespec import check
 

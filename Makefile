@@ -1,0 +1,42 @@
+# One entry point for people, hooks and CI. `make help` lists the targets.
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## install tools and build imagespec into .venv (idempotent)
+	@bash scripts/setup.sh
+
+.PHONY: example
+example: setup ## the main job: compute the example images' names
+	$(VENV)/imagespec tag examples/image.yaml
+	$(VENV)/imagespec tag examples/images.py
+
+.PHONY: lint
+lint: setup ## formatting, lints and type checks (Rust and Python)
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --no-default-features --all-targets -- -D warnings
+	$(VENV)/ruff check python tests bench examples
+	$(VENV)/ruff format --check python tests bench examples
+	$(VENV)/mypy
+	$(VENV)/python -m mypy.stubtest imagespec._core
+
+.PHONY: test-rust
+test-rust: ## the core's own tests (no Python needed)
+	cargo test --no-default-features
+
+.PHONY: test-python
+test-python: setup ## the Python test suite against the built package
+	$(VENV)/python -m pytest $(PYTEST_ARGS)
+
+.PHONY: test
+test: setup lint test-rust test-python ## everything CI runs
+
+.PHONY: bench
+bench: setup ## tag benchmark, side by side with flytekit (see bench/README.md)
+	$(VENV)/python bench/bench_tag.py

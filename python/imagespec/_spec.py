@@ -1,0 +1,441 @@
+"""The `ImageSpec` value: a thin, typed Python surface over the Rust core's `Spec`."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from imagespec import _core as _native
+
+_PATH_FIELDS = ("source_root", "requirements", "registry_config")
+_LIST_FIELDS = (
+    "packages",
+    "conda_packages",
+    "conda_channels",
+    "apt_packages",
+    "pip_extra_index_url",
+    "entrypoint",
+    "commands",
+    "copy",
+    "runtime_packages",
+)
+_MAP_FIELDS = ("env", "builder_options", "builder_config")
+_FORCE_PUSH_VARS = ("FLYTE_FORCE_PUSH_IMAGE_SPEC", "IMAGESPEC_FORCE_PUSH_IMAGE_SPEC")
+_DEFAULT_NAME = "imagespec"
+_DEFAULT_PLATFORM = "linux/amd64"
+IMAGE_ID_VAR = "_F_IMG_ID"
+
+
+class CopyFileDetection(enum.Enum):
+    """Which files of `source_root` go into the image (the values are flytekit's)."""
+
+    LOADED_MODULES = 1
+    """The files of the Python modules imported from under `source_root` when the tag is computed."""
+    ALL = 2
+    """Every file under `source_root` that no ignore rule excludes."""
+    NO_COPY = 3
+    """No source file."""
+
+
+def _python_version() -> str:
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _env_flag(names: Sequence[str]) -> bool:
+    return any(os.environ.get(n, "").strip().lower() in ("1", "true", "yes", "on") for n in names)
+
+
+def _to_core_value(field: str, value: Any) -> Any:
+    """Python-only conveniences (paths, enums, nested specs) as the plain values the core takes."""
+    if value is None:
+        return None
+    if field in _PATH_FIELDS and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if field == "source_copy_mode" and isinstance(getattr(value, "name", None), str):
+        return value.name  # ours, or flytekit's CopyFileDetection
+    if field == "base_image":
+        if isinstance(value, ImageSpec):
+            return value._core
+        if isinstance(value, Mapping):
+            return {k: _to_core_value(k, v) for k, v in value.items()}
+    return value
+
+
+def _loaded_module_files() -> list[str]:
+    files = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            files.append(path)
+    return files
+
+
+class ImageSpec:
+    """How to build a container image, declared in Python: an immutable value.
+
+    Every field is a keyword argument, with flytekit's meaning; unset fields are ``None``.
+
+    >>> spec = ImageSpec(name="pandas", packages=["pandas", "numpy"], env={"Debug": "True"},
+    ...                  registry="localhost:30000", python_version="3.11")
+    >>> spec.with_packages("scikit-learn").packages
+    ('pandas', 'numpy', 'scikit-learn')
+    >>> spec.image_name().startswith("localhost:30000/pandas:")
+    True
+    """
+
+    __slots__ = (
+        "_base",
+        "_core",
+        "apt_packages",
+        "builder",
+        "builder_config",
+        "builder_options",
+        "commands",
+        "conda_channels",
+        "conda_packages",
+        "copy",
+        "cuda",
+        "cudnn",
+        "entrypoint",
+        "env",
+        "name",
+        "packages",
+        "pip_extra_args",
+        "pip_extra_index_url",
+        "pip_index",
+        "pip_secret_mounts",
+        "platform",
+        "python_exec",
+        "python_version",
+        "registry",
+        "registry_config",
+        "requirements",
+        "runtime_packages",
+        "source_copy_mode",
+        "source_root",
+        "tag_format",
+    )
+
+    _core: _native.Spec
+    _base: ImageSpec | None
+    name: str
+    python_version: str | None
+    builder: str | None
+    source_root: str | None
+    source_copy_mode: CopyFileDetection | None
+    env: Mapping[str, str] | None
+    registry: str | None
+    packages: tuple[str, ...] | None
+    conda_packages: tuple[str, ...] | None
+    conda_channels: tuple[str, ...] | None
+    requirements: str | None
+    apt_packages: tuple[str, ...] | None
+    cuda: str | None
+    cudnn: str | None
+    platform: str
+    pip_index: str | None
+    pip_extra_index_url: tuple[str, ...] | None
+    pip_secret_mounts: tuple[tuple[str, str], ...] | None
+    pip_extra_args: str | None
+    registry_config: str | None
+    entrypoint: tuple[str, ...] | None
+    commands: tuple[str, ...] | None
+    tag_format: str | None
+    copy: tuple[str, ...] | None
+    python_exec: str | None
+    runtime_packages: tuple[str, ...] | None
+    builder_options: Mapping[str, Any] | None
+    builder_config: Mapping[str, Any] | None
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            name: str = "imagespec",
+            python_version: str | None = None,
+            builder: str | None = None,
+            source_root: str | os.PathLike[str] | None = None,
+            source_copy_mode: CopyFileDetection | str | None = None,
+            env: Mapping[str, str] | None = None,
+            registry: str | None = None,
+            packages: Sequence[str] | None = None,
+            conda_packages: Sequence[str] | None = None,
+            conda_channels: Sequence[str] | None = None,
+            requirements: str | os.PathLike[str] | None = None,
+            apt_packages: Sequence[str] | None = None,
+            cuda: str | None = None,
+            cudnn: str | None = None,
+            base_image: str | ImageSpec | None = None,
+            platform: str | None = None,
+            pip_index: str | None = None,
+            pip_extra_index_url: Sequence[str] | None = None,
+            pip_secret_mounts: Sequence[tuple[str, str]] | None = None,
+            pip_extra_args: str | None = None,
+            registry_config: str | os.PathLike[str] | None = None,
+            entrypoint: Sequence[str] | None = None,
+            commands: Sequence[str] | None = None,
+            tag_format: str | None = None,
+            copy: Sequence[str] | None = None,
+            python_exec: str | None = None,
+            runtime_packages: Sequence[str] | None = None,
+            builder_options: Mapping[str, Any] | None = None,
+            builder_config: Mapping[str, Any] | None = None,
+        ) -> None: ...
+
+    else:
+
+        def __init__(self, *args, **fields):
+            if args:
+                example = "ImageSpec(name='my-image', packages=['pandas'])"
+                raise TypeError(f"ImageSpec takes keyword arguments only, e.g. {example}")
+            self._init(fields, None, None)
+
+    def _init(self, fields: dict[str, Any], force_push: bool | None, base_dir: str | None) -> None:
+        if force_push is None:
+            force_push = _env_flag(_FORCE_PUSH_VARS)
+        core_fields = {k: _to_core_value(k, v) for k, v in fields.items()}
+        core = _native.Spec(
+            core_fields, python_version=_python_version(), base_dir=base_dir, force_push=force_push
+        )
+        base = fields.get("base_image")
+        self._init_from_core(core, base if isinstance(base, ImageSpec) else None)
+
+    @classmethod
+    def _build(cls, fields: dict[str, Any], *, force_push: bool, base_dir: str) -> ImageSpec:
+        spec = cls.__new__(cls)
+        spec._init(fields, force_push, base_dir)
+        return spec
+
+    def _init_from_core(self, core: _native.Spec, base: ImageSpec | None) -> None:
+        if base is None and core.base_spec is not None:
+            base = ImageSpec._from_core(core.base_spec)
+        values = core.to_dict()
+        values.pop("base_image", None)
+        for field in _native.FIELDS:
+            if field == "base_image":
+                continue
+            value = values.get(field)
+            if value is not None:
+                if field in _LIST_FIELDS:
+                    value = tuple(value)
+                elif field in _MAP_FIELDS:
+                    value = MappingProxyType(value)
+                elif field == "pip_secret_mounts":
+                    value = tuple((s, t) for s, t in value)
+                elif field == "source_copy_mode":
+                    value = CopyFileDetection[value]
+            object.__setattr__(self, field, value)
+        object.__setattr__(self, "_core", core)
+        object.__setattr__(self, "_base", base)
+
+    @classmethod
+    def _from_core(cls, core: _native.Spec) -> ImageSpec:
+        spec = cls.__new__(cls)
+        spec._init_from_core(core, None)
+        return spec
+
+    # base_image is derived: a name string lives in the core, a spec in `_base`.
+    @property
+    def base_image(self) -> str | ImageSpec | None:
+        if self._base is not None:
+            return self._base
+        value = self._core.to_dict().get("base_image")
+        return value if isinstance(value, str) else None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ImageSpec is immutable; use spec.replace({name}=...) to get a changed copy")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("ImageSpec is immutable")
+
+    # Identity, tag and name
+
+    @property
+    def id(self) -> str:
+        """The spec's identity: from its fields alone, the same on every machine and inside the image."""
+        return self._core.id
+
+    def _loaded(self) -> list[str] | None:
+        return _loaded_module_files() if self._core.uses_loaded_modules else None
+
+    @property
+    def tag(self) -> str:
+        """The content-derived tag: the fields plus every file that goes into the image."""
+        return self._core.tag(self._loaded())
+
+    def image_name(self) -> str:
+        """``registry/name:tag`` (``name:tag`` without a registry)."""
+        return self._core.image_name(self._loaded())
+
+    def tag_inputs(self) -> dict[str, Any]:
+        """The tree of sub-digests (one per field, one per file) the tag is derived from."""
+        return self._core.tag_inputs(self._loaded())
+
+    def is_container(self) -> bool:
+        """True inside the image built from this spec, or anywhere outside a container.
+
+        >>> import os
+        >>> os.environ["_F_IMG_ID"] = "another-image"
+        >>> ImageSpec(packages=["pandas"]).is_container()
+        False
+        >>> del os.environ["_F_IMG_ID"]
+        """
+        image_id = os.environ.get(IMAGE_ID_VAR)
+        return image_id is None or image_id == self.id
+
+    @property
+    def is_force_push(self) -> bool:
+        return self._core.force_push
+
+    def exist(self) -> bool | None:
+        """True when the image exists, False when it does not, None when that cannot be told.
+
+        With a registry, asks it (for the spec's platforms, with its ``registry_config``; a force
+        push skips the cache of positive answers); without one, asks the local engine.
+        ``imagespec.check`` says why.
+        """
+        from imagespec._registry import check
+
+        return check([self])[0].exists
+
+    # Derived copies
+
+    def replace(self, **changes: Any) -> ImageSpec:
+        """A copy with some fields changed (and checked again)."""
+        fields: dict[str, Any] = self._core.to_dict()
+        if self._base is not None:
+            fields["base_image"] = self._base
+        fields.update(changes)
+        return ImageSpec._build(fields, force_push=self.is_force_push, base_dir=self._core.copy_root)
+
+    def force_push(self) -> ImageSpec:
+        """A copy that is built and pushed even when its image exists."""
+        return ImageSpec._from_core_with_base(self._core.with_force_push(True), self._base)
+
+    @classmethod
+    def _from_core_with_base(cls, core: _native.Spec, base: ImageSpec | None) -> ImageSpec:
+        spec = cls.__new__(cls)
+        spec._init_from_core(core, base)
+        return spec
+
+    def _extend(self, field: str, items: str | Sequence[str]) -> ImageSpec:
+        current = getattr(self, field) or ()
+        added = [items] if isinstance(items, str) else list(items)
+        return self.replace(**{field: [*current, *added]})
+
+    def with_packages(self, packages: str | Sequence[str]) -> ImageSpec:
+        """A copy with more Python packages."""
+        return self._extend("packages", packages)
+
+    def with_apt_packages(self, apt_packages: str | Sequence[str]) -> ImageSpec:
+        """A copy with more apt packages."""
+        return self._extend("apt_packages", apt_packages)
+
+    def with_commands(self, commands: str | Sequence[str]) -> ImageSpec:
+        """A copy with more build commands, run after the existing ones."""
+        return self._extend("commands", commands)
+
+    def with_copy(self, src: str | Sequence[str]) -> ImageSpec:
+        """A copy with more files or folders copied to /root."""
+        return self._extend("copy", src)
+
+    def with_runtime_packages(self, runtime_packages: str | Sequence[str]) -> ImageSpec:
+        """A copy with more packages installed when the container starts."""
+        return self._extend("runtime_packages", runtime_packages)
+
+    def with_builder_options(self, builder_options: Mapping[str, Any]) -> ImageSpec:
+        """A copy with builder options added (new keys win)."""
+        return self.replace(builder_options={**(self.builder_options or {}), **builder_options})
+
+    # Other front doors
+
+    @classmethod
+    def from_env(cls, *, pinned_packages: Sequence[str] | None = None, **kwargs: Any) -> ImageSpec:
+        """A spec for this interpreter's Python version, with `pinned_packages` at their installed versions.
+
+        >>> ImageSpec.from_env(pinned_packages=["pip"]).packages[0].startswith("pip==")
+        True
+        """
+        if kwargs.get("python_version") is not None:
+            raise _native.SpecError(
+                "python_version: cannot be given to from_env; it is this interpreter's version"
+            )
+        from importlib import metadata
+
+        packages = list(kwargs.pop("packages", None) or [])
+        for name in pinned_packages or ():
+            try:
+                packages.append(f"{name}=={metadata.version(name)}")
+            except metadata.PackageNotFoundError:
+                raise _native.SpecError(
+                    f"pinned_packages: {name!r} is not installed in this environment; install it or remove it"
+                ) from None
+        return cls(packages=packages, python_version=_python_version(), **kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> ImageSpec:
+        """Reads a YAML file with the constructor's keys; relative paths are relative to the file."""
+        spec = cls._from_core(_native.load_yaml(path, python_version=_python_version()))
+        return spec.force_push() if _env_flag(_FORCE_PUSH_VARS) else spec
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any]) -> ImageSpec:
+        """The inverse of `to_dict`."""
+        return cls(**fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The set fields, with the constructor's keys (base specs as nested dicts)."""
+        return self._core.to_dict()
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The spec as YAML; written to `path` too when one is given."""
+        text = self._core.to_yaml()
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
+
+    # Value semantics
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ImageSpec):
+            return NotImplemented
+        return self._core.canonical == other._core.canonical
+
+    def __hash__(self) -> int:
+        return hash(self._core.canonical)
+
+    def __repr__(self) -> str:
+        shown = self._core.to_dict(redact=True)
+        if shown.get("name") == _DEFAULT_NAME:
+            del shown["name"]
+        if shown.get("platform") == _DEFAULT_PLATFORM:
+            del shown["platform"]
+        if self._base is None and shown.get("python_version") == _python_version():
+            del shown["python_version"]
+        parts = []
+        for field in _native.FIELDS:
+            if field == "base_image" and self._base is not None:
+                parts.append(f"base_image={self._base!r}")
+            elif field in shown:
+                parts.append(f"{field}={shown[field]!r}")
+        text = f"ImageSpec({', '.join(parts)})"
+        return f"{text}.force_push()" if self.is_force_push else text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (self.to_dict(), self.is_force_push, self._core.copy_root))
+
+    def __copy__(self) -> ImageSpec:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ImageSpec:
+        return self
+
+
+def _restore(fields: dict[str, Any], force_push: bool, base_dir: str) -> ImageSpec:
+    return ImageSpec._build(fields, force_push=force_push, base_dir=base_dir)

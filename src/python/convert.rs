@@ -1,0 +1,265 @@
+//! Python objects ↔ core values. Type checks here name the field, since only here are the
+//! Python types visible.
+
+use super::spec::Spec as PySpec;
+use crate::error::Error;
+use crate::spec::{prefix_field, suggest_field, Map, RawBase, RawSpec};
+use crate::value::Value;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use std::collections::BTreeMap;
+
+type Result<T> = std::result::Result<T, Error>;
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+fn opt_str(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<String>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    str_of(field, obj).map(Some)
+}
+
+fn str_of(field: &str, obj: &Bound<'_, PyAny>) -> Result<String> {
+    match obj.cast::<PyString>() {
+        Ok(s) => s
+            .to_cow()
+            .map(|c| c.into_owned())
+            .map_err(|_| Error::spec(field, "is not valid Unicode text")),
+        Err(_) => Err(Error::spec(
+            field,
+            format!("must be a string, got {}", type_name(obj)),
+        )),
+    }
+}
+
+fn items_of<'py>(obj: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
+    if let Ok(list) = obj.cast::<PyList>() {
+        return Some(list.iter().collect());
+    }
+    obj.cast::<PyTuple>().ok().map(|t| t.iter().collect())
+}
+
+fn opt_str_list(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Vec<String>>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let Some(items) = items_of(obj) else {
+        let hint = if obj.is_instance_of::<PyString>() {
+            " (wrap a single value in a list)"
+        } else {
+            ""
+        };
+        return Err(Error::spec(
+            field,
+            format!("must be a list of strings, got {}{hint}", type_name(obj)),
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            str_of(field, item).map_err(|_| {
+                Error::spec(
+                    format!("{field}[{i}]"),
+                    format!("must be a string, got {}", type_name(item)),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+fn opt_str_map(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<BTreeMap<String, String>>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let dict = obj.cast::<PyDict>().map_err(|_| {
+        Error::spec(
+            field,
+            format!("must be a dict of strings to strings, got {}", type_name(obj)),
+        )
+    })?;
+    let mut out = BTreeMap::new();
+    for (k, v) in dict.iter() {
+        let key = str_of(field, &k)
+            .map_err(|_| Error::spec(field, format!("keys must be strings, got {}", type_name(&k))))?;
+        let val = str_of(&format!("{field}[{key:?}]"), &v)?;
+        out.insert(key, val);
+    }
+    Ok(Some(out))
+}
+
+fn opt_mounts(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Vec<(String, String)>>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let items = items_of(obj).ok_or_else(|| {
+        Error::spec(
+            field,
+            format!("must be a list of (source, target) pairs, got {}", type_name(obj)),
+        )
+    })?;
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let pair = items_of(item).filter(|p| p.len() == 2).ok_or_else(|| {
+            Error::spec(
+                &f,
+                "must be a (source, target) pair: the secret's file and where it is mounted",
+            )
+        })?;
+        out.push((str_of(&f, &pair[0])?, str_of(&f, &pair[1])?));
+    }
+    Ok(Some(out))
+}
+
+/// A JSON-like Python value (str, int, float, bool, None, list, tuple, dict with str keys).
+pub fn to_value(field: &str, obj: &Bound<'_, PyAny>) -> Result<Value> {
+    if obj.is_none() {
+        Ok(Value::Null)
+    } else if let Ok(b) = obj.cast::<PyBool>() {
+        Ok(Value::Bool(b.is_true()))
+    } else if obj.is_instance_of::<PyInt>() {
+        obj.extract::<i64>()
+            .map(Value::Int)
+            .map_err(|_| Error::spec(field, "integer does not fit in 64 bits"))
+    } else if let Ok(f) = obj.cast::<PyFloat>() {
+        Ok(Value::Float(f.value()))
+    } else if obj.is_instance_of::<PyString>() {
+        str_of(field, obj).map(Value::Str)
+    } else if let Some(items) = items_of(obj) {
+        items
+            .iter()
+            .map(|i| to_value(field, i))
+            .collect::<Result<_>>()
+            .map(Value::List)
+    } else if let Ok(dict) = obj.cast::<PyDict>() {
+        value_map(field, dict).map(Value::Map)
+    } else {
+        Err(Error::spec(
+            field,
+            format!(
+                "values must be strings, numbers, booleans, lists or dicts, got {}",
+                type_name(obj)
+            ),
+        ))
+    }
+}
+
+fn value_map(field: &str, dict: &Bound<'_, PyDict>) -> Result<Map> {
+    let mut out = Map::new();
+    for (k, v) in dict.iter() {
+        let key = str_of(field, &k)
+            .map_err(|_| Error::spec(field, format!("keys must be strings, got {}", type_name(&k))))?;
+        out.insert(key.clone(), to_value(&format!("{field}[{key:?}]"), &v)?);
+    }
+    Ok(out)
+}
+
+fn opt_value_map(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Map>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let dict = obj
+        .cast::<PyDict>()
+        .map_err(|_| Error::spec(field, format!("must be a dict, got {}", type_name(obj))))?;
+    value_map(field, dict).map(Some)
+}
+
+fn opt_base(obj: &Bound<'_, PyAny>) -> Result<Option<RawBase>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    if let Ok(spec) = obj.cast::<PySpec>() {
+        return Ok(Some(RawBase::Built(Box::new(spec.get().inner.clone()))));
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        let raw = raw_spec(dict).map_err(|e| prefix_field("base_image", e))?;
+        return Ok(Some(RawBase::Raw(Box::new(raw))));
+    }
+    match str_of("base_image", obj) {
+        Ok(s) => Ok(Some(RawBase::Name(s))),
+        Err(_) => Err(Error::spec(
+            "base_image",
+            format!(
+                "must be an image reference string, an ImageSpec or a dict of its fields, got {}",
+                type_name(obj)
+            ),
+        )),
+    }
+}
+
+/// The constructor's keyword arguments → RawSpec. Unknown keys are refused with a suggestion.
+pub fn raw_spec(fields: &Bound<'_, PyDict>) -> Result<RawSpec> {
+    let mut raw = RawSpec::default();
+    for (k, v) in fields.iter() {
+        let key = str_of("field name", &k)?;
+        let f = key.as_str();
+        match f {
+            "name" => raw.name = opt_str(f, &v)?,
+            "python_version" => raw.python_version = opt_str(f, &v)?,
+            "builder" => raw.builder = opt_str(f, &v)?,
+            "source_root" => raw.source_root = opt_str(f, &v)?,
+            "source_copy_mode" => raw.source_copy_mode = opt_str(f, &v)?,
+            "env" => raw.env = opt_str_map(f, &v)?,
+            "registry" => raw.registry = opt_str(f, &v)?,
+            "packages" => raw.packages = opt_str_list(f, &v)?,
+            "conda_packages" => raw.conda_packages = opt_str_list(f, &v)?,
+            "conda_channels" => raw.conda_channels = opt_str_list(f, &v)?,
+            "requirements" => raw.requirements = opt_str(f, &v)?,
+            "apt_packages" => raw.apt_packages = opt_str_list(f, &v)?,
+            "cuda" => raw.cuda = opt_str(f, &v)?,
+            "cudnn" => raw.cudnn = opt_str(f, &v)?,
+            "base_image" => raw.base_image = opt_base(&v)?,
+            "platform" => raw.platform = opt_str(f, &v)?,
+            "pip_index" => raw.pip_index = opt_str(f, &v)?,
+            "pip_extra_index_url" => raw.pip_extra_index_url = opt_str_list(f, &v)?,
+            "pip_secret_mounts" => raw.pip_secret_mounts = opt_mounts(f, &v)?,
+            "pip_extra_args" => raw.pip_extra_args = opt_str(f, &v)?,
+            "registry_config" => raw.registry_config = opt_str(f, &v)?,
+            "entrypoint" => raw.entrypoint = opt_str_list(f, &v)?,
+            "commands" => raw.commands = opt_str_list(f, &v)?,
+            "tag_format" => raw.tag_format = opt_str(f, &v)?,
+            "copy" => raw.copy = opt_str_list(f, &v)?,
+            "python_exec" => raw.python_exec = opt_str(f, &v)?,
+            "runtime_packages" => raw.runtime_packages = opt_str_list(f, &v)?,
+            "builder_options" => raw.builder_options = opt_value_map(f, &v)?,
+            "builder_config" => raw.builder_config = opt_value_map(f, &v)?,
+            other => return Err(Error::spec(other, suggest_field(other))),
+        }
+    }
+    Ok(raw)
+}
+
+/// A core value as a plain Python object (lists, dicts, str, int, float, bool, None, bytes).
+pub fn from_value<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(f) => f.into_pyobject(py)?.into_any(),
+        Value::Str(s) => PyString::new(py, s).into_any(),
+        Value::Bytes(b) => pyo3::types::PyBytes::new(py, b).into_any(),
+        Value::List(items) => PyList::new(
+            py,
+            items
+                .iter()
+                .map(|i| from_value(py, i))
+                .collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
+        Value::Map(m) => {
+            let d = PyDict::new(py);
+            for (k, v) in m {
+                d.set_item(k, from_value(py, v)?)?;
+            }
+            d.into_any()
+        }
+    })
+}

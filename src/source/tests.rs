@@ -1,0 +1,1157 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::cache::{self, DigestCache, Entry, Map, Stamp};
+use super::*;
+
+const FIELD: &str = "source_root";
+
+fn write(root: &Path, rel: &str, content: &str) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+}
+
+fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, content) in files {
+        write(dir.path(), rel, content);
+    }
+    dir
+}
+
+fn symlink(target: &str, link: &Path) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+fn all(root: &Path) -> Vec<SourceFile> {
+    hash_all_with(root, FIELD, None).unwrap()
+}
+
+fn paths(root: &Path) -> Vec<String> {
+    all(root).into_iter().map(|f| f.path).collect()
+}
+
+fn sha(content: &[u8]) -> [u8; 32] {
+    Sha256::digest(content).into()
+}
+
+fn regular(files: &[SourceFile], path: &str) -> (bool, [u8; 32]) {
+    match files.iter().find(|f| f.path == path).map(|f| &f.kind) {
+        Some(FileKind::Regular { executable, sha256 }) => (*executable, *sha256),
+        other => panic!("{path}: {other:?}"),
+    }
+}
+
+/// Every path under `root` (no rules at all), as absolute paths: what a LOADED_MODULES caller
+/// could list.
+fn every_path(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            }
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+fn test_cache(dir: &Path, min_age: Duration) -> DigestCache {
+    let mut c = DigestCache::new(Some(dir.join("digests")));
+    c.min_age_ns = min_age.as_nanos() as i64;
+    c
+}
+
+// ---------------------------------------------------------------- gitignore
+
+#[test]
+fn gitignore_negation() {
+    let t = tree(&[
+        (".gitignore", "*.log\n!keep.log\n"),
+        ("a.log", ""),
+        ("keep.log", ""),
+        ("sub/b.log", ""),
+    ]);
+    assert_eq!(paths(t.path()), [".gitignore", "keep.log"]);
+}
+
+#[test]
+fn gitignore_nested_files() {
+    let t = tree(&[
+        (".gitignore", "*.dat\n"),
+        ("x.txt", ""),
+        ("a.dat", ""),
+        ("sub/.gitignore", "x.txt\n!y.dat\n"),
+        ("sub/x.txt", ""),
+        ("sub/y.dat", ""),
+        ("sub/z.dat", ""),
+        ("sub/deeper/x.txt", ""),
+        ("other/x.txt", ""),
+    ]);
+    assert_eq!(
+        paths(t.path()),
+        [
+            ".gitignore",
+            "other/x.txt",
+            "sub/.gitignore",
+            "sub/y.dat",
+            "x.txt"
+        ]
+    );
+}
+
+#[test]
+fn gitignore_directory_patterns() {
+    let t = tree(&[
+        (".gitignore", "build/\n"),
+        ("build/out.bin", ""),
+        ("src/build/deep.bin", ""),
+        ("lib/build", "a file named build"),
+    ]);
+    // `build/` matches folders at any depth, not files.
+    assert_eq!(paths(t.path()), [".gitignore", "lib/build"]);
+}
+
+#[test]
+fn gitignore_cannot_reinclude_inside_excluded_folder() {
+    let t = tree(&[
+        (".gitignore", "build/\n!build/keep.txt\n"),
+        ("build/keep.txt", ""),
+        ("a", ""),
+    ]);
+    assert_eq!(paths(t.path()), [".gitignore", "a"]);
+}
+
+#[test]
+fn gitignore_anchored_and_unanchored() {
+    let t = tree(&[
+        (".gitignore", "/top.txt\nany.txt\ndocs/*.md\n"),
+        ("top.txt", ""),
+        ("sub/top.txt", ""),
+        ("any.txt", ""),
+        ("sub/any.txt", ""),
+        ("docs/a.md", ""),
+        ("x/docs/a.md", ""),
+        ("docs/sub/b.md", ""),
+    ]);
+    assert_eq!(
+        paths(t.path()),
+        [".gitignore", "docs/sub/b.md", "sub/top.txt", "x/docs/a.md"]
+    );
+}
+
+#[test]
+fn gitignore_double_star() {
+    let t = tree(&[
+        (".gitignore", "**/gen/*.py\nlogs/**\na/**/z.txt\n"),
+        ("gen/x.py", ""),
+        ("p/q/gen/y.py", ""),
+        ("p/gen/sub/y.py", ""),
+        ("logs/1/2.txt", ""),
+        ("a/z.txt", ""),
+        ("a/b/c/z.txt", ""),
+        ("b/z.txt", ""),
+    ]);
+    assert_eq!(paths(t.path()), [".gitignore", "b/z.txt", "p/gen/sub/y.py"]);
+}
+
+#[test]
+fn gitignore_outside_root_and_info_exclude_are_not_read() {
+    let outer = tree(&[
+        (".gitignore", "*.txt\n"),
+        (".git/info/exclude", "*.md\n"),
+        ("root/a.txt", ""),
+    ]);
+    let root = outer.path().join("root");
+    write(&root, "b.md", "");
+    write(&root, ".ignore", "a.txt\n");
+    assert_eq!(paths(&root), [".ignore", "a.txt", "b.md"]);
+}
+
+#[test]
+fn gitignore_is_read_inside_a_git_repository_too() {
+    let t = tree(&[
+        (".gitignore", "x\n"),
+        (".git/HEAD", "ref"),
+        ("x", ""),
+        ("y", ""),
+        ("sub/.git", "gitdir: /abs"),
+    ]);
+    assert_eq!(paths(t.path()), [".gitignore", "y"]);
+}
+
+// ---------------------------------------------------------------- dockerignore
+
+#[test]
+fn dockerignore_is_anchored_at_the_root() {
+    let files = [("a.log", ""), ("sub/a.log", ""), ("x.txt", "")];
+    let docker = tree(&files);
+    write(docker.path(), ".dockerignore", "*.log\n");
+    assert_eq!(paths(docker.path()), [".dockerignore", "sub/a.log", "x.txt"]);
+    // The same line in .gitignore matches at any depth.
+    let git = tree(&files);
+    write(git.path(), ".gitignore", "*.log\n");
+    assert_eq!(paths(git.path()), [".gitignore", "x.txt"]);
+}
+
+#[test]
+fn dockerignore_reinclude_and_last_line_wins() {
+    let t = tree(&[
+        (
+            ".dockerignore",
+            "data\n!data/keep.csv\n*.md\n!README.md\n!x.txt\nx.txt\n",
+        ),
+        ("data/keep.csv", ""),
+        ("data/other.csv", ""),
+        ("data/sub/deep.csv", ""),
+        ("README.md", ""),
+        ("NOTES.md", ""),
+        ("x.txt", ""),
+    ]);
+    // Unlike gitignore, a file inside an excluded folder can be re-included.
+    assert_eq!(paths(t.path()), [".dockerignore", "README.md", "data/keep.csv"]);
+}
+
+#[test]
+fn dockerignore_reinclude_with_wildcards_inside_excluded_folder() {
+    let t = tree(&[
+        (".dockerignore", "pkg\n!pkg/*/keep.txt\n!**/always.txt\n"),
+        ("pkg/a/keep.txt", ""),
+        ("pkg/a/drop.txt", ""),
+        ("pkg/b/c/keep.txt", ""),
+        ("pkg/x/y/always.txt", ""),
+    ]);
+    assert_eq!(
+        paths(t.path()),
+        [".dockerignore", "pkg/a/keep.txt", "pkg/x/y/always.txt"]
+    );
+}
+
+#[test]
+fn dockerignore_double_star_and_cleaning() {
+    let t = tree(&[
+        (
+            ".dockerignore",
+            "# comment\n\n**/*.tmp\n./a/b/\n/c\n  spaced.txt  \nd//e\n**/node_modules\n",
+        ),
+        ("x.tmp", ""),
+        ("p/q/y.tmp", ""),
+        ("a/b/f", ""),
+        ("a/bb/f", ""),
+        ("c/f", ""),
+        ("c2/f", ""),
+        ("spaced.txt", ""),
+        ("d/e", ""),
+        ("web/node_modules/m.js", ""),
+        ("node_modules/n.js", ""),
+        ("# comment", ""),
+    ]);
+    assert_eq!(paths(t.path()), ["# comment", ".dockerignore", "a/bb/f", "c2/f"]);
+}
+
+#[test]
+fn dockerignore_and_gitignore_both_apply() {
+    let t = tree(&[
+        (".dockerignore", "secret\n!ignored.txt\n"),
+        (".gitignore", "ignored.txt\n"),
+        ("secret/k", ""),
+        ("ignored.txt", ""),
+        ("kept", ""),
+    ]);
+    // A `!` in .dockerignore does not undo .gitignore: a file goes in only if no rule excludes it.
+    assert_eq!(paths(t.path()), [".dockerignore", ".gitignore", "kept"]);
+}
+
+#[test]
+fn dockerignore_pattern_parsing() {
+    let parsed =
+        rules::parse_dockerignore("\u{feff}a\n # not a comment\n#c\n! b \n/\n.\n../x\n./y/../z/\n!\n");
+    let expect: Vec<(bool, String)> = vec![
+        (false, "a".into()),
+        (false, "# not a comment".into()),
+        (true, "b".into()),
+        (false, "z".into()),
+    ];
+    assert_eq!(parsed, expect);
+}
+
+// ---------------------------------------------------------------- standard ignores
+
+#[test]
+fn standard_ignores_apply_and_cannot_be_reincluded() {
+    let t = tree(&[
+        (".gitignore", "!*.pyc\n!__pycache__/\n!.venv/\n!.DS_Store\n"),
+        (".dockerignore", "!__pycache__\n!**/*.pyo\n"),
+        (".git/config", ""),
+        ("sub/.git", "gitdir: /somewhere/else"),
+        ("__pycache__/m.cpython-312.pyc", ""),
+        ("pkg/__pycache__/x", ""),
+        ("pkg/m.pyc", ""),
+        ("pkg/m.pyo", ""),
+        ("pkg/m.py", ""),
+        (".venv/bin/python", ""),
+        ("pkg/.mypy_cache/x", ""),
+        (".pytest_cache/x", ""),
+        (".ruff_cache/x", ""),
+        (".tox/x", ""),
+        (".nox/x", ""),
+        ("nb/.ipynb_checkpoints/x", ""),
+        (".DS_Store", ""),
+        ("pkg/.DS_Store", ""),
+        (".hypothesis/x", ""),
+        ("venv.txt", ""),
+        (".tox.ini", ""),
+    ]);
+    assert_eq!(
+        paths(t.path()),
+        [".dockerignore", ".gitignore", ".tox.ini", "pkg/m.py", "venv.txt"]
+    );
+}
+
+#[test]
+fn hidden_files_are_included() {
+    let t = tree(&[(".env", "A=1"), (".config/tool.toml", ""), ("x", "")]);
+    assert_eq!(paths(t.path()), [".config/tool.toml", ".env", "x"]);
+}
+
+// ---------------------------------------------------------------- file kinds
+
+#[test]
+fn symlinks_are_entries_and_never_followed() {
+    let t = tree(&[("a.txt", "A"), ("sub/f", "F")]);
+    let r = t.path();
+    symlink("a.txt", &r.join("inside"));
+    symlink("/etc/hostname", &r.join("outside"));
+    symlink("does/not/exist", &r.join("dangling"));
+    symlink("sub", &r.join("dirlink"));
+    symlink("../a.txt", &r.join("sub/up"));
+    let files = all(r);
+    let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        names,
+        ["a.txt", "dangling", "dirlink", "inside", "outside", "sub/f", "sub/up"]
+    );
+    let target = |p: &str| match &files.iter().find(|f| f.path == p).unwrap().kind {
+        FileKind::Symlink { target } => target.clone(),
+        k => panic!("{p}: {k:?}"),
+    };
+    assert_eq!(target("inside"), "a.txt");
+    assert_eq!(target("outside"), "/etc/hostname");
+    assert_eq!(target("dangling"), "does/not/exist");
+    assert_eq!(target("dirlink"), "sub");
+    assert_eq!(target("sub/up"), "../a.txt");
+}
+
+#[test]
+fn symlinks_obey_ignore_rules() {
+    let t = tree(&[(".gitignore", "link1\n"), (".dockerignore", "link2\n"), ("a", "")]);
+    symlink("a", &t.path().join("link1"));
+    symlink("a", &t.path().join("link2"));
+    symlink("a", &t.path().join("link3"));
+    assert_eq!(paths(t.path()), [".dockerignore", ".gitignore", "a", "link3"]);
+}
+
+#[test]
+fn regular_files_carry_content_hash_and_exec_bit() {
+    use std::os::unix::fs::PermissionsExt;
+    let big: Vec<u8> = (0..(3 * CHUNK + 5)).map(|i| (i * 7 % 251) as u8).collect();
+    let t = tree(&[("small.txt", "hello"), ("empty", "")]);
+    fs::write(t.path().join("big.bin"), &big).unwrap();
+    write(t.path(), "run.sh", "#!/bin/sh\n");
+    fs::set_permissions(t.path().join("run.sh"), fs::Permissions::from_mode(0o744)).unwrap();
+    let files = all(t.path());
+    assert_eq!(regular(&files, "small.txt"), (false, sha(b"hello")));
+    assert_eq!(regular(&files, "empty"), (false, sha(b"")));
+    assert_eq!(regular(&files, "big.bin"), (false, sha(&big)));
+    assert_eq!(regular(&files, "run.sh"), (true, sha(b"#!/bin/sh\n")));
+}
+
+#[test]
+fn exec_bit_and_content_change_the_result_mtime_does_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tree(&[("a.py", "print(1)\n"), ("b.py", "x")]);
+    let a = t.path().join("a.py");
+    let before = all(t.path());
+
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    assert_eq!(all(t.path()), before, "mtime must not matter");
+
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o755)).unwrap();
+    let exec = all(t.path());
+    assert_ne!(exec, before);
+    assert_eq!(regular(&exec, "a.py"), (true, sha(b"print(1)\n")));
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(all(t.path()), before);
+
+    fs::write(&a, "print(2)\n").unwrap();
+    assert_ne!(all(t.path()), before);
+}
+
+#[test]
+fn fifos_are_skipped_and_empty_folders_contribute_nothing() {
+    let t = tree(&[("a", "x")]);
+    fs::create_dir_all(t.path().join("empty/nested")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(t.path().join("pipe"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Opening the fifo would block forever: it must not be opened.
+    assert_eq!(paths(t.path()), ["a"]);
+}
+
+#[test]
+fn traversal_order_does_not_matter() {
+    let names: Vec<String> = (0..300)
+        .map(|i| format!("d{}/s{}/f{i}.txt", i % 7, i % 3))
+        .collect();
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    for n in &names {
+        write(one.path(), n, n);
+    }
+    for n in names.iter().rev() {
+        write(two.path(), n, n);
+    }
+    write(one.path(), ".gitignore", "s1/\n");
+    write(two.path(), ".gitignore", "s1/\n");
+    let a = all(one.path());
+    assert_eq!(a.len(), 201);
+    assert!(a.windows(2).all(|w| w[0].path.as_bytes() < w[1].path.as_bytes()));
+    for _ in 0..3 {
+        assert_eq!(all(two.path()), a);
+    }
+}
+
+#[test]
+fn paths_are_sorted_by_bytes() {
+    let t = tree(&[
+        ("B", ""),
+        ("a0", ""),
+        ("a-b/x", ""),
+        ("a/b", ""),
+        ("é", ""),
+        ("Z", ""),
+    ]);
+    // Byte order, not component order ("a/b" < "a-b/x" component-wise).
+    assert_eq!(paths(t.path()), ["B", "Z", "a-b/x", "a/b", "a0", "é"]);
+}
+
+#[test]
+fn non_utf8_file_name_is_an_error_unless_excluded() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tree(&[("ok", "")]);
+    let bad = std::ffi::OsStr::from_bytes(b"bad\xff.txt");
+    fs::create_dir(t.path().join("sub")).unwrap();
+    fs::write(t.path().join("sub").join(bad), "").unwrap();
+    let err = hash_all_with(t.path(), FIELD, None).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("source_root: "), "{msg}");
+    assert!(msg.contains("not valid UTF-8") && msg.contains("bad"), "{msg}");
+    assert!(matches!(&err, Error::Source { path, .. } if path.ends_with(Path::new("sub").join(bad))));
+
+    write(t.path(), ".dockerignore", "sub\n");
+    assert_eq!(paths(t.path()), [".dockerignore", "ok"]);
+}
+
+#[test]
+fn root_must_be_an_existing_folder() {
+    let t = tree(&[("f", "")]);
+    let err = hash_all_with(&t.path().join("missing"), FIELD, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("source_root: ") && err.contains("missing") && err.contains("does not exist"),
+        "{err}"
+    );
+    let err = hash_all_with(&t.path().join("f"), FIELD, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a folder"), "{err}");
+}
+
+#[test]
+fn root_given_as_symlink_is_followed() {
+    let t = tree(&[("real/a", "A")]);
+    symlink("real", &t.path().join("link"));
+    assert_eq!(all(&t.path().join("link")), all(&t.path().join("real")));
+    assert_eq!(paths(&t.path().join("link")), ["a"]);
+}
+
+// ---------------------------------------------------------------- hash_listed
+
+fn listed(root: &Path, files: &[PathBuf]) -> Vec<SourceFile> {
+    hash_listed_with(root, files, FIELD, None).unwrap()
+}
+
+#[test]
+fn listed_keeps_only_selected_files_under_root() {
+    let outer = tree(&[("elsewhere.py", "")]);
+    let root = outer.path().join("root");
+    for (rel, c) in [
+        (".gitignore", "build/\n*.gen.py\n"),
+        (".dockerignore", "scratch\n"),
+        ("app/main.py", "main"),
+        ("app/util.py", "util"),
+        ("app/x.gen.py", ""),
+        ("build/lib/app/main.py", ""),
+        ("scratch/s.py", ""),
+        ("app/__pycache__/main.cpython-312.pyc", ""),
+        ("pkg/.gitignore", "private.py\n"),
+        ("pkg/private.py", ""),
+        ("pkg/public.py", "pub"),
+    ] {
+        write(&root, rel, c);
+    }
+    let list: Vec<PathBuf> = [
+        "app/main.py",
+        "app/util.py",
+        "app/x.gen.py",
+        "build/lib/app/main.py",
+        "scratch/s.py",
+        "app/__pycache__/main.cpython-312.pyc",
+        "pkg/private.py",
+        "pkg/public.py",
+        "app/./main.py",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .chain([
+        outer.path().join("elsewhere.py"),
+        PathBuf::from("/etc/hostname"),
+        root.join("../elsewhere.py"),
+    ])
+    .collect();
+    let got = listed(&root, &list);
+    let names: Vec<&str> = got.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(names, ["app/main.py", "app/util.py", "pkg/public.py"]);
+    assert_eq!(regular(&got, "app/util.py"), (false, sha(b"util")));
+}
+
+#[test]
+fn listed_does_not_walk_the_tree() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tree(&[("app/main.py", "m"), ("app/other.py", "o")]);
+    // A file name that makes the walk fail, and a fifo that would block a read.
+    fs::create_dir(t.path().join("junk")).unwrap();
+    fs::write(
+        t.path().join("junk").join(std::ffi::OsStr::from_bytes(b"\xfe")),
+        "",
+    )
+    .unwrap();
+    std::process::Command::new("mkfifo")
+        .arg(t.path().join("app/pipe"))
+        .status()
+        .unwrap();
+    assert!(hash_all_with(t.path(), FIELD, None).is_err());
+    let got = listed(t.path(), &[t.path().join("app/main.py")]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(regular(&got, "app/main.py"), (false, sha(b"m")));
+}
+
+#[test]
+fn listed_missing_file_is_an_error_unless_excluded() {
+    let t = tree(&[(".gitignore", "gone_ignored.py\n"), ("a.py", "")]);
+    let err = hash_listed_with(t.path(), &[t.path().join("gone.py")], FIELD, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gone.py") && err.contains("does not exist"), "{err}");
+    assert!(listed(t.path(), &[t.path().join("gone_ignored.py")]).is_empty());
+}
+
+#[test]
+fn listed_agrees_with_the_walk() {
+    let t = tree(&[
+        (".gitignore", "*.log\n!keep.log\nbuild/\n/top_only\n**/gen/*.py\n"),
+        (
+            ".dockerignore",
+            "*.md\n!README.md\ndata\n!data/keep/**\n**/*.tmp\n",
+        ),
+        ("README.md", ""),
+        ("CHANGES.md", ""),
+        ("sub/CHANGES.md", ""),
+        ("a.log", ""),
+        ("keep.log", ""),
+        ("sub/keep.log", ""),
+        ("sub/b.log", ""),
+        ("build/x", ""),
+        ("sub/build/y", ""),
+        ("top_only", ""),
+        ("sub/top_only", ""),
+        ("g/gen/m.py", ""),
+        ("g/gen/m.txt", ""),
+        ("data/drop.csv", ""),
+        ("data/keep/k.csv", ""),
+        ("data/keep/deep/k.csv", ""),
+        ("x.tmp", ""),
+        ("sub/x.tmp", ""),
+        ("sub/.gitignore", "!b.log\nlocal\n"),
+        ("sub/local/f", ""),
+        ("sub/deeper/.gitignore", "!local\n*.py\n"),
+        ("sub/deeper/local", ""),
+        ("sub/deeper/z.py", ""),
+        ("pkg/__pycache__/c.pyc", ""),
+        ("pkg/m.py", ""),
+        (".git/HEAD", ""),
+        ("src/build", "file named build"),
+    ]);
+    symlink("pkg", &t.path().join("pkglink"));
+    let walked = all(t.path());
+    let mut everything = every_path(t.path());
+    everything.reverse();
+    let got = listed(t.path(), &everything);
+    assert_eq!(got, walked);
+    assert!(walked.iter().any(|f| f.path == "data/keep/deep/k.csv"));
+    assert!(walked.iter().any(|f| f.path == "sub/b.log"));
+    // The nearest .gitignore wins: `!local` in sub/deeper re-includes what sub/.gitignore excludes.
+    assert!(walked.iter().any(|f| f.path == "sub/deeper/local"));
+    assert!(!walked.iter().any(|f| f.path.starts_with("sub/local")));
+}
+
+// ---------------------------------------------------------------- hash_path
+
+#[test]
+fn hash_path_file_folder_and_missing() {
+    let t = tree(&[
+        ("data/x.csv", "1,2\n"),
+        ("conf/a.yaml", "a: 1"),
+        ("conf/.gitignore", "local.yaml\n"),
+        ("conf/local.yaml", ""),
+        ("conf/sub/b.yaml", "b"),
+        ("conf/__pycache__/c.pyc", ""),
+        ("conf/.dockerignore", "*.bak\n"),
+        ("conf/old.bak", ""),
+    ]);
+    let base = t.path();
+    let file = hash_path_with(base, "data/x.csv", "copy", None).unwrap();
+    assert_eq!(
+        file,
+        [SourceFile {
+            path: "data/x.csv".into(),
+            kind: FileKind::Regular {
+                executable: false,
+                sha256: sha(b"1,2\n")
+            }
+        }]
+    );
+    let folder = hash_path_with(base, "conf", "copy", None).unwrap();
+    let names: Vec<&str> = folder.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "conf/.dockerignore",
+            "conf/.gitignore",
+            "conf/a.yaml",
+            "conf/sub/b.yaml"
+        ]
+    );
+    assert_eq!(hash_path_with(base, "./conf/", "copy", None).unwrap(), folder);
+    // conf/.dockerignore only applies when conf is the walked folder.
+    let whole: Vec<String> = hash_path_with(base, ".", "copy", None)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(
+        whole,
+        [
+            "conf/.dockerignore",
+            "conf/.gitignore",
+            "conf/a.yaml",
+            "conf/old.bak",
+            "conf/sub/b.yaml",
+            "data/x.csv"
+        ]
+    );
+
+    let err = hash_path_with(base, "nope/r.txt", "requirements", None).unwrap_err();
+    assert_eq!(err.field(), Some("requirements"));
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("requirements: ") && msg.contains("nope/r.txt") && msg.contains("does not exist"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn hash_path_follows_the_entry_itself_only() {
+    let t = tree(&[("real.txt", "R"), ("dir/f", "F")]);
+    symlink("real.txt", &t.path().join("link.txt"));
+    symlink("dir", &t.path().join("dirlink"));
+    symlink("../real.txt", &t.path().join("dir/inner"));
+    let f = hash_path_with(t.path(), "link.txt", "copy", None).unwrap();
+    assert_eq!(regular(&f, "link.txt"), (false, sha(b"R")));
+    let d = hash_path_with(t.path(), "dirlink", "copy", None).unwrap();
+    assert_eq!(d[0].path, "dirlink/f");
+    assert_eq!(
+        d[1],
+        SourceFile {
+            path: "dirlink/inner".into(),
+            kind: FileKind::Symlink {
+                target: "../real.txt".into()
+            }
+        }
+    );
+    let err = hash_path_with(t.path(), "dangling", "copy", None);
+    assert!(err.is_err());
+}
+
+// ---------------------------------------------------------------- digest cache
+
+#[test]
+fn cache_second_call_hits_and_returns_the_same() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a", "A"), ("b/c", "C"), (".gitignore", "x\n")]);
+    symlink("a", &t.path().join("l"));
+    let cache = test_cache(cache_dir.path(), Duration::ZERO);
+    let first = hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    assert_eq!(first, all(t.path()));
+    assert_eq!(cache.stats.stored.load(Ordering::Relaxed), 3);
+    assert_eq!(cache.stats.writes.load(Ordering::Relaxed), 1);
+    // Same process.
+    assert_eq!(hash_all_with(t.path(), FIELD, Some(&cache)).unwrap(), first);
+    assert_eq!(cache.stats.hits.load(Ordering::Relaxed), 3);
+    assert_eq!(
+        cache.stats.writes.load(Ordering::Relaxed),
+        1,
+        "nothing changed: no write"
+    );
+    // Another process: the persistent file.
+    let again = test_cache(cache_dir.path(), Duration::ZERO);
+    assert_eq!(hash_all_with(t.path(), FIELD, Some(&again)).unwrap(), first);
+    assert_eq!(again.stats.hits.load(Ordering::Relaxed), 3);
+    assert_eq!(again.stats.hashed.load(Ordering::Relaxed), 0);
+    // A hit reports the current exec bit (it is not part of the digest).
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(t.path().join("a"), fs::Permissions::from_mode(0o755)).unwrap();
+    let exec = hash_all_with(t.path(), FIELD, Some(&again)).unwrap();
+    assert_eq!(exec, all(t.path()));
+    assert!(regular(&exec, "a").0);
+}
+
+#[test]
+fn cache_hit_does_not_read_the_file() {
+    // Replace the stored digest by a wrong one: a hit must return it, proving the file is not read.
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a", "A")]);
+    let cache = test_cache(cache_dir.path(), Duration::ZERO);
+    hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    let scope = scope_of_folder(&std::path::absolute(t.path()).unwrap());
+    let file = cache.file_for(&scope).unwrap();
+    let mut map = cache::decode(&fs::read(&file).unwrap(), &scope).unwrap();
+    map.get_mut("a").unwrap().sha256 = [7; 32];
+    fs::write(&file, cache::encode(&scope, &map)).unwrap();
+    let fresh = test_cache(cache_dir.path(), Duration::ZERO);
+    assert_eq!(
+        regular(&hash_all_with(t.path(), FIELD, Some(&fresh)).unwrap(), "a").1,
+        [7; 32]
+    );
+}
+
+#[test]
+fn cache_does_not_store_files_written_just_now() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a", "A")]);
+    // mtime far in the past, but ctime is now (ctime cannot be set back).
+    let old = SystemTime::now() - Duration::from_secs(86400);
+    fs::File::options()
+        .write(true)
+        .open(t.path().join("a"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let cache = test_cache(cache_dir.path(), cache::MIN_AGE);
+    hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    assert_eq!(cache.stats.stored.load(Ordering::Relaxed), 0);
+    assert_eq!(cache.stats.hits.load(Ordering::Relaxed), 0);
+    assert_eq!(cache.stats.hashed.load(Ordering::Relaxed), 2);
+    assert_eq!(cache.stats.writes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn cache_sees_a_same_size_rewrite_with_restored_mtime() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a", "version-1"), ("b", "other")]);
+    let a = t.path().join("a");
+    let mtime = fs::metadata(&a).unwrap().modified().unwrap();
+    // Let mtime and ctime age past MIN_AGE so that the real rule stores the entries.
+    std::thread::sleep(cache::MIN_AGE + Duration::from_millis(200));
+    let cache = test_cache(cache_dir.path(), cache::MIN_AGE);
+    let first = hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    assert_eq!(cache.stats.stored.load(Ordering::Relaxed), 2);
+    assert_eq!(regular(&first, "a").1, sha(b"version-1"));
+
+    // Same size, same mtime (restored as `touch -d` would), same inode.
+    fs::write(&a, "version-2").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(fs::metadata(&a).unwrap().modified().unwrap(), mtime);
+    let second = hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    assert_eq!(regular(&second, "a").1, sha(b"version-2"));
+    assert_eq!(cache.stats.hits.load(Ordering::Relaxed), 1, "only b may hit");
+    // The rewritten file is "just changed": not stored, so a fresh process hashes it again too.
+    let other = test_cache(cache_dir.path(), cache::MIN_AGE);
+    assert_eq!(hash_all_with(t.path(), FIELD, Some(&other)).unwrap(), second);
+    assert_eq!(other.stats.hashed.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn cache_ignores_corrupt_or_foreign_files() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a", "A"), ("b", "B")]);
+    let expected = all(t.path());
+    let scope = scope_of_folder(&std::path::absolute(t.path()).unwrap());
+    let cache = test_cache(cache_dir.path(), Duration::ZERO);
+    hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    let file = cache.file_for(&scope).unwrap();
+    let good = fs::read(&file).unwrap();
+
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 1;
+    let mut other_version = good[..good.len() - 32].to_vec();
+    other_version[8] = 99;
+    let sum = Sha256::digest(&other_version);
+    other_version.extend_from_slice(&sum);
+    let foreign = cache::encode(b"/some/other/root", &cache::decode(&good, &scope).unwrap());
+    for bad in [
+        flipped,
+        other_version,
+        good[..good.len() - 1].to_vec(),
+        b"garbage".to_vec(),
+        Vec::new(),
+        foreign,
+    ] {
+        fs::write(&file, &bad).unwrap();
+        let c = test_cache(cache_dir.path(), Duration::ZERO);
+        assert_eq!(hash_all_with(t.path(), FIELD, Some(&c)).unwrap(), expected);
+        assert_eq!(c.stats.hits.load(Ordering::Relaxed), 0);
+        // Rebuilt.
+        assert_eq!(fs::read(&file).unwrap().len(), good.len());
+    }
+    // The digests folder is a file: cache writes fail silently.
+    let blocked = tempfile::tempdir().unwrap();
+    fs::write(blocked.path().join("digests"), "not a folder").unwrap();
+    let c = test_cache(blocked.path(), Duration::ZERO);
+    assert_eq!(hash_all_with(t.path(), FIELD, Some(&c)).unwrap(), expected);
+    assert_eq!(c.stats.writes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn cache_drops_deleted_files_and_rehashes_replaced_ones() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a", "A"), ("b", "B"), ("c", "C")]);
+    let scope = scope_of_folder(&std::path::absolute(t.path()).unwrap());
+    let cache = test_cache(cache_dir.path(), Duration::ZERO);
+    hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    fs::remove_file(t.path().join("b")).unwrap();
+    // Replace `c` by a new file (new inode) with the same size.
+    fs::write(t.path().join("c.new"), "D").unwrap();
+    fs::rename(t.path().join("c.new"), t.path().join("c")).unwrap();
+    let got = hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
+    assert_eq!(got, all(t.path()));
+    assert_eq!(regular(&got, "c").1, sha(b"D"));
+    cache.forget_in_process();
+    let map = cache.snapshot(&scope);
+    let mut keys: Vec<&str> = map.keys().map(|k| &**k).collect();
+    keys.sort();
+    assert_eq!(keys, ["a", "c"]);
+}
+
+#[test]
+fn cache_is_used_by_listed_and_path_modes() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[
+        ("app/a.py", "A"),
+        ("app/b.py", "B"),
+        ("requirements.txt", "x==1\n"),
+        ("conf/c", "C"),
+    ]);
+    let cache = test_cache(cache_dir.path(), Duration::ZERO);
+    let list = [t.path().join("app/a.py"), t.path().join("app/b.py")];
+    let one = hash_listed_with(t.path(), &list, FIELD, Some(&cache)).unwrap();
+    let req = hash_path_with(t.path(), "requirements.txt", "requirements", Some(&cache)).unwrap();
+    let conf = hash_path_with(t.path(), "conf", "copy", Some(&cache)).unwrap();
+    assert_eq!(cache.stats.stored.load(Ordering::Relaxed), 4);
+    let again = test_cache(cache_dir.path(), Duration::ZERO);
+    assert_eq!(
+        hash_listed_with(t.path(), &list, FIELD, Some(&again)).unwrap(),
+        one
+    );
+    assert_eq!(
+        hash_path_with(t.path(), "requirements.txt", "requirements", Some(&again)).unwrap(),
+        req
+    );
+    assert_eq!(
+        hash_path_with(t.path(), "conf", "copy", Some(&again)).unwrap(),
+        conf
+    );
+    assert_eq!(again.stats.hits.load(Ordering::Relaxed), 4);
+    assert_eq!(again.stats.hashed.load(Ordering::Relaxed), 0);
+    assert_eq!(regular(&req, "requirements.txt").1, sha(b"x==1\n"));
+}
+
+#[test]
+fn cache_format_round_trip_and_load_speed() {
+    let mut map = Map::new();
+    for i in 0..50_000u64 {
+        let stamp = Stamp {
+            dev: 1,
+            ino: i,
+            size: i * 3,
+            mtime_ns: i as i64 * 1000,
+            ctime_ns: -(i as i64),
+        };
+        map.insert(
+            format!("pkg/sub_{:03}/mod_{i:05}.py", i % 300).into(),
+            Entry {
+                stamp,
+                sha256: [i as u8; 32],
+            },
+        );
+    }
+    let bytes = cache::encode(b"/root", &map);
+    let start = Instant::now();
+    let back = cache::decode(&bytes, b"/root").unwrap();
+    let took = start.elapsed();
+    assert_eq!(back, map);
+    assert!(cache::decode(&bytes, b"/other").is_none());
+    eprintln!("decode of 50,000 entries ({} bytes): {took:?}", bytes.len());
+}
+
+#[test]
+fn stamp_storable_rule() {
+    let s = |m: i64, c: i64| Stamp {
+        dev: 0,
+        ino: 0,
+        size: 0,
+        mtime_ns: m,
+        ctime_ns: c,
+    };
+    let two = 2_000_000_000;
+    let now = 10 * two;
+    assert!(s(now - two, now - two).storable(now, two));
+    assert!(!s(now - two + 1, now - two).storable(now, two));
+    assert!(!s(now - two, now - two + 1).storable(now, two));
+    assert!(!s(now + two, 0).storable(now, two), "mtime in the future");
+}
+
+// ---------------------------------------------------------------- public API
+
+#[test]
+fn public_functions_match_the_internal_ones() {
+    let t = tree(&[("a", "A"), ("conf/x", "X")]);
+    assert_eq!(hash_all(t.path(), FIELD).unwrap(), all(t.path()));
+    assert_eq!(
+        hash_listed(t.path(), &[t.path().join("a")], FIELD).unwrap(),
+        all(t.path())[..1]
+    );
+    assert_eq!(hash_path(t.path(), "conf", "copy").unwrap(), all(t.path())[1..]);
+}
+
+// ---------------------------------------------------------------- benchmark
+
+/// `IMAGESPEC_BENCH_TREE=/tmp/tree cargo test --release --no-default-features --lib source::tests::bench -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench() {
+    let Some(tree) = std::env::var_os("IMAGESPEC_BENCH_TREE").map(PathBuf::from) else {
+        eprintln!("set IMAGESPEC_BENCH_TREE");
+        return;
+    };
+    let reps: usize = std::env::var("IMAGESPEC_BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let time = |label: &str, f: &mut dyn FnMut() -> usize| {
+        let mut runs = Vec::new();
+        let mut n = 0;
+        for _ in 0..reps {
+            let start = Instant::now();
+            n = f();
+            runs.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        runs.sort_by(f64::total_cmp);
+        eprintln!(
+            "{label:<48} median {:8.1} ms  min {:8.1} ms  ({n} files)",
+            runs[runs.len() / 2],
+            runs[0]
+        );
+    };
+
+    time("git ls-files -co --exclude-standard", &mut || {
+        let out = std::process::Command::new("git")
+            .args(["ls-files", "-co", "--exclude-standard"])
+            .current_dir(&tree)
+            .output()
+            .unwrap();
+        out.stdout.iter().filter(|b| **b == b'\n').count()
+    });
+    let files = all(&tree);
+    let bytes: u64 = files
+        .iter()
+        .filter(|f| matches!(f.kind, FileKind::Regular { .. }))
+        .map(|f| fs::symlink_metadata(tree.join(&f.path)).unwrap().len())
+        .sum();
+    eprintln!("selected {} files, {:.1} MB", files.len(), bytes as f64 / 1e6);
+    time("hash_all, no digest cache", &mut || {
+        hash_all_with(&tree, FIELD, None).unwrap().len()
+    });
+
+    let cache_dir = tempfile::tempdir().unwrap();
+    let mut first = Vec::new();
+    for _ in 0..reps {
+        let _ = fs::remove_dir_all(cache_dir.path().join("digests"));
+        let c = test_cache(cache_dir.path(), cache::MIN_AGE);
+        let start = Instant::now();
+        hash_all_with(&tree, FIELD, Some(&c)).unwrap();
+        first.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    first.sort_by(f64::total_cmp);
+    eprintln!(
+        "{:<48} median {:8.1} ms  min {:8.1} ms",
+        "hash_all, empty cache (first run)",
+        first[reps / 2],
+        first[0]
+    );
+    time("hash_all, persistent cache (new process)", &mut || {
+        let c = test_cache(cache_dir.path(), cache::MIN_AGE);
+        let n = hash_all_with(&tree, FIELD, Some(&c)).unwrap().len();
+        assert_eq!(
+            c.stats.hashed.load(Ordering::Relaxed),
+            0,
+            "tree must be older than 2 s"
+        );
+        n
+    });
+    let warm = test_cache(cache_dir.path(), cache::MIN_AGE);
+    hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
+    time("hash_all, in-process cache (same process)", &mut || {
+        hash_all_with(&tree, FIELD, Some(&warm)).unwrap().len()
+    });
+    let scope = scope_of_folder(&std::path::absolute(&tree).unwrap());
+    let file = warm.file_for(&scope).unwrap();
+    time("load persistent cache file", &mut || {
+        cache::decode(&fs::read(&file).unwrap(), &scope).unwrap().len()
+    });
+
+    let modules: Vec<PathBuf> = fs::read_to_string(tree.join("app/workflows.py"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("import ").or_else(|| l.strip_prefix("from ")))
+        .map(|m| {
+            tree.join(format!(
+                "{}.py",
+                m.split_whitespace().next().unwrap().replace('.', "/")
+            ))
+        })
+        .chain([tree.join("app/workflows.py"), tree.join("app/__init__.py")])
+        .collect();
+    time("hash_listed (app/workflows.py imports), no cache", &mut || {
+        hash_listed_with(&tree, &modules, FIELD, None).unwrap().len()
+    });
+}
+
+#[test]
+#[ignore]
+fn bench_warm_tmp() {
+    let tree = PathBuf::from(std::env::var_os("IMAGESPEC_BENCH_TREE").unwrap());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let warm = test_cache(cache_dir.path(), cache::MIN_AGE);
+    hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
+    for _ in 0..20 {
+        let start = Instant::now();
+        hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
+        eprintln!("{:?}", start.elapsed());
+    }
+}
+
+#[test]
+#[ignore]
+fn bench_decode_tmp() {
+    let mut map = Map::new();
+    for i in 0..50_000u64 {
+        let stamp = Stamp {
+            dev: 1,
+            ino: i,
+            size: i * 3,
+            mtime_ns: i as i64 * 1000,
+            ctime_ns: -(i as i64),
+        };
+        map.insert(
+            format!("pkg/sub_{:03}/mod_{i:05}.py", i % 300).into(),
+            Entry {
+                stamp,
+                sha256: [i as u8; 32],
+            },
+        );
+    }
+    let bytes = cache::encode(b"/root", &map);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let m = cache::decode(&bytes, b"/root").unwrap();
+        let all = t.elapsed();
+        let t = Instant::now();
+        let d = Sha256::digest(&bytes);
+        let sum = t.elapsed();
+        let t = Instant::now();
+        let v: Vec<(Box<str>, Entry)> = m.iter().map(|(k, e)| (k.clone(), *e)).collect();
+        let alloc = t.elapsed();
+        let t = Instant::now();
+        let m2: Map = v.into_iter().collect();
+        let ins = t.elapsed();
+        let t = Instant::now();
+        drop(m);
+        let dr = t.elapsed();
+        eprintln!(
+            "{} bytes: decode {all:?} sha {sum:?} clone-keys {alloc:?} collect {ins:?} drop {dr:?} {}",
+            bytes.len(),
+            d[0] as usize + m2.len()
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn bench_sha_tmp() {
+    let data = vec![7u8; 256 << 20];
+    for threads in [1, 2] {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    let mut h = Sha256::new();
+                    for c in data.chunks(1 << 20) {
+                        h.update(c);
+                    }
+                    h.finalize()
+                });
+            }
+        });
+        let t = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{threads} threads: {:.2} GB/s total",
+            (threads * data.len()) as f64 / t / 1e9
+        );
+    }
+}

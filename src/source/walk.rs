@@ -1,0 +1,204 @@
+//! ALL mode: the parallel walk. Each walker thread hashes the files it meets, so directory
+//! reading, `lstat`s and sha256 all run on every core.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
+
+use super::cache::{DigestCache, Entry, Map};
+use super::rules::{standard_ignored, DockerIgnore};
+use super::{non_utf8, posix, SourceFile, Worker};
+use crate::error::{Error, Result};
+
+/// Threads for walking and hashing.
+pub(crate) fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 16)
+}
+
+pub(crate) struct Walked {
+    /// Unsorted.
+    pub files: Vec<SourceFile>,
+    pub used: Vec<(Box<str>, Entry)>,
+    pub fresh: usize,
+}
+
+#[derive(Default)]
+struct Parts {
+    files: Vec<Vec<SourceFile>>,
+    used: Vec<Vec<(Box<str>, Entry)>>,
+    fresh: usize,
+    errors: Vec<Error>,
+}
+
+/// Walk `root` (absolute) with the selection rules and hash every selected file.
+pub(crate) fn walk(root: &Path, field: &str, cache: Option<(&DigestCache, &Map)>) -> Result<Walked> {
+    let docker = DockerIgnore::load(root, field)?.map(Arc::new);
+    let mut builder = WalkBuilder::new(root);
+    builder
+        .standard_filters(false)
+        .git_ignore(true)
+        .require_git(false)
+        .git_global(false)
+        .git_exclude(false)
+        .ignore(false)
+        .parents(false)
+        .hidden(false)
+        .follow_links(false)
+        .threads(threads());
+    let filter_root = root.to_path_buf();
+    builder.filter_entry(move |dent| keep(&filter_root, docker.as_deref(), dent));
+
+    let parts = Mutex::new(Parts::default());
+    let mut visitors = Visitors {
+        root,
+        field,
+        cache,
+        parts: &parts,
+    };
+    builder.build_parallel().visit(&mut visitors);
+
+    let parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(err) = parts
+        .errors
+        .into_iter()
+        .min_by_key(|e| error_path(e).map(Path::to_path_buf))
+    {
+        return Err(err);
+    }
+    let count = parts.files.iter().map(Vec::len).sum();
+    let mut files = Vec::with_capacity(count);
+    parts.files.into_iter().for_each(|f| files.extend(f));
+    let mut used = Vec::with_capacity(parts.used.iter().map(Vec::len).sum());
+    parts.used.into_iter().for_each(|u| used.extend(u));
+    Ok(Walked {
+        files,
+        used,
+        fresh: parts.fresh,
+    })
+}
+
+/// `filter_entry`: the standard ignores and `.dockerignore` (the walker applies `.gitignore`).
+/// Returning false for a folder prunes it.
+fn keep(root: &Path, docker: Option<&DockerIgnore>, dent: &DirEntry) -> bool {
+    let is_dir = dent.file_type().is_some_and(|t| t.is_dir());
+    if standard_ignored(dent.file_name(), is_dir) {
+        return false;
+    }
+    if let Some(docker) = docker {
+        let rel = dent.path().strip_prefix(root).unwrap_or(dent.path());
+        let out = if is_dir {
+            docker.prune_dir(rel)
+        } else {
+            docker.excluded(rel, false)
+        };
+        if out {
+            return false;
+        }
+    }
+    true
+}
+
+fn error_path(e: &Error) -> Option<&Path> {
+    match e {
+        Error::Source { path, .. } => Some(path),
+        _ => None,
+    }
+}
+
+struct Visitors<'s> {
+    root: &'s Path,
+    field: &'s str,
+    cache: Option<(&'s DigestCache, &'s Map)>,
+    parts: &'s Mutex<Parts>,
+}
+
+impl<'s> ParallelVisitorBuilder<'s> for Visitors<'s> {
+    fn build(&mut self) -> Box<dyn ParallelVisitor + 's> {
+        Box::new(Visitor {
+            root: self.root,
+            worker: Worker::new(self.field, self.cache),
+            files: Vec::new(),
+            error: None,
+            parts: self.parts,
+        })
+    }
+}
+
+struct Visitor<'s> {
+    root: &'s Path,
+    worker: Worker<'s>,
+    files: Vec<SourceFile>,
+    error: Option<Error>,
+    parts: &'s Mutex<Parts>,
+}
+
+impl Visitor<'_> {
+    fn handle(&mut self, entry: std::result::Result<DirEntry, ignore::Error>) -> Result<()> {
+        let field = self.worker.field;
+        let dent = entry.map_err(|e| walk_error(field, self.root, e))?;
+        let Some(ft) = dent.file_type() else { return Ok(()) };
+        // Folders contribute only their files; fifos, sockets and devices are skipped unopened.
+        if dent.depth() == 0 || !(ft.is_file() || ft.is_symlink()) {
+            return Ok(());
+        }
+        let path = dent.path();
+        let rel = path.strip_prefix(self.root).unwrap_or(path);
+        let Some(rel) = rel.to_str().map(posix) else {
+            return Err(non_utf8(field, path));
+        };
+        let md = match std::fs::symlink_metadata(path) {
+            Ok(md) => md,
+            // Deleted since the directory was read: not part of the tree any more.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::source(field, path, format!("cannot read: {e}"))),
+        };
+        if let Some(kind) = self.worker.entry(path, &rel, &md)? {
+            self.files.push(SourceFile { path: rel, kind });
+        }
+        Ok(())
+    }
+}
+
+impl ParallelVisitor for Visitor<'_> {
+    fn visit(&mut self, entry: std::result::Result<DirEntry, ignore::Error>) -> WalkState {
+        match self.handle(entry) {
+            Ok(()) => WalkState::Continue,
+            Err(e) => {
+                self.error = Some(e);
+                WalkState::Quit
+            }
+        }
+    }
+}
+
+impl Drop for Visitor<'_> {
+    fn drop(&mut self) {
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts.files.push(std::mem::take(&mut self.files));
+        parts.used.push(std::mem::take(&mut self.worker.used));
+        parts.fresh += self.worker.fresh;
+        if let Some(e) = self.error.take() {
+            parts.errors.push(e);
+        }
+    }
+}
+
+/// An error of the walk itself (a folder that cannot be read), naming the path.
+fn walk_error(field: &str, root: &Path, err: ignore::Error) -> Error {
+    fn path_of(err: &ignore::Error) -> Option<PathBuf> {
+        match err {
+            ignore::Error::WithPath { path, .. } => Some(path.clone()),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => path_of(err),
+            _ => None,
+        }
+    }
+    let path = path_of(&err).unwrap_or_else(|| root.to_path_buf());
+    let message = match err.io_error() {
+        Some(io) => format!("cannot read: {io}"),
+        None => err.to_string(),
+    };
+    Error::source(field, path, message)
+}

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ENV_VARS = (
+    "_F_IMG_ID",
+    "FLYTE_FORCE_PUSH_IMAGE_SPEC",
+    "IMAGESPEC_FORCE_PUSH_IMAGE_SPEC",
+    "IMAGESPEC_NO_DIGEST_CACHE",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test sees the caller's image id, force-push flags or digest cache."""
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("IMAGESPEC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Creates `files` (relative path → content) under `root`."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return root
+
+
+def run_python(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Runs `code` in a fresh interpreter (as a user's script would run) and returns its stdout."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    full_env.update(env or {})
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=full_env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
