@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, Union, cast, runtime_checkable
 
@@ -55,7 +55,7 @@ def _spec_options(spec: SpecLike) -> tuple[bool, list[str] | None, str | None, l
     """(has a registry, platforms, registry_config, insecure registries, bypass the cache)."""
     registry = getattr(spec, "registry", None)
     options = getattr(spec, "builder_options", None) or {}
-    insecure = options.get("insecure_registries") if isinstance(options, dict) else None
+    insecure = options.get("insecure_registries") if isinstance(options, Mapping) else None
     if isinstance(insecure, str):
         insecure = [insecure]
     config = getattr(spec, "registry_config", None)
