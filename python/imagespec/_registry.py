@@ -73,9 +73,9 @@ def _status(d: dict[str, object]) -> ImageStatus:
     return ImageStatus(
         reference=str(d["reference"]),
         status=cast("Status", d["status"]),
-        reason=cast("Union[str, None]", d["reason"]),
-        digest=cast("Union[str, None]", d["digest"]),
-        media_type=cast("Union[str, None]", d["media_type"]),
+        reason=cast("str | None", d["reason"]),
+        digest=cast("str | None", d["digest"]),
+        media_type=cast("str | None", d["media_type"]),
         cached=bool(d["cached"]),
     )
 
@@ -125,7 +125,7 @@ def check(
         answers = _core.check(
             [name for _, name in members],
             platforms=list(cast("tuple[str, ...]", plats)) or None,
-            registry_config=cast("Union[str, None]", cfg),
+            registry_config=cast("str | None", cfg),
             insecure=list(cast("tuple[str, ...]", insec)) or None,
             use_cache=bool(cache),
             timeout=timeout,

@@ -111,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
         "exit 1 when any image is not known to exist.",
     )
     exists.add_argument("images", nargs="+", metavar="IMAGE", help="e.g. localhost:5000/app:tag")
-    exists.add_argument("--platform", action="append", metavar="OS/ARCH", help="a platform the image must have")
+    exists.add_argument(
+        "--platform", action="append", metavar="OS/ARCH", help="a platform the image must have"
+    )
     exists.add_argument("--registry-config", metavar="FILE", help="a docker config.json with credentials")
     exists.add_argument("--insecure", action="append", metavar="REGISTRY", help="allow plain HTTP to it")
     exists.add_argument("--no-cache", action="store_true", help="ask the registry even if seen recently")

@@ -143,14 +143,17 @@ pub struct Token {
     pub expires: Instant,
 }
 
+/// One (registry, scope)'s token, locked while it is fetched so concurrent checks wait for it.
+pub type TokenSlot = Arc<tokio::sync::Mutex<Option<Token>>>;
+
 /// Tokens per (registry, scope): one fetch per key, shared by every concurrent check.
 #[derive(Default)]
 pub struct TokenCache {
-    slots: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Option<Token>>>>>,
+    slots: Mutex<HashMap<(String, String), TokenSlot>>,
 }
 
 impl TokenCache {
-    pub fn slot(&self, registry: &str, scope: &str) -> Arc<tokio::sync::Mutex<Option<Token>>> {
+    pub fn slot(&self, registry: &str, scope: &str) -> TokenSlot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots
             .entry((registry.to_string(), scope.to_string()))

@@ -91,19 +91,77 @@ def make_pki(d: Path) -> Pki:
     openssl = need("openssl")
     d.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = d / "ca.key", d / "ca.pem"
-    run(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca_cert),
-        "-days", "2", "-subj", "/CN=imagespec test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run(
+        openssl,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca_cert),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=imagespec test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
     key, csr, cert = d / "server.key", d / "server.csr", d / "server.pem"
-    run(openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-        "-subj", "/CN=localhost")
+    run(
+        openssl,
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=localhost",
+    )
     ext = d / "ext.cnf"
     ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    run(openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    run(
+        openssl,
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca_cert),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
     tkey, tcert = d / "token.key", d / "token.pem"
-    run(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tkey), "-out", str(tcert),
-        "-days", "2", "-subj", "/CN=imagespec test token issuer")
+    run(
+        openssl,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(tkey),
+        "-out",
+        str(tcert),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=imagespec test token issuer",
+    )
     spki = run(openssl, "pkey", "-in", str(tkey), "-pubout", "-outform", "DER")
     # libtrust key id: base32 of the first 240 bits of SHA-256(SPKI), in groups of four.
     b32 = base64.b32encode(hashlib.sha256(spki).digest()[:30]).decode()
@@ -208,8 +266,14 @@ class Pusher:
         h, p = host.rsplit(":", 1)
         self.conn = http.client.HTTPConnection(h, int(p), timeout=30)
 
-    def req(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-            ok: tuple[int, ...] = (200, 201, 202, 204)) -> http.client.HTTPResponse:
+    def req(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        ok: tuple[int, ...] = (200, 201, 202, 204),
+    ) -> http.client.HTTPResponse:
         self.conn.request(method, path, body=body, headers=headers or {})
         r = self.conn.getresponse()
         data = r.read()
@@ -228,23 +292,35 @@ class Pusher:
         if loc.startswith("http"):
             loc = "/" + loc.split("/", 3)[3]
         sep = "&" if "?" in loc else "?"
-        self.req("PUT", f"{loc}{sep}digest={d}", body=data,
-                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
+        self.req(
+            "PUT",
+            f"{loc}{sep}digest={d}",
+            body=data,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+        )
         return d
 
-    def image(self, repo: str, tag: str | None, arch: str = "amd64", variant: str | None = None) -> dict[str, Any]:
+    def image(
+        self, repo: str, tag: str | None, arch: str = "amd64", variant: str | None = None
+    ) -> dict[str, Any]:
         """Pushes a one-layer image; returns its manifest descriptor (digest, size, mediaType)."""
         raw, gz = _layer(f"imagespec test image {arch}\n".encode())
-        cfg: dict[str, Any] = {"architecture": arch, "os": "linux",
-                               "rootfs": {"type": "layers", "diff_ids": [_digest(raw)]}}
+        cfg: dict[str, Any] = {
+            "architecture": arch,
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [_digest(raw)]},
+        }
         if variant:
             cfg["variant"] = variant
         config = json.dumps(cfg, sort_keys=True).encode()
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": MT_MANIFEST,
-            "config": {"mediaType": MT_CONFIG, "size": len(config), "digest": self.blob(repo, config)},
-            "layers": [{"mediaType": MT_LAYER, "size": len(gz), "digest": self.blob(repo, gz)}],
-        }).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": MT_MANIFEST,
+                "config": {"mediaType": MT_CONFIG, "size": len(config), "digest": self.blob(repo, config)},
+                "layers": [{"mediaType": MT_LAYER, "size": len(gz), "digest": self.blob(repo, gz)}],
+            }
+        ).encode()
         ref = tag or _digest(manifest)
         self.req("PUT", f"/v2/{repo}/manifests/{ref}", body=manifest, headers={"Content-Type": MT_MANIFEST})
         return {"mediaType": MT_MANIFEST, "digest": _digest(manifest), "size": len(manifest)}
@@ -286,7 +362,9 @@ class TokenServer:
 
         header = {"typ": "JWT", "alg": "RS256", "kid": self.pki.token_kid}
         signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
-        sig = run("openssl", "dgst", "-sha256", "-sign", str(self.pki.token_key), stdin=signing_input.encode())
+        sig = run(
+            "openssl", "dgst", "-sha256", "-sign", str(self.pki.token_key), stdin=signing_input.encode()
+        )
         return f"{signing_input}.{b64(sig)}"
 
     def grant(self, user: str | None, scope: str) -> list[dict[str, Any]]:
@@ -312,10 +390,18 @@ class TokenServer:
         self.requests.append({"path": path, "user": user, "scope": query.get("scope", [""])[0]})
         now = int(time.time())
         access = [a for s in query.get("scope", []) for a in self.grant(user, s)]
-        token = self.sign({
-            "iss": self.issuer, "sub": user or "", "aud": query.get("service", [""])[0],
-            "exp": now + 300, "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access,
-        })
+        token = self.sign(
+            {
+                "iss": self.issuer,
+                "sub": user or "",
+                "aud": query.get("service", [""])[0],
+                "exp": now + 300,
+                "nbf": now - 10,
+                "iat": now,
+                "jti": os.urandom(8).hex(),
+                "access": access,
+            }
+        )
         return 200, json.dumps({"token": token, "expires_in": 300, "issued_at": ""}).encode()
 
     def start(self) -> TokenServer:
@@ -430,9 +516,12 @@ class FaultProxy:
                     owner.seen.append((req.method, req.path, req.headers, time.monotonic()))
                     n = owner.counts[req.path] = owner.counts.get(req.path, 0) + 1
                 fault = owner.fault
-                if fault is not None and owner.match in req.path:
-                    if fault(owner, req, n, self.wfile, self.connection):
-                        return True
+                if (
+                    fault is not None
+                    and owner.match in req.path
+                    and fault(owner, req, n, self.wfile, self.connection)
+                ):
+                    return True
                 hdrs = {k: v for k, v in req.headers.items() if k not in ("host", "connection")}
                 up.request(req.method, req.path, body=req.body or None, headers=hdrs)
                 r = up.getresponse()

@@ -21,28 +21,38 @@ def trust(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tls_basic_with_auth_field(tls_registry: Registry, trust: None, isolated: Path) -> None:
-    write_config(isolated / "config.json", {"auths": {tls_registry.host: {"auth": b64(f"{USER}:{PASSWORD}")}}})
+    write_config(
+        isolated / "config.json", {"auths": {tls_registry.host: {"auth": b64(f"{USER}:{PASSWORD}")}}}
+    )
     h = tls_registry.host
     got = check([f"{h}/app:present", f"{h}/app:absent"])
     assert [r.status for r in got] == ["exists", "missing"]
 
 
-def test_tls_basic_with_username_password_in_registry_config(tls_registry: Registry, trust: None,
-                                                             tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "spec-config.json",
-                       {"auths": {f"https://{tls_registry.host}": {"username": USER, "password": PASSWORD}}})
+def test_tls_basic_with_username_password_in_registry_config(
+    tls_registry: Registry, trust: None, tmp_path: Path
+) -> None:
+    cfg = write_config(
+        tmp_path / "spec-config.json",
+        {"auths": {f"https://{tls_registry.host}": {"username": USER, "password": PASSWORD}}},
+    )
     assert check([f"{tls_registry.host}/app:present"], registry_config=cfg)[0].status == "exists"
 
 
 def test_tls_basic_without_credentials_is_unknown(tls_registry: Registry, trust: None) -> None:
     [r] = check([f"{tls_registry.host}/app:present"])
     assert r.status == "unknown"
-    assert r.reason == f"auth refused: {tls_registry.host} requires credentials and none are configured for it"
+    assert (
+        r.reason == f"auth refused: {tls_registry.host} requires credentials and none are configured for it"
+    )
 
 
-def test_tls_basic_wrong_password_is_refused_and_not_echoed(tls_registry: Registry, trust: None,
-                                                           isolated: Path) -> None:
-    write_config(isolated / "config.json", {"auths": {tls_registry.host: {"auth": b64(f"{USER}:hunter2-wrong")}}})
+def test_tls_basic_wrong_password_is_refused_and_not_echoed(
+    tls_registry: Registry, trust: None, isolated: Path
+) -> None:
+    write_config(
+        isolated / "config.json", {"auths": {tls_registry.host: {"auth": b64(f"{USER}:hunter2-wrong")}}}
+    )
     [r] = check([f"{tls_registry.host}/app:present"])
     assert r.status == "unknown"
     assert r.reason == f"auth refused: {tls_registry.host} (HTTP 401)"
@@ -55,13 +65,16 @@ def test_tls_without_the_ca_says_why(tls_registry: Registry) -> None:
     assert r.reason is not None and "HTTPS failed" in r.reason and "certificate" in r.reason.lower(), r.reason
 
 
-def test_ssl_cert_dir_is_honoured(tls_registry: Registry, pki: Pki, isolated: Path, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ssl_cert_dir_is_honoured(
+    tls_registry: Registry, pki: Pki, isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     certs = tmp_path / "certs"
     certs.mkdir()
     (certs / "test-ca.pem").write_bytes(pki.ca_cert.read_bytes())
     monkeypatch.setenv("SSL_CERT_DIR", str(certs))
-    write_config(isolated / "config.json", {"auths": {tls_registry.host: {"auth": b64(f"{USER}:{PASSWORD}")}}})
+    write_config(
+        isolated / "config.json", {"auths": {tls_registry.host: {"auth": b64(f"{USER}:{PASSWORD}")}}}
+    )
     assert check([f"{tls_registry.host}/app:present"])[0].status == "exists"
 
 
@@ -75,8 +88,9 @@ def test_bad_ssl_cert_file_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         check(["localhost:5000/a:b"])
 
 
-def test_token_anonymous_pull_of_public_repo(token_registry: Registry, token_server: TokenServer,
-                                             images: Images) -> None:
+def test_token_anonymous_pull_of_public_repo(
+    token_registry: Registry, token_server: TokenServer, images: Images
+) -> None:
     token_server.requests.clear()
     h = token_registry.host
     got = check([f"{h}/public/app:present", f"{h}/public/app:absent"])
@@ -85,8 +99,9 @@ def test_token_anonymous_pull_of_public_repo(token_registry: Registry, token_ser
     assert [(r["user"], r["scope"]) for r in token_server.requests] == [(None, "repository:public/app:pull")]
 
 
-def test_token_private_repo_needs_credentials(token_registry: Registry, token_server: TokenServer,
-                                              isolated: Path) -> None:
+def test_token_private_repo_needs_credentials(
+    token_registry: Registry, token_server: TokenServer, isolated: Path
+) -> None:
     h = token_registry.host
     [anon] = check([f"{h}/app:present"])
     assert anon.status == "unknown"
@@ -112,7 +127,9 @@ def test_token_endpoint_refuses_bad_credentials(token_registry: Registry, isolat
 @pytest.mark.parametrize("store", ["credHelpers", "credsStore"])
 def test_credential_helper(token_registry: Registry, cred_helper: Path, isolated: Path, store: str) -> None:
     h = token_registry.host
-    cfg = {"credHelpers": {h: "imagespec-test"}} if store == "credHelpers" else {"credsStore": "imagespec-test"}
+    cfg = (
+        {"credHelpers": {h: "imagespec-test"}} if store == "credHelpers" else {"credsStore": "imagespec-test"}
+    )
     write_config(isolated / "config.json", cfg)
     assert check([f"{h}/app:present"])[0].status == "exists"
     assert cred_helper.read_text().split() == [h]
@@ -121,14 +138,27 @@ def test_credential_helper(token_registry: Registry, cred_helper: Path, isolated
 @pytest.mark.parametrize(
     ("mode", "reason"),
     [
-        ("fail", "credential helper docker-credential-imagespec-test failed (exit status: 3): the keychain is locked"),
-        ("garbage", "credential helper docker-credential-imagespec-test printed something that is not a JSON "
-                    "{Username, Secret} object"),
+        (
+            "fail",
+            "credential helper docker-credential-imagespec-test failed (exit status: 3): "
+            "the keychain is locked",
+        ),
+        (
+            "garbage",
+            "credential helper docker-credential-imagespec-test printed something that is not a JSON "
+            "{Username, Secret} object",
+        ),
         ("wrong", "the token endpoint at 127.0.0.1 refused the credentials (HTTP 401)"),
     ],
 )
-def test_credential_helper_faults(token_registry: Registry, cred_helper: Path, isolated: Path,
-                                  monkeypatch: pytest.MonkeyPatch, mode: str, reason: str) -> None:
+def test_credential_helper_faults(
+    token_registry: Registry,
+    cred_helper: Path,
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    reason: str,
+) -> None:
     h = token_registry.host
     write_config(isolated / "config.json", {"credHelpers": {h: "imagespec-test"}})
     monkeypatch.setenv("IMAGESPEC_TEST_HELPER_MODE", mode)
@@ -138,8 +168,9 @@ def test_credential_helper_faults(token_registry: Registry, cred_helper: Path, i
     assert "wonderland" not in repr(r) and "not-the-password" not in repr(r)
 
 
-def test_credential_helper_not_found_means_anonymous(token_registry: Registry, cred_helper: Path,
-                                                     isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credential_helper_not_found_means_anonymous(
+    token_registry: Registry, cred_helper: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = token_registry.host
     write_config(isolated / "config.json", {"credHelpers": {h: "imagespec-test"}})
     monkeypatch.setenv("IMAGESPEC_TEST_HELPER_MODE", "notfound")
@@ -152,8 +183,10 @@ def test_missing_credential_helper(token_registry: Registry, isolated: Path) -> 
     [r] = check([f"{h}/app:present"])
     assert r.status == "unknown"
     assert r.reason is not None
-    assert f"credential helper docker-credential-imagespec-absent (from credHelpers in {isolated}/config.json) " \
-           "is not on PATH" in r.reason
+    assert (
+        f"credential helper docker-credential-imagespec-absent (from credHelpers in {isolated}/config.json) "
+        "is not on PATH" in r.reason
+    )
 
 
 def test_malformed_docker_config(token_registry: Registry, isolated: Path, tmp_path: Path) -> None:

@@ -46,8 +46,9 @@ def test_single_platform_image_is_checked_against_its_config(open_registry: Regi
     assert arm.reason == "the single-platform image lacks platform linux/arm64 (it has linux/amd64)"
 
 
-def test_positive_answers_are_cached_and_negative_never(open_registry: Registry, images: Images,
-                                                        tmp_path: Path) -> None:
+def test_positive_answers_are_cached_and_negative_never(
+    open_registry: Registry, images: Images, tmp_path: Path
+) -> None:
     h = open_registry.host
     first = check([f"{h}/app:present", f"{h}/app:absent"])
     assert [r.cached for r in first] == [False, False]
@@ -85,9 +86,9 @@ def test_malformed_references_raise_registry_error(ref: str, message: str) -> No
 
 
 def test_bad_options_raise() -> None:
-    with pytest.raises(RegistryError, match="invalid platform \"linux\""):
+    with pytest.raises(RegistryError, match='invalid platform "linux"'):
         check(["localhost:5000/a:b"], platforms=["linux"])
-    with pytest.raises(RegistryError, match="registry_config /nonexistent/config.json does not exist"):
+    with pytest.raises(RegistryError, match=r"registry_config /nonexistent/config\.json does not exist"):
         check(["localhost:5000/a:b"], registry_config="/nonexistent/config.json")
     with pytest.raises(ValueError, match="timeout must be a positive number"):
         check(["localhost:5000/a:b"], timeout=0)
@@ -120,8 +121,9 @@ def non_loopback_address() -> str | None:
     return None if addr.startswith("127.") else addr
 
 
-def test_plain_http_to_a_non_loopback_host_only_when_listed(open_registry: Registry, images: Images,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_http_to_a_non_loopback_host_only_when_listed(
+    open_registry: Registry, images: Images, monkeypatch: pytest.MonkeyPatch
+) -> None:
     addr = non_loopback_address()
     if addr is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
@@ -137,7 +139,9 @@ def test_plain_http_to_a_non_loopback_host_only_when_listed(open_registry: Regis
         assert check([ref])[0].status == "exists"
         monkeypatch.delenv("IMAGESPEC_INSECURE_REGISTRIES")
         assert check([ref], insecure=[addr], use_cache=False)[0].status == "exists"
-        spec = ImageSpec(name="app", registry=proxy.host, builder_options={"insecure_registries": [proxy.host]})
+        spec = ImageSpec(
+            name="app", registry=proxy.host, builder_options={"insecure_registries": [proxy.host]}
+        )
         push_for(spec, open_registry.host)
         assert spec.exist() is True
     finally:
@@ -163,7 +167,9 @@ def test_imagespec_exist(open_registry: Registry) -> None:
 
 
 def test_specs_bring_their_platforms(open_registry: Registry) -> None:
-    base = ImageSpec(name="plat-demo", registry=open_registry.host, packages=["pandas"], platform="linux/amd64")
+    base = ImageSpec(
+        name="plat-demo", registry=open_registry.host, packages=["pandas"], platform="linux/amd64"
+    )
     push_for(base, open_registry.host, arch="amd64")
     arm = base.replace(platform="linux/arm64")
     push_for(arm, open_registry.host, arch="amd64")  # an amd64 image under the arm64 spec's tag
@@ -192,8 +198,13 @@ def test_spec_without_registry_asks_the_local_engine(monkeypatch: pytest.MonkeyP
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "imagespec", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "imagespec", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+    )
 
 
 def test_cli_exists(open_registry: Registry, images: Images) -> None:

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_servers import FaultProxy, Images, RawRequest, Registry, TokenServer, hard_close, send, write_config
+from registry_servers import (
+    FaultProxy,
+    Images,
+    RawRequest,
+    Registry,
+    TokenServer,
+    hard_close,
+    send,
+    write_config,
+)
 
 from imagespec import check
 
@@ -40,21 +49,28 @@ def test_html_instead_of_a_registry(proxy: FaultProxy) -> None:
     [r] = check([f"{proxy.host}/app:present"])
     assert r.status == "unknown"
     assert r.reason is not None
-    assert r.reason.startswith(f"unexpected answer: {proxy.host} answered GET /v2/ with an HTML page, not a registry API")
+    assert r.reason.startswith(
+        f"unexpected answer: {proxy.host} answered GET /v2/ with an HTML page, not a registry API"
+    )
 
 
 def test_html_instead_of_a_manifest(proxy: FaultProxy) -> None:
     proxy.reset(answer(200, {"Content-Type": "text/html; charset=utf-8"}, b"<html>hi</html>"))
     [r] = check([f"{proxy.host}/app:present"])
     assert r.status == "unknown"
-    assert r.reason == "unexpected answer: the manifest answer is not JSON (text/html), not a registry manifest"
+    assert (
+        r.reason == "unexpected answer: the manifest answer is not JSON (text/html), not a registry manifest"
+    )
     assert [m for m, *_ in manifest_requests(proxy)] == ["HEAD", "GET"]
 
 
 def test_json_that_is_not_a_manifest(proxy: FaultProxy) -> None:
     proxy.reset(answer(200, {"Content-Type": "application/json"}, b'{"hello": "world"}'))
     [r] = check([f"{proxy.host}/app:present"])
-    assert r.reason == "unexpected answer: the answer (application/json) is JSON but not an image manifest or index"
+    assert (
+        r.reason
+        == "unexpected answer: the answer (application/json) is JSON but not an image manifest or index"
+    )
 
 
 def test_garbage_instead_of_http(proxy: FaultProxy) -> None:
@@ -75,7 +91,10 @@ def test_huge_headers(proxy: FaultProxy) -> None:
     proxy.reset(answer(200, {"X-Filler": "a" * (1 << 20)}))
     [r] = check([f"{proxy.host}/app:present"])
     assert r.status == "unknown"
-    assert r.reason == f"unexpected answer: {proxy.host}/v2/app/manifests/present sent headers that are too large"
+    assert (
+        r.reason
+        == f"unexpected answer: {proxy.host}/v2/app/manifests/present sent headers that are too large"
+    )
 
 
 def test_slow_answer_past_the_timeout(proxy: FaultProxy) -> None:
@@ -150,10 +169,13 @@ def test_5xx_then_success(proxy: FaultProxy, codes: list[int]) -> None:
     assert len(manifest_requests(proxy)) == len(codes) + 1
 
 
-@pytest.mark.parametrize(("status", "reason"), [
-    (500, "unexpected answer: HTTP 500 for {h}/app:present"),
-    (403, "auth refused: access to app denied (HTTP 403)"),
-])
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (500, "unexpected answer: HTTP 500 for {h}/app:present"),
+        (403, "auth refused: access to app denied (HTTP 403)"),
+    ],
+)
 def test_errors_that_are_not_retried(proxy: FaultProxy, status: int, reason: str) -> None:
     proxy.reset(answer(status))
     [r] = check([f"{proxy.host}/app:present"])
@@ -181,7 +203,9 @@ def test_head_refused_falls_back_to_get(proxy: FaultProxy, images: Images) -> No
 
 
 def challenge(realm: str) -> dict[str, str]:
-    return {"WWW-Authenticate": f'Bearer realm="{realm}",service="imagespec-test",scope="repository:app:pull"'}
+    return {
+        "WWW-Authenticate": f'Bearer realm="{realm}",service="imagespec-test",scope="repository:app:pull"'
+    }
 
 
 def test_401_loop_stops_after_one_fresh_token(proxy: FaultProxy, token_server: TokenServer) -> None:
@@ -193,13 +217,25 @@ def test_401_loop_stops_after_one_fresh_token(proxy: FaultProxy, token_server: T
     assert "authorization" not in seen[0][2] and seen[1][2]["authorization"].startswith("Bearer ")
 
 
-@pytest.mark.parametrize(("token_answer", "reason"), [
-    ((500, b"oops"), "auth refused: the token endpoint at 127.0.0.1 answered HTTP 500"),
-    ((200, b'{"nothing": "here"}'), "auth refused: the token endpoint at 127.0.0.1 answered without a token"),
-    ((200, b"<html>"), "auth refused: the token endpoint at 127.0.0.1 answered something that is not JSON"),
-    ((401, b""), "auth refused: the token endpoint at 127.0.0.1 refused anonymous access (HTTP 401) and no "
-                 "credentials are configured"),
-])
+@pytest.mark.parametrize(
+    ("token_answer", "reason"),
+    [
+        ((500, b"oops"), "auth refused: the token endpoint at 127.0.0.1 answered HTTP 500"),
+        (
+            (200, b'{"nothing": "here"}'),
+            "auth refused: the token endpoint at 127.0.0.1 answered without a token",
+        ),
+        (
+            (200, b"<html>"),
+            "auth refused: the token endpoint at 127.0.0.1 answered something that is not JSON",
+        ),
+        (
+            (401, b""),
+            "auth refused: the token endpoint at 127.0.0.1 refused anonymous access (HTTP 401) and no "
+            "credentials are configured",
+        ),
+    ],
+)
 def test_token_endpoint_faults(proxy: FaultProxy, token_answer: tuple[int, bytes], reason: str) -> None:
     def fault(p: FaultProxy, req: RawRequest, n: int, w: Any, s: Any) -> bool:
         if req.path.startswith("/token"):
@@ -215,8 +251,9 @@ def test_token_endpoint_faults(proxy: FaultProxy, token_answer: tuple[int, bytes
     assert (r.status, r.reason) == ("unknown", reason)
 
 
-def test_redirect_to_another_host_carries_no_credentials(open_registry: Registry, proxy: FaultProxy,
-                                                         isolated: Path, images: Images) -> None:
+def test_redirect_to_another_host_carries_no_credentials(
+    open_registry: Registry, proxy: FaultProxy, isolated: Path, images: Images
+) -> None:
     """The registry wants Basic auth and redirects the manifest to another host, which answers."""
     other = FaultProxy(open_registry.host, bind="127.0.0.2")
     good = "Basic " + base64.b64encode(b"bob:b0b-s3cret").decode()
@@ -232,7 +269,9 @@ def test_redirect_to_another_host_carries_no_credentials(open_registry: Registry
         return False
 
     try:
-        write_config(isolated / "config.json", {"auths": {proxy.host: {"username": "bob", "password": "b0b-s3cret"}}})
+        write_config(
+            isolated / "config.json", {"auths": {proxy.host: {"username": "bob", "password": "b0b-s3cret"}}}
+        )
         proxy.reset(fault, match="/")
         [r] = check([f"{proxy.host}/app:present"])
         assert (r.status, r.digest) == ("exists", images.single_digest)
