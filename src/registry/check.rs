@@ -31,13 +31,14 @@ fn is_known(mt: &str) -> bool {
 
 /// What is known about one registry during one batch.
 struct Session {
-    base: OnceCell<Result<Base, String>>,
+    /// Where the registry may be: loopback tries plain HTTP then HTTPS; a registry listed as
+    /// insecure HTTPS then plain HTTP; any other HTTPS only.
+    candidates: Vec<Url>,
+    /// The candidate that answered, once one has.
+    chosen: Mutex<Option<usize>>,
+    /// The auth challenge last seen, so later requests authenticate up front.
+    challenge: Mutex<Option<Challenge>>,
     creds: OnceCell<Result<Option<Credential>, String>>,
-}
-
-struct Base {
-    url: Url,
-    challenge: Option<Challenge>,
 }
 
 pub struct Checker {
@@ -268,48 +269,94 @@ impl Checker {
     /// One authenticated request; a 401 gets one more try with a fresh token for the scope the
     /// registry's challenge names, then it is the answer.
     async fn request(&self, r: &Reference, method: Method, path: &str, read_body: bool) -> Answer {
-        let session = self.session(&r.registry);
-        let base = match session.base.get_or_init(|| self.ping(r)).await {
-            Ok(b) => b,
-            Err(e) => return Answer::Unknown(e.clone()),
-        };
-        let url = match base.url.join(path) {
-            Ok(u) => u,
-            Err(e) => return Answer::Unknown(format!("cannot build the URL for {path}: {e}")),
-        };
+        let session = self.session(r);
         let scope = format!("repository:{}:pull", r.repository);
         let mut stale: Option<String> = None;
-        let mut challenge = base.challenge.clone();
         for attempt in 0..2 {
-            let auth = match self
-                .authorization(r, &session, challenge.as_ref(), &scope, stale.as_deref())
-                .await
-            {
+            let challenge = session.challenge.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let auth = match self.authorization(r, &session, challenge.as_ref(), &scope, stale.as_deref()).await {
                 Ok(a) => a,
                 Err(e) => return Answer::Unknown(e),
             };
-            let mut req = Request::new(method.clone(), url.clone());
-            req.headers.push(("accept", ACCEPT.to_string()));
-            req.read_body = read_body;
-            stale = auth.as_ref().map(|(_, v)| v.clone());
-            req.auth = auth.map(|(_, v)| (origin(&base.url), v));
-            let resp = match self.transport.send(&req).await {
+            let auth = auth.map(|(_, v)| v);
+            stale = auth.clone();
+            let resp = match self.send_to(&session, &method, path, read_body, auth).await {
                 Ok(resp) => resp,
-                Err(f) => return Answer::Unknown(f.reason()),
+                Err(reason) => return Answer::Unknown(reason),
             };
-            if resp.status != 401 || attempt == 1 {
+            if resp.status != 401 {
                 return Answer::Resp(resp);
             }
-            let fresh = resp
-                .header("www-authenticate")
-                .and_then(|h| parse_challenges(h).ok())
-                .and_then(pick);
+            let fresh = resp.header("www-authenticate").and_then(|h| parse_challenges(h).ok()).and_then(pick);
             match fresh {
-                Some(c) => challenge = Some(c),
-                None => return Answer::Resp(resp),
+                Some(c) if attempt == 0 => *session.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c),
+                _ => return Answer::Resp(resp),
             }
         }
         unreachable!("the loop returns on its second pass")
+    }
+
+    /// Sends to the registry's chosen address, or tries its candidates in order until one answers
+    /// like a registry (no connection failure, no `400` from a TLS port spoken to in plain HTTP).
+    async fn send_to(
+        &self,
+        session: &Session,
+        method: &Method,
+        path: &str,
+        read_body: bool,
+        auth: Option<String>,
+    ) -> Result<Response, String> {
+        let chosen = *session.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        let order: Vec<usize> = match chosen {
+            Some(i) => vec![i],
+            None => (0..session.candidates.len()).collect(),
+        };
+        let mut tried: Vec<(usize, Result<Response, Failure>)> = Vec::new();
+        for i in order {
+            let base = &session.candidates[i];
+            let url = base.join(path).map_err(|e| format!("cannot build the URL for {path}: {e}"))?;
+            let mut req = Request::new(method.clone(), url);
+            req.headers.push(("accept", ACCEPT.to_string()));
+            req.read_body = read_body;
+            req.auth = auth.clone().map(|v| (origin(base), v));
+            let result = self.transport.send(&req).await;
+            // Plain HTTP to a TLS port gets a 400; TLS to a plain-HTTP port fails the handshake.
+            // Anything else is the registry's answer on the right port and scheme.
+            let wrong_scheme = match (&result, base.scheme()) {
+                (Ok(resp), "http") => resp.status == 400,
+                (Err(Failure::Unreachable(_) | Failure::Protocol(_)), "https") => true,
+                _ => false,
+            };
+            let settled = chosen.is_some() || !wrong_scheme || i + 1 == session.candidates.len() && tried.is_empty();
+            if settled {
+                if result.is_ok() {
+                    *session.chosen.lock().unwrap_or_else(|e| e.into_inner()) = Some(i);
+                }
+                return result.map_err(|f| f.reason());
+            }
+            tried.push((i, result));
+        }
+        if tried.len() == 1 {
+            let (_, only) = tried.remove(0);
+            return only.map_err(|f| f.reason());
+        }
+        // No candidate answered like a registry: say what each did.
+        let prefix = tried
+            .iter()
+            .rev()
+            .find_map(|(_, r)| r.as_ref().err().map(kind))
+            .unwrap_or("unexpected answer");
+        let parts: Vec<String> = tried
+            .iter()
+            .map(|(i, r)| {
+                let scheme = session.candidates[*i].scheme().to_ascii_uppercase();
+                match r {
+                    Ok(resp) => format!("{scheme}: answered HTTP {}", resp.status),
+                    Err(f) => format!("{scheme}: {}", f.detail()),
+                }
+            })
+            .collect();
+        Err(format!("{prefix} ({})", parts.join("; ")))
     }
 
     /// The `Authorization` value for one request, if any.
@@ -394,12 +441,23 @@ impl Checker {
         }
     }
 
-    fn session(&self, registry: &str) -> Arc<Session> {
+    fn session(&self, r: &Reference) -> Arc<Session> {
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        s.entry(registry.to_string())
+        s.entry(r.registry.clone())
             .or_insert_with(|| {
+                let host = r.api_host();
+                let url = |scheme: &str| Url::parse(&format!("{scheme}://{host}/")).ok();
+                let candidates: Vec<Url> = if is_loopback(r.hostname()) {
+                    [url("http"), url("https")].into_iter().flatten().collect()
+                } else if self.allows_http(r) {
+                    [url("https"), url("http")].into_iter().flatten().collect()
+                } else {
+                    url("https").into_iter().collect()
+                };
                 Arc::new(Session {
-                    base: OnceCell::new(),
+                    candidates,
+                    chosen: Mutex::new(None),
+                    challenge: Mutex::new(None),
                     creds: OnceCell::new(),
                 })
             })
@@ -414,71 +472,6 @@ impl Checker {
             })
     }
 
-    /// `GET /v2/`: which scheme answers, and which auth the registry wants.
-    async fn ping(&self, r: &Reference) -> Result<Base, String> {
-        let host = r.api_host();
-        let mut https_failed = None;
-        let (url, resp) = match self.ping_at(&format!("https://{host}/")).await {
-            Ok(x) => x,
-            Err(Failure::Unreachable(e) | Failure::Protocol(e)) if self.allows_http(r) => {
-                match self.ping_at(&format!("http://{host}/")).await {
-                    Ok(x) => {
-                        https_failed = Some(e);
-                        x
-                    }
-                    Err(f) => return Err(format!("{} (HTTPS: {e}; plain HTTP: {})", kind(&f), f.detail())),
-                }
-            }
-            Err(f) => return Err(f.reason()),
-        };
-        let reg = &r.registry;
-        let note = https_failed
-            .map(|e| format!(" (over plain HTTP; HTTPS failed: {e})"))
-            .unwrap_or_default();
-        match resp.status {
-            200 => {
-                if content_type(&resp).is_some_and(|t| t.contains("html")) {
-                    return Err(format!(
-                        "unexpected answer: {reg} answered GET /v2/ with an HTML page, not a registry API{note}"
-                    ));
-                }
-                Ok(Base { url, challenge: None })
-            }
-            401 => {
-                let header = resp.header("www-authenticate").ok_or_else(|| {
-                    format!("unexpected answer: {reg} answered 401 without a WWW-Authenticate challenge")
-                })?;
-                let all = parse_challenges(header).map_err(|e| {
-                    format!("unexpected answer: {reg} sent an unreadable WWW-Authenticate: {e}")
-                })?;
-                let c = pick(all).ok_or_else(|| {
-                    format!("auth refused: {reg} offers no supported auth scheme (only Basic and Bearer are)")
-                })?;
-                Ok(Base {
-                    url,
-                    challenge: Some(c),
-                })
-            }
-            s @ (429 | 502 | 503 | 504) => Err(format!(
-                "{}: {reg} answered HTTP {s} to GET /v2/ (after retries){note}",
-                if s == 429 {
-                    "rate limited"
-                } else {
-                    "registry unavailable"
-                }
-            )),
-            s => Err(format!(
-                "unexpected answer: {reg} answered HTTP {s} to GET /v2/, not a registry API{note}"
-            )),
-        }
-    }
-
-    async fn ping_at(&self, base: &str) -> Result<(Url, Response), Failure> {
-        let url = Url::parse(base).map_err(|e| Failure::Protocol(format!("bad registry URL {base}: {e}")))?;
-        let req = Request::new(Method::GET, url.join("/v2/").expect("static path"));
-        let resp = self.transport.send(&req).await?;
-        Ok((url, resp))
-    }
 }
 
 fn kind(f: &Failure) -> &'static str {

@@ -103,7 +103,7 @@ impl Failure {
 
 impl Transport {
     pub fn new(opts: Options) -> Result<Self, String> {
-        let mut b = reqwest::Client::builder()
+        let b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(opts.timeout)
             .timeout(opts.timeout)
@@ -113,11 +113,7 @@ impl Transport {
             .http1_only()
             .no_proxy()
             .user_agent(concat!("imagespec/", env!("CARGO_PKG_VERSION")))
-            .use_rustls_tls()
-            .tls_built_in_root_certs(true);
-        for cert in extra_roots()? {
-            b = b.add_root_certificate(cert);
-        }
+            .use_preconfigured_tls(tls_config()?);
         let client = b
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
@@ -317,16 +313,45 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     )
 }
 
-/// Certificates named by `SSL_CERT_FILE` and `SSL_CERT_DIR`, added to the system roots. When
-/// either is set the platform loader reads only those, so the system bundle is added back here.
-fn extra_roots() -> Result<Vec<reqwest::Certificate>, String> {
+/// The TLS configuration: the system roots plus the certificates named by `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR`. Built once per value of those variables (reading the roots costs milliseconds).
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    type Key = (Option<std::ffi::OsString>, Option<std::ffi::OsString>);
+    static CONFIGS: std::sync::Mutex<Vec<(Key, rustls::ClientConfig)>> = std::sync::Mutex::new(Vec::new());
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let key: Key = (var("SSL_CERT_FILE"), var("SSL_CERT_DIR"));
+    let mut configs = CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, c)) = configs.iter().find(|(k, _)| *k == key) {
+        return Ok(c.clone());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    // Honours SSL_CERT_FILE/SSL_CERT_DIR, in place of the platform's bundle.
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots.add_parsable_certificates(extra_roots(&key.0, &key.1)?);
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    configs.push((key, config.clone()));
+    Ok(config)
+}
+
+/// When `SSL_CERT_FILE` or `SSL_CERT_DIR` is set the platform loader reads only those, so the
+/// system bundle is added back here, with the named certificates themselves.
+fn extra_roots(
+    file: &Option<std::ffi::OsString>,
+    dir: &Option<std::ffi::OsString>,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
     let mut files = Vec::new();
-    let file = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty());
-    let dir = std::env::var_os("SSL_CERT_DIR").filter(|v| !v.is_empty());
-    if let Some(f) = &file {
+    if let Some(f) = file {
         files.push((std::path::PathBuf::from(f), true));
     }
-    if let Some(d) = &dir {
+    if let Some(d) = dir {
         for d in std::env::split_paths(d) {
             if let Ok(rd) = std::fs::read_dir(&d) {
                 for entry in rd.flatten() {
@@ -336,11 +361,7 @@ fn extra_roots() -> Result<Vec<reqwest::Certificate>, String> {
         }
     }
     if file.is_some() || dir.is_some() {
-        for sys in [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-            "/etc/ssl/cert.pem",
-        ] {
+        for sys in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"] {
             if std::path::Path::new(sys).is_file() {
                 files.push((sys.into(), false));
                 break;
@@ -354,16 +375,12 @@ fn extra_roots() -> Result<Vec<reqwest::Certificate>, String> {
             Err(e) if required => return Err(format!("SSL_CERT_FILE {}: {e}", path.display())),
             Err(_) => continue,
         };
-        match reqwest::Certificate::from_pem_bundle(&bytes) {
-            Ok(certs) if !certs.is_empty() => out.extend(certs),
-            _ if required => {
-                return Err(format!(
-                    "SSL_CERT_FILE {} holds no PEM certificate",
-                    path.display()
-                ));
-            }
-            _ => {}
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&bytes).filter_map(Result::ok).collect();
+        if certs.is_empty() && required {
+            return Err(format!("SSL_CERT_FILE {} holds no PEM certificate", path.display()));
         }
+        out.extend(certs);
     }
     Ok(out)
 }

@@ -62,7 +62,8 @@ def test_tls_basic_wrong_password_is_refused_and_not_echoed(
 def test_tls_without_the_ca_says_why(tls_registry: Registry) -> None:
     [r] = check([f"{tls_registry.host}/app:present"])
     assert r.status == "unknown"
-    assert r.reason is not None and "HTTPS failed" in r.reason and "certificate" in r.reason.lower(), r.reason
+    assert r.reason is not None and "HTTP: answered HTTP 400; HTTPS: " in r.reason, r.reason
+    assert "certificate" in r.reason.lower(), r.reason
 
 
 def test_ssl_cert_dir_is_honoured(
