@@ -40,3 +40,7 @@ test: setup lint test-rust test-python ## everything CI runs
 .PHONY: bench
 bench: setup ## tag benchmark, side by side with flytekit (see bench/README.md)
 	$(VENV)/python bench/bench_tag.py
+
+.PHONY: bench-exists
+bench-exists: setup ## existence benchmark, side by side with flytekit, skopeo and the floor
+	$(VENV)/python bench/bench_exists.py
