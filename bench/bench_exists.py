@@ -197,7 +197,7 @@ def ms(row: dict[str, Any], key: str) -> float | None:
 
 def table(rows: list[dict[str, Any]], ctx: dict[str, Any]) -> str:
     def fmt(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:,.1f}"
+        return "n/a" if v is None else f"{v:,.2f}" if v < 10 else f"{v:,.1f}"
 
     def ratio(a: float | None, b: float | None) -> str:
         return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
