@@ -24,7 +24,7 @@ import stat
 import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 ID_SCHEME = 1
 TAG_SCHEME = 1
@@ -103,12 +103,12 @@ def encode(value: Any) -> bytes:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def H(value: Any) -> bytes:  # noqa: N802 - the document's name
+def H(value: Any) -> bytes:
     """SHA-256 of the canonical encoding."""
     return hashlib.sha256(encode(value)).digest()
 
 
-def B32(digest: bytes) -> str:  # noqa: N802 - the document's name
+def B32(digest: bytes) -> str:
     """First 160 bits of `digest`, lowercase RFC 4648 base32 without padding (32 characters)."""
     return base64.b32encode(digest[:20]).decode("ascii").lower().rstrip("=")
 
@@ -120,18 +120,15 @@ def B32(digest: bytes) -> str:  # noqa: N802 - the document's name
 # DOC GAP: the document says "every URL's `user:password@` removed" without defining a URL or
 # the user-only form. The implementation removes the whole userinfo (`user@`, `:password@` too)
 # after every `://`, whatever precedes it: everything up to the last `@` before the authority ends
-# (at `/`, `?`, `#`, whitespace or the end of the string).
-# Known difference (an implementation bug, see tests/test_golden.py): for a second URL inside the
-# first one's authority (`https://h,https://u:p@g`), the implementation keeps `u:p@`; this module
-# removes it, as the document promises ("Credentials inside URLs are never hashed").
-_URL_USERINFO = re.compile(r"://[^/?#\s]*@")
+# (at `/`, `?`, `#`, whitespace, another `://`, or the end of the string).
+_URL_USERINFO = re.compile(r"://(?:(?!://)[^/?#\s])*@")
 
 
 def strip_credentials(text: str) -> str:
     return _URL_USERINFO.sub("://", text)
 
 
-def normalise_platform(platform: Optional[str], registry: Optional[str] = None, host_arch: str = "") -> str:
+def normalise_platform(platform: str | None, registry: str | None = None, host_arch: str = "") -> str:
     """Duplicates removed, order kept; the default depends on the registry and host (see the doc)."""
     if platform is None:
         if host_arch.lower() in ("arm64", "aarch64") and is_loopback_registry(registry):
@@ -146,7 +143,7 @@ def normalise_platform(platform: Optional[str], registry: Optional[str] = None, 
     return ",".join(seen)
 
 
-def is_loopback_registry(registry: Optional[str]) -> bool:
+def is_loopback_registry(registry: str | None) -> bool:
     if not registry:
         return False
     host = registry.split("/", 1)[0]
@@ -174,12 +171,10 @@ def effective_copy_mode(fields: Mapping[str, Any]) -> str:
     mode = fields.get("source_copy_mode")
     if mode is None:
         return "ALL"
-    return str(getattr(mode, "name", mode))
+    return str(getattr(mode, "name", mode)).upper()  # the core accepts any case
 
 
-def identity_values(
-    fields: Mapping[str, Any], *, base_dir: str = ".", host_arch: str = ""
-) -> dict[str, Any]:
+def identity_values(fields: Mapping[str, Any], *, base_dir: str = ".", host_arch: str = "") -> dict[str, Any]:
     """The canonical value of every identity field of a spec given as `to_dict()`-style fields.
 
     `python_version` must be set in `fields` unless a `base_image` is given: its default is the
@@ -302,7 +297,7 @@ def collect_files(fields: Mapping[str, Any], base_dir: str | os.PathLike[str]) -
 # The tag
 
 
-def tag_root(id_root_digest: bytes, files: Mapping[str, bytes], base_image_name: Optional[str]) -> bytes:
+def tag_root(id_root_digest: bytes, files: Mapping[str, bytes], base_image_name: str | None) -> bytes:
     return H(
         [
             "imagespec-tag",
@@ -315,7 +310,7 @@ def tag_root(id_root_digest: bytes, files: Mapping[str, bytes], base_image_name:
     )
 
 
-def format_tag(spec_hash: str, tag_format: Optional[str]) -> str:
+def format_tag(spec_hash: str, tag_format: str | None) -> str:
     return spec_hash if tag_format is None else tag_format.replace("{spec_hash}", spec_hash)
 
 
@@ -329,7 +324,7 @@ def spec_tag(
     fields: Mapping[str, Any],
     base_dir: str | os.PathLike[str],
     *,
-    files: Optional[Mapping[str, bytes]] = None,
+    files: Mapping[str, bytes] | None = None,
     host_arch: str = "",
 ) -> str:
     """The tag of a spec; `files` defaults to `collect_files(fields, base_dir)`.
@@ -346,7 +341,9 @@ def spec_tag(
     return format_tag(B32(tag_root(root_id, files, base_name)), fields.get("tag_format"))
 
 
-def tag_inputs(fields: Mapping[str, Any], base_dir: str | os.PathLike[str], *, host_arch: str = "") -> dict[str, Any]:
+def tag_inputs(
+    fields: Mapping[str, Any], base_dir: str | os.PathLike[str], *, host_arch: str = ""
+) -> dict[str, Any]:
     """The same tree `ImageSpec.tag_inputs()` documents, for tracing a mismatch to one digest."""
     digests = field_digests(fields, base_dir=str(base_dir), host_arch=host_arch)
     files = collect_files(fields, base_dir)

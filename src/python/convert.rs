@@ -30,7 +30,7 @@ fn str_of(field: &str, obj: &Bound<'_, PyAny>) -> Result<String> {
         Ok(s) => s
             .to_cow()
             .map(|c| c.into_owned())
-            .map_err(|_| Error::spec(field, "is not valid Unicode text")),
+            .map_err(|_| Error::spec(field, "is not valid Unicode text (it has a lone surrogate)")),
         Err(_) => Err(Error::spec(
             field,
             format!("must be a string, got {}", type_name(obj)),

@@ -47,8 +47,6 @@ pub(crate) const MIN_AGE: Duration = Duration::from_secs(2);
 /// Persistent file format.
 const MAGIC: &[u8; 8] = b"ISDIGEST";
 const VERSION: u32 = 1;
-/// Bytes of an entry after its path: dev, ino, size, mtime, ctime (8 each) and the sha256.
-const ENTRY_FIXED: usize = 5 * 8 + 32;
 
 /// A file's identity as far as the cache is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +100,133 @@ pub(crate) struct Entry {
 }
 
 /// Entries of one scope, keyed by path relative to the scope.
-pub(crate) type Map = HashMap<Box<str>, Entry>;
+///
+/// An open-addressing table over one string of all paths: no allocation per entry, so that a
+/// persistent file of 50,000 entries loads in a few milliseconds.
+#[derive(Clone, Default)]
+pub(crate) struct Map {
+    names: String,
+    slots: Vec<Slot>,
+    /// Indices into `slots`, `EMPTY` for a free cell; the length is zero or a power of two.
+    table: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    off: u32,
+    len: u32,
+    entry: Entry,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// FxHash-style hash of a key, 8 bytes at a time.
+fn key_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut h = key.len() as u64;
+    let mut words = key.chunks_exact(8);
+    for w in &mut words {
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w.try_into().unwrap())).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    // murmur3's fmix64, so that every input bit reaches the low bits used as table index.
+    h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+impl Map {
+    pub(crate) fn with_capacity(entries: usize, name_bytes: usize) -> Map {
+        let mut map = Map {
+            names: String::with_capacity(name_bytes),
+            slots: Vec::with_capacity(entries),
+            table: Vec::new(),
+        };
+        map.resize((entries * 2).next_power_of_two().max(16));
+        map
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn name(&self, slot: &Slot) -> &str {
+        &self.names[slot.off as usize..(slot.off + slot.len) as usize]
+    }
+
+    /// The slot holding `key`, or the free cell where it would go.
+    fn find(&self, key: &str) -> std::result::Result<usize, usize> {
+        let mask = self.table.len() - 1;
+        let mut i = key_hash(key.as_bytes()) as usize & mask;
+        loop {
+            match self.table[i] {
+                EMPTY => return Err(i),
+                s if self.name(&self.slots[s as usize]) == key => return Ok(s as usize),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Entry> {
+        if self.table.is_empty() {
+            return None;
+        }
+        self.find(key).ok().map(|s| &self.slots[s].entry)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
+        self.find(key).ok().map(|s| &mut self.slots[s].entry)
+    }
+
+    /// Insert or replace.
+    pub(crate) fn insert(&mut self, key: &str, entry: Entry) {
+        if (self.slots.len() + 1) * 2 > self.table.len() {
+            self.resize((self.table.len() * 2).max(16));
+        }
+        match self.find(key) {
+            Ok(s) => self.slots[s].entry = entry,
+            Err(cell) => {
+                let off = self.names.len() as u32;
+                self.names.push_str(key);
+                self.table[cell] = self.slots.len() as u32;
+                self.slots.push(Slot {
+                    off,
+                    len: key.len() as u32,
+                    entry,
+                });
+            }
+        }
+    }
+
+    fn resize(&mut self, cells: usize) {
+        self.table = vec![EMPTY; cells];
+        for s in 0..self.slots.len() {
+            let Err(cell) = self.find(self.name(&self.slots[s])) else {
+                unreachable!("duplicate key")
+            };
+            self.table[cell] = s as u32;
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.slots.iter().map(|s| (self.name(s), &s.entry))
+    }
+}
+
+impl std::fmt::Debug for Map {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Map {
+    fn eq(&self, other: &Map) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, e)| other.get(k) == Some(e))
+    }
+}
 
 /// Counters, for tests and the benchmark.
 #[derive(Default, Debug)]
@@ -116,10 +240,27 @@ pub(crate) struct Stats {
 /// How a call's entries replace the scope's entries.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Commit {
-    /// The call saw every file of the scope: keep exactly its entries (drops deleted files).
+    /// The call saw every file of the scope: keep only the entries of those files (drops the
+    /// entries of deleted files).
     Replace,
     /// The call saw some files: add its entries to the others.
     Merge,
+}
+
+/// What one call learnt, for [`DigestCache::commit`].
+#[derive(Default)]
+pub(crate) struct Outcome {
+    /// Files seen that had an entry (hit or not).
+    pub known: usize,
+    /// Entries stored by this call.
+    pub fresh: Vec<(String, Entry)>,
+}
+
+impl Outcome {
+    pub(crate) fn absorb(&mut self, other: Outcome) {
+        self.known += other.known;
+        self.fresh.extend(other.fresh);
+    }
 }
 
 pub(crate) struct DigestCache {
@@ -160,29 +301,37 @@ impl DigestCache {
         scopes.entry(scope.to_vec()).or_insert(loaded).clone()
     }
 
-    /// Record a call's outcome: `used` are the entries of the files it hit or stored
-    /// (`fresh` of them were stored now). Writes the persistent file when something changed.
-    pub(crate) fn commit(
+    /// Record a call's outcome. `present` are the keys of the regular files the call saw
+    /// (used by [`Commit::Replace`]). Writes the persistent file when the entries changed.
+    pub(crate) fn commit<'k>(
         &self,
         scope: &[u8],
-        old: &Arc<Map>,
-        used: Vec<(Box<str>, Entry)>,
-        fresh: usize,
+        old: &Map,
+        present: impl Iterator<Item = &'k str>,
+        outcome: Outcome,
         mode: Commit,
     ) {
-        let hits = used.len() - fresh;
-        let changed = fresh > 0 || (mode == Commit::Replace && hits != old.len());
+        let changed = !outcome.fresh.is_empty() || (mode == Commit::Replace && outcome.known != old.len());
         if !changed {
             return;
         }
-        let map: Map = match mode {
-            Commit::Replace => used.into_iter().collect(),
-            Commit::Merge => {
-                let mut map = Map::clone(old);
-                map.extend(used);
+        let mut map = match mode {
+            Commit::Replace => {
+                // Entries of files still present are kept even when they missed: a lookup checks
+                // the stamp, so an outdated entry is only useless, never wrong.
+                let mut map = Map::with_capacity(outcome.known + outcome.fresh.len(), 0);
+                for key in present {
+                    if let Some(e) = old.get(key) {
+                        map.insert(key, *e);
+                    }
+                }
                 map
             }
+            Commit::Merge => old.clone(),
         };
+        for (key, entry) in &outcome.fresh {
+            map.insert(key, *entry);
+        }
         let map = Arc::new(map);
         self.scopes
             .lock()
@@ -202,18 +351,57 @@ impl DigestCache {
     }
 }
 
-/// Serialize the entries of a scope.
+/// Checksum of the persistent file: detects truncation and corruption (not tampering: whoever
+/// can write the cache folder can write the sources). Four independent multiply-rotate lanes;
+/// each step is a bijection of the lane, so any single changed 8-byte word changes the result.
+fn checksum(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(31);
+    let mut lanes = [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    ];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            *lane = step(
+                *lane,
+                u64::from_le_bytes(block[i * 8..i * 8 + 8].try_into().unwrap()),
+            );
+        }
+    }
+    let mut h = step(0, bytes.len() as u64);
+    for lane in lanes {
+        h = step(h, lane);
+    }
+    for b in blocks.remainder() {
+        h = step(h, u64::from(*b));
+    }
+    h ^ (h >> 32)
+}
+
+/// Serialize the entries of a scope:
+///
+/// ```text
+/// "ISDIGEST" version:u32 scope_len:u32 scope count:u64 names_len:u64 names
+/// count × (off:u32 len:u32 dev:u64 ino:u64 size:u64 mtime_ns:i64 ctime_ns:i64 sha256:[32])
+/// checksum:u64                                   (all integers little-endian)
+/// ```
 pub(crate) fn encode(scope: &[u8], map: &Map) -> Vec<u8> {
-    let paths: usize = map.keys().map(|k| k.len() + 4).sum();
-    let mut out = Vec::with_capacity(32 + scope.len() + paths + map.len() * ENTRY_FIXED + 32);
+    let mut out = Vec::with_capacity(40 + scope.len() + map.names.len() + map.len() * RECORD + 8);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(scope.len() as u32).to_le_bytes());
     out.extend_from_slice(scope);
     out.extend_from_slice(&(map.len() as u64).to_le_bytes());
-    for (path, e) in map {
-        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-        out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(&(map.names.len() as u64).to_le_bytes());
+    out.extend_from_slice(map.names.as_bytes());
+    for s in &map.slots {
+        let e = &s.entry;
+        out.extend_from_slice(&s.off.to_le_bytes());
+        out.extend_from_slice(&s.len.to_le_bytes());
         out.extend_from_slice(&e.stamp.dev.to_le_bytes());
         out.extend_from_slice(&e.stamp.ino.to_le_bytes());
         out.extend_from_slice(&e.stamp.size.to_le_bytes());
@@ -221,16 +409,19 @@ pub(crate) fn encode(scope: &[u8], map: &Map) -> Vec<u8> {
         out.extend_from_slice(&e.stamp.ctime_ns.to_le_bytes());
         out.extend_from_slice(&e.sha256);
     }
-    let sum = Sha256::digest(&out);
-    out.extend_from_slice(&sum);
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
     out
 }
 
+/// Bytes of one record.
+const RECORD: usize = 8 + 5 * 8 + 32;
+
 /// Parse a persistent file; `None` if it is not a valid file of this version for this scope.
 pub(crate) fn decode(bytes: &[u8], scope: &[u8]) -> Option<Map> {
-    let body_len = bytes.len().checked_sub(32)?;
+    let body_len = bytes.len().checked_sub(8)?;
     let (body, sum) = bytes.split_at(body_len);
-    if Sha256::digest(body).as_slice() != sum {
+    if checksum(body).to_le_bytes() != sum {
         return None;
     }
     let mut r = Reader { buf: body };
@@ -242,16 +433,21 @@ pub(crate) fn decode(bytes: &[u8], scope: &[u8]) -> Option<Map> {
         return None;
     }
     let count = usize::try_from(r.u64()?).ok()?;
-    // Each entry takes at least ENTRY_FIXED + 4 bytes: bound the allocation by the file size.
-    if count > r.buf.len() / (ENTRY_FIXED + 4) {
+    let names_len = usize::try_from(r.u64()?).ok()?;
+    let names = std::str::from_utf8(r.take(names_len)?).ok()?;
+    if names_len > u32::MAX as usize || r.buf.len() != count.checked_mul(RECORD)? {
         return None;
     }
-    let mut map = Map::with_capacity(count);
-    for _ in 0..count {
-        let len = r.u32()? as usize;
-        let path = std::str::from_utf8(r.take(len)?).ok()?;
-        let fixed = r.take(ENTRY_FIXED)?;
-        let word = |i: usize| u64::from_le_bytes(fixed[i * 8..i * 8 + 8].try_into().unwrap());
+    let mut map = Map::with_capacity(count, 0);
+    map.names = names.to_string();
+    for record in r.buf.chunks_exact(RECORD) {
+        let word = |i: usize| u64::from_le_bytes(record[8 + i * 8..16 + i * 8].try_into().unwrap());
+        let off = u32::from_le_bytes(record[0..4].try_into().unwrap());
+        let len = u32::from_le_bytes(record[4..8].try_into().unwrap());
+        let (start, end) = (off as usize, off as usize + len as usize);
+        if end > names.len() || !names.is_char_boundary(start) || !names.is_char_boundary(end) {
+            return None;
+        }
         let stamp = Stamp {
             dev: word(0),
             ino: word(1),
@@ -259,11 +455,15 @@ pub(crate) fn decode(bytes: &[u8], scope: &[u8]) -> Option<Map> {
             mtime_ns: word(3) as i64,
             ctime_ns: word(4) as i64,
         };
-        let sha256: [u8; 32] = fixed[40..72].try_into().unwrap();
-        map.insert(path.into(), Entry { stamp, sha256 });
-    }
-    if !r.buf.is_empty() {
-        return None;
+        let sha256: [u8; 32] = record[48..80].try_into().unwrap();
+        let entry = Entry { stamp, sha256 };
+        match map.find(&names[start..end]) {
+            Ok(s) => map.slots[s].entry = entry,
+            Err(cell) => {
+                map.table[cell] = map.slots.len() as u32;
+                map.slots.push(Slot { off, len, entry });
+            }
+        }
     }
     Some(map)
 }
@@ -294,6 +494,9 @@ fn load(file: &Path, scope: &[u8]) -> Option<Map> {
     decode(&bytes, scope)
 }
 
+/// Makes the temporary file names of concurrent writers in one process distinct.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 fn save(file: &Path, scope: &[u8], map: &Map) -> std::io::Result<()> {
     let dir = file.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
     std::fs::create_dir_all(dir)?;
@@ -302,7 +505,7 @@ fn save(file: &Path, scope: &[u8], map: &Map) -> std::io::Result<()> {
         ".{}.{}.{}.tmp",
         name.to_string_lossy(),
         std::process::id(),
-        now_ns()
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = std::fs::write(&tmp, encode(scope, map)).and_then(|()| std::fs::rename(&tmp, file));
     if result.is_err() {

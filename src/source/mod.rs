@@ -19,7 +19,7 @@ mod cache;
 mod rules;
 mod walk;
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests;
 
 use std::fs::{File, Metadata};
@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use cache::{Commit, DigestCache, Entry, Map, Stamp};
+use cache::{Commit, DigestCache, Entry, Map, Outcome, Stamp};
 
 /// One file of the selection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,7 +86,13 @@ pub(crate) fn hash_all_with(
     let cache_ref = cache.zip(snapshot.as_deref());
     let walked = walk::walk(&root, field, cache_ref)?;
     if let (Some(c), Some(old)) = (cache, &snapshot) {
-        c.commit(&scope, old, walked.used, walked.fresh, Commit::Replace);
+        c.commit(
+            &scope,
+            old,
+            regular_paths(&walked.files),
+            walked.outcome,
+            Commit::Replace,
+        );
     }
     let mut files = walked.files;
     files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
@@ -108,10 +114,7 @@ pub(crate) fn hash_listed_with(
         let Some(rel) = relative_to_root(&root, file, &mut canonical_root) else {
             continue;
         };
-        let Some(rel_str) = rel.to_str().map(posix) else {
-            return Err(non_utf8(field, &root.join(&rel)));
-        };
-        if !seen.insert(rel_str.clone()) {
+        if !seen.insert(rel.clone()) {
             continue;
         }
         let abs = root.join(&rel);
@@ -126,20 +129,21 @@ pub(crate) fn hash_listed_with(
             }
             Err(e) => return Err(Error::source(field, abs, format!("cannot read: {e}"))),
         };
-        if !rules.selected(&rel, md.is_dir()) {
+        if !rules.selected(&rel, md.is_dir()) || !(md.is_file() || md.file_type().is_symlink()) {
             continue;
         }
-        if md.is_file() || md.file_type().is_symlink() {
-            jobs.push((abs, rel_str, md));
-        }
+        let Some(rel_str) = rel.to_str().map(posix) else {
+            return Err(non_utf8(field, &abs));
+        };
+        jobs.push((abs, rel_str, md));
     }
 
     let scope = scope_of_folder(&root);
     let snapshot = cache.map(|c| c.snapshot(&scope));
     let cache_ref = cache.zip(snapshot.as_deref());
-    let (mut out, used, fresh) = hash_jobs(&jobs, field, cache_ref)?;
+    let (mut out, outcome) = hash_jobs(&jobs, field, cache_ref)?;
     if let (Some(c), Some(old)) = (cache, &snapshot) {
-        c.commit(&scope, old, used, fresh, Commit::Merge);
+        c.commit(&scope, old, std::iter::empty(), outcome, Commit::Merge);
     }
     out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
@@ -179,7 +183,7 @@ pub(crate) fn hash_path_with(
     let mut worker = Worker::new(field, cache.zip(snapshot.as_deref()));
     let kind = worker.regular(&abs, "", &md)?;
     if let (Some(c), Some(old)) = (cache, &snapshot) {
-        c.commit(&scope, old, worker.used, worker.fresh, Commit::Replace);
+        c.commit(&scope, old, std::iter::once(""), worker.outcome, Commit::Replace);
     }
     Ok(vec![SourceFile { path: prefix, kind }])
 }
@@ -187,6 +191,8 @@ pub(crate) fn hash_path_with(
 /// The absolute folder to walk for a root, or the error the user should see.
 fn folder_root(root: &Path, field: &str) -> Result<PathBuf> {
     let abs = std::path::absolute(root).map_err(|e| Error::source(field, root, e.to_string()))?;
+    // Without `.` components or a trailing '/': one spelling per folder (the cache scope).
+    let abs: PathBuf = abs.components().collect();
     match std::fs::metadata(&abs) {
         Ok(md) if md.is_dir() => {}
         Ok(_) => return Err(Error::source(field, root, "is not a folder")),
@@ -203,6 +209,14 @@ fn folder_root(root: &Path, field: &str) -> Result<PathBuf> {
         return std::fs::canonicalize(&abs).map_err(|e| Error::source(field, root, e.to_string()));
     }
     Ok(abs)
+}
+
+/// The keys of the regular files of a result (for [`Commit::Replace`]).
+fn regular_paths(files: &[SourceFile]) -> impl Iterator<Item = &str> {
+    files
+        .iter()
+        .filter(|f| matches!(f.kind, FileKind::Regular { .. }))
+        .map(|f| f.path.as_str())
 }
 
 fn scope_of_folder(root: &Path) -> Vec<u8> {
@@ -274,10 +288,7 @@ pub(crate) struct Worker<'a> {
     field: &'a str,
     cache: Option<(&'a DigestCache, &'a Map)>,
     buf: Vec<u8>,
-    /// Entries of the files this worker hit or stored.
-    used: Vec<(Box<str>, Entry)>,
-    /// How many of `used` were stored by this worker.
-    fresh: usize,
+    outcome: Outcome,
 }
 
 impl<'a> Worker<'a> {
@@ -286,8 +297,7 @@ impl<'a> Worker<'a> {
             field,
             cache,
             buf: Vec::new(),
-            used: Vec::new(),
-            fresh: 0,
+            outcome: Outcome::default(),
         }
     }
 
@@ -320,9 +330,9 @@ impl<'a> Worker<'a> {
         let stamp = Stamp::of(md);
         if let (Some((cache, map)), Some(stamp)) = (self.cache, stamp) {
             if let Some(entry) = map.get(key) {
+                self.outcome.known += 1;
                 if entry.stamp == stamp {
                     cache.stats.hits.fetch_add(1, Ordering::Relaxed);
-                    self.used.push((key.into(), *entry));
                     return Ok(FileKind::Regular {
                         executable,
                         sha256: entry.sha256,
@@ -338,8 +348,9 @@ impl<'a> Worker<'a> {
             cache.stats.hashed.fetch_add(1, Ordering::Relaxed);
             if stamp.storable(read_start, cache.min_age_ns) {
                 cache.stats.stored.fetch_add(1, Ordering::Relaxed);
-                self.used.push((key.into(), Entry { stamp, sha256 }));
-                self.fresh += 1;
+                self.outcome
+                    .fresh
+                    .push((key.to_string(), Entry { stamp, sha256 }));
             }
         }
         Ok(FileKind::Regular { executable, sha256 })
@@ -376,7 +387,7 @@ fn is_executable(_md: &Metadata) -> bool {
     false
 }
 
-type Hashed = (Vec<SourceFile>, Vec<(Box<str>, Entry)>, usize);
+type Hashed = (Vec<SourceFile>, Outcome);
 
 /// Hash listed files (absolute path, key = output path, `lstat`) on all cores.
 fn hash_jobs(
@@ -408,7 +419,7 @@ fn hash_jobs(
                 Err(e) => break Err(e),
             }
         };
-        let part = result.map(|()| (out, worker.used, worker.fresh));
+        let part = result.map(|()| (out, worker.outcome));
         parts.lock().unwrap_or_else(|e| e.into_inner()).push(part);
     };
     if threads <= 1 {
@@ -420,12 +431,11 @@ fn hash_jobs(
             }
         });
     }
-    let mut all: Hashed = (Vec::with_capacity(jobs.len()), Vec::new(), 0);
+    let mut all: Hashed = (Vec::with_capacity(jobs.len()), Outcome::default());
     for part in parts.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        let (files, used, fresh) = part?;
+        let (files, outcome) = part?;
         all.0.extend(files);
-        all.1.extend(used);
-        all.2 += fresh;
+        all.1.absorb(outcome);
     }
     Ok(all)
 }

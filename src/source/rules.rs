@@ -311,12 +311,7 @@ impl ListedRules {
         };
         self.folder(parent);
         let parent_state = &self.folders[parent];
-        let state = if parent_state.excluded {
-            FolderState {
-                excluded: true,
-                chain: parent_state.chain.clone(),
-            }
-        } else if self.entry_excluded(&parent_state.chain, rel, name, true) {
+        let state = if parent_state.excluded || self.entry_excluded(&parent_state.chain, rel, name, true) {
             FolderState {
                 excluded: true,
                 chain: parent_state.chain.clone(),
@@ -339,7 +334,7 @@ impl ListedRules {
     }
 }
 
-/// `rel` made of normal components only (no `..`, no root), or `None`.
+/// Is `rel` non-empty and made of normal components only (no `..`, no root)?
 pub(crate) fn is_plain_relative(rel: &Path) -> bool {
     rel.components().all(|c| matches!(c, Component::Normal(_))) && rel.components().next().is_some()
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
 
-use super::cache::{DigestCache, Entry, Map};
+use super::cache::{DigestCache, Map, Outcome};
 use super::rules::{standard_ignored, DockerIgnore};
 use super::{non_utf8, posix, SourceFile, Worker};
 use crate::error::{Error, Result};
@@ -21,15 +21,13 @@ pub(crate) fn threads() -> usize {
 pub(crate) struct Walked {
     /// Unsorted.
     pub files: Vec<SourceFile>,
-    pub used: Vec<(Box<str>, Entry)>,
-    pub fresh: usize,
+    pub outcome: Outcome,
 }
 
 #[derive(Default)]
 struct Parts {
     files: Vec<Vec<SourceFile>>,
-    used: Vec<Vec<(Box<str>, Entry)>>,
-    fresh: usize,
+    outcome: Outcome,
     errors: Vec<Error>,
 }
 
@@ -71,12 +69,9 @@ pub(crate) fn walk(root: &Path, field: &str, cache: Option<(&DigestCache, &Map)>
     let count = parts.files.iter().map(Vec::len).sum();
     let mut files = Vec::with_capacity(count);
     parts.files.into_iter().for_each(|f| files.extend(f));
-    let mut used = Vec::with_capacity(parts.used.iter().map(Vec::len).sum());
-    parts.used.into_iter().for_each(|u| used.extend(u));
     Ok(Walked {
         files,
-        used,
-        fresh: parts.fresh,
+        outcome: parts.outcome,
     })
 }
 
@@ -99,6 +94,22 @@ fn keep(root: &Path, docker: Option<&DockerIgnore>, dent: &DirEntry) -> bool {
         }
     }
     true
+}
+
+/// `path` (the walker joins names onto `root`) relative to `root`, as UTF-8.
+/// Byte slicing: cheaper than `Path::strip_prefix`, which parses components.
+fn relative_str<'p>(root: &Path, path: &'p Path) -> Option<&'p str> {
+    let root_bytes = root.as_os_str().as_encoded_bytes();
+    let rel = path.as_os_str().as_encoded_bytes().strip_prefix(root_bytes);
+    let rel = if root_bytes.ends_with(b"/") {
+        rel
+    } else {
+        rel.and_then(|r| r.strip_prefix(b"/"))
+    };
+    match rel {
+        Some(rel) => std::str::from_utf8(rel).ok(),
+        None => path.strip_prefix(root).unwrap_or(path).to_str(),
+    }
 }
 
 fn error_path(e: &Error) -> Option<&Path> {
@@ -145,8 +156,7 @@ impl Visitor<'_> {
             return Ok(());
         }
         let path = dent.path();
-        let rel = path.strip_prefix(self.root).unwrap_or(path);
-        let Some(rel) = rel.to_str().map(posix) else {
+        let Some(rel) = relative_str(self.root, path).map(posix) else {
             return Err(non_utf8(field, path));
         };
         let md = match std::fs::symlink_metadata(path) {
@@ -178,8 +188,7 @@ impl Drop for Visitor<'_> {
     fn drop(&mut self) {
         let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         parts.files.push(std::mem::take(&mut self.files));
-        parts.used.push(std::mem::take(&mut self.worker.used));
-        parts.fresh += self.worker.fresh;
+        parts.outcome.absorb(std::mem::take(&mut self.worker.outcome));
         if let Some(e) = self.error.take() {
             parts.errors.push(e);
         }

@@ -477,7 +477,7 @@ pub fn is_valid_tag(tag: &str) -> bool {
 fn check_copy_entry(c: &str) -> Result<String> {
     let field = "copy";
     check_line(field, c)?;
-    if c.starts_with('/') || c.starts_with('\\') || c.get(1..2) == Some(":") {
+    if c.starts_with('/') {
         return err(
             field,
             format!("{c:?} is absolute; give a path relative to the folder the spec is in"),
@@ -517,7 +517,24 @@ fn check_map_text(field: &str, map: &super::Map) -> Result<()> {
     if bad {
         return err(field, "contains a NUL byte; remove it");
     }
+    // NaN has many encodings and no YAML spelling that keeps them apart, so it could not hash stably.
+    if map.values().any(has_non_finite) {
+        return err(
+            field,
+            "contains NaN or an infinite number; use a finite number or a string",
+        );
+    }
     Ok(())
+}
+
+fn has_non_finite(v: &crate::value::Value) -> bool {
+    use crate::value::Value;
+    match v {
+        Value::Float(f) => !f.is_finite(),
+        Value::List(items) => items.iter().any(has_non_finite),
+        Value::Map(m) => m.values().any(has_non_finite),
+        _ => false,
+    }
 }
 
 fn check_base_image(b: RawBase, ctx: &Context) -> Result<BaseImage> {
@@ -563,9 +580,12 @@ fn map_userinfo(s: &str, replacement: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
+        // The authority ends at a path, query, fragment or space, or where another URL's "://"
+        // begins (URLs glued together with ',' or ';' must each lose their credentials).
         let end = tail
             .find(|c: char| "/?#".contains(c) || c.is_whitespace())
             .unwrap_or(tail.len());
+        let end = end.min(tail.find("://").unwrap_or(end));
         let authority = &tail[..end];
         match authority.rfind('@') {
             Some(at) => {
@@ -578,4 +598,25 @@ fn map_userinfo(s: &str, replacement: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_removed_from_every_url() {
+        assert_eq!(strip_userinfo("https://u:p@h/x"), "https://h/x");
+        assert_eq!(
+            strip_userinfo("-i https://u:p@h/x --extra https://t@g"),
+            "-i https://h/x --extra https://g"
+        );
+        assert_eq!(
+            strip_userinfo("https://h,https://u:secret@g"),
+            "https://h,https://g"
+        );
+        assert_eq!(strip_userinfo("https://a@b;https://c:d@e"), "https://b;https://e");
+        assert_eq!(redact_userinfo("https://u:p@h"), "https://***@h");
+        assert_eq!(strip_userinfo("no url at all"), "no url at all");
+    }
 }
