@@ -273,8 +273,15 @@ impl Checker {
         let scope = format!("repository:{}:pull", r.repository);
         let mut stale: Option<String> = None;
         for attempt in 0..2 {
-            let challenge = session.challenge.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let auth = match self.authorization(r, &session, challenge.as_ref(), &scope, stale.as_deref()).await {
+            let challenge = session
+                .challenge
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let auth = match self
+                .authorization(r, &session, challenge.as_ref(), &scope, stale.as_deref())
+                .await
+            {
                 Ok(a) => a,
                 Err(e) => return Answer::Unknown(e),
             };
@@ -287,9 +294,14 @@ impl Checker {
             if resp.status != 401 {
                 return Answer::Resp(resp);
             }
-            let fresh = resp.header("www-authenticate").and_then(|h| parse_challenges(h).ok()).and_then(pick);
+            let fresh = resp
+                .header("www-authenticate")
+                .and_then(|h| parse_challenges(h).ok())
+                .and_then(pick);
             match fresh {
-                Some(c) if attempt == 0 => *session.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c),
+                Some(c) if attempt == 0 => {
+                    *session.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some(c)
+                }
                 _ => return Answer::Resp(resp),
             }
         }
@@ -314,7 +326,9 @@ impl Checker {
         let mut tried: Vec<(usize, Result<Response, Failure>)> = Vec::new();
         for i in order {
             let base = &session.candidates[i];
-            let url = base.join(path).map_err(|e| format!("cannot build the URL for {path}: {e}"))?;
+            let url = base
+                .join(path)
+                .map_err(|e| format!("cannot build the URL for {path}: {e}"))?;
             let mut req = Request::new(method.clone(), url);
             req.headers.push(("accept", ACCEPT.to_string()));
             req.read_body = read_body;
@@ -327,7 +341,8 @@ impl Checker {
                 (Err(Failure::Unreachable(_) | Failure::Protocol(_)), "https") => true,
                 _ => false,
             };
-            let settled = chosen.is_some() || !wrong_scheme || i + 1 == session.candidates.len() && tried.is_empty();
+            let settled =
+                chosen.is_some() || !wrong_scheme || i + 1 == session.candidates.len() && tried.is_empty();
             if settled {
                 if result.is_ok() {
                     *session.chosen.lock().unwrap_or_else(|e| e.into_inner()) = Some(i);
@@ -471,7 +486,6 @@ impl Checker {
                 i == r.registry || i == r.hostname()
             })
     }
-
 }
 
 fn kind(f: &Failure) -> &'static str {

@@ -361,7 +361,11 @@ fn extra_roots(
         }
     }
     if file.is_some() || dir.is_some() {
-        for sys in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"] {
+        for sys in [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/cert.pem",
+        ] {
             if std::path::Path::new(sys).is_file() {
                 files.push((sys.into(), false));
                 break;
@@ -375,10 +379,14 @@ fn extra_roots(
             Err(e) if required => return Err(format!("SSL_CERT_FILE {}: {e}", path.display())),
             Err(_) => continue,
         };
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(&bytes).filter_map(Result::ok).collect();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+            .filter_map(Result::ok)
+            .collect();
         if certs.is_empty() && required {
-            return Err(format!("SSL_CERT_FILE {} holds no PEM certificate", path.display()));
+            return Err(format!(
+                "SSL_CERT_FILE {} holds no PEM certificate",
+                path.display()
+            ));
         }
         out.extend(certs);
     }
