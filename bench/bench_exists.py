@@ -94,14 +94,19 @@ def ensure_dockerd() -> subprocess.Popen[bytes] | None:
 def start_registry(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     conf = workdir / "registry.yml"
-    conf.write_text(json.dumps({
-        "version": 0.1,
-        "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(workdir / "storage")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
-    }))
-    proc = subprocess.Popen(["docker-registry", "serve", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    conf.write_text(
+        json.dumps(
+            {
+                "version": 0.1,
+                "log": {"level": "error", "accesslog": {"disabled": True}},
+                "storage": {"filesystem": {"rootdirectory": str(workdir / "storage")}},
+                "http": {"addr": f"127.0.0.1:{port}"},
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_http(f"http://127.0.0.1:{port}/v2/")
     return proc, f"localhost:{port}"
 
@@ -109,17 +114,40 @@ def start_registry(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 def start_latency_proxy(upstream: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     up = upstream.replace("localhost", "127.0.0.1")
-    proc = subprocess.Popen([sys.executable, str(PROBES / "latency_proxy.py"), "--listen", f"127.0.0.1:{port}",
-                             "--upstream", up, "--delay-ms", "20"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROBES / "latency_proxy.py"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            up,
+            "--delay-ms",
+            "20",
+        ]
+    )
     wait_http(f"http://127.0.0.1:{port}/v2/")
     return proc, f"localhost:{port}"
 
 
 def names(py: str, registry: str, count: int, variant: str) -> list[str]:
     """References whose tags are flytekit's, from its probe (so every tool checks the same names)."""
-    out = subprocess.run([py, str(PROBES / "flytekit_exist.py"), "names", "--registry", registry,
-                          "--count", str(count), "--variant", variant], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        [
+            py,
+            str(PROBES / "flytekit_exist.py"),
+            "names",
+            "--registry",
+            registry,
+            "--count",
+            str(count),
+            "--variant",
+            variant,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return [line for line in out.splitlines() if line.strip()]
 
 
@@ -128,8 +156,13 @@ def synthetic(registry: str, count: int, variant: str) -> list[str]:
 
 
 def push(refs: list[str], via: str) -> None:
-    subprocess.run([sys.executable, str(PROBES / "push_tiny.py"), "--via", via.replace("localhost", "127.0.0.1"),
-                    "-"], input="\n".join(refs), text=True, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(PROBES / "push_tiny.py"), "--via", via.replace("localhost", "127.0.0.1"), "-"],
+        input="\n".join(refs),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 def json_probe(cmd: list[str]) -> dict[str, Any]:
@@ -143,14 +176,19 @@ def skopeo(refs: list[str], reps: int) -> dict[str, Any]:
     times, status = [], {}
     for i in range(reps + 1):
         t0 = time.perf_counter()
-        codes = [subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{r}"],
-                                capture_output=True).returncode for r in refs]
+        codes = [
+            subprocess.run(
+                ["skopeo", "inspect", "--tls-verify=false", f"docker://{r}"], capture_output=True
+            ).returncode
+            for r in refs
+        ]
         dt = time.perf_counter() - t0
         if i:
             times.append(dt)
             for c in codes:
-                status["exists" if c == 0 else "missing/error"] = status.get("exists" if c == 0 else "missing/error",
-                                                                             0) + 1
+                status["exists" if c == 0 else "missing/error"] = (
+                    status.get("exists" if c == 0 else "missing/error", 0) + 1
+                )
     return {"times_s": times, "status": status}
 
 
@@ -162,13 +200,33 @@ def measure(label: str, present: list[str], missing: list[str], ctx: dict[str, A
         refs_file = f.name
     row: dict[str, Any] = {"setup": label, "count": len(refs)}
     log(f"[{label}] {len(refs)} tags: imagespec")
-    row["imagespec"] = json_probe([sys.executable, str(PROBES / "imagespec_exist.py"), "--refs", refs_file,
-                                   "--reps", str(reps)])
-    row["imagespec_cached"] = json_probe([sys.executable, str(PROBES / "imagespec_exist.py"), "--refs", refs_file,
-                                          "--reps", str(reps), "--cached"])
+    row["imagespec"] = json_probe(
+        [sys.executable, str(PROBES / "imagespec_exist.py"), "--refs", refs_file, "--reps", str(reps)]
+    )
+    row["imagespec_cached"] = json_probe(
+        [
+            sys.executable,
+            str(PROBES / "imagespec_exist.py"),
+            "--refs",
+            refs_file,
+            "--reps",
+            str(reps),
+            "--cached",
+        ]
+    )
     log(f"[{label}] {len(refs)} tags: floor (16-thread keep-alive HEAD)")
-    row["floor"] = json_probe([sys.executable, str(PROBES / "raw_head.py"), "--refs", refs_file, "--threads", "16",
-                               "--reps", str(reps)])
+    row["floor"] = json_probe(
+        [
+            sys.executable,
+            str(PROBES / "raw_head.py"),
+            "--refs",
+            refs_file,
+            "--threads",
+            "16",
+            "--reps",
+            str(reps),
+        ]
+    )
     if ctx["flytekit_py"]:
         log(f"[{label}] {len(refs)} tags: flytekit exist() per image")
         total: list[float] = [0.0] * reps
@@ -176,9 +234,21 @@ def measure(label: str, present: list[str], missing: list[str], ctx: dict[str, A
         for variant, group in (("present", present), ("missing", missing)):
             if not group:
                 continue
-            r = json_probe([ctx["flytekit_py"], str(PROBES / "flytekit_exist.py"), "time", "--registry",
-                            ctx["registry_of"][label], "--count", str(len(group)), "--variant", variant,
-                            "--reps", str(reps)])
+            r = json_probe(
+                [
+                    ctx["flytekit_py"],
+                    str(PROBES / "flytekit_exist.py"),
+                    "time",
+                    "--registry",
+                    ctx["registry_of"][label],
+                    "--count",
+                    str(len(group)),
+                    "--variant",
+                    variant,
+                    "--reps",
+                    str(reps),
+                ]
+            )
             total = [a + b for a, b in zip(total, r["times_s"])]
             for k, v in r["results"].items():
                 results[k] = results.get(k, 0) + v
@@ -202,14 +272,23 @@ def table(rows: list[dict[str, Any]], ctx: dict[str, Any]) -> str:
     def ratio(a: float | None, b: float | None) -> str:
         return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
 
-    head = ("| set-up | tags | imagespec | floor | imagespec/floor | imagespec (cache) | flytekit | "
-            "flytekit/imagespec | skopeo | skopeo/imagespec |")
-    lines = [f"median ms of {ctx['reps']} reps (skopeo: {ctx['skopeo_reps']}); imagespec {ctx['imagespec']}, "
-             f"{ctx['flytekit']}, {ctx['skopeo_version']}", "", head, "|" + " --- |" * 10]
+    head = (
+        "| set-up | tags | imagespec | floor | imagespec/floor | imagespec (cache) | flytekit | "
+        "flytekit/imagespec | skopeo | skopeo/imagespec |"
+    )
+    lines = [
+        f"median ms of {ctx['reps']} reps (skopeo: {ctx['skopeo_reps']}); imagespec {ctx['imagespec']}, "
+        f"{ctx['flytekit']}, {ctx['skopeo_version']}",
+        "",
+        head,
+        "|" + " --- |" * 10,
+    ]
     for r in rows:
         i, f, fk, sk, c = (ms(r, k) for k in ("imagespec", "floor", "flytekit", "skopeo", "imagespec_cached"))
-        lines.append(f"| {r['setup']} | {r['count']} | {fmt(i)} | {fmt(f)} | {ratio(i, f)} | {fmt(c)} | {fmt(fk)} | "
-                     f"{ratio(fk, i)} | {fmt(sk)} | {ratio(sk, i)} |")
+        lines.append(
+            f"| {r['setup']} | {r['count']} | {fmt(i)} | {fmt(f)} | {ratio(i, f)} | {fmt(c)} | {fmt(fk)} | "
+            f"{ratio(fk, i)} | {fmt(sk)} | {ratio(sk, i)} |"
+        )
     return "\n".join(lines)
 
 
@@ -233,27 +312,43 @@ def main() -> None:
         lat_proc, slow = start_latency_proxy(registry)
         procs.append(lat_proc)
         ctx: dict[str, Any] = {
-            "reps": a.reps, "skopeo_reps": a.skopeo_reps, "flytekit_py": flytekit_py,
+            "reps": a.reps,
+            "skopeo_reps": a.skopeo_reps,
+            "flytekit_py": flytekit_py,
             "skopeo": not a.no_skopeo and shutil.which("skopeo") is not None,
-            "imagespec": imagespec.__version__, "flytekit": "n/a" if flytekit_py is None else FLYTEKIT_REQ,
-            "skopeo_version": subprocess.run(["skopeo", "--version"], capture_output=True, text=True).stdout.strip()
-            if shutil.which("skopeo") else "skopeo n/a",
+            "imagespec": imagespec.__version__,
+            "flytekit": "n/a" if flytekit_py is None else FLYTEKIT_REQ,
+            "skopeo_version": subprocess.run(
+                ["skopeo", "--version"], capture_output=True, text=True
+            ).stdout.strip()
+            if shutil.which("skopeo")
+            else "skopeo n/a",
             "registry_of": {},
         }
-        plan = [("loopback", registry, 1), ("loopback", registry, 20), ("loopback", registry, 200),
-                ("40 ms RTT", slow, 20)]
+        plan = [
+            ("loopback", registry, 1),
+            ("loopback", registry, 20),
+            ("loopback", registry, 200),
+            ("40 ms RTT", slow, 20),
+        ]
         rows = []
         for label, reg, count in plan:
             ctx["registry_of"][label] = reg
             n_present = max(1, count // 2)
             n_missing = count - n_present
             make = (lambda r, n, v: names(flytekit_py, r, n, v)) if flytekit_py else synthetic
-            present, missing = make(reg, n_present, "present"), make(reg, n_missing, "missing") if n_missing else []
+            present, missing = (
+                make(reg, n_present, "present"),
+                make(reg, n_missing, "missing") if n_missing else [],
+            )
             push(present, via=registry)
             rows.append(measure(label, present, missing, ctx))
         if a.json:
-            print(json.dumps({"context": {k: v for k, v in ctx.items() if k != "registry_of"}, "rows": rows},
-                             indent=2))
+            print(
+                json.dumps(
+                    {"context": {k: v for k, v in ctx.items() if k != "registry_of"}, "rows": rows}, indent=2
+                )
+            )
         else:
             print(table(rows, ctx))
     finally:

@@ -48,7 +48,9 @@ def test_html_instead_of_a_registry(proxy: FaultProxy) -> None:
     proxy.reset(answer(200, {"Content-Type": "text/html"}, b"<html>login</html>"), match="/")
     r, _ = check([f"{proxy.host}/app:present", f"{proxy.host}/app:absent"])
     assert r.status == "unknown"
-    assert r.reason == "unexpected answer: the manifest answer is not JSON (text/html), not a registry manifest"
+    assert (
+        r.reason == "unexpected answer: the manifest answer is not JSON (text/html), not a registry manifest"
+    )
 
 
 def test_html_instead_of_a_manifest(proxy: FaultProxy) -> None:
