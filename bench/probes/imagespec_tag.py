@@ -4,7 +4,8 @@
 Mirrors probes/flytekit_tag.py (same spec, same modes, same JSON line), with one measurement per
 process, because the first call must run against an empty digest cache:
     PROBE --tree DIR --mode {loaded,all,nosrc} [--cold]
-prints ONE JSON line: {"impl", "mode", "cold", "times_s": [first, second], "tag", "tag_second"}.
+prints ONE JSON line: {"impl", "mode", "cold", "times_s": [first, second], "cpu_s": [first, second],
+"tag", "tag_second"}; cpu_s is the process's user + system CPU time (all threads) during each call.
 The caller points IMAGESPEC_CACHE_DIR at a fresh, empty directory for every run.
 
 The spec is the flytekit probe's:
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from typing import Any
@@ -40,6 +42,11 @@ def drop_caches() -> None:
     os.sync()
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("3\n")
+
+
+def cpu_time() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -78,14 +85,16 @@ def main() -> None:
     if a.cold:
         drop_caches()
     times: list[float] = []
+    cpu: list[float] = []
     tags: list[str] = []
     for _ in range(2):
-        t0 = time.perf_counter()
+        c0, t0 = cpu_time(), time.perf_counter()
         tags.append(make().tag)
         times.append(time.perf_counter() - t0)
+        cpu.append(cpu_time() - c0)
 
     version = getattr(imagespec, "__version__", "?")
-    out = {"impl": f"imagespec {version}", "mode": a.mode, "cold": a.cold, "times_s": times}
+    out = {"impl": f"imagespec {version}", "mode": a.mode, "cold": a.cold, "times_s": times, "cpu_s": cpu}
     print(json.dumps({**out, "tag": tags[0], "tag_second": tags[1]}))
 
 
