@@ -29,9 +29,11 @@
 //!
 //! In-process: one map per scope, shared by every call in the process. Persistent: one file per
 //! scope in `<cache dir>/digests/<hex sha256 of the scope id>`, a compact binary file with a
-//! version header and a sha256 trailer, read once per process, rewritten atomically (temporary
-//! file + rename) only when the entries changed. A missing, corrupt, foreign or older file is
-//! treated as empty, and every cache I/O failure is ignored: the cache only ever saves time.
+//! version header and a checksum, read once per process, rewritten atomically (temporary file +
+//! rename) only when the entries changed. The file holds its own hash table, and the in-memory
+//! map *is* the file image: loading costs a read and a checksum, with no work per entry. A
+//! missing, corrupt, foreign or older file is treated as empty, and every cache I/O failure is
+//! ignored: the cache only ever saves time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +48,7 @@ pub(crate) const MIN_AGE: Duration = Duration::from_secs(2);
 
 /// Persistent file format.
 const MAGIC: &[u8; 8] = b"ISDIGEST";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// A file's identity as far as the cache is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,28 +101,29 @@ pub(crate) struct Entry {
     pub sha256: [u8; 32],
 }
 
-/// Entries of one scope, keyed by path relative to the scope.
-///
-/// An open-addressing table over one string of all paths: no allocation per entry, so that a
-/// persistent file of 50,000 entries loads in a few milliseconds.
-#[derive(Clone, Default)]
+/// Entries of one scope, keyed by path relative to the scope: a read-only view of a persistent
+/// file image (see [`Map::build`] for the layout). Lookups bounds-check everything and compare
+/// the stored name, so even a damaged image can only produce misses, never a wrong entry.
+#[derive(Default)]
 pub(crate) struct Map {
-    names: String,
-    slots: Vec<Slot>,
-    /// Indices into `slots`, `EMPTY` for a free cell; the length is zero or a power of two.
-    table: Vec<u32>,
+    buf: Vec<u8>,
+    count: usize,
+    names_at: usize,
+    names_len: usize,
+    records_at: usize,
+    table_at: usize,
+    /// Number of table cells: zero or a power of two greater than `count`.
+    cells: usize,
 }
 
-#[derive(Clone, Copy)]
-struct Slot {
-    off: u32,
-    len: u32,
-    entry: Entry,
-}
-
+/// Bytes of one record: name offset and length (u32 each), dev, ino, size, mtime, ctime (8 each),
+/// sha256.
+const RECORD: usize = 8 + 5 * 8 + 32;
+/// A free table cell.
 const EMPTY: u32 = u32::MAX;
 
-/// FxHash-style hash of a key, 8 bytes at a time.
+/// FxHash-style hash of a key, 8 bytes at a time, with murmur3's finalizer so that every input
+/// bit reaches the low bits used as table index.
 fn key_hash(key: &[u8]) -> u64 {
     const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let mut h = key.len() as u64;
@@ -131,88 +134,224 @@ fn key_hash(key: &[u8]) -> u64 {
     let mut tail = [0u8; 8];
     tail[..words.remainder().len()].copy_from_slice(words.remainder());
     h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    // murmur3's fmix64, so that every input bit reaches the low bits used as table index.
     h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
     h = (h ^ (h >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^ (h >> 33)
 }
 
+fn u32_at(buf: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(buf[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(buf: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(buf[at..at + 8].try_into().unwrap())
+}
+
+/// Checksum of the persistent file: detects truncation and corruption (not tampering: whoever
+/// can write the cache folder can write the sources). Four independent multiply-rotate lanes;
+/// each step is a bijection of the lane, so any single changed 8-byte word changes the result.
+pub(crate) fn checksum(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(31);
+    let mut lanes = [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    ];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            *lane = step(
+                *lane,
+                u64::from_le_bytes(block[i * 8..i * 8 + 8].try_into().unwrap()),
+            );
+        }
+    }
+    let mut h = step(0, bytes.len() as u64);
+    for lane in lanes {
+        h = step(h, lane);
+    }
+    for b in blocks.remainder() {
+        h = step(h, u64::from(*b));
+    }
+    h ^ (h >> 32)
+}
+
 impl Map {
-    pub(crate) fn with_capacity(entries: usize, name_bytes: usize) -> Map {
-        let mut map = Map {
-            names: String::with_capacity(name_bytes),
-            slots: Vec::with_capacity(entries),
-            table: Vec::new(),
-        };
-        map.resize((entries * 2).next_power_of_two().max(16));
-        map
+    /// Build the image of a scope's entries (for equal keys the last one wins):
+    ///
+    /// ```text
+    /// "ISDIGEST" version:u32 scope_len:u32 scope count:u64 names_len:u64 cells:u64
+    /// names  count × record (see RECORD)  cells × u32 (record index or EMPTY)  checksum:u64
+    /// ```
+    /// All integers little-endian; the table is open addressing with linear probing on
+    /// [`key_hash`].
+    pub(crate) fn build<'k>(scope: &[u8], entries: impl IntoIterator<Item = (&'k str, Entry)>) -> Map {
+        let mut names = String::new();
+        let mut records: Vec<(u32, u32, Entry)> = Vec::new();
+        let mut table: Vec<u32> = vec![EMPTY; 16];
+        for (key, entry) in entries {
+            if (records.len() + 1) * 2 > table.len() {
+                table = vec![EMPTY; table.len() * 2];
+                for (i, (off, len, _)) in records.iter().enumerate() {
+                    let name = &names.as_bytes()[*off as usize..(*off + *len) as usize];
+                    let mut cell = key_hash(name) as usize & (table.len() - 1);
+                    while table[cell] != EMPTY {
+                        cell = (cell + 1) & (table.len() - 1);
+                    }
+                    table[cell] = i as u32;
+                }
+            }
+            let mask = table.len() - 1;
+            let mut cell = key_hash(key.as_bytes()) as usize & mask;
+            loop {
+                match table[cell] {
+                    EMPTY => {
+                        table[cell] = records.len() as u32;
+                        records.push((names.len() as u32, key.len() as u32, entry));
+                        names.push_str(key);
+                        break;
+                    }
+                    r => {
+                        let (off, len, ref mut e) = records[r as usize];
+                        if &names[off as usize..(off + len) as usize] == key {
+                            *e = entry;
+                            break;
+                        }
+                    }
+                }
+                cell = (cell + 1) & mask;
+            }
+        }
+        let mut buf =
+            Vec::with_capacity(48 + scope.len() + names.len() + records.len() * RECORD + table.len() * 4);
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&VERSION.to_le_bytes());
+        buf.extend_from_slice(&(scope.len() as u32).to_le_bytes());
+        buf.extend_from_slice(scope);
+        buf.extend_from_slice(&(records.len() as u64).to_le_bytes());
+        buf.extend_from_slice(&(names.len() as u64).to_le_bytes());
+        buf.extend_from_slice(&(table.len() as u64).to_le_bytes());
+        buf.extend_from_slice(names.as_bytes());
+        for (off, len, e) in &records {
+            buf.extend_from_slice(&off.to_le_bytes());
+            buf.extend_from_slice(&len.to_le_bytes());
+            buf.extend_from_slice(&e.stamp.dev.to_le_bytes());
+            buf.extend_from_slice(&e.stamp.ino.to_le_bytes());
+            buf.extend_from_slice(&e.stamp.size.to_le_bytes());
+            buf.extend_from_slice(&e.stamp.mtime_ns.to_le_bytes());
+            buf.extend_from_slice(&e.stamp.ctime_ns.to_le_bytes());
+            buf.extend_from_slice(&e.sha256);
+        }
+        for cell in &table {
+            buf.extend_from_slice(&cell.to_le_bytes());
+        }
+        let sum = checksum(&buf);
+        buf.extend_from_slice(&sum.to_le_bytes());
+        Map::parse(buf, scope).expect("a freshly built image is valid")
+    }
+
+    /// Check an image: checksum, version, scope and section sizes. `None` if invalid.
+    pub(crate) fn parse(buf: Vec<u8>, scope: &[u8]) -> Option<Map> {
+        let body = buf.len().checked_sub(8)?;
+        if checksum(&buf[..body]).to_le_bytes() != buf[body..] {
+            return None;
+        }
+        let header = MAGIC.len() + 8;
+        if body < header || &buf[..8] != MAGIC || u32_at(&buf, 8) != VERSION {
+            return None;
+        }
+        let scope_len = u32_at(&buf, 12) as usize;
+        let fields = header.checked_add(scope_len)?;
+        if body < fields.checked_add(24)? || &buf[header..fields] != scope {
+            return None;
+        }
+        let count = usize::try_from(u64_at(&buf, fields)).ok()?;
+        let names_len = usize::try_from(u64_at(&buf, fields + 8)).ok()?;
+        let cells = usize::try_from(u64_at(&buf, fields + 16)).ok()?;
+        let names_at = fields + 24;
+        let records_at = names_at.checked_add(names_len)?;
+        let table_at = records_at.checked_add(count.checked_mul(RECORD)?)?;
+        if table_at.checked_add(cells.checked_mul(4)?)? != body
+            || !cells.is_power_of_two()
+            || cells <= count
+            || count >= EMPTY as usize
+        {
+            return None;
+        }
+        Some(Map {
+            buf,
+            count,
+            names_at,
+            names_len,
+            records_at,
+            table_at,
+            cells,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.count
     }
 
-    fn name(&self, slot: &Slot) -> &str {
-        &self.names[slot.off as usize..(slot.off + slot.len) as usize]
+    /// The file image.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
     }
 
-    /// The slot holding `key`, or the free cell where it would go.
-    fn find(&self, key: &str) -> std::result::Result<usize, usize> {
-        let mask = self.table.len() - 1;
-        let mut i = key_hash(key.as_bytes()) as usize & mask;
-        loop {
-            match self.table[i] {
-                EMPTY => return Err(i),
-                s if self.name(&self.slots[s as usize]) == key => return Ok(s as usize),
-                _ => i = (i + 1) & mask,
-            }
-        }
+    /// Name bytes and entry of record `i` (`None` if the record points outside the names).
+    fn record(&self, i: usize) -> Option<(&[u8], Entry)> {
+        let at = self.records_at + i * RECORD;
+        let r = &self.buf[at..at + RECORD];
+        let (off, len) = (u32_at(r, 0) as usize, u32_at(r, 4) as usize);
+        let name = self.buf[self.names_at..self.names_at + self.names_len].get(off..off.checked_add(len)?)?;
+        let stamp = Stamp {
+            dev: u64_at(r, 8),
+            ino: u64_at(r, 16),
+            size: u64_at(r, 24),
+            mtime_ns: u64_at(r, 32) as i64,
+            ctime_ns: u64_at(r, 40) as i64,
+        };
+        Some((
+            name,
+            Entry {
+                stamp,
+                sha256: r[48..80].try_into().unwrap(),
+            },
+        ))
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&Entry> {
-        if self.table.is_empty() {
+    pub(crate) fn get(&self, key: &str) -> Option<Entry> {
+        if self.cells == 0 {
             return None;
         }
-        self.find(key).ok().map(|s| &self.slots[s].entry)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
-        self.find(key).ok().map(|s| &mut self.slots[s].entry)
-    }
-
-    /// Insert or replace.
-    pub(crate) fn insert(&mut self, key: &str, entry: Entry) {
-        if (self.slots.len() + 1) * 2 > self.table.len() {
-            self.resize((self.table.len() * 2).max(16));
-        }
-        match self.find(key) {
-            Ok(s) => self.slots[s].entry = entry,
-            Err(cell) => {
-                let off = self.names.len() as u32;
-                self.names.push_str(key);
-                self.table[cell] = self.slots.len() as u32;
-                self.slots.push(Slot {
-                    off,
-                    len: key.len() as u32,
-                    entry,
-                });
+        let mask = self.cells - 1;
+        let mut cell = key_hash(key.as_bytes()) as usize & mask;
+        // At most `cells` probes, whatever the table holds.
+        for _ in 0..self.cells {
+            let r = u32_at(&self.buf, self.table_at + cell * 4);
+            if r == EMPTY {
+                return None;
             }
+            if (r as usize) < self.count {
+                if let Some((name, entry)) = self.record(r as usize) {
+                    if name == key.as_bytes() {
+                        return Some(entry);
+                    }
+                }
+            }
+            cell = (cell + 1) & mask;
         }
+        None
     }
 
-    fn resize(&mut self, cells: usize) {
-        self.table = vec![EMPTY; cells];
-        for s in 0..self.slots.len() {
-            let Err(cell) = self.find(self.name(&self.slots[s])) else {
-                unreachable!("duplicate key")
-            };
-            self.table[cell] = s as u32;
-        }
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
-        self.slots.iter().map(|s| (self.name(s), &s.entry))
+    /// The entries (records whose name is not valid UTF-8 are skipped).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, Entry)> {
+        (0..self.count).filter_map(|i| {
+            let (name, entry) = self.record(i)?;
+            Some((std::str::from_utf8(name).ok()?, entry))
+        })
     }
 }
 
@@ -254,12 +393,18 @@ pub(crate) struct Outcome {
     pub known: usize,
     /// Entries stored by this call.
     pub fresh: Vec<(String, Entry)>,
+    /// Files whose digest came from the cache.
+    pub hits: u64,
+    /// Files read and hashed.
+    pub hashed: u64,
 }
 
 impl Outcome {
     pub(crate) fn absorb(&mut self, other: Outcome) {
         self.known += other.known;
         self.fresh.extend(other.fresh);
+        self.hits += other.hits;
+        self.hashed += other.hashed;
     }
 }
 
@@ -311,34 +456,35 @@ impl DigestCache {
         outcome: Outcome,
         mode: Commit,
     ) {
+        self.stats.hits.fetch_add(outcome.hits, Ordering::Relaxed);
+        self.stats.hashed.fetch_add(outcome.hashed, Ordering::Relaxed);
+        self.stats
+            .stored
+            .fetch_add(outcome.fresh.len() as u64, Ordering::Relaxed);
         let changed = !outcome.fresh.is_empty() || (mode == Commit::Replace && outcome.known != old.len());
         if !changed {
             return;
         }
-        let mut map = match mode {
+        let map = match mode {
+            // Entries of files still present are kept even when they missed: a lookup checks the
+            // stamp, so an outdated entry is only useless, never wrong.
             Commit::Replace => {
-                // Entries of files still present are kept even when they missed: a lookup checks
-                // the stamp, so an outdated entry is only useless, never wrong.
-                let mut map = Map::with_capacity(outcome.known + outcome.fresh.len(), 0);
-                for key in present {
-                    if let Some(e) = old.get(key) {
-                        map.insert(key, *e);
-                    }
-                }
-                map
+                let kept: Vec<(&str, Entry)> = present.filter_map(|k| Some((k, old.get(k)?))).collect();
+                let fresh = outcome.fresh.iter().map(|(k, e)| (k.as_str(), *e));
+                Map::build(scope, kept.into_iter().chain(fresh))
             }
-            Commit::Merge => old.clone(),
+            Commit::Merge => {
+                let fresh = outcome.fresh.iter().map(|(k, e)| (k.as_str(), *e));
+                Map::build(scope, old.iter().chain(fresh))
+            }
         };
-        for (key, entry) in &outcome.fresh {
-            map.insert(key, *entry);
-        }
         let map = Arc::new(map);
         self.scopes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(scope.to_vec(), map.clone());
         if let Some(file) = self.file_for(scope) {
-            if save(&file, scope, &map).is_ok() {
+            if save(&file, map.bytes()).is_ok() {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -351,153 +497,14 @@ impl DigestCache {
     }
 }
 
-/// Checksum of the persistent file: detects truncation and corruption (not tampering: whoever
-/// can write the cache folder can write the sources). Four independent multiply-rotate lanes;
-/// each step is a bijection of the lane, so any single changed 8-byte word changes the result.
-fn checksum(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(31);
-    let mut lanes = [
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    ];
-    let mut blocks = bytes.chunks_exact(32);
-    for block in &mut blocks {
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            *lane = step(
-                *lane,
-                u64::from_le_bytes(block[i * 8..i * 8 + 8].try_into().unwrap()),
-            );
-        }
-    }
-    let mut h = step(0, bytes.len() as u64);
-    for lane in lanes {
-        h = step(h, lane);
-    }
-    for b in blocks.remainder() {
-        h = step(h, u64::from(*b));
-    }
-    h ^ (h >> 32)
-}
-
-/// Serialize the entries of a scope:
-///
-/// ```text
-/// "ISDIGEST" version:u32 scope_len:u32 scope count:u64 names_len:u64 names
-/// count × (off:u32 len:u32 dev:u64 ino:u64 size:u64 mtime_ns:i64 ctime_ns:i64 sha256:[32])
-/// checksum:u64                                   (all integers little-endian)
-/// ```
-pub(crate) fn encode(scope: &[u8], map: &Map) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40 + scope.len() + map.names.len() + map.len() * RECORD + 8);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(scope.len() as u32).to_le_bytes());
-    out.extend_from_slice(scope);
-    out.extend_from_slice(&(map.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(map.names.len() as u64).to_le_bytes());
-    out.extend_from_slice(map.names.as_bytes());
-    for s in &map.slots {
-        let e = &s.entry;
-        out.extend_from_slice(&s.off.to_le_bytes());
-        out.extend_from_slice(&s.len.to_le_bytes());
-        out.extend_from_slice(&e.stamp.dev.to_le_bytes());
-        out.extend_from_slice(&e.stamp.ino.to_le_bytes());
-        out.extend_from_slice(&e.stamp.size.to_le_bytes());
-        out.extend_from_slice(&e.stamp.mtime_ns.to_le_bytes());
-        out.extend_from_slice(&e.stamp.ctime_ns.to_le_bytes());
-        out.extend_from_slice(&e.sha256);
-    }
-    let sum = checksum(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
-    out
-}
-
-/// Bytes of one record.
-const RECORD: usize = 8 + 5 * 8 + 32;
-
-/// Parse a persistent file; `None` if it is not a valid file of this version for this scope.
-pub(crate) fn decode(bytes: &[u8], scope: &[u8]) -> Option<Map> {
-    let body_len = bytes.len().checked_sub(8)?;
-    let (body, sum) = bytes.split_at(body_len);
-    if checksum(body).to_le_bytes() != sum {
-        return None;
-    }
-    let mut r = Reader { buf: body };
-    if r.take(8)? != MAGIC || r.u32()? != VERSION {
-        return None;
-    }
-    let scope_len = r.u32()? as usize;
-    if r.take(scope_len)? != scope {
-        return None;
-    }
-    let count = usize::try_from(r.u64()?).ok()?;
-    let names_len = usize::try_from(r.u64()?).ok()?;
-    let names = std::str::from_utf8(r.take(names_len)?).ok()?;
-    if names_len > u32::MAX as usize || r.buf.len() != count.checked_mul(RECORD)? {
-        return None;
-    }
-    let mut map = Map::with_capacity(count, 0);
-    map.names = names.to_string();
-    for record in r.buf.chunks_exact(RECORD) {
-        let word = |i: usize| u64::from_le_bytes(record[8 + i * 8..16 + i * 8].try_into().unwrap());
-        let off = u32::from_le_bytes(record[0..4].try_into().unwrap());
-        let len = u32::from_le_bytes(record[4..8].try_into().unwrap());
-        let (start, end) = (off as usize, off as usize + len as usize);
-        if end > names.len() || !names.is_char_boundary(start) || !names.is_char_boundary(end) {
-            return None;
-        }
-        let stamp = Stamp {
-            dev: word(0),
-            ino: word(1),
-            size: word(2),
-            mtime_ns: word(3) as i64,
-            ctime_ns: word(4) as i64,
-        };
-        let sha256: [u8; 32] = record[48..80].try_into().unwrap();
-        let entry = Entry { stamp, sha256 };
-        match map.find(&names[start..end]) {
-            Ok(s) => map.slots[s].entry = entry,
-            Err(cell) => {
-                map.table[cell] = map.slots.len() as u32;
-                map.slots.push(Slot { off, len, entry });
-            }
-        }
-    }
-    Some(map)
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.buf.len() < n {
-            return None;
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Some(head)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-}
-
 fn load(file: &Path, scope: &[u8]) -> Option<Map> {
-    let bytes = std::fs::read(file).ok()?;
-    decode(&bytes, scope)
+    Map::parse(std::fs::read(file).ok()?, scope)
 }
 
 /// Makes the temporary file names of concurrent writers in one process distinct.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn save(file: &Path, scope: &[u8], map: &Map) -> std::io::Result<()> {
+fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
     std::fs::create_dir_all(dir)?;
     let name = file.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
@@ -507,7 +514,7 @@ fn save(file: &Path, scope: &[u8], map: &Map) -> std::io::Result<()> {
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = std::fs::write(&tmp, encode(scope, map)).and_then(|()| std::fs::rename(&tmp, file));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -328,11 +328,11 @@ impl<'a> Worker<'a> {
     fn regular(&mut self, abs: &Path, key: &str, md: &Metadata) -> Result<FileKind> {
         let executable = is_executable(md);
         let stamp = Stamp::of(md);
-        if let (Some((cache, map)), Some(stamp)) = (self.cache, stamp) {
+        if let (Some((_, map)), Some(stamp)) = (self.cache, stamp) {
             if let Some(entry) = map.get(key) {
                 self.outcome.known += 1;
                 if entry.stamp == stamp {
-                    cache.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    self.outcome.hits += 1;
                     return Ok(FileKind::Regular {
                         executable,
                         sha256: entry.sha256,
@@ -345,9 +345,8 @@ impl<'a> Worker<'a> {
             .hash_file(abs)
             .map_err(|e| Error::source(self.field, abs, format!("cannot read: {e}")))?;
         if let (Some((cache, _)), Some(stamp)) = (self.cache, stamp) {
-            cache.stats.hashed.fetch_add(1, Ordering::Relaxed);
+            self.outcome.hashed += 1;
             if stamp.storable(read_start, cache.min_age_ns) {
-                cache.stats.stored.fetch_add(1, Ordering::Relaxed);
                 self.outcome
                     .fresh
                     .push((key.to_string(), Entry { stamp, sha256 }));

@@ -753,9 +753,19 @@ fn cache_hit_does_not_read_the_file() {
     hash_all_with(t.path(), FIELD, Some(&cache)).unwrap();
     let scope = scope_of_folder(&std::path::absolute(t.path()).unwrap());
     let file = cache.file_for(&scope).unwrap();
-    let mut map = cache::decode(&fs::read(&file).unwrap(), &scope).unwrap();
-    map.get_mut("a").unwrap().sha256 = [7; 32];
-    fs::write(&file, cache::encode(&scope, &map)).unwrap();
+    let map = Map::parse(fs::read(&file).unwrap(), &scope).unwrap();
+    let forged = map.iter().map(|(k, e)| {
+        (
+            k,
+            if k == "a" {
+                Entry { sha256: [7; 32], ..e }
+            } else {
+                e
+            },
+        )
+    });
+    let tampered = Map::build(&scope, forged);
+    fs::write(&file, tampered.bytes()).unwrap();
     let fresh = test_cache(cache_dir.path(), Duration::ZERO);
     assert_eq!(
         regular(&hash_all_with(t.path(), FIELD, Some(&fresh)).unwrap(), "a").1,
@@ -829,11 +839,12 @@ fn cache_ignores_corrupt_or_foreign_files() {
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 1;
-    let mut other_version = good[..good.len() - 32].to_vec();
+    let mut other_version = good[..good.len() - 8].to_vec();
     other_version[8] = 99;
-    let sum = Sha256::digest(&other_version);
-    other_version.extend_from_slice(&sum);
-    let foreign = cache::encode(b"/some/other/root", &cache::decode(&good, &scope).unwrap());
+    let sum = cache::checksum(&other_version);
+    other_version.extend_from_slice(&sum.to_le_bytes());
+    let parsed = Map::parse(good.clone(), &scope).unwrap();
+    let foreign = Map::build(b"/some/other/root", parsed.iter()).bytes().to_vec();
     for bad in [
         flipped,
         other_version,
@@ -913,31 +924,91 @@ fn cache_is_used_by_listed_and_path_modes() {
 
 #[test]
 fn cache_format_round_trip_and_load_speed() {
-    let mut map = Map::default();
-    for i in 0..50_000u64 {
-        let stamp = Stamp {
-            dev: 1,
-            ino: i,
-            size: i * 3,
-            mtime_ns: i as i64 * 1000,
-            ctime_ns: -(i as i64),
-        };
-        map.insert(
-            &format!("pkg/sub_{:03}/mod_{i:05}.py", i % 300),
-            Entry {
-                stamp,
-                sha256: [i as u8; 32],
-            },
-        );
-    }
+    let entries: Vec<(String, Entry)> = (0..50_000u64)
+        .map(|i| {
+            let stamp = Stamp {
+                dev: 1,
+                ino: i,
+                size: i * 3,
+                mtime_ns: i as i64 * 1000,
+                ctime_ns: -(i as i64),
+            };
+            (
+                format!("pkg/sub_{:03}/mod_{i:05}.py", i % 300),
+                Entry {
+                    stamp,
+                    sha256: [i as u8; 32],
+                },
+            )
+        })
+        .collect();
+    let map = Map::build(b"/root", entries.iter().map(|(k, e)| (k.as_str(), *e)));
     assert_eq!(map.len(), 50_000);
-    let bytes = cache::encode(b"/root", &map);
+    for (k, e) in &entries {
+        assert_eq!(map.get(k), Some(*e));
+    }
+    assert_eq!(map.get("pkg/sub_000/mod_00000.p"), None);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("f"), map.bytes()).unwrap();
     let start = Instant::now();
-    let back = cache::decode(&bytes, b"/root").unwrap();
+    let back = Map::parse(fs::read(dir.path().join("f")).unwrap(), b"/root").unwrap();
     let took = start.elapsed();
     assert_eq!(back, map);
-    assert!(cache::decode(&bytes, b"/other").is_none());
-    eprintln!("decode of 50,000 entries ({} bytes): {took:?}", bytes.len());
+    assert!(Map::parse(map.bytes().to_vec(), b"/other").is_none());
+    eprintln!(
+        "read + parse of 50,000 entries ({} bytes): {took:?}",
+        map.bytes().len()
+    );
+
+    // Later entries win; an empty map is valid.
+    let twice = Map::build(
+        b"/r",
+        [("a", entries[0].1), ("b", entries[1].1), ("a", entries[2].1)],
+    );
+    assert_eq!((twice.len(), twice.get("a")), (2, Some(entries[2].1)));
+    assert_eq!(Map::build(b"/r", []).get("a"), None);
+}
+
+#[test]
+fn damaged_table_gives_misses_not_wrong_entries() {
+    let e = |i: u8| Entry {
+        stamp: Stamp {
+            dev: 0,
+            ino: i as u64,
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+        },
+        sha256: [i; 32],
+    };
+    let map = Map::build(
+        b"/r",
+        (0..10u8).map(|i| {
+            (
+                ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"][i as usize],
+                e(i),
+            )
+        }),
+    );
+    let table_len = 16 * 4;
+    let body = map.bytes().len() - 8;
+    for fill in [0u8, 3, 0xff, 0x7f] {
+        // Every cell points at the same record (or nowhere), with a valid checksum.
+        let mut bytes = map.bytes()[..body].to_vec();
+        for b in &mut bytes[body - table_len..] {
+            *b = fill;
+        }
+        let sum = cache::checksum(&bytes);
+        bytes.extend_from_slice(&sum.to_le_bytes());
+        let damaged = Map::parse(bytes, b"/r").unwrap();
+        for (i, k) in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "zz"]
+            .iter()
+            .enumerate()
+        {
+            let got = damaged.get(k);
+            assert!(got.is_none() || got == Some(e(i as u8)), "{k}: {got:?}");
+        }
+    }
 }
 
 #[test]
@@ -984,6 +1055,23 @@ fn bench() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
+    // IMAGESPEC_BENCH_ONLY=cold|warm: only that run, repeated (for profiling).
+    match std::env::var("IMAGESPEC_BENCH_ONLY").as_deref() {
+        Ok("cold") => {
+            for _ in 0..reps {
+                hash_all_with(&tree, FIELD, None).unwrap();
+            }
+            return;
+        }
+        Ok("warm") => {
+            let warm = DigestCache::new(None);
+            for _ in 0..=reps {
+                hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
+            }
+            return;
+        }
+        _ => {}
+    }
     let time = |label: &str, f: &mut dyn FnMut() -> usize| {
         let mut runs = Vec::new();
         let mut n = 0;
@@ -999,6 +1087,20 @@ fn bench() {
             runs[0]
         );
     };
+
+    // The floor: sha256 from memory (no I/O), on one and on all threads.
+    let data = vec![0x5au8; 64 << 20];
+    for threads in [1, walk::threads()] {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| Sha256::digest(&data));
+            }
+        });
+        let rate = (threads * data.len()) as f64 / start.elapsed().as_secs_f64() / 1e9;
+        eprintln!("sha256 from memory, {threads} thread(s): {rate:.2} GB/s in total");
+    }
+    drop(data);
 
     time("git ls-files -co --exclude-standard", &mut || {
         let out = std::process::Command::new("git")
@@ -1053,8 +1155,22 @@ fn bench() {
     let scope = scope_of_folder(&std::path::absolute(&tree).unwrap());
     let file = warm.file_for(&scope).unwrap();
     time("load persistent cache file", &mut || {
-        cache::decode(&fs::read(&file).unwrap(), &scope).unwrap().len()
+        Map::parse(fs::read(&file).unwrap(), &scope).unwrap().len()
     });
+
+    // The alternative design: walk first, then hash the collected files on scoped threads.
+    let jobs: Vec<(PathBuf, String, fs::Metadata)> = files
+        .iter()
+        .map(|f| {
+            let abs = tree.join(&f.path);
+            let md = fs::symlink_metadata(&abs).unwrap();
+            (abs, f.path.clone(), md)
+        })
+        .collect();
+    time(
+        "hashing phase alone (collected files, scoped threads)",
+        &mut || hash_jobs(&jobs, FIELD, None).unwrap().0.len(),
+    );
 
     let modules: Vec<PathBuf> = fs::read_to_string(tree.join("app/workflows.py"))
         .unwrap_or_default()
@@ -1073,41 +1189,167 @@ fn bench() {
     });
 }
 
-#[test]
-#[ignore]
-fn bench_warm_tmp() {
-    let tree = PathBuf::from(std::env::var_os("IMAGESPEC_BENCH_TREE").unwrap());
-    let cache_dir = tempfile::tempdir().unwrap();
-    let warm = test_cache(cache_dir.path(), cache::MIN_AGE);
-    hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
-    for _ in 0..20 {
-        let start = Instant::now();
-        hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
-        eprintln!("{:?}", start.elapsed());
-    }
-}
+// ---------------------------------------------------------------- random trees
 
-#[test]
-#[ignore]
-fn bench_sha_tmp() {
-    let data = vec![7u8; 256 << 20];
-    for threads in [1, 2] {
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    let mut h = Sha256::new();
-                    for c in data.chunks(1 << 20) {
-                        h.update(c);
-                    }
-                    h.finalize()
-                });
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMES: &[&str] = &["a", "b", "c.log", "d.py", "build", "x.tmp", "keep.log"];
+    const GIT_LINES: &[&str] = &[
+        "*.log",
+        "!c.log",
+        "build/",
+        "/a",
+        "b/",
+        "**/x.tmp",
+        "a/**/d.py",
+        "!build/",
+        "b",
+        "!a",
+        "*.py",
+        "!keep.log",
+        "a/b",
+        "/b/*",
+        "!d.py",
+        "**/a/c.log",
+    ];
+    const DOCKER_LINES: &[&str] = &[
+        "*.log",
+        "a",
+        "!a/b",
+        "**/build",
+        "!**/d.py",
+        "b/c.log",
+        "!b",
+        "a/*/x.tmp",
+        "**",
+        "!build/**",
+    ];
+
+    /// A tree: files at paths made of NAMES (a name is a file or, if it has children, a folder),
+    /// `.gitignore` files in some folders, maybe a root `.dockerignore`.
+    #[derive(Debug, Clone)]
+    struct Tree {
+        files: Vec<Vec<usize>>,
+        gitignores: Vec<(Vec<usize>, Vec<usize>)>,
+        docker: Option<Vec<usize>>,
+    }
+
+    fn tree_strategy(docker: bool) -> impl Strategy<Value = Tree> {
+        let path = prop::collection::vec(0..NAMES.len(), 1..4);
+        let files = prop::collection::vec(path, 1..25);
+        let dir = prop::collection::vec(0..NAMES.len(), 0..3);
+        let lines = prop::collection::vec(0..GIT_LINES.len(), 1..5);
+        let gitignores = prop::collection::vec((dir, lines), 0..4);
+        let docker_lines = prop::collection::vec(0..DOCKER_LINES.len(), 1..5);
+        let docker = if docker {
+            prop::option::of(docker_lines).boxed()
+        } else {
+            Just(None).boxed()
+        };
+        (files, gitignores, docker).prop_map(|(files, gitignores, docker)| Tree {
+            files,
+            gitignores,
+            docker,
+        })
+    }
+
+    fn rel(p: &[usize]) -> String {
+        p.iter().map(|i| NAMES[*i]).collect::<Vec<_>>().join("/")
+    }
+
+    /// Build the tree; paths that clash (a file where a folder is needed) are skipped.
+    fn build(t: &Tree) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // Longest first, so that folders exist before a shorter path would take the name as a file.
+        let mut files = t.files.clone();
+        files.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in &files {
+            let path = root.join(rel(p));
+            if fs::create_dir_all(path.parent().unwrap()).is_ok() && !path.exists() {
+                fs::write(&path, rel(p)).unwrap();
             }
-        });
-        let t = start.elapsed().as_secs_f64();
-        eprintln!(
-            "{threads} threads: {:.2} GB/s total",
-            (threads * data.len()) as f64 / t / 1e9
-        );
+        }
+        for (d, lines) in &t.gitignores {
+            let folder = root.join(rel(d));
+            if folder.is_dir() {
+                let text: Vec<&str> = lines.iter().map(|i| GIT_LINES[*i]).collect();
+                fs::write(folder.join(".gitignore"), text.join("\n") + "\n").unwrap();
+            }
+        }
+        if let Some(lines) = &t.docker {
+            let text: Vec<&str> = lines.iter().map(|i| DOCKER_LINES[*i]).collect();
+            fs::write(root.join(".dockerignore"), text.join("\n") + "\n").unwrap();
+        }
+        dir
+    }
+
+    /// What git itself selects (`git ls-files -co --exclude-standard`, no global configuration).
+    fn git_selection(root: &Path) -> Vec<String> {
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(root)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_TEMPLATE_DIR", "")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        git(&["init", "-q"]);
+        let listed = git(&[
+            "-c",
+            "core.excludesFile=/dev/null",
+            "ls-files",
+            "-co",
+            "--exclude-standard",
+        ]);
+        let mut paths: Vec<String> = listed.lines().map(str::to_string).collect();
+        paths.sort();
+        paths
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// `.gitignore` handling agrees with git.
+        #[test]
+        fn gitignore_agrees_with_git(t in tree_strategy(false)) {
+            let dir = build(&t);
+            let ours = paths(dir.path());
+            prop_assert_eq!(ours, git_selection(dir.path()));
+        }
+
+        /// `.dockerignore`: the walk (which prunes folders) keeps exactly the files whose own
+        /// last matching pattern (on the path or a parent) is not an exclusion.
+        #[test]
+        fn dockerignore_pruning_is_only_an_optimisation(t in tree_strategy(true)) {
+            let dir = build(&t);
+            let root = dir.path();
+            let with_docker = paths(root);
+            let Ok(text) = fs::read_to_string(root.join(".dockerignore")) else { return Ok(()) };
+            let docker = rules::DockerIgnore::parse(root, &text).unwrap();
+            fs::remove_file(root.join(".dockerignore")).unwrap();
+            let mut expected: Vec<String> = paths(root)
+                .into_iter()
+                .chain([".dockerignore".to_string()])
+                .filter(|p| !matches!(&docker, Some(d) if d.excluded(Path::new(p), false)))
+                .collect();
+            expected.sort();
+            prop_assert_eq!(with_docker, expected);
+        }
+
+        /// LOADED_MODULES mode decides every path as the walk does.
+        #[test]
+        fn listed_agrees_with_walk(t in tree_strategy(true)) {
+            let dir = build(&t);
+            let walked = all(dir.path());
+            let got = listed(dir.path(), &every_path(dir.path()));
+            prop_assert_eq!(got, walked);
+        }
     }
 }
