@@ -339,3 +339,24 @@ def test_rewrite_within_the_same_mtime_is_seen(project: Path) -> None:
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert os.stat(target).st_size == st.st_size
     assert spec.tag != first
+
+
+def test_loaded_modules_mode_does_not_import_lazy_modules(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "proj", {"wf.py": "", "lazy_mod.py": "raise RuntimeError('imported')\n"})
+    code = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        sys.path.insert(0, {str(root)!r})
+        import wf
+        spec = importlib.util.find_spec("lazy_mod")
+        loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["lazy_mod"] = module
+        loader.exec_module(module)
+        from imagespec import ImageSpec
+        spec = ImageSpec(source_root={str(root)!r}, source_copy_mode="LOADED_MODULES")
+        print(sorted(spec.tag_inputs()["files"]))
+        """
+    )
+    assert run_python(code, cwd=tmp_path) == "['source/lazy_mod.py', 'source/wf.py']"

@@ -6,9 +6,27 @@
 True
 """
 
+from typing import TYPE_CHECKING, Any
+
 from imagespec._core import ImageSpecError, RegistryError, SourceError, SpecError, __version__
-from imagespec._registry import ImageStatus, check
 from imagespec._spec import CopyFileDetection, ImageSpec
+
+if TYPE_CHECKING:
+    from imagespec._registry import ImageStatus, check
+
+# Loaded on first use, so that `import imagespec` stays fast for task code that never checks.
+_LAZY = {"ImageStatus": "imagespec._registry", "check": "imagespec._registry"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'imagespec' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "CopyFileDetection",

@@ -68,7 +68,11 @@ def _to_core_value(field: str, value: Any) -> Any:
 def _loaded_module_files() -> list[str]:
     files = []
     for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
+        # Read the instance dict directly: attribute access on a lazily loaded module would import it.
+        try:
+            path = object.__getattribute__(module, "__dict__").get("__file__")
+        except AttributeError:
+            continue
         if isinstance(path, str):
             files.append(path)
     return files
