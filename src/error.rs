@@ -33,6 +33,12 @@ pub enum Error {
     /// Never carries a credential.
     #[error("{0}")]
     Registry(String),
+
+    /// A build context or Dockerfile cannot be made as asked (an option the engine cannot honour,
+    /// a value a Dockerfile cannot hold, a file that changed while it was copied). Never carries a
+    /// secret.
+    #[error("{0}")]
+    Build(String),
 }
 
 impl Error {
@@ -51,11 +57,15 @@ impl Error {
         }
     }
 
+    pub fn build(message: impl Into<String>) -> Self {
+        Error::Build(message.into())
+    }
+
     /// The field this error is about, when there is one.
     pub fn field(&self) -> Option<&str> {
         match self {
             Error::Spec { field, .. } | Error::Source { field, .. } => Some(field),
-            Error::Yaml { .. } | Error::Reference(_) | Error::Registry(_) => None,
+            Error::Yaml { .. } | Error::Reference(_) | Error::Registry(_) | Error::Build(_) => None,
         }
     }
 }

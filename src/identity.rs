@@ -155,14 +155,29 @@ fn file_digest(f: &SourceFile) -> Digest {
     }
 }
 
-fn add_files(out: &mut BTreeMap<String, Digest>, prefix: &str, files: Vec<SourceFile>) {
+/// One file that goes into the image: its key in [`TagInputs::files`], where it is now, and the
+/// facts that were hashed. The build context copies exactly these files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelectedFile {
+    /// `requirements/<name>`, `source/<path>` or `copy/<path>`.
+    pub key: String,
+    /// The file on this machine (for a symlink, the link itself).
+    pub path: PathBuf,
+    pub file: SourceFile,
+}
+
+type Selection = BTreeMap<String, SelectedFile>;
+
+fn add_files(out: &mut Selection, prefix: &str, base: &Path, files: Vec<SourceFile>) {
     for f in files {
-        out.insert(format!("{prefix}/{}", f.path), file_digest(&f));
+        let key = format!("{prefix}/{}", f.path);
+        let path = base.join(&f.path);
+        out.insert(key.clone(), SelectedFile { key, path, file: f });
     }
 }
 
 /// Files of `requirements`: the file itself and, for lock files, the pyproject.toml they need.
-fn requirements_files(req: &Path, out: &mut BTreeMap<String, Digest>) -> Result<()> {
+fn requirements_files(req: &Path, out: &mut Selection) -> Result<()> {
     let field = "requirements";
     let name = file_name(req).ok_or_else(|| Error::source(field, req, "has no file name"))?;
     let dir = req.parent().unwrap_or(Path::new("/"));
@@ -171,7 +186,7 @@ fn requirements_files(req: &Path, out: &mut BTreeMap<String, Digest>) -> Result<
                    folder the spec was evaluated in)";
         return Err(Error::source(field, req, msg));
     }
-    add_files(out, field, source::hash_path(dir, name, field)?);
+    add_files(out, field, dir, source::hash_path(dir, name, field)?);
     if name == "uv.lock" || name == "poetry.lock" {
         let pyproject = dir.join("pyproject.toml");
         if !pyproject.is_file() {
@@ -181,12 +196,12 @@ fn requirements_files(req: &Path, out: &mut BTreeMap<String, Digest>) -> Result<
                 format!("{name} needs the pyproject.toml beside it"),
             ));
         }
-        add_files(out, field, source::hash_path(dir, "pyproject.toml", field)?);
+        add_files(out, field, dir, source::hash_path(dir, "pyproject.toml", field)?);
     }
     Ok(())
 }
 
-fn source_files(spec: &Spec, loaded: Option<&[PathBuf]>, out: &mut BTreeMap<String, Digest>) -> Result<()> {
+fn source_files(spec: &Spec, loaded: Option<&[PathBuf]>, out: &mut Selection) -> Result<()> {
     let Some(root) = &spec.source_root else {
         return Ok(());
     };
@@ -218,16 +233,14 @@ fn source_files(spec: &Spec, loaded: Option<&[PathBuf]>, out: &mut BTreeMap<Stri
             source::hash_listed(root, &listed, "source_root")?
         }
     };
-    add_files(out, "source", files);
+    add_files(out, "source", root, files);
     Ok(())
 }
 
-/// The tag and every input it is derived from. `loaded` lists the files of the modules imported
-/// now (for LOADED_MODULES mode); it is ignored in the other modes.
-pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> {
-    let fields = field_digests(spec);
-    let id_root = id_root_of(&fields);
-    let mut files = BTreeMap::new();
+/// Every file that goes into the image, by key: the files the tag hashes, and the only files a
+/// build context may contain. `loaded` is as for [`tag_inputs`].
+pub fn selected_files(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<Selection> {
+    let mut files = Selection::new();
     if let Some(req) = &spec.requirements {
         requirements_files(req, &mut files)?;
     }
@@ -236,9 +249,22 @@ pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> 
         add_files(
             &mut files,
             "copy",
+            &spec.copy_root,
             source::hash_path(&spec.copy_root, entry, "copy")?,
         );
     }
+    Ok(files)
+}
+
+/// The tag and every input it is derived from. `loaded` lists the files of the modules imported
+/// now (for LOADED_MODULES mode); it is ignored in the other modes.
+pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> {
+    let fields = field_digests(spec);
+    let id_root = id_root_of(&fields);
+    let files = selected_files(spec, loaded)?
+        .into_values()
+        .map(|f| (f.key, file_digest(&f.file)))
+        .collect();
     let base_image = match &spec.base_image {
         Some(BaseImage::Spec(base)) => Some(image_name(base, loaded)?),
         _ => None,

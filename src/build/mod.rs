@@ -1,0 +1,92 @@
+//! Build contexts: a Dockerfile and exactly the files it needs, for any Dockerfile engine.
+//!
+//! [`dockerfile`] renders the recipe of a spec (documented, layer by layer, in
+//! docs/image-layout.md); [`write_context`] writes it with the files the tag hashed into a fresh
+//! folder and says which build secrets the engine must pass. Both are deterministic: the same
+//! spec, files and options give the same bytes on every machine.
+//!
+//! Safety rules kept here, each tested in `tests.rs`:
+//! * no user string is ever part of a shell script: values reach `sh` as positional arguments of
+//!   a `RUN` in JSON exec form, so JSON escaping is the only quoting, and it cannot be escaped;
+//! * `ENV`/`LABEL` values are double-quoted with `\`, `"` and `$` escaped; a value with a line
+//!   break is refused (a Dockerfile cannot hold one there);
+//! * user file names never appear in the Dockerfile: files are copied folder by folder
+//!   (`copy/`, `source/`);
+//! * secrets (a CA bundle, index URLs with credentials, `pip_secret_mounts`) only ever reach a
+//!   `RUN --mount=type=secret`: never the Dockerfile text, the context, a layer or a label.
+
+mod checks;
+mod context;
+mod dockerfile;
+mod plan;
+mod scripts;
+#[cfg(all(test, unix))]
+mod tests;
+
+use std::path::PathBuf;
+
+pub use checks::check_requirement;
+pub use context::{write_context, BuildSecret, ContextManifest};
+pub use dockerfile::dockerfile;
+
+/// The secret ids the generated Dockerfile may mount; an engine passes each one listed in
+/// [`ContextManifest::secrets`] (`--secret id=ID,src=PATH`).
+pub const SECRET_CA: &str = "imagespec_ca";
+pub const SECRET_PIP_CONF: &str = "imagespec_pip_conf";
+pub const SECRET_PIP_ARGS: &str = "imagespec_pip_args";
+
+/// The id of `pip_secret_mounts[i]`.
+pub fn secret_mount_id(i: usize) -> String {
+    format!("imagespec_secret_{i}")
+}
+
+/// Where the virtualenv the image's Python packages go into lives.
+pub const VENV: &str = "/opt/venv";
+/// The uid of the image's non-root user (flytekit's images use 1000 too).
+pub const USER_UID: u32 = 1000;
+
+/// An extra CA bundle for the install steps.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CaBundle {
+    /// A PEM file, or a folder whose `*.pem`, `*.crt` and `*.cer` files are concatenated.
+    Path(PathBuf),
+    /// PEM text.
+    Pem(String),
+}
+
+impl CaBundle {
+    /// PEM text when `s` holds a certificate, else a path.
+    pub fn from_arg(s: &str) -> CaBundle {
+        if s.contains("-----BEGIN") {
+            CaBundle::Pem(s.to_owned())
+        } else {
+            CaBundle::Path(PathBuf::from(s))
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// A wheel of imagespec to install in the image; else `imagespec==<this version>` from the index.
+    pub imagespec_wheel: Option<PathBuf>,
+    pub ca_bundle: Option<CaBundle>,
+    /// Whether the engine runs BuildKit (secret, cache and bind mounts). Without it secrets are
+    /// refused and caches are lost.
+    pub buildkit: bool,
+    /// The engine's name, for the `dev.imagespec.engine` label only.
+    pub engine: String,
+    /// For LOADED_MODULES specs: the files of the modules imported now (as for the tag).
+    pub loaded_modules: Option<Vec<PathBuf>>,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            imagespec_wheel: None,
+            ca_bundle: None,
+            buildkit: true,
+            engine: "docker".to_owned(),
+            loaded_modules: None,
+        }
+    }
+}

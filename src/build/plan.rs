@@ -1,0 +1,265 @@
+//! Everything the Dockerfile and the context are derived from, checked once.
+
+use super::checks::{check_apt_package, check_conda_channel, check_conda_package, check_mount_target};
+use super::{check_requirement, secret_mount_id, BuildOptions};
+use crate::error::{Error, Result};
+use crate::identity::{self, SelectedFile};
+use crate::reference::Reference;
+use crate::spec::{strip_userinfo, BaseImage, Spec};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReqKind {
+    /// A plain requirements file: `pip install -r`.
+    Plain,
+    /// `uv.lock` + `pyproject.toml`: `uv export`, then `pip install -r` with hashes.
+    Uv,
+    /// `poetry.lock` + `pyproject.toml`: `poetry export`, then `pip install -r` with hashes.
+    Poetry,
+}
+
+/// Index settings and extra arguments for pip, split into what may be shown and what is secret.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Pip {
+    /// `pip_index` when it carries no credentials ("" if unset or secret).
+    pub index: String,
+    /// `pip_extra_index_url`, space-separated, when none carries credentials.
+    pub extra_index: String,
+    /// A pip config file holding the index URLs when any of them carries credentials.
+    pub conf_secret: Option<String>,
+    /// `pip_extra_args`, split like a shell would, when it carries no credentials.
+    pub args: Vec<String>,
+    /// The same, one per line, when it does.
+    pub args_secret: Option<String>,
+}
+
+/// One of `pip_secret_mounts`.
+#[derive(Clone, Debug)]
+pub(crate) struct SecretMount {
+    pub id: String,
+    /// As given (resolved against the spec's folder when the context is written).
+    pub source: String,
+    pub target: String,
+}
+
+pub(crate) struct Plan {
+    pub from: String,
+    pub id: String,
+    pub tag: String,
+    pub image: String,
+    pub selection: BTreeMap<String, SelectedFile>,
+    pub requirements: Option<ReqKind>,
+    /// The wheel's path and file name.
+    pub wheel: Option<(PathBuf, String)>,
+    pub pip: Pip,
+    pub secret_mounts: Vec<SecretMount>,
+    pub has_copy: bool,
+    pub has_source: bool,
+    /// `builder_config.commands_need_source`: copy the source before `commands`.
+    pub source_first: bool,
+}
+
+impl Plan {
+    pub fn new(spec: &Spec, options: &BuildOptions) -> Result<Plan> {
+        check_values(spec)?;
+        let from = base_of(spec, options)?;
+        let tags = identity::tag_inputs(spec, options.loaded_modules.as_deref())?;
+        let selection = identity::selected_files(spec, options.loaded_modules.as_deref())?;
+        let requirements = spec.requirements.as_deref().map(|p| {
+            match p.file_name().and_then(|n| n.to_str()) {
+                Some("uv.lock") => ReqKind::Uv,
+                Some("poetry.lock") => ReqKind::Poetry,
+                _ => ReqKind::Plain,
+            }
+        });
+        let wheel = options.imagespec_wheel.as_deref().map(wheel_of).transpose()?;
+        let pip = pip_of(spec)?;
+        let secret_mounts = spec
+            .pip_secret_mounts
+            .iter()
+            .enumerate()
+            .map(|(i, (source, target))| {
+                check_mount_target(&format!("pip_secret_mounts[{i}]"), target)?;
+                Ok(SecretMount {
+                    id: secret_mount_id(i),
+                    source: source.clone(),
+                    target: target.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let source_first = match spec.builder_config.get("commands_need_source") {
+            None => false,
+            Some(crate::value::Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(Error::spec(
+                    "builder_config.commands_need_source",
+                    "must be true or false",
+                ))
+            }
+        };
+        let plan = Plan {
+            from,
+            image: format!("{}:{}", spec.repository(), tags.tag),
+            id: tags.id,
+            tag: tags.tag,
+            has_copy: selection.keys().any(|k| k.starts_with("copy/")),
+            has_source: selection.keys().any(|k| k.starts_with("source/")),
+            selection,
+            requirements,
+            wheel,
+            pip,
+            secret_mounts,
+            source_first,
+        };
+        if !options.buildkit {
+            plan.refuse_secrets_without_buildkit(options)?;
+        }
+        Ok(plan)
+    }
+
+    fn refuse_secrets_without_buildkit(&self, options: &BuildOptions) -> Result<()> {
+        let what = if options.ca_bundle.is_some() {
+            Some("an extra CA bundle")
+        } else if !self.secret_mounts.is_empty() {
+            Some("pip_secret_mounts")
+        } else if self.pip.conf_secret.is_some() || self.pip.args_secret.is_some() {
+            Some("index URLs with credentials")
+        } else {
+            None
+        };
+        match what {
+            Some(what) => Err(Error::build(format!(
+                "{what} can only reach a build as a BuildKit secret, and the engine {:?} has no BuildKit; \
+                 use an engine with BuildKit (docker with BuildKit or buildx, buildah, podman) rather than \
+                 baking secrets into the image",
+                options.engine
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the context has an `imagespec/` folder (requirements files or a wheel).
+    pub fn has_imagespec_dir(&self) -> bool {
+        self.requirements.is_some() || self.wheel.is_some()
+    }
+}
+
+fn check_values(spec: &Spec) -> Result<()> {
+    for (field, items) in [("packages", &spec.packages), ("runtime_packages", &spec.runtime_packages)] {
+        for (i, p) in items.iter().enumerate() {
+            check_requirement(&format!("{field}[{i}]"), p)?;
+        }
+    }
+    for (i, p) in spec.apt_packages.iter().enumerate() {
+        check_apt_package(&format!("apt_packages[{i}]"), p)?;
+    }
+    for (i, p) in spec.conda_packages.iter().enumerate() {
+        check_conda_package(&format!("conda_packages[{i}]"), p)?;
+    }
+    for (i, c) in spec.conda_channels.iter().enumerate() {
+        check_conda_channel(&format!("conda_channels[{i}]"), c)?;
+    }
+    if !spec.conda_channels.is_empty() && spec.conda_packages.is_empty() {
+        return Err(Error::spec(
+            "conda_channels",
+            "is set without conda_packages; add the packages to install from them",
+        ));
+    }
+    for (k, v) in &spec.env {
+        if k == crate::build::dockerfile::IMAGE_ID_VAR {
+            return Err(Error::spec(
+                "env",
+                "_F_IMG_ID is set by imagespec to the spec's id; remove it",
+            ));
+        }
+        if v.contains(['\n', '\r']) {
+            return Err(Error::spec(
+                format!("env[{k:?}]"),
+                "contains a line break, which a Dockerfile ENV value cannot hold; remove it",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `FROM` reference: the base spec's full name, the base image as given, or the default.
+fn base_of(spec: &Spec, options: &BuildOptions) -> Result<String> {
+    let from = match &spec.base_image {
+        Some(BaseImage::Spec(base)) => identity::image_name(base, options.loaded_modules.as_deref())?,
+        Some(BaseImage::Name(name)) => name.clone(),
+        None => {
+            if spec.cuda.is_some() || spec.cudnn.is_some() {
+                return Err(Error::spec(
+                    if spec.cuda.is_some() { "cuda" } else { "cudnn" },
+                    "no default CUDA base image is chosen for you: set base_image to a CUDA image that has \
+                     Python (e.g. an nvidia/cuda runtime image with apt_packages=['python3', 'python3-venv']), \
+                     or install CUDA libraries from PyPI (torch and jax wheels bring their own)",
+                ));
+            }
+            let version = spec.python_version.as_deref().unwrap_or("3");
+            format!("python:{version}-slim")
+        }
+    };
+    // The strict reference grammar keeps quotes, '$' and spaces out of the FROM line.
+    Reference::parse(&from).map_err(|e| Error::spec("base_image", e.to_string()))?;
+    Ok(from)
+}
+
+fn wheel_of(path: &Path) -> Result<(PathBuf, String)> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let ok = name.starts_with("imagespec-")
+        && name.ends_with(".whl")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+    if !ok {
+        return Err(Error::build(format!(
+            "imagespec_wheel: {:?} is not an imagespec wheel file name (imagespec-<version>-<tags>.whl)",
+            path.display()
+        )));
+    }
+    if !path.is_file() {
+        return Err(Error::source("imagespec_wheel", path, "does not exist or is not a file"));
+    }
+    Ok((path.to_path_buf(), name.to_owned()))
+}
+
+fn has_userinfo(s: &str) -> bool {
+    strip_userinfo(s) != s
+}
+
+fn pip_of(spec: &Spec) -> Result<Pip> {
+    let mut pip = Pip::default();
+    let urls_secret = spec.pip_index.as_deref().is_some_and(has_userinfo)
+        || spec.pip_extra_index_url.iter().any(|u| has_userinfo(u));
+    let extra = spec.pip_extra_index_url.join(" ");
+    if urls_secret {
+        let mut conf = String::from("[global]\n");
+        if let Some(index) = &spec.pip_index {
+            conf.push_str(&format!("index-url = {index}\n"));
+        }
+        if !extra.is_empty() {
+            conf.push_str(&format!("extra-index-url = {extra}\n"));
+        }
+        pip.conf_secret = Some(conf);
+    } else {
+        pip.index = spec.pip_index.clone().unwrap_or_default();
+        pip.extra_index = extra;
+    }
+    if let Some(args) = &spec.pip_extra_args {
+        let split = shlex::split(args).ok_or_else(|| {
+            Error::spec(
+                "pip_extra_args",
+                format!(
+                    "{:?} has an unclosed quote or a trailing backslash",
+                    crate::spec::redact_userinfo(args)
+                ),
+            )
+        })?;
+        if has_userinfo(args) {
+            pip.args_secret = Some(split.iter().map(|a| format!("{a}\n")).collect());
+        } else {
+            pip.args = split;
+        }
+    }
+    Ok(pip)
+}
