@@ -166,7 +166,7 @@ pub struct SelectedFile {
     pub file: SourceFile,
 }
 
-type Selection = BTreeMap<String, SelectedFile>;
+pub type Selection = BTreeMap<String, SelectedFile>;
 
 fn add_files(out: &mut Selection, prefix: &str, base: &Path, files: Vec<SourceFile>) {
     for f in files {
@@ -259,11 +259,16 @@ pub fn selected_files(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<Selecti
 /// The tag and every input it is derived from. `loaded` lists the files of the modules imported
 /// now (for LOADED_MODULES mode); it is ignored in the other modes.
 pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> {
+    tag_inputs_of(spec, loaded, &selected_files(spec, loaded)?)
+}
+
+/// [`tag_inputs`] from the spec's [`selected_files`], read once by a caller that needs both.
+pub fn tag_inputs_of(spec: &Spec, loaded: Option<&[PathBuf]>, selection: &Selection) -> Result<TagInputs> {
     let fields = field_digests(spec);
     let id_root = id_root_of(&fields);
-    let files = selected_files(spec, loaded)?
-        .into_values()
-        .map(|f| (f.key, file_digest(&f.file)))
+    let files = selection
+        .values()
+        .map(|f| (f.key.clone(), file_digest(&f.file)))
         .collect();
     let base_image = match &spec.base_image {
         Some(BaseImage::Spec(base)) => Some(image_name(base, loaded)?),

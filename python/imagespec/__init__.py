@@ -8,14 +8,21 @@ True
 
 from typing import TYPE_CHECKING, Any
 
-from imagespec._core import ImageSpecError, RegistryError, SourceError, SpecError, __version__
+from imagespec._core import BuildError, ImageSpecError, RegistryError, SourceError, SpecError, __version__
 from imagespec._spec import CopyFileDetection, ImageSpec
 
 if TYPE_CHECKING:
+    from imagespec._build import BuildContext, BuildSecret, write_context
     from imagespec._registry import ImageStatus, check
 
 # Loaded on first use, so that `import imagespec` stays fast for task code that never checks.
-_LAZY = {"ImageStatus": "imagespec._registry", "check": "imagespec._registry"}
+_LAZY = {
+    "ImageStatus": "imagespec._registry",
+    "check": "imagespec._registry",
+    "BuildContext": "imagespec._build",
+    "BuildSecret": "imagespec._build",
+    "write_context": "imagespec._build",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -28,7 +35,11 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
+
 __all__ = [
+    "BuildContext",
+    "BuildError",
+    "BuildSecret",
     "CopyFileDetection",
     "ImageSpec",
     "ImageSpecError",
@@ -38,4 +49,5 @@ __all__ = [
     "SpecError",
     "__version__",
     "check",
+    "write_context",
 ]

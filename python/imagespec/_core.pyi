@@ -11,10 +11,13 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "SpecError",
     "SourceError",
     "RegistryError",
+    "BuildError",
     "check",
     "check_local",
     "Spec",
     "load_yaml",
+    "write_context",
+    "plan_context",
 ]
 
 __version__: Final[str]
@@ -40,6 +43,9 @@ class SourceError(ImageSpecError):
 
 class RegistryError(ImageSpecError):
     """A registry check could not be made: a malformed reference or an unusable option."""
+
+class BuildError(ImageSpecError):
+    """An image cannot be built as asked (an option the engine lacks, a value a Dockerfile cannot hold)."""
 
 def check(
     refs: list[str],
@@ -93,5 +99,37 @@ class Spec:
     def tag(self, loaded_modules: list[str] | None = None) -> str: ...
     def image_name(self, loaded_modules: list[str] | None = None) -> str: ...
     def tag_inputs(self, loaded_modules: list[str] | None = None) -> dict[str, Any]: ...
+    def dockerfile(
+        self,
+        *,
+        loaded_modules: list[str] | None = None,
+        imagespec_wheel: str | PathLike[str] | None = None,
+        ca_bundle: str | PathLike[str] | None = None,
+        buildkit: bool = True,
+        engine: str = "docker",
+    ) -> str:
+        """The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag."""
 
 def load_yaml(path: str | PathLike[str], *, python_version: str) -> Spec: ...
+def write_context(
+    spec: Spec,
+    dir: str | PathLike[str],
+    *,
+    loaded_modules: list[str] | None = None,
+    imagespec_wheel: str | PathLike[str] | None = None,
+    ca_bundle: str | PathLike[str] | None = None,
+    buildkit: bool = True,
+    engine: str = "docker",
+) -> dict[str, Any]:
+    """Writes the build context of `spec` into `dir` (created if missing; it must be empty)."""
+
+def plan_context(
+    spec: Spec,
+    *,
+    loaded_modules: list[str] | None = None,
+    imagespec_wheel: str | PathLike[str] | None = None,
+    ca_bundle: str | PathLike[str] | None = None,
+    buildkit: bool = True,
+    engine: str = "docker",
+) -> dict[str, Any]:
+    """The Dockerfile, file list and secret ids `write_context` would give, without writing anything."""

@@ -1,13 +1,14 @@
 """The `imagespec` command line.
 
 Exit codes: 0 success; 1 a spec, file or registry error (the message says which), or for `exists`
-an image that is missing or unknown; 2 bad usage.
+an image that is missing or unknown; 2 bad usage (and, for now, `build` without `--dry-run`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,64 @@ def _cmd_exists(args: argparse.Namespace) -> int:
     return 0 if all(r.status == "exists" for r in results) else EXIT_ERROR
 
 
+def _with_bases(specs: list[tuple[str, ImageSpec]]) -> list[tuple[str, ImageSpec]]:
+    """The specs and their base specs, each base before the images built on it, each image once."""
+    out: list[tuple[str, ImageSpec]] = []
+    seen: set[str] = set()
+
+    def visit(label: str, spec: ImageSpec) -> None:
+        base = spec.base_image
+        if isinstance(base, ImageSpec):
+            visit(f"{label}.base_image", base)
+        image = spec.image_name()
+        if image not in seen:
+            seen.add(image)
+            out.append((label, spec))
+
+    for label, spec in specs:
+        visit(label, spec)
+    return out
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    if not args.dry_run:
+        print(
+            "imagespec: building needs an engine: not available yet "
+            "(use --dry-run to see what would be built)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from imagespec._build import plan_context
+
+    rows: list[dict[str, Any]] = []
+    for label, spec in _with_bases(load_specs(args.target)):
+        plan = plan_context(
+            spec,
+            imagespec_wheel=args.wheel,
+            ca_bundle=args.ca_bundle,
+            buildkit=not args.no_buildkit,
+            engine=args.engine,
+        )
+        rows.append({"name": label, **plan})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for i, row in enumerate(rows):
+        if i:
+            print()
+        print(f"==> {row['name']}: {row['image']}")
+        print("--- Dockerfile")
+        print(row["dockerfile_text"], end="")
+        print(f"--- context files ({len(row['files'])})")
+        for f in row["files"]:
+            print(f)
+        if row["secrets"]:
+            print("--- build secrets")
+            for s in row["secrets"]:
+                print(s)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagespec",
@@ -119,6 +178,25 @@ def _parser() -> argparse.ArgumentParser:
     exists.add_argument("--no-cache", action="store_true", help="ask the registry even if seen recently")
     exists.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (10)")
     exists.set_defaults(func=_cmd_exists)
+    build = commands.add_parser(
+        "build",
+        help="build the images of a spec file or Python file (for now: --dry-run)",
+        description="With --dry-run, print for each image (base images first) its Dockerfile, the files "
+        "of its build context and the build secrets it needs; nothing is written or built.",
+    )
+    build.add_argument("target", metavar="SPEC.yaml|FILE.py")
+    build.add_argument("--dry-run", action="store_true", help="print the Dockerfiles and context files")
+    build.add_argument("--json", action="store_true", help="print the dry run as JSON")
+    build.add_argument("--wheel", metavar="FILE", help="install this imagespec wheel instead of the index's")
+    build.add_argument(
+        "--ca-bundle",
+        metavar="PATH",
+        default=os.environ.get("IMAGESPEC_CA_BUNDLE") or None,
+        help="extra CA certificates for install steps: a PEM file or a folder ($IMAGESPEC_CA_BUNDLE)",
+    )
+    build.add_argument("--no-buildkit", action="store_true", help="write for a builder without BuildKit")
+    build.add_argument("--engine", default="docker", help="engine name for the image label (docker)")
+    build.set_defaults(func=_cmd_build)
     return parser
 
 

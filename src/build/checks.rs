@@ -25,7 +25,10 @@ pub fn check_requirement(field: &str, s: &str) -> Result<()> {
             format!("{s:?} is a pip option, not a requirement; put options in pip_extra_args"),
         ));
     }
-    let mut p = Parser { s: s.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: s.as_bytes(),
+        i: 0,
+    };
     match p.requirement() {
         Ok(()) => Ok(()),
         Err(at) => Err(Error::spec(
@@ -175,17 +178,18 @@ impl Parser<'_> {
 
     fn url(&mut self) -> Step {
         let start = self.i;
-        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || b"-._~:/?#[]@!&()*+,;=%".contains(&c)) {
+        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || b"-._~:/?#[]@!&()*+,;=%".contains(&c))
+        {
             self.i += 1;
         }
         let url = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-        let scheme_ok = url
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| {
-                scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                    && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-                    && !rest.is_empty()
-            });
+        let scheme_ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+                && !rest.is_empty()
+        });
         if !scheme_ok {
             return Err(start);
         }
@@ -343,13 +347,13 @@ pub fn check_apt_package(field: &str, s: &str) -> Result<()> {
         None => (rest, None),
     };
     let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let name_ok = name.len() >= 2
-        && name.starts_with(lower)
-        && name.chars().all(|c| lower(c) || "+-.".contains(c));
+    let name_ok =
+        name.len() >= 2 && name.starts_with(lower) && name.chars().all(|c| lower(c) || "+-.".contains(c));
     let arch_ok = arch.map_or(true, |a| !a.is_empty() && a.chars().all(|c| lower(c) || c == '-'));
     let version_ok = version.map_or(true, |v| {
         v.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
     });
     let release_ok = release.map_or(true, |r| {
         r.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -365,7 +369,8 @@ pub fn check_apt_package(field: &str, s: &str) -> Result<()> {
 /// A conda match spec without spaces or brackets: `numpy`, `numpy>=1.26`, `conda-forge::numpy=1.26.*`.
 pub fn check_conda_package(field: &str, s: &str) -> Result<()> {
     let ok = s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-=<>!*,|:~".contains(c));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.+-=<>!*,|:~".contains(c));
     if ok {
         Ok(())
     } else {
@@ -382,7 +387,8 @@ pub fn check_conda_package(field: &str, s: &str) -> Result<()> {
 /// A conda channel: a name (`conda-forge`, `nvidia/label/cuda-12.1.0`) or a URL without credentials.
 pub fn check_conda_channel(field: &str, s: &str) -> Result<()> {
     let ok = s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-:/~%".contains(c));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.+-:/~%".contains(c));
     if ok {
         Ok(())
     } else {
@@ -401,7 +407,8 @@ pub fn check_conda_channel(field: &str, s: &str) -> Result<()> {
 pub fn check_mount_target(field: &str, s: &str) -> Result<()> {
     let ok = s.starts_with('/')
         && s.len() > 1
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._+@-".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._+@-".contains(c))
         && !s.split('/').any(|part| part == "..");
     if ok {
         Ok(())
@@ -480,23 +487,53 @@ mod tests {
             "pkg; python_version",
             "pkg ==1 ==2",
         ] {
-            assert!(check_requirement("packages[0]", bad).is_err(), "{bad:?} was accepted");
+            assert!(
+                check_requirement("packages[0]", bad).is_err(),
+                "{bad:?} was accepted"
+            );
         }
     }
 
     #[test]
     fn apt_names_follow_debian_rules() {
-        for ok in ["curl", "libssl3=3.0.11-1~deb12u2", "gcc:amd64", "git/bookworm-backports", "g++", "libc6:arm64=2.36-9"] {
+        for ok in [
+            "curl",
+            "libssl3=3.0.11-1~deb12u2",
+            "gcc:amd64",
+            "git/bookworm-backports",
+            "g++",
+            "libc6:arm64=2.36-9",
+        ] {
             check_apt_package("apt_packages[0]", ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
         }
-        for bad in ["Curl", "c", "-y", "curl;id", "curl=$(id)", "curl=`id`", "curl=1 2", "a/b=1", "curl=", "x:"] {
-            assert!(check_apt_package("apt_packages[0]", bad).is_err(), "{bad:?} was accepted");
+        for bad in [
+            "Curl",
+            "c",
+            "-y",
+            "curl;id",
+            "curl=$(id)",
+            "curl=`id`",
+            "curl=1 2",
+            "a/b=1",
+            "curl=",
+            "x:",
+        ] {
+            assert!(
+                check_apt_package("apt_packages[0]", bad).is_err(),
+                "{bad:?} was accepted"
+            );
         }
     }
 
     #[test]
     fn conda_specs_and_channels() {
-        for ok in ["numpy", "numpy>=1.26", "conda-forge::numpy=1.26.*", "python=3.11|3.12", "_libgcc_mutex"] {
+        for ok in [
+            "numpy",
+            "numpy>=1.26",
+            "conda-forge::numpy=1.26.*",
+            "python=3.11|3.12",
+            "_libgcc_mutex",
+        ] {
             check_conda_package("conda_packages[0]", ok).unwrap();
         }
         for bad in ["-c", "numpy 1.2", "numpy[version='>=1']", "$(id)", "a;b"] {
@@ -512,7 +549,17 @@ mod tests {
     fn mount_targets_cannot_break_the_flag() {
         check_mount_target("t", "/etc/gitconfig").unwrap();
         check_mount_target("t", "/root/.netrc").unwrap();
-        for bad in ["relative", "/", "/a,b", "/a=b", "/a b", "/a\"b", "/a/../b", "/a\nRUN x", "/$HOME"] {
+        for bad in [
+            "relative",
+            "/",
+            "/a,b",
+            "/a=b",
+            "/a b",
+            "/a\"b",
+            "/a/../b",
+            "/a\nRUN x",
+            "/$HOME",
+        ] {
             assert!(check_mount_target("t", bad).is_err(), "{bad:?}");
         }
     }

@@ -44,6 +44,53 @@ pub struct ContextManifest {
     pub id: String,
 }
 
+/// What a context would hold, without writing it (for dry runs).
+#[derive(Clone, Debug)]
+pub struct ContextPlan {
+    pub dockerfile_text: String,
+    /// As [`ContextManifest::files`].
+    pub files: Vec<String>,
+    /// The ids of the secrets the build needs, in the order the Dockerfile mounts them.
+    pub secret_ids: Vec<String>,
+    pub image: String,
+    pub tag: String,
+    pub id: String,
+}
+
+/// The Dockerfile and the file list [`write_context`] would write; reads the spec's files once
+/// (to hash them), copies nothing.
+pub fn plan_context(spec: &Spec, options: &BuildOptions) -> Result<ContextPlan> {
+    let plan = Plan::new(spec, options)?;
+    let dockerfile_text = render(spec, options, &plan)?;
+    let mut files = vec!["Dockerfile".to_owned()];
+    for selected in plan.selection.values() {
+        files.push(context_path(selected, plan.requirements)?);
+    }
+    if let Some((_, name)) = &plan.wheel {
+        files.push(format!("imagespec/wheel/{name}"));
+    }
+    files.sort();
+    let mut secret_ids = Vec::new();
+    if options.ca_bundle.is_some() {
+        secret_ids.push(SECRET_CA.to_owned());
+    }
+    if plan.pip.conf_secret.is_some() {
+        secret_ids.push(SECRET_PIP_CONF.to_owned());
+    }
+    if plan.pip.args_secret.is_some() {
+        secret_ids.push(SECRET_PIP_ARGS.to_owned());
+    }
+    secret_ids.extend(plan.secret_mounts.iter().map(|m| m.id.clone()));
+    Ok(ContextPlan {
+        dockerfile_text,
+        files,
+        secret_ids,
+        image: plan.image,
+        tag: plan.tag,
+        id: plan.id,
+    })
+}
+
 /// Writes the build context of `spec` into `dir` (created if missing; it must be empty):
 /// `dir/context/` holds the Dockerfile and the files it copies, `dir/secrets/` (mode 0700) any
 /// secret that had to be materialised (a CA folder or PEM text, index credentials).
@@ -52,7 +99,11 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
     let text = render(spec, options, &plan)?;
     let io = |what: &str, p: &Path, e: std::io::Error| Error::build(format!("{what} {}: {e}", p.display()));
     fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
-    if fs::read_dir(dir).map_err(|e| io("cannot read", dir, e))?.next().is_some() {
+    if fs::read_dir(dir)
+        .map_err(|e| io("cannot read", dir, e))?
+        .next()
+        .is_some()
+    {
         return Err(Error::build(format!(
             "{} is not empty; a build context is written into a fresh folder",
             dir.display()
@@ -98,7 +149,11 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
 /// Where a selected file goes in the context (see docs/image-layout.md).
 fn context_path(f: &SelectedFile, req: Option<ReqKind>) -> Result<String> {
     let (prefix, rest) = f.key.split_once('/').unwrap_or(("", ""));
-    let plain = |p: &str| Path::new(p).components().all(|c| matches!(c, Component::Normal(_)));
+    let plain = |p: &str| {
+        Path::new(p)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+    };
     if rest.is_empty() || !plain(rest) {
         return Err(Error::build(format!("{}: not a plain relative path", f.key)));
     }
@@ -195,7 +250,8 @@ fn copy_selected(f: &SelectedFile, dest: &Path) -> Result<()> {
 fn fix_mtimes(root: &Path) -> Result<()> {
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(FIXED_MTIME);
     let mut stack = vec![root.to_path_buf()];
-    let err = |p: &Path, e: std::io::Error| Error::build(format!("cannot set the time of {}: {e}", p.display()));
+    let err =
+        |p: &Path, e: std::io::Error| Error::build(format!("cannot set the time of {}: {e}", p.display()));
     while let Some(dir) = stack.pop() {
         for entry in fs::read_dir(&dir).map_err(|e| err(&dir, e))? {
             let entry = entry.map_err(|e| err(&dir, e))?;
@@ -304,7 +360,9 @@ fn ca_source(ca: &CaBundle) -> Result<CaSource> {
             if !String::from_utf8_lossy(&text).contains(PEM_CERT) {
                 return Err(bad(format!("{} holds no PEM certificate", p.display())));
             }
-            Ok(CaSource::File(std::path::absolute(p).unwrap_or_else(|_| p.clone())))
+            Ok(CaSource::File(
+                std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+            ))
         }
         CaBundle::Path(p) if p.is_dir() => {
             let mut names: Vec<PathBuf> = fs::read_dir(p)

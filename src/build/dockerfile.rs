@@ -68,7 +68,12 @@ impl Dockerfile {
     /// `RUN [--flag \]... ["/bin/sh", "-c", script, "imagespec", args...]`.
     fn run(&mut self, flags: &[String], script: &str, args: &[String]) {
         // "imagespec" is $0 (named in sh's messages); the values are $1, $2, ...
-        let mut argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned(), "imagespec".to_owned()];
+        let mut argv = vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            script.to_owned(),
+            "imagespec".to_owned(),
+        ];
         argv.extend(args.iter().cloned());
         self.run_argv(flags, &argv);
     }
@@ -156,7 +161,9 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
     python_packages(&mut d, spec, options, plan);
 
     if plan.has_copy {
-        d.line(&format!("COPY --chown={USER_UID}:{USER_UID} [\"copy/\", \"/root/\"]"));
+        d.line(&format!(
+            "COPY --chown={USER_UID}:{USER_UID} [\"copy/\", \"/root/\"]"
+        ));
     }
     let source = format!("COPY --chown={USER_UID}:{USER_UID} [\"source/\", \"/root/\"]");
     if plan.has_source && plan.source_first {
@@ -164,7 +171,11 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
     }
     for cmd in &spec.commands {
         if ca {
-            d.run(&[ca_flag()], &scripts::command_with_ca(), std::slice::from_ref(cmd));
+            d.run(
+                &[ca_flag()],
+                &scripts::command_with_ca(),
+                std::slice::from_ref(cmd),
+            );
         } else {
             d.run_argv(&[], &["/bin/sh".to_owned(), "-c".to_owned(), cmd.clone()]);
         }
@@ -218,10 +229,16 @@ fn python_packages(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, plan
         flags.push(secret_flag(SECRET_CA, &scripts::secret_path(SECRET_CA)));
     }
     if env.conf_secret {
-        flags.push(secret_flag(SECRET_PIP_CONF, &scripts::secret_path(SECRET_PIP_CONF)));
+        flags.push(secret_flag(
+            SECRET_PIP_CONF,
+            &scripts::secret_path(SECRET_PIP_CONF),
+        ));
     }
     if env.args_secret {
-        flags.push(secret_flag(SECRET_PIP_ARGS, &scripts::secret_path(SECRET_PIP_ARGS)));
+        flags.push(secret_flag(
+            SECRET_PIP_ARGS,
+            &scripts::secret_path(SECRET_PIP_ARGS),
+        ));
     }
     for m in &plan.secret_mounts {
         flags.push(secret_flag(&m.id, &m.target));

@@ -26,7 +26,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use checks::check_requirement;
-pub use context::{write_context, BuildSecret, ContextManifest};
+pub use context::{plan_context, write_context, BuildSecret, ContextManifest, ContextPlan};
 pub use dockerfile::dockerfile;
 
 /// The secret ids the generated Dockerfile may mount; an engine passes each one listed in

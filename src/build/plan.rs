@@ -64,15 +64,17 @@ impl Plan {
     pub fn new(spec: &Spec, options: &BuildOptions) -> Result<Plan> {
         check_values(spec)?;
         let from = base_of(spec, options)?;
-        let tags = identity::tag_inputs(spec, options.loaded_modules.as_deref())?;
-        let selection = identity::selected_files(spec, options.loaded_modules.as_deref())?;
-        let requirements = spec.requirements.as_deref().map(|p| {
-            match p.file_name().and_then(|n| n.to_str()) {
-                Some("uv.lock") => ReqKind::Uv,
-                Some("poetry.lock") => ReqKind::Poetry,
-                _ => ReqKind::Plain,
-            }
-        });
+        let loaded = options.loaded_modules.as_deref();
+        let selection = identity::selected_files(spec, loaded)?;
+        let tags = identity::tag_inputs_of(spec, loaded, &selection)?;
+        let requirements =
+            spec.requirements
+                .as_deref()
+                .map(|p| match p.file_name().and_then(|n| n.to_str()) {
+                    Some("uv.lock") => ReqKind::Uv,
+                    Some("poetry.lock") => ReqKind::Poetry,
+                    _ => ReqKind::Plain,
+                });
         let wheel = options.imagespec_wheel.as_deref().map(wheel_of).transpose()?;
         let pip = pip_of(spec)?;
         let secret_mounts = spec
@@ -146,7 +148,10 @@ impl Plan {
 }
 
 fn check_values(spec: &Spec) -> Result<()> {
-    for (field, items) in [("packages", &spec.packages), ("runtime_packages", &spec.runtime_packages)] {
+    for (field, items) in [
+        ("packages", &spec.packages),
+        ("runtime_packages", &spec.runtime_packages),
+    ] {
         for (i, p) in items.iter().enumerate() {
             check_requirement(&format!("{field}[{i}]"), p)?;
         }
@@ -210,7 +215,9 @@ fn wheel_of(path: &Path) -> Result<(PathBuf, String)> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let ok = name.starts_with("imagespec-")
         && name.ends_with(".whl")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
     if !ok {
         return Err(Error::build(format!(
             "imagespec_wheel: {:?} is not an imagespec wheel file name (imagespec-<version>-<tags>.whl)",
@@ -218,7 +225,11 @@ fn wheel_of(path: &Path) -> Result<(PathBuf, String)> {
         )));
     }
     if !path.is_file() {
-        return Err(Error::source("imagespec_wheel", path, "does not exist or is not a file"));
+        return Err(Error::source(
+            "imagespec_wheel",
+            path,
+            "does not exist or is not a file",
+        ));
     }
     Ok((path.to_path_buf(), name.to_owned()))
 }

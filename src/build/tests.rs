@@ -113,13 +113,34 @@ fn the_layer_order_is_the_documented_one() {
     assert!(!text.contains("# syntax"), "a syntax line pulls a frontend image");
     assert_eq!(
         words(&text),
-        ["FROM", "USER", "RUN", "RUN", "RUN", "ENV", "RUN", "RUN", "ENV", "WORKDIR", "USER", "ENTRYPOINT", "LABEL", "ENV"]
+        [
+            "FROM",
+            "USER",
+            "RUN",
+            "RUN",
+            "RUN",
+            "ENV",
+            "RUN",
+            "RUN",
+            "ENV",
+            "WORKDIR",
+            "USER",
+            "ENTRYPOINT",
+            "LABEL",
+            "ENV"
+        ]
     );
     let ins = instructions(&text);
     assert_eq!(ins[0].1, "python:3.11-slim");
     assert_eq!(json_args(&ins[7].1), ["/bin/sh", "-c", "echo hi"]);
     let last = env_pairs(&ins.last().unwrap().1);
-    assert_eq!(last, [("PYTHONPATH".into(), "/root".into()), ("_F_IMG_ID".into(), crate::identity::spec_id(&s))]);
+    assert_eq!(
+        last,
+        [
+            ("PYTHONPATH".into(), "/root".into()),
+            ("_F_IMG_ID".into(), crate::identity::spec_id(&s))
+        ]
+    );
 }
 
 #[test]
@@ -130,7 +151,10 @@ fn hostile_values_never_start_an_instruction() {
         commands: strs(&[payload, "echo hi\nRUN touch /pwned", "a \\", "\\"]),
         entrypoint: strs(&[payload, "\\"]),
         env: Some(BTreeMap::from([
-            ("A".to_owned(), "x $(id) `id` \" \\ \\\" $HOME ${HOME} end\\".to_owned()),
+            (
+                "A".to_owned(),
+                "x $(id) `id` \" \\ \\\" $HOME ${HOME} end\\".to_owned(),
+            ),
             ("B".to_owned(), "\\".to_owned()),
         ])),
         ..RawSpec::default()
@@ -143,12 +167,32 @@ fn hostile_values_never_start_an_instruction() {
         let text = dockerfile(&s, &options).unwrap();
         let ins = instructions(&text);
         let expected_words = [
-            "FROM", "USER", "RUN", "RUN", "ENV", "RUN", "RUN", "RUN", "RUN", "RUN", "ENV", "WORKDIR", "USER",
-            "ENTRYPOINT", "LABEL", "ENV",
+            "FROM",
+            "USER",
+            "RUN",
+            "RUN",
+            "ENV",
+            "RUN",
+            "RUN",
+            "RUN",
+            "RUN",
+            "RUN",
+            "ENV",
+            "WORKDIR",
+            "USER",
+            "ENTRYPOINT",
+            "LABEL",
+            "ENV",
         ];
-        assert_eq!(ins.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>(), expected_words);
+        assert_eq!(
+            ins.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>(),
+            expected_words
+        );
         assert_eq!(json_args(&ins[6].1), ["/bin/sh", "-c", payload]);
-        assert_eq!(json_args(&ins[7].1), ["/bin/sh", "-c", "echo hi\nRUN touch /pwned"]);
+        assert_eq!(
+            json_args(&ins[7].1),
+            ["/bin/sh", "-c", "echo hi\nRUN touch /pwned"]
+        );
         assert_eq!(json_args(&ins[8].1), ["/bin/sh", "-c", "a \\"]);
         assert_eq!(json_args(&ins[13].1), [payload, "\\"]);
         let env = env_pairs(&ins[10].1);
@@ -194,7 +238,9 @@ fn hostile_packages_are_refused_before_anything_is_written() {
             _ => raw.conda_packages = v,
         }
         // Some are refused at construction already (line breaks, Debian names); the rest here.
-        let Ok(s) = Spec::from_raw(raw, &ctx(Path::new("/nonexistent"))) else { continue };
+        let Ok(s) = Spec::from_raw(raw, &ctx(Path::new("/nonexistent"))) else {
+            continue;
+        };
         let e = dockerfile(&s, &BuildOptions::default()).unwrap_err();
         assert_eq!(e.field(), Some(format!("{field}[0]").as_str()), "{value:?}: {e}");
     }
@@ -212,7 +258,9 @@ fn credentials_and_secrets_never_reach_the_dockerfile() {
         ..RawSpec::default()
     });
     let options = BuildOptions {
-        ca_bundle: Some(CaBundle::Pem("-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n".into())),
+        ca_bundle: Some(CaBundle::Pem(
+            "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n".into(),
+        )),
         ..BuildOptions::default()
     };
     let text = dockerfile(&s, &options).unwrap();
@@ -220,7 +268,10 @@ fn credentials_and_secrets_never_reach_the_dockerfile() {
         assert!(!text.contains(secret), "{secret} leaked");
     }
     for id in [SECRET_CA, SECRET_PIP_CONF, SECRET_PIP_ARGS, "imagespec_secret_0"] {
-        assert!(text.contains(&format!("--mount=type=secret,id={id},")), "{id} not mounted");
+        assert!(
+            text.contains(&format!("--mount=type=secret,id={id},")),
+            "{id} not mounted"
+        );
     }
     assert!(text.contains("target=/root/.netrc"));
     // The hostnames stay visible (redacted) in the spec label.
@@ -338,10 +389,25 @@ fn the_context_holds_exactly_the_hashed_files() {
     );
     let tags = crate::identity::tag_inputs(&s, None).unwrap();
     assert_eq!(m.tag, tags.tag);
-    assert_eq!(m.dockerfile_text, dockerfile(&s, &BuildOptions::default()).unwrap());
-    assert!(!m.dockerfile_text.contains("odd name"), "file names stay out of the Dockerfile");
-    assert_eq!(std::fs::read_link(m.context.join("source/link.py")).unwrap(), Path::new("app.py"));
-    assert_eq!(m.secrets, [BuildSecret { id: "imagespec_secret_0".into(), path: proj.join("netrc") }]);
+    assert_eq!(
+        m.dockerfile_text,
+        dockerfile(&s, &BuildOptions::default()).unwrap()
+    );
+    assert!(
+        !m.dockerfile_text.contains("odd name"),
+        "file names stay out of the Dockerfile"
+    );
+    assert_eq!(
+        std::fs::read_link(m.context.join("source/link.py")).unwrap(),
+        Path::new("app.py")
+    );
+    assert_eq!(
+        m.secrets,
+        [BuildSecret {
+            id: "imagespec_secret_0".into(),
+            path: proj.join("netrc")
+        }]
+    );
     let mut all = Vec::new();
     for f in &m.files {
         all.extend(std::fs::read(m.context.join(f)).unwrap_or_default());
@@ -374,7 +440,10 @@ fn materialised_secrets_live_beside_the_context() {
         assert!(!secret.path.starts_with(&m.context));
     }
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&m.secrets[1].path).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&m.secrets[1].path)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 

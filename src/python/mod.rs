@@ -1,5 +1,6 @@
 //! The `imagespec._core` extension: conversion and error mapping only; the logic is in the core.
 
+mod build;
 mod convert;
 mod registry;
 mod spec;
@@ -33,6 +34,13 @@ create_exception!(
     "A registry check could not be made: a malformed reference or an unusable option."
 );
 
+create_exception!(
+    imagespec._core,
+    BuildError,
+    ImageSpecError,
+    "An image cannot be built as asked (an option the engine lacks, a value a Dockerfile cannot hold)."
+);
+
 /// Maps a core error to its Python exception, with `field`, `path`, `line`, `column` attributes.
 pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
     Python::attach(|py| {
@@ -40,6 +48,7 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
             crate::Error::Spec { .. } | crate::Error::Yaml { .. } => SpecError::new_err(e.to_string()),
             crate::Error::Source { .. } => SourceError::new_err(e.to_string()),
             crate::Error::Reference(_) | crate::Error::Registry(_) => RegistryError::new_err(e.to_string()),
+            crate::Error::Build(_) => BuildError::new_err(e.to_string()),
         };
         let value = err.value(py);
         let _ = value.setattr("field", e.field());
@@ -54,7 +63,10 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
             crate::Error::Source { path, .. } => {
                 let _ = value.setattr("path", path.to_string_lossy());
             }
-            crate::Error::Spec { .. } | crate::Error::Reference(_) | crate::Error::Registry(_) => {}
+            crate::Error::Spec { .. }
+            | crate::Error::Reference(_)
+            | crate::Error::Registry(_)
+            | crate::Error::Build(_) => {}
         }
         err
     })
@@ -70,8 +82,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SpecError", py.get_type::<SpecError>())?;
     m.add("SourceError", py.get_type::<SourceError>())?;
     m.add("RegistryError", py.get_type::<RegistryError>())?;
+    m.add("BuildError", py.get_type::<BuildError>())?;
     registry::register(m)?;
     m.add_class::<spec::Spec>()?;
     m.add_function(wrap_pyfunction!(spec::load_yaml, m)?)?;
+    build::register(m)?;
     Ok(())
 }

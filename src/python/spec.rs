@@ -139,6 +139,28 @@ impl Spec {
             .map_err(to_py_err)
     }
 
+    /// The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag.
+    #[pyo3(signature = (*, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker"))]
+    fn dockerfile(
+        &self,
+        py: Python<'_>,
+        loaded_modules: Option<Vec<PathBuf>>,
+        imagespec_wheel: Option<PathBuf>,
+        ca_bundle: Option<Bound<'_, PyAny>>,
+        buildkit: bool,
+        engine: &str,
+    ) -> PyResult<String> {
+        let opts = super::build::options(
+            loaded_modules,
+            imagespec_wheel,
+            ca_bundle.as_ref(),
+            buildkit,
+            engine,
+        )?;
+        py.detach(|| crate::build::dockerfile(&self.inner, &opts))
+            .map_err(to_py_err)
+    }
+
     /// The tree of sub-digests the tag is derived from, as a dict of hex strings.
     #[pyo3(signature = (loaded_modules=None))]
     fn tag_inputs<'py>(

@@ -1,0 +1,120 @@
+"""Build contexts: the Dockerfile of a spec and a folder with exactly the files it needs.
+
+The layout and the layer order are documented in docs/image-layout.md. Engines (docker, buildah,
+...) take a `BuildContext`, send `context` to the builder and pass each of `secrets` as a build
+secret (`--secret id=ID,src=PATH`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagespec import _core
+from imagespec._spec import ImageSpec
+
+
+@dataclass(frozen=True)
+class BuildSecret:
+    """A secret the engine must pass to the build: ``--secret id=<id>,src=<path>``."""
+
+    id: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """A written build context."""
+
+    dir: Path
+    """The folder the context and its secrets were written in; remove it when done."""
+    context: Path
+    """``dir/context``: the only folder to send to an engine."""
+    dockerfile: Path
+    dockerfile_text: str
+    files: tuple[str, ...]
+    """Every file of the context, relative to it, sorted."""
+    secrets: tuple[BuildSecret, ...]
+    image: str
+    tag: str
+    id: str
+
+
+def dockerfile(
+    spec: ImageSpec,
+    *,
+    imagespec_wheel: str | os.PathLike[str] | None = None,
+    ca_bundle: str | os.PathLike[str] | None = None,
+    buildkit: bool = True,
+    engine: str = "docker",
+) -> str:
+    """The Dockerfile of `spec`. `ca_bundle` is a PEM file, a folder of them, or PEM text."""
+    return spec._core.dockerfile(
+        loaded_modules=spec._loaded(),
+        imagespec_wheel=imagespec_wheel,
+        ca_bundle=ca_bundle,
+        buildkit=buildkit,
+        engine=engine,
+    )
+
+
+def plan_context(
+    spec: ImageSpec,
+    *,
+    imagespec_wheel: str | os.PathLike[str] | None = None,
+    ca_bundle: str | os.PathLike[str] | None = None,
+    buildkit: bool = True,
+    engine: str = "docker",
+) -> dict[str, object]:
+    """What `write_context` would write (Dockerfile text, files, secret ids), writing nothing."""
+    return _core.plan_context(
+        spec._core,
+        loaded_modules=spec._loaded(),
+        imagespec_wheel=imagespec_wheel,
+        ca_bundle=ca_bundle,
+        buildkit=buildkit,
+        engine=engine,
+    )
+
+
+def write_context(
+    spec: ImageSpec,
+    dir: str | os.PathLike[str] | None = None,
+    *,
+    imagespec_wheel: str | os.PathLike[str] | None = None,
+    ca_bundle: str | os.PathLike[str] | None = None,
+    buildkit: bool = True,
+    engine: str = "docker",
+) -> BuildContext:
+    """Writes the build context of `spec` into `dir` (a fresh temporary folder when None)."""
+    made = dir is None
+    if dir is None:
+        dir = tempfile.mkdtemp(prefix="imagespec-build-")
+    try:
+        out = _core.write_context(
+            spec._core,
+            dir,
+            loaded_modules=spec._loaded(),
+            imagespec_wheel=imagespec_wheel,
+            ca_bundle=ca_bundle,
+            buildkit=buildkit,
+            engine=engine,
+        )
+    except BaseException:
+        if made:
+            shutil.rmtree(dir, ignore_errors=True)
+        raise
+    return BuildContext(
+        dir=Path(out["dir"]),
+        context=Path(out["context"]),
+        dockerfile=Path(out["dockerfile"]),
+        dockerfile_text=out["dockerfile_text"],
+        files=tuple(out["files"]),
+        secrets=tuple(BuildSecret(s["id"], Path(s["path"])) for s in out["secrets"]),
+        image=out["image"],
+        tag=out["tag"],
+        id=out["id"],
+    )
