@@ -111,12 +111,14 @@ class DockerEngine:
         """Runs ``docker ARGS`` and returns its stdout."""
         return run([self.cli, *args], env=self.env(host), timeout=timeout, check=check).stdout
 
-    def build(self, context: Path, tag: str, *extra: str, timeout: float = 900) -> str:
+    def build(
+        self, context: Path, tag: str, *extra: str, host: str | None = None, timeout: float = 900
+    ) -> str:
         """``docker build`` with BuildKit (plain progress: the log is the output); returns the log."""
         self.created.add(tag)
         proc = run(
             [self.cli, "build", "--progress=plain", "-t", tag, *extra, str(context)],
-            env=self.env(),
+            env=self.env(host),
             timeout=timeout,
         )
         return proc.stderr + proc.stdout

@@ -229,17 +229,30 @@ def test_pep668_system_pip_refused_venv_works(docker_engine: DockerEngine, docke
     assert out.strip().splitlines()[-1] == "1.16.0 /opt/venv"
 
 
-def test_remote_engine_over_loopback_tcp(docker_engine: DockerEngine, python_base: str) -> None:
+def test_remote_engine_over_loopback_tcp(
+    docker_engine: DockerEngine,
+    loopback_registry: Registry,
+    python_base: str,
+    ca_secret: CaSecret,
+    tmp_path: Path,
+) -> None:
+    """DOCKER_HOST=tcp://127.0.0.1:PORT reaches the engine: info, run, and a BuildKit build with a
+    secret (the client streams the context and the secret over the TCP connection)."""
     if docker_engine.tcp_host is None:
         pytest.skip("the Docker engine here was not started by scripts/engines.sh: it has no TCP address")
-    assert docker_engine.tcp_host.startswith("tcp://127.0.0.1:")
+    tcp = docker_engine.tcp_host
+    assert tcp.startswith("tcp://127.0.0.1:")
     local = docker_engine("info", "--format", "{{.ID}}")
-    remote = docker_engine("info", "--format", "{{.ID}}", host=docker_engine.tcp_host)
-    assert remote == local and remote.strip()
-    out = docker_engine(
-        "run", "--rm", python_base, "python3", "-c", "print('over tcp')", host=docker_engine.tcp_host
-    )
+    assert docker_engine("info", "--format", "{{.ID}}", host=tcp) == local and local.strip()
+    out = docker_engine("run", "--rm", python_base, "python3", "-c", "print('over tcp')", host=tcp)
     assert out.strip() == "over tcp"
+    ref = f"{loopback_registry.host}/smoke/tcp:{uuid.uuid4().hex[:12]}"
+    ctx = write_context(tmp_path / "ctx", python_base)
+    log = docker_engine.build(ctx, ref, "--no-cache", "--secret", f"id=ca,src={ca_secret.path}", host=tcp)
+    assert "Saved /wheels/" + WHEEL_FILE in log
+    docker_engine("push", ref, host=tcp)
+    docker_engine("image", "rm", ref)
+    check_image(docker_engine, ref, ca_secret)
 
 
 def test_leak_check_finds_a_copied_secret(
