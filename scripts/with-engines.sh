@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # stop and on_signal run from traps
 # Runs a command (the Python tests) with the real engines up: scripts/engines.sh start, the test
 # base image made or taken from its cache (so its first, slow build is not inside a test's
 # timeout), the command, then scripts/engines.sh stop, whatever happens (failure, Ctrl-C, TERM).

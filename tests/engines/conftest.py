@@ -13,7 +13,6 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -27,6 +26,7 @@ from engine_helpers import (
     engines_start,
     engines_stop,
     make_buildah,
+    missing,
     push_base_image,
 )
 from registry_servers import Registry, start_registry
@@ -38,12 +38,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.engines)
-
-
-def missing(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"engine tests: {reason}", pytrace=False)
-    pytest.skip(f"engine tests: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from engine_helpers import (
     Buildah,
     DockerEngine,
     find_in_archive,
+    missing,
     pem_bodies,
     pem_lines,
     registry_archive,
@@ -71,7 +72,7 @@ def ca_secret(
     tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerEngine, python_base: str
 ) -> CaSecret:
     if not MACHINE_CA.is_file():
-        pytest.skip(f"no machine CA bundle at {MACHINE_CA}")
+        missing(f"no machine CA bundle at {MACHINE_CA}")
     bundle = MACHINE_CA.read_text()
     stock = docker_engine("run", "--rm", python_base, "cat", "/etc/ssl/certs/ca-certificates.crt")
     extra = pem_bodies(bundle) - pem_bodies(stock)
@@ -239,7 +240,7 @@ def test_remote_engine_over_loopback_tcp(
     """DOCKER_HOST=tcp://127.0.0.1:PORT reaches the engine: info, run, and a BuildKit build with a
     secret (the client streams the context and the secret over the TCP connection)."""
     if docker_engine.tcp_host is None:
-        pytest.skip("the Docker engine here was not started by scripts/engines.sh: it has no TCP address")
+        missing("the Docker engine here was not started by scripts/engines.sh: it has no TCP address")
     tcp = docker_engine.tcp_host
     assert tcp.startswith("tcp://127.0.0.1:")
     local = docker_engine("info", "--format", "{{.ID}}")
