@@ -55,14 +55,15 @@ def _engines() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def docker_engine(_engines: dict[str, str]) -> Iterator[DockerEngine]:
-    """The Docker engine on /var/run/docker.sock with the 20.10 CLI (BuildKit built in)."""
+def docker_engine(_engines: dict[str, str], loopback_registry: Registry) -> Iterator[DockerEngine]:
+    """The Docker engine on /var/run/docker.sock with the 20.10 CLI (BuildKit built in). At the end,
+    the images built in the session and the local names in the session's registry are removed."""
     if not os.access("/usr/bin/docker", os.X_OK):
         missing("/usr/bin/docker is missing (apt-get install -y docker.io)")
     engine = DockerEngine(tcp_host=_engines.get("DOCKER_TCP"))
     engine("version")
     yield engine
-    engine.cleanup()
+    engine.cleanup(loopback_registry.host)
 
 
 @pytest.fixture(scope="session")

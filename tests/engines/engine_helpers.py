@@ -133,10 +133,20 @@ class DockerEngine:
         )
         return proc.stderr + proc.stdout
 
-    def cleanup(self) -> None:
-        if self.created:
-            run([self.cli, "image", "rm", "-f", *sorted(self.created)], env=self.env(), check=False)
-            self.created.clear()
+    def cleanup(self, registry_host: str | None = None) -> None:
+        """Removes the images built here and, with ``registry_host``, every local name in that
+        (session) registry; the base keeps a stable local name so its layers stay for the next
+        session (whose registry has another port)."""
+        names = set(self.created)
+        if registry_host:
+            listed = self("images", "--format", "{{.Repository}}:{{.Tag}}", check=False)
+            names |= {n for n in listed.split() if n.startswith(registry_host + "/")}
+            base = f"{registry_host}/{BASE_REPOSITORY}"
+            if base in names:
+                run([self.cli, "tag", base, BASE_REPOSITORY], env=self.env(), check=False)
+        if names:
+            run([self.cli, "image", "rm", "-f", *sorted(names)], env=self.env(), check=False)
+        self.created.clear()
 
 
 @dataclass
