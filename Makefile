@@ -30,9 +30,21 @@ lint: setup ## formatting, lints and type checks (Rust and Python)
 test-rust: ## the core's own tests (no Python needed)
 	cargo test --no-default-features
 
+# ENGINES=0 leaves the real engines alone and the engine tests out.
+ENGINES ?= 1
+
 .PHONY: test-python
-test-python: setup ## the Python test suite against the built package
-	$(VENV)/python -m pytest $(PYTEST_ARGS)
+test-python: setup ## the Python test suite (starts dockerd for it and stops it after; ENGINES=0: without)
+ifeq ($(ENGINES),0)
+	$(VENV)/python -m pytest -m "not engines" $(PYTEST_ARGS)
+else
+	bash scripts/with-engines.sh $(VENV)/python -m pytest $(PYTEST_ARGS)
+endif
+
+.PHONY: engines
+engines: ## install and start the real engines, make the test base image (scripts/engines.sh)
+	bash scripts/engines.sh start
+	bash scripts/base-image.sh build
 
 .PHONY: test
 test: setup lint test-rust test-python ## everything CI runs

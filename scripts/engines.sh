@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# The real container engines the engine tests use: install what is missing, start dockerd when no
+# engine answers on /var/run/docker.sock, and stop only what this script started.
+#
+#   scripts/engines.sh start    install (apt, only what is missing) and start dockerd if needed
+#   scripts/engines.sh stop     drop this caller's lease; stop dockerd when this script started it
+#                               and no other live caller still holds a lease
+#   scripts/engines.sh status   what is installed and what answers (exit 1 when docker does not)
+#
+# dockerd started here listens on the unix socket and on a loopback TCP port (for the "remote
+# engine via DOCKER_HOST" tests); `status` prints DOCKER_TCP=tcp://127.0.0.1:PORT when it answers.
+#
+# Environment:
+#   IMAGESPEC_ENGINES_STATE   state folder (pid file, log, TCP port, leases); /tmp/imagespec-engines
+#   IMAGESPEC_ENGINES_LEASE   lease name of this caller (default: the parent process id); `start`
+#                             and `stop` with the same name pair up
+#   IMAGESPEC_DOCKER_TCP_PORT loopback TCP port for dockerd (default: a free one)
+#   IMAGESPEC_ENGINES_NO_INSTALL=1  never call apt-get; fail when something is missing
+set -euo pipefail
+
+STATE=${IMAGESPEC_ENGINES_STATE:-/tmp/imagespec-engines}
+SOCK=/var/run/docker.sock
+DOCKER=/usr/bin/docker # the Debian 20.10 client: built-in BuildKit, no buildx needed
+LEASE=${IMAGESPEC_ENGINES_LEASE:-$PPID}
+PACKAGES=(docker.io buildah podman skopeo debootstrap uidmap fuse-overlayfs)
+
+log() { echo "engines: $*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+docker_answers() { # $1: DOCKER_HOST (default the unix socket)
+    [ -x "$DOCKER" ] || return 1
+    DOCKER_HOST=${1:-unix://$SOCK} timeout 10 "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+ours_running() { # the dockerd this script started is alive
+    [ -f "$STATE/dockerd.pid" ] || return 1
+    local pid
+    pid=$(cat "$STATE/dockerd.pid")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qa dockerd "/proc/$pid/cmdline" 2>/dev/null
+}
+
+live_leases() { # prints the leases whose holder (when it is a pid) is still alive
+    local f name
+    for f in "$STATE"/leases/*; do
+        [ -e "$f" ] || continue
+        name=$(basename "$f")
+        if [[ $name =~ ^[0-9]+$ ]] && ! kill -0 "$name" 2>/dev/null; then
+            rm -f "$f" # its holder died without `stop`
+            continue
+        fi
+        echo "$name"
+    done
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+install_missing() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "${IMAGESPEC_ENGINES_NO_INSTALL:-}" = 1 ] || [ "$(id -u)" -ne 0 ]; then
+        die "missing packages: ${missing[*]} (as root: apt-get install -y ${missing[*]})"
+    fi
+    log "installing ${missing[*]}"
+    # Another apt run (a parallel session) holds the lock for a while: wait for it.
+    apt-get -o DPkg::Lock::Timeout=300 update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+        --no-install-recommends "${missing[@]}" >"$STATE/apt.log" 2>&1 ||
+        { tail -20 "$STATE/apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
+}
+
+start_dockerd() {
+    local port log_file pid
+    port=${IMAGESPEC_DOCKER_TCP_PORT:-$(free_port)}
+    log_file="$STATE/dockerd.log"
+    command -v dockerd >/dev/null || die "dockerd not found (apt-get install docker.io)"
+    # A stale socket from a dead daemon makes dockerd refuse to start.
+    [ -S "$SOCK" ] && ! docker_answers && rm -f "$SOCK"
+    log "starting dockerd (log: $log_file, tcp://127.0.0.1:$port)"
+    # setsid: the daemon outlives the shell that started it (make's recipe shell) and gets no
+    # terminal signals; stop kills it by pid. 9>&-: it must not hold the lock of this script.
+    setsid dockerd \
+        -H "unix://$SOCK" -H "tcp://127.0.0.1:$port" \
+        --pidfile "$STATE/dockerd.daemon.pid" \
+        >"$log_file" 2>&1 </dev/null 9>&- &
+    pid=$!
+    echo "$pid" >"$STATE/dockerd.pid"
+    echo "$port" >"$STATE/dockerd.tcp"
+    local deadline=$((SECONDS + 60))
+    until docker_answers; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -30 "$log_file" >&2
+            rm -f "$STATE/dockerd.pid" "$STATE/dockerd.tcp"
+            die "dockerd exited during start-up (log above, full log: $log_file)"
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            tail -30 "$log_file" >&2
+            kill "$pid" 2>/dev/null || true
+            rm -f "$STATE/dockerd.pid" "$STATE/dockerd.tcp"
+            die "dockerd did not answer on $SOCK within 60 s (log above, full log: $log_file)"
+        fi
+        sleep 0.5
+    done
+    docker_answers "tcp://127.0.0.1:$port" || die "dockerd answers on $SOCK but not on tcp://127.0.0.1:$port"
+    log "dockerd $(DOCKER_HOST=unix://$SOCK "$DOCKER" version --format '{{.Server.Version}}') ready (pid $pid)"
+}
+
+stop_dockerd() {
+    local pid
+    pid=$(cat "$STATE/dockerd.pid")
+    log "stopping dockerd (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do # dockerd stops its containers first: give it up to 30 s
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "dockerd did not stop within 30 s: killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$STATE/dockerd.pid" "$STATE/dockerd.tcp"
+}
+
+with_lock() { # serializes start/stop between concurrent callers
+    exec 9>"$STATE/lock"
+    flock -w 120 9 || die "another engines.sh holds $STATE/lock for 120 s"
+}
+
+cmd_start() {
+    with_lock
+    install_missing
+    mkdir -p "$STATE/leases"
+    touch "$STATE/leases/$LEASE"
+    if docker_answers; then
+        if ours_running; then
+            log "dockerd already running (started by this script, pid $(cat "$STATE/dockerd.pid"))"
+        else
+            log "an engine already answers on $SOCK (not started here: it will be left alone)"
+        fi
+    else
+        ours_running && { log "our dockerd is alive but does not answer: restarting it"; stop_dockerd; }
+        start_dockerd
+    fi
+    cmd_status >/dev/null
+}
+
+cmd_stop() {
+    with_lock
+    rm -f "$STATE/leases/$LEASE"
+    if ! ours_running; then
+        rm -f "$STATE/dockerd.pid" "$STATE/dockerd.tcp"
+        log "nothing started here is running"
+        return 0
+    fi
+    local others
+    others=$(live_leases | tr '\n' ' ')
+    if [ -n "$others" ]; then
+        log "dockerd left running: still used by lease(s) $others"
+        return 0
+    fi
+    stop_dockerd
+}
+
+cmd_status() {
+    local p ok=0 port
+    for p in "${PACKAGES[@]}"; do
+        installed "$p" && echo "package $p: installed" || echo "package $p: MISSING"
+    done
+    if docker_answers; then
+        echo "docker: unix://$SOCK answers (engine $(DOCKER_HOST=unix://$SOCK "$DOCKER" version --format '{{.Server.Version}}'))"
+    else
+        echo "docker: unix://$SOCK does NOT answer"
+        ok=1
+    fi
+    if ours_running; then
+        echo "dockerd: started by this script, pid $(cat "$STATE/dockerd.pid"), log $STATE/dockerd.log"
+        port=$(cat "$STATE/dockerd.tcp" 2>/dev/null || true)
+        if [ -n "$port" ] && docker_answers "tcp://127.0.0.1:$port"; then
+            echo "DOCKER_TCP=tcp://127.0.0.1:$port"
+        else
+            echo "dockerd: no answer on its loopback TCP port"
+        fi
+    else
+        echo "dockerd: not started by this script"
+    fi
+    echo "leases: $(live_leases | tr '\n' ' ')"
+    return $ok
+}
+
+mkdir -p "$STATE"
+case "${1:-}" in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+*)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac
