@@ -31,9 +31,13 @@
 //! scope in `<cache dir>/digests/<hex sha256 of the scope id>`, a compact binary file with a
 //! version header and a checksum, read once per process, rewritten atomically (temporary file +
 //! rename) only when the entries changed. The file holds its own hash table, and the in-memory
-//! map *is* the file image: loading costs a read and a checksum, with no work per entry. A
-//! missing, corrupt, foreign or older file is treated as empty, and every cache I/O failure is
-//! ignored: the cache only ever saves time.
+//! map *is* the file image: loading costs a read and a checksum, with no work per entry. Its
+//! records are in key order, for lookups in path order ([`Map::get_near`]). A missing, corrupt,
+//! foreign or older file is treated as empty, and every cache I/O failure is ignored: the cache
+//! only ever saves time.
+//!
+//! The cache also keeps each root's tree snapshot ([`Tree`], in memory and in
+//! `<same name>.tree`), which has its own correctness argument (see the `tree` module).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +46,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
+
+use super::tree::Tree;
 
 /// Minimum age of mtime and ctime, relative to the start of the read, for an entry to be stored.
 pub(crate) const MIN_AGE: Duration = Duration::from_secs(2);
@@ -139,11 +145,11 @@ fn key_hash(key: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-fn u32_at(buf: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(buf[at..at + 4].try_into().unwrap())
 }
 
-fn u64_at(buf: &[u8], at: usize) -> u64 {
+pub(crate) fn u64_at(buf: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(buf[at..at + 8].try_into().unwrap())
 }
 
@@ -186,43 +192,37 @@ impl Map {
     /// names  count × record (see RECORD)  cells × u32 (record index or EMPTY)  checksum:u64
     /// ```
     /// All integers little-endian; the table is open addressing with linear probing on
-    /// [`key_hash`].
+    /// [`key_hash`]. Records and names are in key order, so that lookups in path order (a tree
+    /// snapshot's replay) read the image front to back instead of at random.
     pub(crate) fn build<'k>(scope: &[u8], entries: impl IntoIterator<Item = (&'k str, Entry)>) -> Map {
-        let mut names = String::new();
-        let mut records: Vec<(u32, u32, Entry)> = Vec::new();
-        let mut table: Vec<u32> = vec![EMPTY; 16];
-        for (key, entry) in entries {
-            if (records.len() + 1) * 2 > table.len() {
-                table = vec![EMPTY; table.len() * 2];
-                for (i, (off, len, _)) in records.iter().enumerate() {
-                    let name = &names.as_bytes()[*off as usize..(*off + *len) as usize];
-                    let mut cell = key_hash(name) as usize & (table.len() - 1);
-                    while table[cell] != EMPTY {
-                        cell = (cell + 1) & (table.len() - 1);
-                    }
-                    table[cell] = i as u32;
-                }
+        let given: Vec<(&str, Entry)> = entries.into_iter().collect();
+        // Key order (small elements: the sort moves keys and indices, not entries); of equal
+        // keys, the last one given ends its run (the index breaks ties).
+        let mut order: Vec<(&str, usize)> = given.iter().enumerate().map(|(i, (k, _))| (*k, i)).collect();
+        if !order.windows(2).all(|w| w[0].0 < w[1].0) {
+            order.sort_unstable();
+        }
+        let mut unique: Vec<(&str, usize)> = Vec::with_capacity(order.len());
+        for (key, i) in order {
+            match unique.last_mut() {
+                Some(last) if last.0 == key => last.1 = i,
+                _ => unique.push((key, i)),
             }
-            let mask = table.len() - 1;
+        }
+        let mut names = String::with_capacity(unique.iter().map(|(k, _)| k.len()).sum());
+        let mut records: Vec<(u32, u32, Entry)> = Vec::with_capacity(unique.len());
+        // At most half full: the smallest power of two (at least 16) holding twice the keys.
+        let mut table: Vec<u32> = vec![EMPTY; (unique.len() * 2).next_power_of_two().max(16)];
+        let mask = table.len() - 1;
+        for (key, i) in unique {
+            // The keys are distinct: the first free cell.
             let mut cell = key_hash(key.as_bytes()) as usize & mask;
-            loop {
-                match table[cell] {
-                    EMPTY => {
-                        table[cell] = records.len() as u32;
-                        records.push((names.len() as u32, key.len() as u32, entry));
-                        names.push_str(key);
-                        break;
-                    }
-                    r => {
-                        let (off, len, ref mut e) = records[r as usize];
-                        if &names[off as usize..(off + len) as usize] == key {
-                            *e = entry;
-                            break;
-                        }
-                    }
-                }
+            while table[cell] != EMPTY {
                 cell = (cell + 1) & mask;
             }
+            table[cell] = records.len() as u32;
+            records.push((names.len() as u32, key.len() as u32, given[i].1));
+            names.push_str(key);
         }
         let mut buf =
             Vec::with_capacity(48 + scope.len() + names.len() + records.len() * RECORD + table.len() * 4);
@@ -346,6 +346,42 @@ impl Map {
         None
     }
 
+    /// The index of the first record whose name is not less than `key` when the records are in
+    /// key order (as [`Map::build`] writes them); for any other image, some index. Only a hint for
+    /// [`Map::get_near`].
+    pub(crate) fn seek(&self, key: &str) -> usize {
+        let (mut lo, mut hi) = (0, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.record(mid) {
+                Some((name, _)) if name < key.as_bytes() => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
+    /// [`Map::get`] for keys looked up in increasing order: first the next few records from `*at`
+    /// (read front to back, where the next key usually is), then the table. The answer is
+    /// [`Map::get`]'s whatever `*at` is.
+    pub(crate) fn get_near(&self, key: &str, at: &mut usize) -> Option<Entry> {
+        // A few records may belong to files deleted since the image was built.
+        for _ in 0..8 {
+            let Some((name, entry)) = (*at < self.count).then(|| self.record(*at)).flatten() else {
+                break;
+            };
+            match name.cmp(key.as_bytes()) {
+                std::cmp::Ordering::Less => *at += 1,
+                std::cmp::Ordering::Equal => {
+                    *at += 1;
+                    return Some(entry);
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        self.get(key)
+    }
+
     /// The entries (records whose name is not valid UTF-8 are skipped).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, Entry)> {
         (0..self.count).filter_map(|i| {
@@ -373,7 +409,14 @@ pub(crate) struct Stats {
     pub hits: AtomicU64,
     pub hashed: AtomicU64,
     pub stored: AtomicU64,
+    /// Writes of digest files.
     pub writes: AtomicU64,
+    /// `hash_all` calls answered by replaying a tree snapshot (no walk).
+    pub replays: AtomicU64,
+    /// `hash_all` calls that walked the tree.
+    pub walks: AtomicU64,
+    /// Writes of tree snapshot files.
+    pub tree_writes: AtomicU64,
 }
 
 /// How a call's entries replace the scope's entries.
@@ -408,11 +451,24 @@ impl Outcome {
     }
 }
 
+/// What this process knows of a scope's tree snapshot.
+#[derive(Clone)]
+enum TreeState {
+    /// Not looked for yet: the persistent file (if any) has not been read.
+    Unknown,
+    /// No usable snapshot (and no persistent file, as far as this process knows).
+    Absent,
+    Present(Arc<Tree>),
+}
+
 pub(crate) struct DigestCache {
     /// Folder of the persistent files (`.../digests`); `None` for in-process only.
     dir: Option<PathBuf>,
     pub(crate) min_age_ns: i64,
+    /// The racily-clean margin of tree snapshots ([`MIN_AGE`]; tests lower it).
+    pub(crate) tree_min_age_ns: i64,
     scopes: Mutex<HashMap<Vec<u8>, Arc<Map>>>,
+    trees: Mutex<HashMap<Vec<u8>, TreeState>>,
     pub(crate) stats: Stats,
 }
 
@@ -421,9 +477,88 @@ impl DigestCache {
         DigestCache {
             dir,
             min_age_ns: MIN_AGE.as_nanos() as i64,
+            tree_min_age_ns: MIN_AGE.as_nanos() as i64,
             scopes: Mutex::new(HashMap::new()),
+            trees: Mutex::new(HashMap::new()),
             stats: Stats::default(),
         }
+    }
+
+    /// The persistent tree snapshot file of a scope (beside its digest file).
+    pub(crate) fn tree_file_for(&self, scope: &[u8]) -> Option<PathBuf> {
+        let mut file = self.file_for(scope)?.into_os_string();
+        file.push(".tree");
+        Some(PathBuf::from(file))
+    }
+
+    /// The tree snapshot of a scope, if there is a valid one (read from disk on first use in this
+    /// process).
+    pub(crate) fn tree(&self, scope: &[u8]) -> Option<Arc<Tree>> {
+        let state = self
+            .trees
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(scope)
+            .cloned();
+        match state.unwrap_or(TreeState::Unknown) {
+            TreeState::Present(tree) => return Some(tree),
+            TreeState::Absent => return None,
+            TreeState::Unknown => {}
+        }
+        let loaded = self
+            .tree_file_for(scope)
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|bytes| Tree::decode(&bytes, scope))
+            .map(Arc::new);
+        let state = match &loaded {
+            Some(tree) => TreeState::Present(tree.clone()),
+            None => TreeState::Absent,
+        };
+        let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
+        match trees.entry(scope.to_vec()).or_insert(state) {
+            TreeState::Present(tree) => Some(tree.clone()),
+            _ => None,
+        }
+    }
+
+    /// Record the snapshot of a full walk (`None`: the walk could not give a trusted one, so the
+    /// old one, which no longer matches the tree, is dropped). Writes or removes the persistent
+    /// file only when this changes what it holds.
+    pub(crate) fn set_tree(&self, scope: &[u8], tree: Option<Tree>) {
+        let old = self
+            .trees
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(scope)
+            .cloned();
+        let old = old.unwrap_or(TreeState::Unknown);
+        let file = self.tree_file_for(scope);
+        let state = match tree {
+            Some(tree) => {
+                if matches!(&old, TreeState::Present(t) if **t == tree) {
+                    return;
+                }
+                if let Some(file) = &file {
+                    if save(file, &tree.encode(scope)).is_ok() {
+                        self.stats.tree_writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                TreeState::Present(Arc::new(tree))
+            }
+            None => {
+                if matches!(old, TreeState::Absent) {
+                    return;
+                }
+                if let Some(file) = &file {
+                    let _ = std::fs::remove_file(file);
+                }
+                TreeState::Absent
+            }
+        };
+        self.trees
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope.to_vec(), state);
     }
 
     /// The persistent file of a scope.
@@ -494,6 +629,7 @@ impl DigestCache {
     #[cfg(test)]
     pub(crate) fn forget_in_process(&self) {
         self.scopes.lock().unwrap().clear();
+        self.trees.lock().unwrap().clear();
     }
 }
 
@@ -504,7 +640,7 @@ fn load(file: &Path, scope: &[u8]) -> Option<Map> {
 /// Makes the temporary file names of concurrent writers in one process distinct.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
     std::fs::create_dir_all(dir)?;
     let name = file.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;

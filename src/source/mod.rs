@@ -1,9 +1,10 @@
 //! Source selection and content hashing.
 //!
 //! Selects the files of a source tree that go into the image and hashes their content, in
-//! parallel and through a persistent digest cache ([`cache`]), so that re-checking an unchanged
-//! tree costs about one `lstat` per file. It returns per-file facts ([`SourceFile`]); the identity
-//! module frames and hashes them into the tag.
+//! parallel and through a persistent digest cache ([`cache`]). A snapshot of the last walk of each
+//! root ([`tree`]) lets a re-check of an unchanged tree skip the walk: it costs one `lstat` per
+//! folder and per selected file. It returns per-file facts ([`SourceFile`]); the identity module
+//! frames and hashes them into the tag.
 //!
 //! The rules are documented in `docs/source-selection.md`:
 //!
@@ -17,11 +18,13 @@
 
 mod cache;
 mod rules;
+mod tree;
 mod walk;
 
 #[cfg(all(test, unix))]
 mod tests;
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io::{ErrorKind, Read};
 use std::path::{Component, Path, PathBuf};
@@ -32,6 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use cache::{Commit, DigestCache, Entry, Map, Outcome, Stamp};
+use tree::Tree;
 
 /// One file of the selection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,27 +79,59 @@ pub fn hash_path(base: &Path, rel: &str, field: &str) -> Result<Vec<SourceFile>>
     hash_path_with(base, rel, field, cache::global().as_deref())
 }
 
+/// Trees with fewer selected files than this (at the last call) are walked on the calling thread:
+/// starting the walker's threads costs more than walking them.
+const SEQUENTIAL_WALK_MAX: usize = 256;
+
 pub(crate) fn hash_all_with(
     root: &Path,
     field: &str,
     cache: Option<&DigestCache>,
 ) -> Result<Vec<SourceFile>> {
     let root = folder_root(root, field)?;
+    let Some(c) = cache else {
+        let mode = walk::Mode {
+            record: false,
+            sequential: false,
+        };
+        let mut files = walk::walk(&root, field, None, mode)?.files;
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        return Ok(files);
+    };
     let scope = scope_of_folder(&root);
-    let snapshot = cache.map(|c| c.snapshot(&scope));
-    let cache_ref = cache.zip(snapshot.as_deref());
-    let walked = walk::walk(&root, field, cache_ref)?;
-    if let (Some(c), Some(old)) = (cache, &snapshot) {
-        c.commit(
-            &scope,
-            old,
-            regular_paths(&walked.files),
-            walked.outcome,
-            Commit::Replace,
-        );
+    let old = c.snapshot(&scope);
+    // An unchanged tree: one stat per folder and per file, no folder read, no pattern matched.
+    let last = c.tree(&scope);
+    if let Some(tree) = &last {
+        if let Some((files, outcome)) = tree.replay(&root, field, (c, &old)) {
+            c.stats.replays.fetch_add(1, Ordering::Relaxed);
+            c.commit(&scope, &old, regular_paths(&files), outcome, Commit::Replace);
+            return Ok(files);
+        }
     }
+    c.stats.walks.fetch_add(1, Ordering::Relaxed);
+    // Before the walk reads anything: the snapshot's racily-clean reference (see `tree`).
+    let taken = cache::now_ns();
+    // The size of the tree at the last call, if known (a first walk is parallel).
+    let known = last.map_or(old.len(), |t| t.len());
+    let mode = walk::Mode {
+        record: true,
+        sequential: known > 0 && known < SEQUENTIAL_WALK_MAX,
+    };
+    let walked = walk::walk(&root, field, Some((c, &old)), mode)?;
     let mut files = walked.files;
     files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    c.commit(
+        &scope,
+        &old,
+        regular_paths(&files),
+        walked.outcome,
+        Commit::Replace,
+    );
+    let tree = walked
+        .record
+        .and_then(|record| Tree::build(record, &files, taken, c.tree_min_age_ns));
+    c.set_tree(&scope, tree);
     Ok(files)
 }
 
@@ -107,11 +143,11 @@ pub(crate) fn hash_listed_with(
 ) -> Result<Vec<SourceFile>> {
     let root = folder_root(root, field)?;
     let mut rules = rules::ListedRules::new(&root, field)?;
-    let mut canonical_root: Option<Option<PathBuf>> = None;
+    let mut locator = Locator::new(&root);
     let mut jobs: Vec<(PathBuf, String, Metadata)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for file in files {
-        let Some(rel) = relative_to_root(&root, file, &mut canonical_root) else {
+        let Some(rel) = locator.relative(file) else {
             continue;
         };
         if !seen.insert(rel.clone()) {
@@ -176,14 +212,18 @@ pub(crate) fn hash_path_with(
     if !md.is_file() {
         return Err(Error::source(field, full, "is neither a file nor a folder"));
     }
-    let abs = std::path::absolute(&full).unwrap_or(full);
-    let mut scope = b"file\0".to_vec();
-    scope.extend_from_slice(abs.as_os_str().as_encoded_bytes());
+    // The single files named from one base folder share one scope (one persistent file), keyed
+    // by their cleaned relative path.
+    let base: PathBuf = std::path::absolute(base)
+        .map(|b| b.components().collect())
+        .unwrap_or_else(|_| base.to_path_buf());
+    let mut scope = b"files\0".to_vec();
+    scope.extend_from_slice(base.as_os_str().as_encoded_bytes());
     let snapshot = cache.map(|c| c.snapshot(&scope));
     let mut worker = Worker::new(field, cache.zip(snapshot.as_deref()));
-    let kind = worker.regular(&abs, "", &md)?;
+    let kind = worker.regular(&full, &prefix, &md)?;
     if let (Some(c), Some(old)) = (cache, &snapshot) {
-        c.commit(&scope, old, std::iter::once(""), worker.outcome, Commit::Replace);
+        c.commit(&scope, old, std::iter::empty(), worker.outcome, Commit::Merge);
     }
     Ok(vec![SourceFile { path: prefix, kind }])
 }
@@ -223,28 +263,130 @@ fn scope_of_folder(root: &Path) -> Vec<u8> {
     root.as_os_str().as_encoded_bytes().to_vec()
 }
 
-/// The path of `file` relative to `root` when it lies under it (only normal components).
-/// Falls back to the canonical location of `root` and of the file's folder, for callers that
-/// resolved symlinks on one side only.
-fn relative_to_root(
-    root: &Path,
-    file: &Path,
-    canonical_root: &mut Option<Option<PathBuf>>,
-) -> Option<PathBuf> {
-    let abs = std::path::absolute(file).ok()?;
-    if let Ok(rel) = abs.strip_prefix(root) {
-        if rules::is_plain_relative(rel) {
-            // Rebuilt from its components: drops `.` and repeated separators.
-            return Some(rel.components().collect());
+/// `path` relative to `base` when it lies lexically under it (only normal components).
+fn lexically_under(path: &Path, base: &Path) -> Option<PathBuf> {
+    let rel = path.strip_prefix(base).ok()?;
+    // Rebuilt from its components: drops `.` and repeated separators.
+    rules::is_plain_relative(rel).then(|| rel.components().collect())
+}
+
+/// Is a path spelled with `//` or a `.` component (which [`Path::components`] skips)?
+fn odd(p: &[u8]) -> bool {
+    p.iter().enumerate().any(|(i, &b)| {
+        b == b'/'
+            && match p.get(i + 1) {
+                Some(b'/') => true,
+                Some(b'.') => matches!(p.get(i + 2), None | Some(b'/')),
+                _ => false,
+            }
+    })
+}
+
+/// [`lexically_under`], answering "no" from the bytes alone for a path that is not [`odd`] and
+/// does not start with `base/` (`base` absolute and normal, as roots are).
+fn under(path: &Path, odd: bool, base: &Path) -> Option<PathBuf> {
+    if !odd {
+        let b = base.as_os_str().as_encoded_bytes();
+        let rest = path.as_os_str().as_encoded_bytes().strip_prefix(b)?;
+        if !(b.ends_with(b"/") || rest.starts_with(b"/")) {
+            return None;
         }
     }
-    let canon_root = canonical_root
-        .get_or_insert_with(|| std::fs::canonicalize(root).ok())
-        .as_ref()?;
-    let (parent, name) = (abs.parent()?, abs.file_name()?);
-    let canon = std::fs::canonicalize(parent).ok()?.join(name);
-    let rel = canon.strip_prefix(canon_root).ok()?;
-    rules::is_plain_relative(rel).then(|| rel.components().collect())
+    lexically_under(path, base)
+}
+
+/// Places listed paths relative to the root, with few system calls.
+///
+/// A path lexically under the root, or under the root's canonical location (computed once), costs
+/// none. For the others, the canonical location of their folder is compared with the root's, for
+/// callers that resolved symlinks in `root` but not in the file paths: it is computed one path
+/// component at a time, and remembered for the call, so each distinct folder costs one `lstat`
+/// (plus a `canonicalize` for a symlink) and each further file in it a hash lookup.
+struct Locator<'r> {
+    root: &'r Path,
+    canonical_root: Option<Option<PathBuf>>,
+    /// Folder (bytes, as listed) -> its path relative to the canonical root, if it lies there.
+    outside: HashMap<Vec<u8>, Option<PathBuf>>,
+    /// Absolute folder -> canonical location.
+    canonical: HashMap<PathBuf, Option<PathBuf>>,
+}
+
+impl<'r> Locator<'r> {
+    fn new(root: &'r Path) -> Locator<'r> {
+        Locator {
+            root,
+            canonical_root: None,
+            outside: HashMap::new(),
+            canonical: HashMap::new(),
+        }
+    }
+
+    /// The path of `file` relative to the root when it lies under it (only normal components).
+    fn relative(&mut self, file: &Path) -> Option<PathBuf> {
+        let absolute;
+        let abs = if file.is_absolute() {
+            file
+        } else {
+            absolute = std::path::absolute(file).ok()?;
+            &absolute
+        };
+        let bytes = abs.as_os_str().as_encoded_bytes();
+        // The byte shortcuts below assume '/' separators.
+        let unusual = !cfg!(unix) || odd(bytes) || bytes.ends_with(b"/");
+        if let Some(rel) = under(abs, unusual, self.root) {
+            return Some(rel);
+        }
+        let root = self.root;
+        let canon_root = self
+            .canonical_root
+            .get_or_insert_with(|| std::fs::canonicalize(root).ok())
+            .as_ref()?;
+        if let Some(rel) = under(abs, unusual, canon_root) {
+            return Some(rel);
+        }
+        // The file's folder, from the bytes when the spelling is plain (as `Path::parent`).
+        let key = match (unusual, bytes.iter().rposition(|&b| b == b'/')) {
+            (false, Some(0)) => b"/",
+            (false, Some(i)) => &bytes[..i],
+            _ => abs.parent()?.as_os_str().as_encoded_bytes(),
+        };
+        let folder = match self.outside.get(key) {
+            Some(folder) => folder.clone(),
+            None => {
+                let (parent, canon_root) = (abs.parent()?, canon_root.clone());
+                let folder = self.canonical_of(parent).and_then(|dir| {
+                    let rel = dir.strip_prefix(&canon_root).ok()?;
+                    (rel.as_os_str().is_empty() || rules::is_plain_relative(rel)).then(|| rel.to_path_buf())
+                });
+                self.outside.insert(key.to_vec(), folder.clone());
+                folder
+            }
+        };
+        Some(folder?.join(abs.file_name()?))
+    }
+
+    /// The canonical location of an absolute folder path (as `canonicalize`), remembered.
+    fn canonical_of(&mut self, dir: &Path) -> Option<PathBuf> {
+        if let Some(known) = self.canonical.get(dir) {
+            return known.clone();
+        }
+        let canon = match dir.components().next_back() {
+            Some(Component::Normal(name)) => self.canonical_of(dir.parent()?).and_then(|parent| {
+                let here = parent.join(name);
+                match std::fs::symlink_metadata(&here) {
+                    Ok(md) if md.file_type().is_symlink() => std::fs::canonicalize(&here).ok(),
+                    Ok(_) => Some(here),
+                    Err(_) => None,
+                }
+            }),
+            Some(Component::ParentDir) => self
+                .canonical_of(dir.parent()?)
+                .map(|p| p.parent().map_or_else(|| p.clone(), Path::to_path_buf)),
+            _ => Some(dir.to_path_buf()),
+        };
+        self.canonical.insert(dir.to_path_buf(), canon.clone());
+        canon
+    }
 }
 
 /// `rel` as the path prefix of the files it names: no `./`, no `//`, no trailing `/`.
@@ -289,6 +431,10 @@ pub(crate) struct Worker<'a> {
     cache: Option<(&'a DigestCache, &'a Map)>,
     buf: Vec<u8>,
     outcome: Outcome,
+    /// For callers that look keys up in increasing order: where the next key's record probably
+    /// is ([`Map::get_near`]). `None`: unordered lookups, or none yet.
+    cursor: Option<usize>,
+    ordered: bool,
 }
 
 impl<'a> Worker<'a> {
@@ -298,6 +444,16 @@ impl<'a> Worker<'a> {
             cache,
             buf: Vec::new(),
             outcome: Outcome::default(),
+            cursor: None,
+            ordered: false,
+        }
+    }
+
+    /// A worker whose cache lookups come in increasing key order.
+    fn ordered(field: &'a str, cache: Option<(&'a DigestCache, &'a Map)>) -> Worker<'a> {
+        Worker {
+            ordered: true,
+            ..Worker::new(field, cache)
         }
     }
 
@@ -328,18 +484,33 @@ impl<'a> Worker<'a> {
     fn regular(&mut self, abs: &Path, key: &str, md: &Metadata) -> Result<FileKind> {
         let executable = is_executable(md);
         let stamp = Stamp::of(md);
-        if let (Some((_, map)), Some(stamp)) = (self.cache, stamp) {
-            if let Some(entry) = map.get(key) {
-                self.outcome.known += 1;
-                if entry.stamp == stamp {
-                    self.outcome.hits += 1;
-                    return Ok(FileKind::Regular {
-                        executable,
-                        sha256: entry.sha256,
-                    });
-                }
-            }
+        let sha256 = match self.cached(key, stamp) {
+            Some(sha256) => sha256,
+            None => self.hashed(abs, key, stamp)?,
+        };
+        Ok(FileKind::Regular { executable, sha256 })
+    }
+
+    /// The cached digest of a file with this stamp, if any.
+    fn cached(&mut self, key: &str, stamp: Option<Stamp>) -> Option<[u8; 32]> {
+        let ((_, map), stamp) = self.cache.zip(stamp)?;
+        let entry = if self.ordered {
+            let at = self.cursor.get_or_insert_with(|| map.seek(key));
+            map.get_near(key, at)?
+        } else {
+            map.get(key)?
+        };
+        self.outcome.known += 1;
+        if entry.stamp != stamp {
+            return None;
         }
+        self.outcome.hits += 1;
+        Some(entry.sha256)
+    }
+
+    /// Read and hash a file whose `lstat` gave `stamp`; keep the digest for the cache when the
+    /// racily-clean rule allows it.
+    fn hashed(&mut self, abs: &Path, key: &str, stamp: Option<Stamp>) -> Result<[u8; 32]> {
         let read_start = cache::now_ns();
         let sha256 = self
             .hash_file(abs)
@@ -352,7 +523,7 @@ impl<'a> Worker<'a> {
                     .push((key.to_string(), Entry { stamp, sha256 }));
             }
         }
-        Ok(FileKind::Regular { executable, sha256 })
+        Ok(sha256)
     }
 
     /// sha256 of a file's content: one `read` into the buffer for files up to [`CHUNK`], a
@@ -388,12 +559,39 @@ fn is_executable(_md: &Metadata) -> bool {
 
 type Hashed = (Vec<SourceFile>, Outcome);
 
-/// Hash listed files (absolute path, key = output path, `lstat`) on all cores.
+/// Hash listed files (absolute path, key = output path, `lstat`): symlinks and cached digests on
+/// this thread, the files to read on all cores.
 fn hash_jobs(
     jobs: &[(PathBuf, String, Metadata)],
     field: &str,
     cache: Option<(&DigestCache, &Map)>,
 ) -> Result<Hashed> {
+    let mut worker = Worker::new(field, cache);
+    let mut all: Hashed = (Vec::with_capacity(jobs.len()), Outcome::default());
+    let mut to_read = Vec::new();
+    for job in jobs {
+        let (abs, key, md) = job;
+        if md.is_file() {
+            if let Some(sha256) = worker.cached(key, Stamp::of(md)) {
+                all.0.push(SourceFile {
+                    path: key.clone(),
+                    kind: FileKind::Regular {
+                        executable: is_executable(md),
+                        sha256,
+                    },
+                });
+            } else {
+                to_read.push(job);
+            }
+        } else if let Some(kind) = worker.entry(abs, key, md)? {
+            all.0.push(SourceFile {
+                path: key.clone(),
+                kind,
+            });
+        }
+    }
+    all.1 = worker.outcome;
+    let jobs = to_read;
     let threads = if jobs.len() < 16 {
         1
     } else {
@@ -409,7 +607,13 @@ fn hash_jobs(
             let Some((abs, key, md)) = jobs.get(i) else {
                 break Ok(());
             };
-            match worker.entry(abs, key, md) {
+            let hashed = worker.hashed(abs, key, Stamp::of(md)).map(|sha256| {
+                Some(FileKind::Regular {
+                    executable: is_executable(md),
+                    sha256,
+                })
+            });
+            match hashed {
                 Ok(Some(kind)) => out.push(SourceFile {
                     path: key.clone(),
                     kind,
@@ -430,7 +634,6 @@ fn hash_jobs(
             }
         });
     }
-    let mut all: Hashed = (Vec::with_capacity(jobs.len()), Outcome::default());
     for part in parts.into_inner().unwrap_or_else(|e| e.into_inner()) {
         let (files, outcome) = part?;
         all.0.extend(files);

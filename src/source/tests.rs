@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{self, DigestCache, Entry, Map, Stamp};
 use super::*;
+use std::io::Write;
 
 const FIELD: &str = "source_root";
 
@@ -544,6 +545,50 @@ fn listed_keeps_only_selected_files_under_root() {
 }
 
 #[test]
+fn listed_compares_canonical_locations() {
+    let t = tree(&[
+        ("real/proj/a.py", "A"),
+        ("real/proj/sub/b.py", "B"),
+        ("real/other/c.py", "C"),
+    ]);
+    let base = t.path();
+    symlink("real", &base.join("link"));
+    symlink("../proj/sub", &base.join("real/other/to_sub"));
+    let names = |root: &Path, list: &[PathBuf]| -> Vec<String> {
+        listed(root, list).into_iter().map(|f| f.path).collect()
+    };
+    // Root through a symlink, files resolved.
+    let got = names(
+        &base.join("link/proj"),
+        &[base.join("real/proj/a.py"), base.join("real/proj/sub/b.py")],
+    );
+    assert_eq!(got, ["a.py", "sub/b.py"]);
+    // Root resolved, files through symlinks (also in the middle of the path, and with `..`).
+    let got = names(
+        &base.join("real/proj"),
+        &[
+            base.join("link/proj/a.py"),
+            base.join("real/other/to_sub/b.py"),
+            base.join("link/other/../proj/sub/b.py"),
+            base.join("link/other/c.py"),
+            base.join("link/missing/x.py"),
+        ],
+    );
+    assert_eq!(got, ["a.py", "sub/b.py"]);
+    // Spellings with `//` and `.`.
+    let root = base.join("real/proj");
+    let odd = PathBuf::from(format!("{}//./sub/./b.py", root.display()));
+    assert_eq!(names(&root, &[odd]), ["sub/b.py"]);
+    assert_eq!(
+        names(&root, &[PathBuf::from(format!("{}/", root.display()))]),
+        Vec::<String>::new()
+    );
+    // Lexically under the root wins, even through a symlink inside it.
+    symlink("../other", &root.join("otherlink"));
+    assert_eq!(names(&root, &[root.join("otherlink/c.py")]), ["otherlink/c.py"]);
+}
+
+#[test]
 fn listed_does_not_walk_the_tree() {
     use std::os::unix::ffi::OsStrExt;
     let t = tree(&[("app/main.py", "m"), ("app/other.py", "o")]);
@@ -1028,6 +1073,453 @@ fn stamp_storable_rule() {
     assert!(!s(now + two, 0).storable(now, two), "mtime in the future");
 }
 
+// ---------------------------------------------------------------- tree snapshot
+
+/// A cache that trusts digests and tree snapshots at once (no racily-clean margin). Tests that
+/// change the tree after a snapshot call [`settle`] first.
+fn snap_cache(dir: &Path) -> DigestCache {
+    let mut c = test_cache(dir, Duration::ZERO);
+    c.tree_min_age_ns = 0;
+    c
+}
+
+/// Let the clock move past the timestamp tick of what was just written or stat'ed. Without the
+/// 2 s margin, a change in the same tick as a recorded stamp could keep that stamp (the very case
+/// the margin exists for); 25 ms is over two ticks of the coarsest kernel clock (HZ=100).
+fn settle() {
+    std::thread::sleep(Duration::from_millis(25));
+}
+
+fn counts(c: &DigestCache) -> (u64, u64) {
+    (
+        c.stats.replays.load(Ordering::Relaxed),
+        c.stats.walks.load(Ordering::Relaxed),
+    )
+}
+
+/// `hash_all` with the cache equals `hash_all` without it; returns how the call was answered
+/// ("replay" or "walk").
+fn check(root: &Path, c: &DigestCache) -> &'static str {
+    let before = counts(c);
+    let got = hash_all_with(root, FIELD, Some(c)).unwrap();
+    assert_eq!(got, all(root));
+    let after = counts(c);
+    assert_eq!(after.0 + after.1, before.0 + before.1 + 1);
+    if after.0 > before.0 {
+        "replay"
+    } else {
+        "walk"
+    }
+}
+
+fn set_mtime(path: &Path, mtime: SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
+fn mtime(path: &Path) -> SystemTime {
+    fs::symlink_metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn snapshot_replays_an_unchanged_tree_in_and_across_processes() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[
+        (".gitignore", "*.log\nbuild/\n"),
+        (".dockerignore", "secret\n"),
+        ("a.py", "A"),
+        ("x.log", ""),
+        ("build/out", ""),
+        ("secret/k", ""),
+        ("pkg/sub/deep/m.py", "M"),
+        ("pkg/.gitignore", "!keep.log\n"),
+        ("pkg/keep.log", "K"),
+        ("empty/nested/.keep", ""),
+    ]);
+    symlink("a.py", &t.path().join("pkg/link"));
+    let c = snap_cache(cache_dir.path());
+    assert_eq!(check(t.path(), &c), "walk");
+    assert_eq!(c.stats.tree_writes.load(Ordering::Relaxed), 1);
+    assert_eq!(check(t.path(), &c), "replay");
+    assert_eq!(check(t.path(), &c), "replay");
+    assert_eq!(
+        c.stats.hashed.load(Ordering::Relaxed),
+        7,
+        "only the walk read files"
+    );
+    assert_eq!(c.stats.tree_writes.load(Ordering::Relaxed), 1);
+    assert_eq!(c.stats.writes.load(Ordering::Relaxed), 1);
+    // Another process: the persistent snapshot.
+    let other = snap_cache(cache_dir.path());
+    assert_eq!(check(t.path(), &other), "replay");
+    assert_eq!(other.stats.hashed.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn snapshot_sees_files_added_removed_and_renamed_in_deep_folders() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[
+        ("a/b/c/d/one.txt", "1"),
+        ("a/b/c/d/two.txt", "2"),
+        ("a/b/c/other.txt", ""),
+        ("z.txt", ""),
+    ]);
+    let deep = t.path().join("a/b/c/d");
+    let c = snap_cache(cache_dir.path());
+    check(t.path(), &c);
+    assert_eq!(check(t.path(), &c), "replay");
+    let steps: [(&str, &dyn Fn()); 5] = [
+        ("add", &|| fs::write(deep.join("three.txt"), "3").unwrap()),
+        ("remove", &|| fs::remove_file(deep.join("one.txt")).unwrap()),
+        ("rename", &|| {
+            fs::rename(deep.join("two.txt"), deep.join("deux.txt")).unwrap()
+        }),
+        ("new folder", &|| write(&deep, "e/f/new.txt", "n")),
+        ("remove folder", &|| fs::remove_dir_all(deep.join("e")).unwrap()),
+    ];
+    for (what, change) in steps {
+        let before = hash_all_with(t.path(), FIELD, Some(&c)).unwrap();
+        settle();
+        change();
+        assert_eq!(check(t.path(), &c), "walk", "{what}");
+        assert_ne!(
+            hash_all_with(t.path(), FIELD, Some(&c)).unwrap(),
+            before,
+            "{what}"
+        );
+        assert_eq!(check(t.path(), &c), "replay", "{what}");
+    }
+    let names = paths(t.path());
+    assert_eq!(
+        names,
+        [
+            "a/b/c/d/deux.txt",
+            "a/b/c/d/three.txt",
+            "a/b/c/other.txt",
+            "z.txt"
+        ]
+    );
+}
+
+#[test]
+fn snapshot_sees_a_gitignore_edited_in_place() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    // The .gitignore files are not selected (.dockerignore excludes them): only their stamps as
+    // rule files can tell.
+    let t = tree(&[
+        (".dockerignore", "**/.gitignore\n"),
+        ("sub/deeper/.gitignore", "*.log\n"),
+        ("sub/deeper/a.log", "a"),
+        ("sub/deeper/b.txt", "b"),
+        ("sub/deeper/child/c.log", "c"),
+    ]);
+    let gi = t.path().join("sub/deeper/.gitignore");
+    let folder = t.path().join("sub/deeper");
+    let c = snap_cache(cache_dir.path());
+    check(t.path(), &c);
+    assert_eq!(check(t.path(), &c), "replay");
+    assert_eq!(paths(t.path()), [".dockerignore", "sub/deeper/b.txt"]);
+
+    let (file_mtime, folder_mtime) = (mtime(&gi), mtime(&folder));
+    settle();
+    // Same size, in place (same inode), old mtime restored: only ctime tells.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&gi)
+        .unwrap()
+        .write_all(b"*.txt\n")
+        .unwrap();
+    set_mtime(&gi, file_mtime);
+    assert_eq!((mtime(&gi), mtime(&folder)), (file_mtime, folder_mtime));
+    assert_eq!(check(t.path(), &c), "walk");
+    assert_eq!(
+        paths(t.path()),
+        [".dockerignore", "sub/deeper/a.log", "sub/deeper/child/c.log"]
+    );
+    assert_eq!(check(t.path(), &c), "replay");
+}
+
+#[test]
+fn snapshot_sees_a_dockerignore_edited_in_place() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[
+        (".dockerignore", ".dockerignore\ndata\n"),
+        ("data/x.csv", "x"),
+        ("logs/y.log", "y"),
+    ]);
+    let di = t.path().join(".dockerignore");
+    let c = snap_cache(cache_dir.path());
+    check(t.path(), &c);
+    assert_eq!(check(t.path(), &c), "replay");
+    assert_eq!(paths(t.path()), ["logs/y.log"]);
+
+    let (file_mtime, root_mtime) = (mtime(&di), mtime(t.path()));
+    settle();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&di)
+        .unwrap()
+        .write_all(b".dockerignore\nlogs\n")
+        .unwrap();
+    set_mtime(&di, file_mtime);
+    assert_eq!((mtime(&di), mtime(t.path())), (file_mtime, root_mtime));
+    assert_eq!(check(t.path(), &c), "walk");
+    assert_eq!(paths(t.path()), ["data/x.csv"]);
+    assert_eq!(check(t.path(), &c), "replay");
+}
+
+#[test]
+fn snapshot_ignores_changes_inside_pruned_folders() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[
+        (".gitignore", "build/\n"),
+        (".dockerignore", "scratch\n"),
+        ("build/out.o", ""),
+        ("scratch/tmp", ""),
+        ("pkg/__pycache__/m.pyc", ""),
+        ("pkg/m.py", "m"),
+    ]);
+    let c = snap_cache(cache_dir.path());
+    check(t.path(), &c);
+    let before = hash_all_with(t.path(), FIELD, Some(&c)).unwrap();
+    settle();
+    write(t.path(), "build/new.o", "");
+    write(t.path(), "build/deep/.gitignore", "!*\n");
+    write(t.path(), "scratch/more/file", "");
+    write(t.path(), "pkg/__pycache__/n.pyc", "");
+    // Neither folder was read by the walk: nothing to stat, and the answer is unchanged.
+    assert_eq!(check(t.path(), &c), "replay");
+    assert_eq!(hash_all_with(t.path(), FIELD, Some(&c)).unwrap(), before);
+}
+
+#[test]
+fn snapshot_covers_folders_walked_for_dockerignore_exceptions() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[
+        (".dockerignore", "data\n!data/keep/**\n"),
+        ("data/drop.csv", ""),
+        ("data/keep/k.csv", "k"),
+    ]);
+    let c = snap_cache(cache_dir.path());
+    check(t.path(), &c);
+    assert_eq!(check(t.path(), &c), "replay");
+    settle();
+    // data is excluded but read (a `!` pattern reaches inside): its changes count.
+    write(t.path(), "data/keep/deeper/new.csv", "n");
+    assert_eq!(check(t.path(), &c), "walk");
+    assert!(paths(t.path()).contains(&"data/keep/deeper/new.csv".to_string()));
+    assert_eq!(check(t.path(), &c), "replay");
+    settle();
+    write(t.path(), "data/keep/.gitignore", "k.csv\n");
+    assert_eq!(check(t.path(), &c), "walk");
+    assert!(!paths(t.path()).contains(&"data/keep/k.csv".to_string()));
+    assert_eq!(check(t.path(), &c), "replay");
+}
+
+#[test]
+fn replay_sees_file_content_exec_bit_and_symlink_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a.txt", "version-1"), ("sub/b.sh", "echo")]);
+    symlink("a.txt", &t.path().join("sub/link"));
+    let a = t.path().join("a.txt");
+    let c = snap_cache(cache_dir.path());
+    check(t.path(), &c);
+    assert_eq!(check(t.path(), &c), "replay");
+    let old = mtime(&a);
+    settle();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .write_all(b"version-2")
+        .unwrap();
+    set_mtime(&a, old);
+    fs::set_permissions(t.path().join("sub/b.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    // Files changed, folders did not: the snapshot holds, the digests are redone.
+    assert_eq!(check(t.path(), &c), "replay");
+    let got = hash_all_with(t.path(), FIELD, Some(&c)).unwrap();
+    assert_eq!(regular(&got, "a.txt").1, sha(b"version-2"));
+    assert!(regular(&got, "sub/b.sh").0);
+    settle();
+    fs::remove_file(t.path().join("sub/link")).unwrap();
+    symlink("sub/b.sh", &t.path().join("sub/link"));
+    assert_eq!(check(t.path(), &c), "walk");
+    assert_eq!(check(t.path(), &c), "replay");
+}
+
+#[test]
+fn snapshot_of_a_tree_changed_just_now_is_not_trusted() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a", "A"), ("sub/b", "B")]);
+    // The real 2 s margin: the folders were just created.
+    let c = test_cache(cache_dir.path(), Duration::ZERO);
+    assert_eq!(c.tree_min_age_ns, cache::MIN_AGE.as_nanos() as i64);
+    assert_eq!(check(t.path(), &c), "walk");
+    assert_eq!(check(t.path(), &c), "walk");
+    assert_eq!(c.stats.tree_writes.load(Ordering::Relaxed), 0);
+    let scope = scope_of_folder(&std::path::absolute(t.path()).unwrap());
+    assert!(c.tree(&scope).is_none());
+    assert!(!c.tree_file_for(&scope).unwrap().exists());
+
+    // A folder that changed after the snapshot of an old tree: the stale snapshot is dropped
+    // (file included) and the next snapshot waits until the folder is 2 s old.
+    let old = snap_cache(cache_dir.path());
+    check(t.path(), &old);
+    assert!(c.tree_file_for(&scope).unwrap().exists());
+    let strict = test_cache(cache_dir.path(), Duration::ZERO);
+    settle();
+    write(t.path(), "sub/c", "C");
+    assert_eq!(check(t.path(), &strict), "walk");
+    assert!(!strict.tree_file_for(&scope).unwrap().exists());
+    assert_eq!(check(t.path(), &strict), "walk");
+}
+
+#[test]
+fn tree_build_applies_the_racily_clean_rule() {
+    let stamp = |m: i64, c: i64| Stamp {
+        dev: 1,
+        ino: 2,
+        size: 3,
+        mtime_ns: m,
+        ctime_ns: c,
+    };
+    let two = 2_000_000_000;
+    let taken = 100 * two;
+    let record = |folder: Stamp, rule: Option<Stamp>| tree::Record {
+        folders: vec![(String::new(), folder)],
+        rules: rule.map(|r| (".gitignore".to_string(), r)).into_iter().collect(),
+        unusable: false,
+    };
+    let ok = stamp(taken - two, taken - two);
+    let build = |r| Tree::build(r, &[], taken, two);
+    assert!(build(record(ok, Some(ok))).is_some());
+    assert!(build(record(stamp(taken - two + 1, taken - two), None)).is_none());
+    assert!(build(record(ok, Some(stamp(taken - two, taken - two + 1)))).is_none());
+    assert!(build(tree::Record {
+        unusable: true,
+        ..record(ok, None)
+    })
+    .is_none());
+}
+
+#[test]
+fn snapshot_corrupt_or_foreign_falls_back_to_the_walk() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let t = tree(&[("a", "A"), ("sub/b", "B"), ("sub/c", "C")]);
+    let scope = scope_of_folder(&std::path::absolute(t.path()).unwrap());
+    let c = snap_cache(cache_dir.path());
+    check(t.path(), &c);
+    let file = c.tree_file_for(&scope).unwrap();
+    let good = fs::read(&file).unwrap();
+    let tree = Tree::decode(&good, &scope).unwrap();
+    assert_eq!(tree.len(), 3);
+    assert_eq!(Tree::decode(&tree.encode(&scope), &scope).as_ref(), Some(&tree));
+    assert!(Tree::decode(&good, b"/other/root").is_none());
+
+    let with_sum = |mut body: Vec<u8>| {
+        let sum = cache::checksum(&body);
+        body.extend_from_slice(&sum.to_le_bytes());
+        body
+    };
+    let body = good[..good.len() - 8].to_vec();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 1;
+    let mut other_version = body.clone();
+    other_version[8] = 99;
+    // Valid checksum, broken structure: the last file record names a folder that does not exist.
+    let mut bad_folder = body.clone();
+    let at = bad_folder.len() - 8;
+    bad_folder[at..at + 4].copy_from_slice(&77u32.to_le_bytes());
+    // Valid checksum, files out of order: swap the path spans of the first two file records.
+    let mut unsorted = body.clone();
+    let first = unsorted.len() - 3 * 16;
+    let (x, y) = (
+        unsorted[first..first + 8].to_vec(),
+        unsorted[first + 16..first + 24].to_vec(),
+    );
+    unsorted[first..first + 8].copy_from_slice(&y);
+    unsorted[first + 16..first + 24].copy_from_slice(&x);
+    let damaged = [
+        flipped,
+        with_sum(other_version),
+        with_sum(bad_folder),
+        with_sum(unsorted),
+        good[..good.len() - 1].to_vec(),
+        b"garbage".to_vec(),
+        Vec::new(),
+        Tree::decode(&good, &scope).unwrap().encode(b"/some/other/root"),
+    ];
+    for (i, bad) in damaged.iter().enumerate() {
+        assert!(Tree::decode(bad, &scope).is_none(), "{i}");
+        fs::write(&file, bad).unwrap();
+        let fresh = snap_cache(cache_dir.path());
+        assert_eq!(check(t.path(), &fresh), "walk", "{i}");
+        // Rebuilt.
+        assert_eq!(fs::read(&file).unwrap(), good, "{i}");
+        assert_eq!(check(t.path(), &fresh), "replay", "{i}");
+    }
+}
+
+#[test]
+fn symlinked_ignore_files_give_no_snapshot() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let outside = tree(&[("rules", "*.log\n")]);
+    let t = tree(&[("a.log", ""), ("b.txt", "")]);
+    symlink(
+        outside.path().join("rules").to_str().unwrap(),
+        &t.path().join(".gitignore"),
+    );
+    let c = snap_cache(cache_dir.path());
+    assert_eq!(check(t.path(), &c), "walk");
+    assert_eq!(paths(t.path()), [".gitignore", "b.txt"]);
+    // The target changes, the tree does not: only a walk can tell.
+    fs::write(outside.path().join("rules"), "*.txt\n").unwrap();
+    assert_eq!(check(t.path(), &c), "walk");
+    assert_eq!(paths(t.path()), [".gitignore", "a.log"]);
+    assert_eq!(c.stats.tree_writes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn sequential_and_parallel_walks_agree() {
+    let t = tree(&[
+        (".gitignore", "*.log\n!keep.log\nbuild/\n"),
+        (".dockerignore", "data\n!data/keep/**\n"),
+        ("keep.log", ""),
+        ("a.log", ""),
+        ("build/x", ""),
+        ("data/drop", ""),
+        ("data/keep/k", ""),
+        ("sub/.gitignore", "!a.log\n"),
+        ("sub/a.log", ""),
+        ("sub/deep/f", "f"),
+    ]);
+    let walk = |sequential| {
+        let mode = walk::Mode {
+            record: true,
+            sequential,
+        };
+        let walked = walk::walk(t.path(), FIELD, None, mode).unwrap();
+        let mut files = walked.files;
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        let record = walked.record.unwrap();
+        let mut folders: Vec<String> = record.folders.into_iter().map(|f| f.0).collect();
+        folders.sort();
+        let mut rules: Vec<String> = record.rules.into_iter().map(|f| f.0).collect();
+        rules.sort();
+        (files, folders, rules, record.unusable)
+    };
+    let parallel = walk(false);
+    assert_eq!(walk(true), parallel);
+    assert_eq!(parallel.0, all(t.path()));
+    assert_eq!(parallel.1, ["", "data", "data/keep", "sub", "sub/deep"]);
+    assert_eq!(parallel.2, [".dockerignore", ".gitignore", "sub/.gitignore"]);
+}
+
 // ---------------------------------------------------------------- public API
 
 #[test]
@@ -1063,11 +1555,60 @@ fn bench() {
             }
             return;
         }
+        // Only first runs (empty persistent cache), timed one by one.
+        Ok("first") => {
+            let cache_dir = tempfile::tempdir().unwrap();
+            let mut runs: Vec<f64> = (0..reps)
+                .map(|_| {
+                    let _ = fs::remove_dir_all(cache_dir.path().join("digests"));
+                    let c = test_cache(cache_dir.path(), cache::MIN_AGE);
+                    let start = Instant::now();
+                    hash_all_with(&tree, FIELD, Some(&c)).unwrap();
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            runs.sort_by(f64::total_cmp);
+            eprintln!(
+                "first runs: median {:.1} ms, min {:.1} ms",
+                runs[reps / 2],
+                runs[0]
+            );
+            return;
+        }
         Ok("warm") => {
             let warm = DigestCache::new(None);
             for _ in 0..=reps {
                 hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
             }
+            return;
+        }
+        // Only the second runs (a replay of the snapshot, or with IMAGESPEC_BENCH_WALK=1 the
+        // walk with warm digests), timed one by one.
+        Ok("second") => {
+            let warm = DigestCache::new(None);
+            hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
+            let walk = std::env::var_os("IMAGESPEC_BENCH_WALK").is_some();
+            let scope = scope_of_folder(&tree);
+            let mut runs: Vec<f64> = (0..reps)
+                .map(|_| {
+                    if walk {
+                        warm.set_tree(&scope, None);
+                    }
+                    let start = Instant::now();
+                    hash_all_with(&tree, FIELD, Some(&warm)).unwrap();
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            runs.sort_by(f64::total_cmp);
+            let (replays, walks) = (
+                warm.stats.replays.load(Ordering::Relaxed),
+                warm.stats.walks.load(Ordering::Relaxed),
+            );
+            eprintln!(
+                "second runs: median {:.1} ms, min {:.1} ms ({replays} replays, {walks} walks)",
+                runs[reps / 2],
+                runs[0]
+            );
             return;
         }
         _ => {}
@@ -1152,10 +1693,26 @@ fn bench() {
     time("hash_all, in-process cache (same process)", &mut || {
         hash_all_with(&tree, FIELD, Some(&warm)).unwrap().len()
     });
+    eprintln!(
+        "  (replays {}, walks {}: replays need a tree older than 2 s)",
+        warm.stats.replays.load(Ordering::Relaxed),
+        warm.stats.walks.load(Ordering::Relaxed)
+    );
+    // The same, with the snapshot dropped before each call: the walk with a warm digest cache.
+    time("hash_all, in-process digests, no snapshot (walk)", &mut || {
+        warm.set_tree(&scope_of_folder(&tree), None);
+        hash_all_with(&tree, FIELD, Some(&warm)).unwrap().len()
+    });
     let scope = scope_of_folder(&std::path::absolute(&tree).unwrap());
     let file = warm.file_for(&scope).unwrap();
     time("load persistent cache file", &mut || {
         Map::parse(fs::read(&file).unwrap(), &scope).unwrap().len()
+    });
+    let tree_file = warm.tree_file_for(&scope).unwrap();
+    time("load tree snapshot file", &mut || {
+        Tree::decode(&fs::read(&tree_file).unwrap(), &scope)
+            .unwrap()
+            .len()
     });
 
     // The alternative design: walk first, then hash the collected files on scoped threads.
@@ -1343,6 +1900,26 @@ mod random {
             prop_assert_eq!(with_docker, expected);
         }
 
+        /// The walk on the calling thread (small trees) and the parallel walk agree, in their
+        /// result and in what they record for the tree snapshot.
+        #[test]
+        fn sequential_walk_agrees_with_parallel_walk(t in tree_strategy(true)) {
+            let dir = build(&t);
+            let walk = |sequential| {
+                let mode = walk::Mode { record: true, sequential };
+                let walked = walk::walk(dir.path(), FIELD, None, mode).unwrap();
+                let mut files = walked.files;
+                files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+                let record = walked.record.unwrap();
+                let mut folders: Vec<String> = record.folders.into_iter().map(|f| f.0).collect();
+                folders.sort();
+                let mut rules: Vec<String> = record.rules.into_iter().map(|f| f.0).collect();
+                rules.sort();
+                (files, folders, rules, record.unusable)
+            };
+            prop_assert_eq!(walk(true), walk(false));
+        }
+
         /// LOADED_MODULES mode decides every path as the walk does.
         #[test]
         fn listed_agrees_with_walk(t in tree_strategy(true)) {
@@ -1352,4 +1929,157 @@ mod random {
             prop_assert_eq!(got, walked);
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// With the tree snapshot (replayed when nothing changed, else a walk) the answer is the
+        /// walk's, before and after a random change.
+        #[test]
+        fn snapshot_agrees_with_walk(
+            t in tree_strategy(true),
+            change in 0..6usize,
+            pick in any::<prop::sample::Index>(),
+            new_path in prop::collection::vec(0..NAMES.len(), 1..4),
+            lines in prop::collection::vec(0..GIT_LINES.len(), 1..4),
+        ) {
+            let dir = build(&t);
+            let root = dir.path();
+            let cache_dir = tempfile::tempdir().unwrap();
+            let c = snap_cache(cache_dir.path());
+            let expected = all(root);
+            prop_assert_eq!(&hash_all_with(root, FIELD, Some(&c)).unwrap(), &expected);
+            prop_assert_eq!(&hash_all_with(root, FIELD, Some(&c)).unwrap(), &expected);
+            prop_assert_eq!(counts(&c), (1, 1));
+
+            settle();
+            let everything = every_path(root);
+            let files: Vec<&PathBuf> = everything.iter().filter(|p| p.is_file()).collect();
+            let folders: Vec<PathBuf> = everything
+                .iter()
+                .filter(|p| p.is_dir())
+                .cloned()
+                .chain([root.to_path_buf()])
+                .collect();
+            let gitignores: Vec<&&PathBuf> =
+                files.iter().filter(|p| p.file_name().unwrap() == ".gitignore").collect();
+            let text: Vec<&str> = lines.iter().map(|i| GIT_LINES[*i]).collect();
+            let text = text.join("\n") + "\n";
+            let rewrite = |path: &Path, text: &str| {
+                let old = fs::symlink_metadata(path).ok().map(|m| m.modified().unwrap());
+                let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(path).unwrap();
+                f.write_all(text.as_bytes()).unwrap();
+                if let Some(old) = old {
+                    f.set_modified(old).unwrap();
+                }
+            };
+            match change {
+                0 => {
+                    let path = root.join(rel(&new_path));
+                    if fs::create_dir_all(path.parent().unwrap()).is_ok() && !path.exists() {
+                        fs::write(&path, "new").unwrap();
+                    }
+                }
+                1 if !files.is_empty() => fs::remove_file(files[pick.index(files.len())]).unwrap(),
+                2 if !gitignores.is_empty() => rewrite(gitignores[pick.index(gitignores.len())], &text),
+                3 => rewrite(&folders[pick.index(folders.len())].join(".gitignore"), &text),
+                4 => {
+                    let text: Vec<&str> = lines.iter().map(|i| DOCKER_LINES[*i % DOCKER_LINES.len()]).collect();
+                    rewrite(&root.join(".dockerignore"), &(text.join("\n") + "\n"));
+                }
+                _ => {}
+            }
+            let expected = all(root);
+            prop_assert_eq!(&hash_all_with(root, FIELD, Some(&c)).unwrap(), &expected);
+            prop_assert_eq!(&hash_all_with(root, FIELD, Some(&c)).unwrap(), &expected);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- per-input overhead
+
+/// The source calls of one `.tag` of a small spec: `requirements=` one file, `copy=["conf"]` (10
+/// small files) and LOADED_MODULES with 1,200 module files of which 35 are under the root.
+/// `cargo test --release --no-default-features --lib source::tests::bench_small -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_small() {
+    let proj = tree(&[
+        (".gitignore", "build/\n*.pyc\n__pycache__/\n"),
+        ("requirements.txt", "pandas\nnumpy\n"),
+    ]);
+    let root = proj.path();
+    for i in 0..10 {
+        write(root, &format!("conf/c{i}.yaml"), &"k: v\n".repeat(6000));
+    }
+    let mut modules = Vec::new();
+    for i in 0..35 {
+        let rel = format!("app/p{}/m{i}.py", i % 4);
+        write(root, &rel, &format!("X = {i}\n"));
+        modules.push(root.join(rel));
+    }
+    let outside = tempfile::tempdir().unwrap();
+    for i in 0..1165 {
+        let rel = format!("lib/python3.12/p{}/s{}/m{i}.py", i % 12, i % 5);
+        write(outside.path(), &rel, "");
+        modules.push(outside.path().join(rel));
+    }
+    let cache_dir = tempfile::tempdir().unwrap();
+    // Let the fixture age past MIN_AGE so that the caches trust it.
+    std::thread::sleep(cache::MIN_AGE + Duration::from_millis(200));
+    let reps = 200;
+    let run = |cache: &DigestCache| {
+        let t0 = Instant::now();
+        let req = hash_path_with(root, "requirements.txt", "requirements", Some(cache)).unwrap();
+        let t1 = Instant::now();
+        let listed = hash_listed_with(root, &modules, FIELD, Some(cache)).unwrap();
+        let t2 = Instant::now();
+        let conf = hash_path_with(root, "conf", "copy", Some(cache)).unwrap();
+        let t3 = Instant::now();
+        assert_eq!((req.len(), listed.len(), conf.len()), (1, 35, 10));
+        [t1 - t0, t2 - t1, t3 - t2, t3 - t0]
+    };
+    let report = |label: &str, mut runs: Vec<[Duration; 4]>| {
+        let names = [
+            "hash_path(file)",
+            "hash_listed(1,200)",
+            "hash_path(conf/)",
+            "total",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            let mut col: Vec<f64> = runs.iter_mut().map(|r| r[i].as_secs_f64() * 1e3).collect();
+            col.sort_by(f64::total_cmp);
+            eprintln!(
+                "{label:<28} {name:<20} median {:7.3} ms  min {:7.3} ms",
+                col[col.len() / 2],
+                col[0]
+            );
+        }
+    };
+    let warm = DigestCache::new(Some(cache_dir.path().join("digests")));
+    run(&warm);
+    report("warm, same process", (0..reps).map(|_| run(&warm)).collect());
+    // conf/ walked each time (as when it changed): the walk of a small folder.
+    let mut walks: Vec<f64> = (0..reps)
+        .map(|_| {
+            warm.set_tree(&scope_of_folder(&root.join("conf")), None);
+            let start = Instant::now();
+            hash_path_with(root, "conf", "copy", Some(&warm)).unwrap();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    walks.sort_by(f64::total_cmp);
+    eprintln!(
+        "{:<28} {:<20} median {:7.3} ms  min {:7.3} ms",
+        "warm digests, walked",
+        "hash_path(conf/)",
+        walks[reps / 2],
+        walks[0]
+    );
+    report(
+        "warm, new process",
+        (0..reps / 4)
+            .map(|_| run(&DigestCache::new(Some(cache_dir.path().join("digests")))))
+            .collect(),
+    );
 }

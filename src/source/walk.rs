@@ -1,27 +1,35 @@
 //! ALL mode: the parallel walk. Each walker thread hashes the files it meets, so directory
-//! reading, `lstat`s and sha256 all run on every core.
+//! reading, `lstat`s and sha256 all run on every core. Small trees are walked on the calling
+//! thread; on request the walk records what a tree snapshot needs ([`Record`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ignore::{DirEntry, ParallelVisitor, ParallelVisitorBuilder, WalkBuilder, WalkState};
 
 use super::cache::{DigestCache, Map, Outcome};
 use super::rules::{standard_ignored, DockerIgnore};
+use super::tree::Record;
 use super::{non_utf8, posix, SourceFile, Worker};
 use crate::error::{Error, Result};
 
-/// Threads for walking and hashing.
+/// Threads for walking and hashing: the available cores, read once per process (on Linux this
+/// reads cgroup files).
 pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 16)
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 16)
+    })
 }
 
 pub(crate) struct Walked {
     /// Unsorted.
     pub files: Vec<SourceFile>,
     pub outcome: Outcome,
+    /// What the tree snapshot needs, when asked for.
+    pub record: Option<Record>,
 }
 
 #[derive(Default)]
@@ -29,11 +37,31 @@ struct Parts {
     files: Vec<Vec<SourceFile>>,
     outcome: Outcome,
     errors: Vec<Error>,
+    record: Option<Record>,
+}
+
+/// How to walk.
+#[derive(Clone, Copy)]
+pub(crate) struct Mode {
+    /// Record what a tree snapshot needs ([`Record`]).
+    pub record: bool,
+    /// Walk on the calling thread (for small trees: no threads to start).
+    pub sequential: bool,
 }
 
 /// Walk `root` (absolute) with the selection rules and hash every selected file.
-pub(crate) fn walk(root: &Path, field: &str, cache: Option<(&DigestCache, &Map)>) -> Result<Walked> {
+pub(crate) fn walk(
+    root: &Path,
+    field: &str,
+    cache: Option<(&DigestCache, &Map)>,
+    mode: Mode,
+) -> Result<Walked> {
     let docker = DockerIgnore::load(root, field)?.map(Arc::new);
+    let mut record = mode.record.then(Record::default);
+    if let Some(record) = &mut record {
+        // After the read: see the tree module for why the order does not matter.
+        record.rule(".dockerignore".to_string(), &root.join(".dockerignore"));
+    }
     let mut builder = WalkBuilder::new(root);
     builder
         .standard_filters(false)
@@ -49,14 +77,27 @@ pub(crate) fn walk(root: &Path, field: &str, cache: Option<(&DigestCache, &Map)>
     let filter_root = root.to_path_buf();
     builder.filter_entry(move |dent| keep(&filter_root, docker.as_deref(), dent));
 
-    let parts = Mutex::new(Parts::default());
+    let parts = Mutex::new(Parts {
+        record,
+        ..Parts::default()
+    });
     let mut visitors = Visitors {
         root,
         field,
         cache,
+        record: mode.record,
         parts: &parts,
     };
-    builder.build_parallel().visit(&mut visitors);
+    if mode.sequential {
+        let mut visitor = visitors.build();
+        for entry in builder.build() {
+            if visitor.visit(entry) == WalkState::Quit {
+                break;
+            }
+        }
+    } else {
+        builder.build_parallel().visit(&mut visitors);
+    }
 
     let parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(err) = parts
@@ -72,6 +113,7 @@ pub(crate) fn walk(root: &Path, field: &str, cache: Option<(&DigestCache, &Map)>
     Ok(Walked {
         files,
         outcome: parts.outcome,
+        record: parts.record,
     })
 }
 
@@ -123,6 +165,7 @@ struct Visitors<'s> {
     root: &'s Path,
     field: &'s str,
     cache: Option<(&'s DigestCache, &'s Map)>,
+    record: bool,
     parts: &'s Mutex<Parts>,
 }
 
@@ -133,6 +176,7 @@ impl<'s> ParallelVisitorBuilder<'s> for Visitors<'s> {
             worker: Worker::new(self.field, self.cache),
             files: Vec::new(),
             error: None,
+            record: self.record.then(Record::default),
             parts: self.parts,
         })
     }
@@ -143,7 +187,20 @@ struct Visitor<'s> {
     worker: Worker<'s>,
     files: Vec<SourceFile>,
     error: Option<Error>,
+    record: Option<Record>,
     parts: &'s Mutex<Parts>,
+}
+
+/// Does this error of the walker (attached to a folder: reading its ignore file) come from I/O?
+fn has_io_error(err: &ignore::Error) -> bool {
+    match err {
+        ignore::Error::Partial(errs) => errs.iter().any(has_io_error),
+        ignore::Error::WithLineNumber { err, .. }
+        | ignore::Error::WithPath { err, .. }
+        | ignore::Error::WithDepth { err, .. } => has_io_error(err),
+        ignore::Error::Io(_) => true,
+        _ => false,
+    }
 }
 
 impl Visitor<'_> {
@@ -151,6 +208,19 @@ impl Visitor<'_> {
         let field = self.worker.field;
         let dent = entry.map_err(|e| walk_error(field, self.root, e))?;
         let Some(ft) = dent.file_type() else { return Ok(()) };
+        if ft.is_dir() {
+            // A folder the walker reads (it does not visit pruned ones), with its .gitignore.
+            if let Some(record) = &mut self.record {
+                let rel = if dent.depth() == 0 {
+                    Some("")
+                } else {
+                    relative_str(self.root, dent.path())
+                };
+                let ignore_error = dent.error().is_some_and(has_io_error);
+                record.folder(rel.map(posix).as_deref(), dent.path(), ignore_error);
+            }
+            return Ok(());
+        }
         // Folders contribute only their files; fifos, sockets and devices are skipped unopened.
         if dent.depth() == 0 || !(ft.is_file() || ft.is_symlink()) {
             return Ok(());
@@ -191,6 +261,9 @@ impl Drop for Visitor<'_> {
         parts.outcome.absorb(std::mem::take(&mut self.worker.outcome));
         if let Some(e) = self.error.take() {
             parts.errors.push(e);
+        }
+        if let (Some(all), Some(mine)) = (&mut parts.record, self.record.take()) {
+            all.absorb(mine);
         }
     }
 }
