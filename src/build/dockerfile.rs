@@ -290,13 +290,7 @@ pub(crate) fn spec_json(spec: &Spec, plan: &Plan) -> String {
         m.insert("registry".into(), Value::str(r));
     }
     for (k, v) in identity_fields(spec) {
-        let empty = match &v {
-            Value::Null => true,
-            Value::List(l) => l.is_empty() && k != "entrypoint",
-            Value::Map(m) => m.is_empty(),
-            _ => false,
-        };
-        if !empty {
+        if !crate::spec::is_unset(k, &v) {
             m.insert(k.to_owned(), v);
         }
     }

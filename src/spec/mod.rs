@@ -180,13 +180,7 @@ impl Spec {
         let path = |p: &Path| Value::str(p.to_string_lossy());
         let mut m = Map::new();
         let mut put = |k: &str, v: Value| {
-            let empty = match &v {
-                Value::Null => true,
-                Value::List(l) => l.is_empty() && k != "entrypoint",
-                Value::Map(m) => m.is_empty(),
-                _ => false,
-            };
-            if !empty {
+            if !is_unset(k, &v) {
                 m.insert(k.to_owned(), v);
             }
         };
@@ -272,6 +266,17 @@ impl Spec {
         put("builder_options", Value::Map(self.builder_options.clone()));
         put("builder_config", Value::Map(self.builder_config.clone()));
         m
+    }
+}
+
+/// Whether a field's value means "not set": null, or an empty list or map (an empty
+/// `entrypoint` is set: it clears the base image's entrypoint).
+pub fn is_unset(field: &str, v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::List(l) => l.is_empty() && field != "entrypoint",
+        Value::Map(m) => m.is_empty(),
+        _ => false,
     }
 }
 
