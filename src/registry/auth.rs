@@ -44,13 +44,7 @@ pub fn parse_challenges(header: &str) -> Result<Vec<Challenge>, String> {
         p.skip(|b| b == b' ' || b == b'\t');
         if p.peek() == Some(b'=') && !out.is_empty() && !tok.is_empty() {
             // `name=value` of the current challenge.
-            p.i += 1;
-            p.skip(|b| b == b' ' || b == b'\t');
-            let value = if p.peek() == Some(b'"') {
-                p.quoted()?
-            } else {
-                p.token()
-            };
+            let value = p.param_value()?;
             out.last_mut()
                 .expect("checked")
                 .params
@@ -66,13 +60,7 @@ pub fn parse_challenges(header: &str) -> Result<Vec<Challenge>, String> {
             let name = p.token();
             p.skip(|b| b == b' ' || b == b'\t');
             if !name.is_empty() && p.peek() == Some(b'=') {
-                p.i += 1;
-                p.skip(|b| b == b' ' || b == b'\t');
-                let value = if p.peek() == Some(b'"') {
-                    p.quoted()?
-                } else {
-                    p.token()
-                };
+                let value = p.param_value()?;
                 out.last_mut()
                     .expect("pushed")
                     .params
@@ -110,6 +98,17 @@ impl Parser<'_> {
         self.skip(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/:".contains(&b));
         String::from_utf8_lossy(&self.s[start..self.i]).into_owned()
     }
+    /// After a parameter's name, at its `=`: the value, quoted or a bare token.
+    fn param_value(&mut self) -> Result<String, String> {
+        self.i += 1;
+        self.skip(|b| b == b' ' || b == b'\t');
+        if self.peek() == Some(b'"') {
+            self.quoted()
+        } else {
+            Ok(self.token())
+        }
+    }
+
     fn quoted(&mut self) -> Result<String, String> {
         self.i += 1;
         let mut v = Vec::new();
