@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::source::{self, FileKind, SourceFile};
 use crate::spec::{strip_userinfo, BaseImage, CopyMode, Spec};
 use crate::value::Value;
+use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -137,22 +138,44 @@ pub fn spec_id(spec: &Spec) -> String {
     encode_hash(&id_root_of(&field_digests(spec)))
 }
 
-fn file_digest(f: &SourceFile) -> Digest {
+fn file_digest(f: &SourceFile, buf: &mut Vec<u8>) -> Digest {
+    use crate::value::stream;
+    buf.clear();
     match &f.kind {
-        FileKind::Regular { executable, sha256 } => Value::List(vec![
-            Value::str("file"),
-            Value::str(&f.path),
-            Value::Bool(*executable),
-            Value::Bytes(sha256.to_vec()),
-        ])
-        .digest(),
-        FileKind::Symlink { target } => Value::List(vec![
-            Value::str("symlink"),
-            Value::str(&f.path),
-            Value::str(target),
-        ])
-        .digest(),
+        FileKind::Regular { executable, sha256 } => {
+            stream::list_header(buf, 4);
+            stream::str(buf, "file");
+            stream::str(buf, &f.path);
+            stream::bool(buf, *executable);
+            stream::bytes(buf, sha256);
+        }
+        FileKind::Symlink { target } => {
+            stream::list_header(buf, 3);
+            stream::str(buf, "symlink");
+            stream::str(buf, &f.path);
+            stream::str(buf, target);
+        }
     }
+    Sha256::digest(&buf[..]).into()
+}
+
+/// `H(["imagespec-tag", scheme, recipe, bytes(id_root), {key: bytes(digest)}, base or null])`,
+/// streamed: the file map can hold tens of thousands of entries.
+fn tag_root(id_root: &Digest, files: &BTreeMap<String, Digest>, base_image: Option<&str>) -> Digest {
+    use crate::value::stream;
+    let mut out = Vec::with_capacity(128 + files.len() * 96);
+    stream::list_header(&mut out, 6);
+    stream::str(&mut out, "imagespec-tag");
+    Value::Int(TAG_SCHEME).encode_into(&mut out);
+    Value::Int(crate::RECIPE_VERSION).encode_into(&mut out);
+    stream::bytes(&mut out, id_root);
+    stream::map_header(&mut out, files.len());
+    for (key, digest) in files {
+        stream::str(&mut out, key);
+        stream::bytes(&mut out, digest);
+    }
+    Value::opt_str(base_image).encode_into(&mut out);
+    Sha256::digest(&out).into()
 }
 
 /// One file that goes into the image: its key in [`TagInputs::files`], where it is now, and the
@@ -266,23 +289,16 @@ pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> 
 pub fn tag_inputs_of(spec: &Spec, loaded: Option<&[PathBuf]>, selection: &Selection) -> Result<TagInputs> {
     let fields = field_digests(spec);
     let id_root = id_root_of(&fields);
+    let mut buf = Vec::with_capacity(256);
     let files = selection
         .values()
-        .map(|f| (f.key.clone(), file_digest(&f.file)))
+        .map(|f| (f.key.clone(), file_digest(&f.file, &mut buf)))
         .collect();
     let base_image = match &spec.base_image {
         Some(BaseImage::Spec(base)) => Some(image_name(base, loaded)?),
         _ => None,
     };
-    let root = Value::List(vec![
-        Value::str("imagespec-tag"),
-        Value::Int(TAG_SCHEME),
-        Value::Int(crate::RECIPE_VERSION),
-        Value::Bytes(id_root.to_vec()),
-        bytes_map(&files),
-        Value::opt_str(base_image.as_deref()),
-    ])
-    .digest();
+    let root = tag_root(&id_root, &files, base_image.as_deref());
     let hash = encode_hash(&root);
     let tag = match &spec.tag_format {
         Some(fmt) => fmt.replace("{spec_hash}", &hash),

@@ -98,6 +98,33 @@ impl Value {
     }
 }
 
+/// Pieces of the encoding written straight into a buffer, for hot paths that would otherwise
+/// build large `Value` trees only to encode them. They produce exactly `Value::encode`'s bytes.
+pub mod stream {
+    pub fn str(out: &mut Vec<u8>, s: &str) {
+        super::frame(out, super::STR, s.as_bytes());
+    }
+
+    pub fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        super::frame(out, super::BYTES, b);
+    }
+
+    pub fn bool(out: &mut Vec<u8>, b: bool) {
+        out.extend_from_slice(&[super::BOOL, u8::from(b)]);
+    }
+
+    pub fn list_header(out: &mut Vec<u8>, len: usize) {
+        out.push(super::LIST);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+
+    /// Entries must then follow sorted by key bytes, each as `str(key)` and a value.
+    pub fn map_header(out: &mut Vec<u8>, len: usize) {
+        out.push(super::MAP);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
 fn frame(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.push(tag);
     out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
@@ -113,6 +140,25 @@ mod tests {
         let a = Value::List(vec![Value::str("ab"), Value::str("c")]);
         let b = Value::List(vec![Value::str("a"), Value::str("bc")]);
         assert_ne!(a.encode(), b.encode());
+    }
+
+    #[test]
+    fn streamed_pieces_match_value_encoding() {
+        let v = Value::List(vec![
+            Value::str("file"),
+            Value::Bool(true),
+            Value::Bytes(vec![1, 2]),
+            Value::Map([("k".to_owned(), Value::Bytes(vec![3]))].into()),
+        ]);
+        let mut out = Vec::new();
+        stream::list_header(&mut out, 4);
+        stream::str(&mut out, "file");
+        stream::bool(&mut out, true);
+        stream::bytes(&mut out, &[1, 2]);
+        stream::map_header(&mut out, 1);
+        stream::str(&mut out, "k");
+        stream::bytes(&mut out, &[3]);
+        assert_eq!(out, v.encode());
     }
 
     #[test]
