@@ -125,3 +125,8 @@ def test_credentials_never_appear_in_errors() -> None:
         ImageSpec(pip_extra_index_url=["https://user:hunter2@host/simple", "nope://user:hunter2@h"])
     assert "hunter2" not in str(info.value)
     assert "***@h" in str(info.value)
+
+
+def test_apt_package_forms_the_build_accepts_are_accepted_at_construction() -> None:
+    forms = ["git/bookworm-backports", "libssl3=3.0.11-1~deb12u2", "gcc:amd64", "g++"]
+    assert ImageSpec(apt_packages=forms).apt_packages == tuple(forms)

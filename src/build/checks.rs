@@ -322,50 +322,6 @@ impl Parser<'_> {
     }
 }
 
-/// A Debian package for apt-get: `name[:arch][=version|/release]` (Debian policy 5.6.1, 5.6.12).
-pub fn check_apt_package(field: &str, s: &str) -> Result<()> {
-    let bad = || {
-        Err(Error::spec(
-            field,
-            format!(
-                "{s:?} is not an apt package like 'curl', 'libssl3=3.0.11-1', 'gcc:amd64' or 'git/bookworm-backports' \
-                 (Debian names: lowercase letters, digits, '+', '-', '.')"
-            ),
-        ))
-    };
-    let (rest, version) = match s.split_once('=') {
-        Some((r, v)) => (r, Some(v)),
-        None => (s, None),
-    };
-    let (rest, release) = match rest.split_once('/') {
-        Some((r, rel)) if version.is_none() => (r, Some(rel)),
-        Some(_) => return bad(),
-        None => (rest, None),
-    };
-    let (name, arch) = match rest.split_once(':') {
-        Some((n, a)) => (n, Some(a)),
-        None => (rest, None),
-    };
-    let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let name_ok =
-        name.len() >= 2 && name.starts_with(lower) && name.chars().all(|c| lower(c) || "+-.".contains(c));
-    let arch_ok = arch.map_or(true, |a| !a.is_empty() && a.chars().all(|c| lower(c) || c == '-'));
-    let version_ok = version.map_or(true, |v| {
-        v.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
-    });
-    let release_ok = release.map_or(true, |r| {
-        r.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && r.chars().all(|c| c.is_ascii_alphanumeric() || ".+~-".contains(c))
-    });
-    if name_ok && arch_ok && version_ok && release_ok {
-        Ok(())
-    } else {
-        bad()
-    }
-}
-
 /// A conda match spec without spaces or brackets: `numpy`, `numpy>=1.26`, `conda-forge::numpy=1.26.*`.
 pub fn check_conda_package(field: &str, s: &str) -> Result<()> {
     let ok = s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
@@ -426,6 +382,7 @@ pub fn check_mount_target(field: &str, s: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::check_apt_package;
 
     #[test]
     fn pep508_accepts_real_requirements() {

@@ -1,6 +1,6 @@
 //! Everything the Dockerfile and the context are derived from, checked once.
 
-use super::checks::{check_apt_package, check_conda_channel, check_conda_package, check_mount_target};
+use super::checks::{check_conda_channel, check_conda_package, check_mount_target};
 use super::{check_requirement, secret_mount_id, BuildOptions};
 use crate::error::{Error, Result};
 use crate::identity::{self, SelectedFile};
@@ -155,9 +155,6 @@ fn check_values(spec: &Spec) -> Result<()> {
         for (i, p) in items.iter().enumerate() {
             check_requirement(&format!("{field}[{i}]"), p)?;
         }
-    }
-    for (i, p) in spec.apt_packages.iter().enumerate() {
-        check_apt_package(&format!("apt_packages[{i}]"), p)?;
     }
     for (i, p) in spec.conda_packages.iter().enumerate() {
         check_conda_package(&format!("conda_packages[{i}]"), p)?;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use fields::{suggest_field, FIELDS};
-pub use validate::{prefix_field, redact_userinfo, strip_userinfo};
+pub use validate::{check_apt_package, prefix_field, redact_userinfo, strip_userinfo};
 
 /// Which files of `source_root` end up in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -364,21 +364,49 @@ fn check_env(env: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> 
     Ok(env)
 }
 
-/// Debian package names (policy 5.6.1), optionally with `=version` or `:arch`.
-fn check_apt_package(field: &str, s: &str) -> Result<String> {
+/// A Debian package for apt-get: `name[:arch][=version|/release]` (Debian policy 5.6.1, 5.6.12).
+pub fn check_apt_package(field: &str, s: &str) -> Result<String> {
     check_line(field, s)?;
-    let name = s.split(['=', ':']).next().unwrap_or_default();
-    let valid = name.len() >= 2
-        && name.chars().next().is_some_and(is_lower_alnum)
-        && name.chars().all(|c| is_lower_alnum(c) || "+-.".contains(c))
-        && s.chars().all(|c| c.is_ascii_graphic());
-    if !valid {
-        return err(
+    let bad = || {
+        Err(Error::spec(
             field,
-            format!("{s:?} is not a Debian package name (lowercase letters, digits, '+', '-', '.')"),
-        );
+            format!(
+                "{s:?} is not a Debian package name like 'curl', 'libssl3=3.0.11-1', 'gcc:amd64' or \
+                 'git/bookworm-backports' (names: lowercase letters, digits, '+', '-', '.')"
+            ),
+        ))
+    };
+    let (rest, version) = match s.split_once('=') {
+        Some((r, v)) => (r, Some(v)),
+        None => (s, None),
+    };
+    let (rest, release) = match rest.split_once('/') {
+        Some((r, rel)) if version.is_none() => (r, Some(rel)),
+        Some(_) => return bad(),
+        None => (rest, None),
+    };
+    let (name, arch) = match rest.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (rest, None),
+    };
+    let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let name_ok =
+        name.len() >= 2 && name.starts_with(lower) && name.chars().all(|c| lower(c) || "+-.".contains(c));
+    let arch_ok = arch.map_or(true, |a| !a.is_empty() && a.chars().all(|c| lower(c) || c == '-'));
+    let version_ok = version.map_or(true, |v| {
+        v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
+    });
+    let release_ok = release.map_or(true, |r| {
+        r.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && r.chars().all(|c| c.is_ascii_alphanumeric() || ".+~-".contains(c))
+    });
+    if name_ok && arch_ok && version_ok && release_ok {
+        Ok(s.to_owned())
+    } else {
+        bad()
     }
-    Ok(s.to_owned())
 }
 
 fn check_url(field: &str, u: &str) -> Result<String> {
