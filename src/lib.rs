@@ -4,8 +4,10 @@
 //! with the `python` feature, so the core builds and tests without libpython.
 
 pub mod build;
+pub mod engines;
 pub mod error;
 pub mod identity;
+pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod source;

@@ -13,6 +13,15 @@ from imagespec._spec import CopyFileDetection, ImageSpec
 
 if TYPE_CHECKING:
     from imagespec._build import BuildContext, BuildSecret, write_context
+    from imagespec._engine import (
+        BuildEvent,
+        BuildReport,
+        EngineBuilder,
+        ImageBuildEngine,
+        ImageResult,
+        ImageSpecBuilder,
+        build,
+    )
     from imagespec._registry import ImageStatus, check
 
 # Loaded on first use, so that `import imagespec` stays fast for task code that never checks.
@@ -22,6 +31,13 @@ _LAZY = {
     "BuildContext": "imagespec._build",
     "BuildSecret": "imagespec._build",
     "write_context": "imagespec._build",
+    "BuildEvent": "imagespec._engine",
+    "BuildReport": "imagespec._engine",
+    "EngineBuilder": "imagespec._engine",
+    "ImageBuildEngine": "imagespec._engine",
+    "ImageResult": "imagespec._engine",
+    "ImageSpecBuilder": "imagespec._engine",
+    "build": "imagespec._engine",
 }
 
 
@@ -39,15 +55,22 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BuildContext",
     "BuildError",
+    "BuildEvent",
+    "BuildReport",
     "BuildSecret",
     "CopyFileDetection",
+    "EngineBuilder",
+    "ImageBuildEngine",
+    "ImageResult",
     "ImageSpec",
+    "ImageSpecBuilder",
     "ImageSpecError",
     "ImageStatus",
     "RegistryError",
     "SourceError",
     "SpecError",
     "__version__",
+    "build",
     "check",
     "write_context",
 ]

@@ -1,5 +1,6 @@
 """Typed stubs of the Rust extension: the thin layer over imagespec's core."""
 
+from collections.abc import Callable
 from os import PathLike
 from typing import Any, Final, final
 
@@ -7,6 +8,7 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "__version__",
     "RECIPE_VERSION",
     "FIELDS",
+    "BUILTIN_ENGINES",
     "ImageSpecError",
     "SpecError",
     "SourceError",
@@ -18,11 +20,13 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "load_yaml",
     "write_context",
     "plan_context",
+    "run_plan",
 ]
 
 __version__: Final[str]
 RECIPE_VERSION: Final[int]
 FIELDS: Final[list[str]]
+BUILTIN_ENGINES: Final[list[tuple[str, int]]]
 
 class ImageSpecError(Exception):
     """Base class of every imagespec error."""
@@ -133,3 +137,22 @@ def plan_context(
     engine: str = "docker",
 ) -> dict[str, Any]:
     """The Dockerfile, file list and secret ids `write_context` would give, without writing anything."""
+
+def run_plan(
+    specs: list[Spec],
+    builders: list[tuple[str, int, Any]],
+    *,
+    from_core: Callable[[Spec], Any],
+    on_event: Callable[[dict[str, Any]], object] | None = None,
+    loaded_modules: list[str] | None = None,
+    imagespec_wheel: str | PathLike[str] | None = None,
+    ca_bundle: str | PathLike[str] | None = None,
+    max_parallel: int = 2,
+    assume_present: bool = False,
+    no_cache: bool = False,
+    lock_dir: str | PathLike[str] | None = None,
+    check_timeout: float = 10.0,
+) -> list[dict[str, Any]]:
+    """Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
+    a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
+    first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`)."""

@@ -30,6 +30,10 @@ _DEFAULT_PLATFORM = "linux/amd64"
 IMAGE_ID_VAR = "_F_IMG_ID"
 
 
+# Tag-scheme name -> the name a build reported for it (flytekit's _IMAGE_NAME_TO_REAL_NAME).
+_REAL_NAMES: dict[str, str] = {}
+
+
 class CopyFileDetection(enum.Enum):
     """Which files of `source_root` go into the image (the values are flytekit's)."""
 
@@ -273,8 +277,10 @@ class ImageSpec:
         return self._core.tag(self._loaded())
 
     def image_name(self) -> str:
-        """``registry/name:tag`` (``name:tag`` without a registry)."""
-        return self._core.image_name(self._loaded())
+        """``registry/name:tag`` (``name:tag`` without a registry); after a build, the name its
+        builder reported (pinned by digest when known)."""
+        name = self._core.image_name(self._loaded())
+        return _REAL_NAMES.get(name, name)
 
     def tag_inputs(self) -> dict[str, Any]:
         """The tree of sub-digests (one per field, one per file) the tag is derived from."""

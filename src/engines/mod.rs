@@ -51,3 +51,21 @@ pub trait Engine: Send + Sync {
     /// the tail of the program's output, with credentials redacted.
     fn build(&self, request: &Request<'_>) -> Result<Built>;
 }
+
+/// The built-in engines and their default priorities. Builders registered by users default to 5
+/// and so come before these, as in flytekit.
+pub const BUILTIN: &[(&str, i32)] = &[
+    ("docker", 3),
+    ("buildah", 2),
+    ("podman", 1),
+    ("envd", 1),
+    ("noop", 0),
+];
+
+/// Engines never picked on their own: only a spec that names them gets them.
+pub const AUTO_SKIP: &[&str] = &["noop"];
+
+/// A built-in engine by name.
+pub fn builtin(_name: &str) -> Option<std::sync::Arc<dyn Engine>> {
+    None
+}

@@ -2,6 +2,7 @@
 
 mod build;
 mod convert;
+mod plan;
 mod registry;
 mod spec;
 
@@ -78,6 +79,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("RECIPE_VERSION", crate::RECIPE_VERSION)?;
     m.add("FIELDS", crate::spec::FIELDS.to_vec())?;
+    m.add("BUILTIN_ENGINES", crate::engines::BUILTIN.to_vec())?;
     m.add("ImageSpecError", py.get_type::<ImageSpecError>())?;
     m.add("SpecError", py.get_type::<SpecError>())?;
     m.add("SourceError", py.get_type::<SourceError>())?;
@@ -87,5 +89,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<spec::Spec>()?;
     m.add_function(wrap_pyfunction!(spec::load_yaml, m)?)?;
     build::register(m)?;
+    plan::register(m)?;
     Ok(())
 }

@@ -17,7 +17,7 @@ pub struct Spec {
 }
 
 impl Spec {
-    fn wrap(inner: CoreSpec) -> Spec {
+    pub(crate) fn wrap(inner: CoreSpec) -> Spec {
         let id = identity::spec_id(&inner);
         let mut full = inner.to_map(false);
         full.insert("__force_push__".to_owned(), Value::Bool(inner.force_push));

@@ -392,13 +392,13 @@ pub fn check_apt_package(field: &str, s: &str) -> Result<String> {
     let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     let name_ok =
         name.len() >= 2 && name.starts_with(lower) && name.chars().all(|c| lower(c) || "+-.".contains(c));
-    let arch_ok = arch.map_or(true, |a| !a.is_empty() && a.chars().all(|c| lower(c) || c == '-'));
-    let version_ok = version.map_or(true, |v| {
+    let arch_ok = arch.is_none_or(|a| !a.is_empty() && a.chars().all(|c| lower(c) || c == '-'));
+    let version_ok = version.is_none_or(|v| {
         v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".+~:-".contains(c))
     });
-    let release_ok = release.map_or(true, |r| {
+    let release_ok = release.is_none_or(|r| {
         r.starts_with(|c: char| c.is_ascii_alphanumeric())
             && r.chars().all(|c| c.is_ascii_alphanumeric() || ".+~-".contains(c))
     });

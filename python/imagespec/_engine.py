@@ -1,0 +1,361 @@
+"""Builders and the build plan: which program builds each image, and building only what is missing.
+
+>>> from imagespec import ImageBuildEngine
+>>> sorted(ImageBuildEngine.get_registry())
+['buildah', 'docker', 'envd', 'noop', 'podman']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, cast, runtime_checkable
+
+from imagespec import _core
+from imagespec._core import BuildError
+from imagespec._spec import _REAL_NAMES, ImageSpec
+
+Outcome = Literal["exists", "skipped", "assumed", "built", "failed"]
+EventKind = Literal[
+    "checking", "exists", "missing", "unknown", "building", "step", "pushing", "done", "failed", "warning"
+]
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@runtime_checkable
+class ImageSpecBuilder(Protocol):
+    """What ``ImageBuildEngine.register`` takes: an object with ``build_image``.
+
+    ``build_image(spec)`` builds (and pushes) the image of ``spec`` and returns its full name, or
+    None to mean ``spec.image_name()``. A builder may also define ``should_build(spec) -> bool``:
+    its answer then replaces the registry check for the specs it builds.
+
+    >>> class Echo:
+    ...     def build_image(self, spec):
+    ...         return spec.image_name()
+    >>> isinstance(Echo(), ImageSpecBuilder)
+    True
+    """
+
+    def build_image(self, spec: ImageSpec) -> str | None: ...
+
+
+class EngineBuilder:
+    """A built-in engine (docker, buildah, podman, envd, noop). The plan runs it in Rust."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+
+    def available(self) -> str | None:
+        """None when the engine can build here now, else why not."""
+        return cast("str | None", _core.engine_probe(self.engine))
+
+    def build_image(self, spec: ImageSpec) -> str | None:
+        """Builds (and pushes) ``spec`` alone, without checking whether it exists."""
+        out = _core.engine_build(
+            self.engine,
+            spec._core,
+            image=spec.image_name(),
+            push=bool(spec.registry),
+            loaded_modules=spec._loaded(),
+            imagespec_wheel=os.environ.get("IMAGESPEC_WHEEL") or None,
+            ca_bundle=os.environ.get("IMAGESPEC_CA_BUNDLE") or None,
+        )
+        return cast("str", out["name"])
+
+    def __repr__(self) -> str:
+        return f"EngineBuilder({self.engine!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EngineBuilder) and other.engine == self.engine
+
+    def __hash__(self) -> int:
+        return hash(("EngineBuilder", self.engine))
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """Progress of a plan: ``kind`` is checking, exists, missing, unknown, building, step, pushing,
+    done, failed or warning; ``message`` is the step, the reason or the built name."""
+
+    kind: EventKind
+    image: str | None
+    message: str | None = None
+    seconds: float | None = None
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What happened to one image: ``outcome`` is exists, skipped, assumed, built or failed."""
+
+    image: str
+    """The name the tag scheme gives."""
+    name: str
+    """The name to run it by (pinned by digest when known)."""
+    id: str
+    outcome: Outcome
+    builder: str | None
+    reason: str | None
+    seconds: float
+    specs: tuple[ImageSpec, ...] = field(repr=False)
+    """The specs given to ``build`` that are this image (empty for a base only built for them)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "failed"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """Every image of a plan, bases first."""
+
+    results: tuple[ImageResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> tuple[ImageResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+    @property
+    def built(self) -> tuple[ImageResult, ...]:
+        return tuple(r for r in self.results if r.outcome == "built")
+
+    def __iter__(self) -> Iterator[ImageResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, spec: ImageSpec) -> ImageResult:
+        for r in self.results:
+            if any(s is spec for s in r.specs):
+                return r
+        for r in self.results:
+            if spec in r.specs:
+                return r
+        raise KeyError(repr(spec))
+
+    def summary(self) -> str:
+        lines = []
+        for r in self.results:
+            line = f"{r.outcome:8} {r.name}"
+            if r.outcome == "built":
+                line += f"  ({r.builder}, {r.seconds:.1f} s)"
+            if r.reason and r.outcome != "built":
+                line += f"\n         {r.reason}"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+class ImageBuildEngine:
+    """The registered builders, by name, with priorities (flytekit's registry, same calls).
+
+    A spec that names a ``builder`` gets that one; a spec that names none gets the available one with
+    the highest priority. Built-in engines have priorities 3 (docker), 2 (buildah), 1 (podman,
+    envd) and 0 (noop, never picked on its own); ``register`` defaults to 5, so a builder you
+    register is preferred.
+
+    >>> class Mine:
+    ...     def build_image(self, spec):
+    ...         return None
+    >>> ImageBuildEngine.register("mine", Mine(), priority=7)
+    >>> ImageBuildEngine.get_registry()["mine"][1]
+    7
+    >>> ImageBuildEngine.remove("mine")
+    """
+
+    _REGISTRY: dict[str, tuple[Any, int]] = {  # noqa: RUF012 - flytekit's name for the same table
+        name: (EngineBuilder(name), priority) for name, priority in _core.BUILTIN_ENGINES
+    }
+    _IMAGE_NAME_TO_REAL_NAME = _REAL_NAMES
+
+    @classmethod
+    def register(cls, builder_type: str, image_spec_builder: Any, priority: int = 5) -> None:
+        """Registers (or replaces) a builder under ``builder_type``."""
+        if not isinstance(builder_type, str) or not builder_type:
+            raise BuildError("register: builder_type must be a non-empty string")
+        if not callable(getattr(image_spec_builder, "build_image", None)):
+            raise BuildError(f"register: builder {builder_type!r} has no build_image(spec) method")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise BuildError(f"register: priority of {builder_type!r} must be an int")
+        cls._REGISTRY[builder_type] = (image_spec_builder, priority)
+
+    @classmethod
+    def get_registry(cls) -> dict[str, tuple[Any, int]]:
+        return cls._REGISTRY
+
+    @classmethod
+    def get(cls, builder_type: str) -> Any:
+        """The builder registered as ``builder_type``."""
+        try:
+            return cls._REGISTRY[builder_type][0]
+        except KeyError:
+            raise BuildError(
+                f"builder {builder_type!r} is not registered (registered: {', '.join(sorted(cls._REGISTRY))})"
+            ) from None
+
+    @classmethod
+    def remove(cls, builder_type: str) -> None:
+        """Unregisters ``builder_type`` (a KeyError-free no-op when it is not registered)."""
+        cls._REGISTRY.pop(builder_type, None)
+
+    @classmethod
+    def build(cls, image_spec: ImageSpec, **options: Any) -> str:
+        """Builds ``image_spec`` (and its base specs) unless present; returns the name to run it by."""
+        return build(image_spec, **options)[image_spec].name
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+def _assume_present(explicit: bool | None) -> bool:
+    """FLYTE_IMG_FAST_FAIL keeps flytekit's meaning: true fails on an unknown answer whatever else
+    says; false (explicitly) assumes present, as flytekit does. Unset: fail closed."""
+    fast_fail = _env_flag("FLYTE_IMG_FAST_FAIL")
+    if fast_fail is True:
+        return False
+    if explicit is not None:
+        return explicit
+    mine = _env_flag("IMAGESPEC_ASSUME_PRESENT")
+    if mine is not None:
+        return mine
+    return fast_fail is False
+
+
+def _max_parallel(value: int | None) -> int:
+    if value is None:
+        text = os.environ.get("IMAGESPEC_MAX_PARALLEL", "").strip()
+        if not text:
+            return 2
+        try:
+            value = int(text)
+        except ValueError:
+            raise BuildError(f"IMAGESPEC_MAX_PARALLEL must be a whole number, not {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BuildError(f"max_parallel must be a whole number of at least 1, not {value!r}")
+    return value
+
+
+def _builders(builder: str | None) -> list[tuple[str, int, object]]:
+    out: list[tuple[str, int, object]] = []
+    for name, (obj, priority) in ImageBuildEngine._REGISTRY.items():
+        target: object = obj.engine if isinstance(obj, EngineBuilder) else obj
+        out.append((name, priority, target))
+    if builder is not None:
+        ImageBuildEngine.get(builder)
+    return out
+
+
+def build(
+    specs: ImageSpec | Iterable[ImageSpec],
+    *,
+    builder: str | None = None,
+    force_push: bool = False,
+    max_parallel: int | None = None,
+    assume_present: bool | None = None,
+    no_cache: bool = False,
+    on_event: Callable[[BuildEvent], object] | None = None,
+    imagespec_wheel: str | os.PathLike[str] | None = None,
+    ca_bundle: str | os.PathLike[str] | None = None,
+    check: bool = True,
+    check_timeout: float = 10.0,
+    lock_dir: str | os.PathLike[str] | None = None,
+) -> BuildReport:
+    """Builds every image of ``specs`` that is missing, in one plan.
+
+    Base images given as specs are built first; the same image asked twice is built once;
+    existence is checked for all of them in one batch; independent builds run in parallel (at most
+    ``max_parallel``, default 2 or ``$IMAGESPEC_MAX_PARALLEL``). An image whose existence cannot be
+    told fails with the reason unless ``assume_present`` (or ``IMAGESPEC_ASSUME_PRESENT=1``, or
+    ``FLYTE_IMG_FAST_FAIL=false``) says to assume it is there. ``builder`` overrides the specs' own
+    choice; ``force_push`` rebuilds even what exists (as ``spec.force_push()`` does for one spec).
+
+    ``ca_bundle`` (a PEM file, a folder of them, or PEM text; default ``$IMAGESPEC_CA_BUNDLE``)
+    reaches the install steps as a build secret, for package indexes behind a TLS-intercepting
+    proxy. ``imagespec_wheel`` (default ``$IMAGESPEC_WHEEL``) installs imagespec in the image from
+    that wheel instead of the package index.
+
+    Raises ``BuildError`` listing the failures when any image failed and ``check`` is true (the
+    report is its ``report`` attribute); returns the report otherwise.
+
+    >>> report = build(ImageSpec(registry="localhost:5000"), on_event=print)  # doctest: +SKIP
+    >>> print(report.summary())  # doctest: +SKIP
+    """
+    items = [specs] if isinstance(specs, ImageSpec) else list(specs)
+    for i, s in enumerate(items):
+        if not isinstance(s, ImageSpec):
+            raise BuildError(f"build: item {i} is a {type(s).__name__}, not an ImageSpec")
+    if builder is not None or force_push:
+        changes: dict[str, Any] = {} if builder is None else {"builder": builder}
+        items = [s.replace(**changes) if changes else s for s in items]
+        if force_push:
+            items = [s.force_push() for s in items]
+    loaded: list[str] | None = None
+    for s in items:
+        loaded = loaded or s._loaded()
+    callback = None
+    if on_event is not None:
+        handler = on_event
+
+        def callback(d: Mapping[str, Any]) -> None:
+            handler(
+                BuildEvent(
+                    kind=d["kind"],
+                    image=d["image"],
+                    message=d.get("message"),
+                    seconds=d.get("seconds"),
+                    count=d.get("count"),
+                )
+            )
+
+    raw = _core.run_plan(
+        [s._core for s in items],
+        _builders(builder),
+        from_core=ImageSpec._from_core,
+        on_event=callback,
+        loaded_modules=loaded,
+        imagespec_wheel=imagespec_wheel or os.environ.get("IMAGESPEC_WHEEL") or None,
+        ca_bundle=ca_bundle or os.environ.get("IMAGESPEC_CA_BUNDLE") or None,
+        max_parallel=_max_parallel(max_parallel),
+        assume_present=_assume_present(assume_present),
+        no_cache=no_cache,
+        lock_dir=lock_dir,
+        check_timeout=check_timeout,
+    )
+    results = []
+    for d in raw:
+        result = ImageResult(
+            image=d["image"],
+            name=d["name"],
+            id=d["id"],
+            outcome=d["outcome"],
+            builder=d["builder"],
+            reason=d["reason"],
+            seconds=d["seconds"],
+            specs=tuple(items[i] for i in d["inputs"]),
+        )
+        if result.outcome in ("built", "exists") and result.name != result.image:
+            _REAL_NAMES[result.image] = result.name
+        results.append(result)
+    report = BuildReport(tuple(results))
+    if check and not report.ok:
+        err = BuildError(
+            f"{len(report.failed)} of {len(report)} images failed:\n"
+            + "\n".join(f"  {r.image}: {r.reason}" for r in report.failed)
+        )
+        err.report = report  # type: ignore[attr-defined]
+        raise err
+    return report

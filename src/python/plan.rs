@@ -1,0 +1,224 @@
+//! `_core.run_plan`: the build plan, with builders written in Python called back under the GIL.
+
+use super::build::options as build_options;
+use super::spec::Spec;
+use super::to_py_err;
+use crate::engines::Request;
+use crate::error::{Error, Result};
+use crate::plan::{self, Builder, Builders, EngineBuilder, Event, PlanOptions};
+use crate::spec::Spec as CoreSpec;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run_plan, m)?)?;
+    Ok(())
+}
+
+/// A builder object from Python: `build_image(spec) -> str | None`, optionally
+/// `should_build(spec) -> bool`, given the `ImageSpec` made by `from_core`.
+struct PyBuilder {
+    name: String,
+    obj: Py<PyAny>,
+    from_core: Py<PyAny>,
+    has_should_build: bool,
+}
+
+impl PyBuilder {
+    fn call(&self, method: &str, spec: &CoreSpec) -> Result<Py<PyAny>> {
+        Python::attach(|py| {
+            let py_spec = self
+                .from_core
+                .call1(py, (Spec::wrap(spec.clone()),))
+                .and_then(|s| self.obj.call_method1(py, method, (s,)));
+            py_spec.map_err(|e| {
+                Error::build(format!(
+                    "builder {:?}: {method} raised {}",
+                    self.name,
+                    describe(py, &e)
+                ))
+            })
+        })
+    }
+}
+
+/// `Type: message`, without the traceback.
+fn describe(py: Python<'_>, e: &PyErr) -> String {
+    let name = e
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".into());
+    format!("{name}: {}", e.value(py))
+}
+
+impl Builder for PyBuilder {
+    fn should_build(&self, spec: &CoreSpec) -> Option<Result<bool>> {
+        if !self.has_should_build {
+            return None;
+        }
+        Some(self.call("should_build", spec).and_then(|v| {
+            Python::attach(|py| {
+                v.bind(py).is_truthy().map_err(|e| {
+                    Error::build(format!(
+                        "builder {:?}: should_build: {}",
+                        self.name,
+                        describe(py, &e)
+                    ))
+                })
+            })
+        }))
+    }
+
+    fn build(&self, request: &Request<'_>) -> Result<Option<String>> {
+        let out = self.call("build_image", request.spec)?;
+        Python::attach(|py| {
+            let out = out.bind(py);
+            if out.is_none() {
+                return Ok(None);
+            }
+            out.extract::<String>().map(Some).map_err(|_| {
+                Error::build(format!(
+                    "builder {:?}: build_image must return the image's name (a str) or None",
+                    self.name
+                ))
+            })
+        })
+    }
+}
+
+fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let (kind, image) = match e {
+        Event::Checking { images } => {
+            d.set_item("count", images)?;
+            ("checking", None)
+        }
+        Event::Exists { image } => ("exists", Some(image)),
+        Event::Missing { image, reason }
+        | Event::Unknown { image, reason }
+        | Event::Failed { image, reason } => {
+            d.set_item("message", reason)?;
+            let kind = match e {
+                Event::Missing { .. } => "missing",
+                Event::Unknown { .. } => "unknown",
+                _ => "failed",
+            };
+            (kind, Some(image))
+        }
+        Event::Building { image, builder } => {
+            d.set_item("message", builder)?;
+            ("building", Some(image))
+        }
+        Event::Step { image, step } => {
+            d.set_item("message", step)?;
+            ("step", Some(image))
+        }
+        Event::Pushing { image } => ("pushing", Some(image)),
+        Event::Done { image, name, seconds } => {
+            d.set_item("message", name)?;
+            d.set_item("seconds", seconds)?;
+            ("done", Some(image))
+        }
+        Event::Warning { image, message } => {
+            d.set_item("message", message)?;
+            ("warning", Some(image))
+        }
+    };
+    d.set_item("kind", kind)?;
+    d.set_item("image", image)?;
+    Ok(d)
+}
+
+/// Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
+/// a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
+/// first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`).
+#[pyfunction]
+#[pyo3(signature = (specs, builders, *, from_core, on_event=None, loaded_modules=None, imagespec_wheel=None,
+    ca_bundle=None, max_parallel=2, assume_present=false, no_cache=false, lock_dir=None, check_timeout=10.0))]
+#[allow(clippy::too_many_arguments)]
+pub fn run_plan<'py>(
+    py: Python<'py>,
+    specs: Vec<PyRef<'py, Spec>>,
+    builders: Vec<(String, i32, Bound<'py, PyAny>)>,
+    from_core: Bound<'py, PyAny>,
+    on_event: Option<Bound<'py, PyAny>>,
+    loaded_modules: Option<Vec<PathBuf>>,
+    imagespec_wheel: Option<PathBuf>,
+    ca_bundle: Option<Bound<'py, PyAny>>,
+    max_parallel: usize,
+    assume_present: bool,
+    no_cache: bool,
+    lock_dir: Option<PathBuf>,
+    check_timeout: f64,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    if !check_timeout.is_finite() || check_timeout <= 0.0 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "check_timeout must be a positive number of seconds",
+        ));
+    }
+    let mut registry = Builders::default();
+    for (name, priority, obj) in builders {
+        let builder: Arc<dyn Builder> = if let Ok(engine) = obj.cast::<PyString>() {
+            let engine = engine.to_cow()?;
+            let e = crate::engines::builtin(&engine)
+                .ok_or_else(|| super::BuildError::new_err(format!("{engine:?} is not a built-in engine")))?;
+            Arc::new(EngineBuilder(e))
+        } else {
+            Arc::new(PyBuilder {
+                name: name.clone(),
+                has_should_build: obj.hasattr("should_build")?,
+                obj: obj.unbind(),
+                from_core: from_core.clone().unbind(),
+            })
+        };
+        registry.add(&name, priority, builder);
+    }
+    let options = PlanOptions {
+        build: build_options(
+            loaded_modules,
+            imagespec_wheel,
+            ca_bundle.as_ref(),
+            true,
+            "docker",
+        )?,
+        max_parallel: max_parallel.max(1),
+        assume_present,
+        no_cache,
+        lock_dir,
+        check_timeout: Duration::from_secs_f64(check_timeout),
+    };
+    let specs: Vec<CoreSpec> = specs.iter().map(|s| s.inner.clone()).collect();
+    let callback = on_event.map(Bound::unbind);
+    let emit = |e: Event| {
+        if let Some(cb) = &callback {
+            Python::attach(|py| {
+                let result = event_dict(py, &e).and_then(|d| cb.call1(py, (d,)));
+                if let Err(err) = result {
+                    err.write_unraisable(py, Some(cb.bind(py)));
+                }
+            });
+        }
+    };
+    let results = py
+        .detach(|| plan::run(&specs, &registry, &options, &emit))
+        .map_err(to_py_err)?;
+    results
+        .iter()
+        .map(|r| {
+            let d = PyDict::new(py);
+            d.set_item("image", &r.image)?;
+            d.set_item("name", &r.name)?;
+            d.set_item("id", &r.id)?;
+            d.set_item("outcome", r.outcome.as_str())?;
+            d.set_item("builder", &r.builder)?;
+            d.set_item("reason", &r.reason)?;
+            d.set_item("seconds", r.seconds)?;
+            d.set_item("inputs", &r.inputs)?;
+            Ok(d)
+        })
+        .collect()
+}
