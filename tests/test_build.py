@@ -273,11 +273,21 @@ def test_build_dry_run_with_a_ca_bundle_lists_the_secret(tmp_path: Path) -> None
     assert "MIIBSECRETCERTBODY" not in out.stdout
 
 
-def test_build_without_an_engine_says_so(tmp_path: Path) -> None:
-    (tmp_path / "image.yaml").write_text("python_version: '3.11'\n")
+def test_build_fails_closed_when_the_registry_cannot_be_asked(tmp_path: Path) -> None:
+    # Port 1 on loopback refuses connections: existence is unknown, so nothing may be built blind.
+    (tmp_path / "image.yaml").write_text("python_version: '3.11'\nregistry: localhost:1\n")
     out = cli("build", "image.yaml", cwd=tmp_path)
-    assert out.returncode == 2
-    assert "needs an engine" in out.stderr
+    assert out.returncode == 1, out.stderr
+    assert "cannot tell whether it exists" in out.stdout
+    assert "refused" in out.stderr
+    assert "building" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_build_with_an_unknown_builder_lists_the_registered_ones(tmp_path: Path) -> None:
+    (tmp_path / "image.yaml").write_text("python_version: '3.11'\nregistry: localhost:1\n")
+    out = cli("build", "--builder", "nosuch", "image.yaml", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "'nosuch' is not registered" in out.stderr and "docker" in out.stderr
 
 
 def test_build_dry_run_errors_exit_1(tmp_path: Path) -> None:

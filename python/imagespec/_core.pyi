@@ -16,6 +16,7 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "BuildError",
     "check",
     "check_local",
+    "inspect",
     "Spec",
     "load_yaml",
     "write_context",
@@ -156,3 +157,13 @@ def run_plan(
     """Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
     a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
     first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`)."""
+
+def inspect(
+    reference: str,
+    *,
+    platform: str | None = None,
+    registry_config: str | PathLike[str] | None = None,
+    insecure: list[str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[str, str]:
+    """The config of an image in its registry: `(manifest digest, config as JSON text)`."""

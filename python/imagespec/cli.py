@@ -1,7 +1,8 @@
 """The `imagespec` command line.
 
-Exit codes: 0 success; 1 a spec, file or registry error (the message says which), or for `exists`
-an image that is missing or unknown; 2 bad usage (and, for now, `build` without `--dry-run`).
+Exit codes: 0 success; 1 a spec, file or registry error (the message says which), for `exists` an
+image that is missing or unknown, for `build` an image that failed, for `inspect` an image without
+imagespec labels; 2 bad usage.
 """
 
 from __future__ import annotations
@@ -108,14 +109,7 @@ def _with_bases(specs: list[tuple[str, ImageSpec]]) -> list[tuple[str, ImageSpec
     return out
 
 
-def _cmd_build(args: argparse.Namespace) -> int:
-    if not args.dry_run:
-        print(
-            "imagespec: building needs an engine: not available yet "
-            "(use --dry-run to see what would be built)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+def _dry_run(args: argparse.Namespace) -> int:
     from imagespec._build import plan_context
 
     rows: list[dict[str, Any]] = []
@@ -125,7 +119,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             imagespec_wheel=args.wheel,
             ca_bundle=args.ca_bundle,
             buildkit=not args.no_buildkit,
-            engine=args.engine,
+            engine=args.builder or "docker",
         )
         rows.append({"name": label, **plan})
     if args.json:
@@ -144,6 +138,111 @@ def _cmd_build(args: argparse.Namespace) -> int:
             print("--- build secrets")
             for s in row["secrets"]:
                 print(s)
+    return 0
+
+
+def _progress(quiet: bool) -> Any:
+    """Prints the plan's events to stderr, one line each."""
+    from imagespec._engine import BuildEvent
+
+    def show(e: BuildEvent) -> None:
+        if e.kind == "checking":
+            line = f"checking {e.count} image(s)"
+        elif e.kind == "step":
+            if quiet:
+                return
+            line = f"  {e.image}: {e.message}"
+        elif e.kind == "building":
+            line = f"building {e.image} with {e.message}"
+        elif e.kind == "done":
+            line = f"built    {e.message} in {e.seconds or 0:.1f} s"
+        elif e.kind in ("failed", "unknown", "warning", "missing"):
+            line = f"{e.kind:<8} {e.image}: {e.message}"
+        else:
+            line = f"{e.kind:<8} {e.image}"
+        print(line, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(args)
+    from imagespec._engine import build
+
+    specs = [spec for _, spec in load_specs(args.target)]
+    report = build(
+        specs,
+        builder=args.builder,
+        force_push=args.force_push,
+        max_parallel=args.parallel,
+        assume_present=True if args.assume_present else None,
+        no_cache=args.no_cache,
+        on_event=_progress(args.quiet),
+        imagespec_wheel=args.wheel,
+        ca_bundle=args.ca_bundle,
+        check=False,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "image": r.image,
+                        "name": r.name,
+                        "id": r.id,
+                        "outcome": r.outcome,
+                        "builder": r.builder,
+                        "reason": r.reason,
+                        "seconds": round(r.seconds, 3),
+                    }
+                    for r in report
+                ],
+                indent=2,
+            )
+        )
+    else:
+        print(report.summary())
+    return 0 if report.ok else EXIT_ERROR
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from imagespec._inspect import inspect
+
+    info = inspect(
+        args.image,
+        platform=args.platform,
+        registry_config=args.registry_config,
+        insecure=args.insecure or None,
+        local=True if args.local else None,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "reference": info.reference,
+                    "digest": info.digest,
+                    "source": info.source,
+                    "created": info.created,
+                    "platform": info.platform,
+                    "labels": info.labels,
+                    "spec": info.spec,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"image:    {info.reference}")
+    print(f"digest:   {info.digest}")
+    print(f"platform: {info.platform}")
+    if not info.built_by_imagespec:
+        print("not built by imagespec (no dev.imagespec.* labels)")
+        return EXIT_ERROR
+    for key in ("id", "tag", "recipe", "engine"):
+        print(f"{key + ':':<9} {info.label(key)}")
+    print("built from:")
+    for key, value in sorted((info.spec or {}).items()):
+        print(f"  {key}: {json.dumps(value)}")
     return 0
 
 
@@ -180,23 +279,59 @@ def _parser() -> argparse.ArgumentParser:
     exists.set_defaults(func=_cmd_exists)
     build = commands.add_parser(
         "build",
-        help="build the images of a spec file or Python file (for now: --dry-run)",
-        description="With --dry-run, print for each image (base images first) its Dockerfile, the files "
-        "of its build context and the build secrets it needs; nothing is written or built.",
+        help="build the images of a spec file or Python file that are missing",
+        description="Build every image of a spec YAML file, or every module-level ImageSpec of a Python file "
+        "(base images first), that its registry lacks; push them. Progress goes to stderr, one line per "
+        "image to stdout; exit 1 when any image failed. With --dry-run, print each image's Dockerfile, "
+        "context files and build secrets instead; nothing is written or built.",
     )
     build.add_argument("target", metavar="SPEC.yaml|FILE.py")
     build.add_argument("--dry-run", action="store_true", help="print the Dockerfiles and context files")
-    build.add_argument("--json", action="store_true", help="print the dry run as JSON")
-    build.add_argument("--wheel", metavar="FILE", help="install this imagespec wheel instead of the index's")
+    build.add_argument("--json", action="store_true", help="print the result (or the dry run) as JSON")
+    build.add_argument(
+        "--builder", metavar="NAME", help="build with this builder (docker, buildah, podman, ...)"
+    )
+    build.add_argument("--force-push", action="store_true", help="build and push even the images that exist")
+    build.add_argument(
+        "--assume-present",
+        action="store_true",
+        help="treat an image whose existence cannot be told as present (default: fail it)",
+    )
+    build.add_argument(
+        "--parallel", type=int, metavar="N", help="builds at once (2, $IMAGESPEC_MAX_PARALLEL)"
+    )
+    build.add_argument("--no-cache", action="store_true", help="build every step again")
+    build.add_argument("-q", "--quiet", action="store_true", help="do not print build steps")
+    build.add_argument(
+        "--wheel",
+        metavar="FILE",
+        default=os.environ.get("IMAGESPEC_WHEEL") or None,
+        help="install this imagespec wheel in the images instead of the index's ($IMAGESPEC_WHEEL)",
+    )
     build.add_argument(
         "--ca-bundle",
         metavar="PATH",
         default=os.environ.get("IMAGESPEC_CA_BUNDLE") or None,
         help="extra CA certificates for install steps: a PEM file or a folder ($IMAGESPEC_CA_BUNDLE)",
     )
-    build.add_argument("--no-buildkit", action="store_true", help="write for a builder without BuildKit")
-    build.add_argument("--engine", default="docker", help="engine name for the image label (docker)")
+    build.add_argument(
+        "--no-buildkit", action="store_true", help="dry run: write for a builder without BuildKit"
+    )
     build.set_defaults(func=_cmd_build)
+    inspect = commands.add_parser(
+        "inspect",
+        help="show what an image was built from",
+        description="Read an image's config (from its registry, or from the local Docker engine when "
+        "the name has no registry host) and print the spec, id, tag, recipe and engine its imagespec "
+        "labels record; exit 1 when it has none.",
+    )
+    inspect.add_argument("image", metavar="IMAGE")
+    inspect.add_argument("--json", action="store_true", help="print the config's labels and the spec as JSON")
+    inspect.add_argument("--platform", metavar="OS/ARCH", help="inside an index, this platform's image")
+    inspect.add_argument("--registry-config", metavar="FILE", help="a docker config.json with credentials")
+    inspect.add_argument("--insecure", action="append", metavar="REGISTRY", help="allow plain HTTP to it")
+    inspect.add_argument("--local", action="store_true", help="read it from the local Docker engine")
+    inspect.set_defaults(func=_cmd_inspect)
     return parser
 
 

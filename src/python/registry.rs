@@ -11,6 +11,7 @@ use std::time::Duration;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(check_local, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect, m)?)?;
     Ok(())
 }
 
@@ -103,4 +104,27 @@ fn check_local<'py>(py: Python<'py>, names: Vec<String>, timeout: f64) -> PyResu
     let timeout = seconds("timeout", timeout)?;
     let results = run(py, async move { registry::check_local(&names, timeout).await })?;
     results.iter().map(|r| result_dict(py, r)).collect()
+}
+
+/// The config of an image in its registry: `(manifest digest, config as JSON text)`.
+#[pyfunction]
+#[pyo3(signature = (reference, *, platform=None, registry_config=None, insecure=None, timeout=10.0))]
+fn inspect(
+    py: Python<'_>,
+    reference: String,
+    platform: Option<String>,
+    registry_config: Option<PathBuf>,
+    insecure: Option<Vec<String>>,
+    timeout: f64,
+) -> PyResult<(String, String)> {
+    let opts = Options {
+        platforms: platform.into_iter().collect(),
+        registry_config,
+        insecure: insecure.unwrap_or_default(),
+        use_cache: false,
+        timeout: seconds("timeout", timeout)?,
+        ..Options::default()
+    };
+    let found = run(py, async move { registry::inspect(&reference, &opts).await })?;
+    Ok((found.digest, found.config.to_string()))
 }

@@ -22,7 +22,7 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
-fn is_index(mt: &str) -> bool {
+pub(super) fn is_index(mt: &str) -> bool {
     mt == OCI_INDEX || mt == DOCKER_LIST
 }
 fn is_known(mt: &str) -> bool {
@@ -52,7 +52,7 @@ pub struct Checker {
     tokens: TokenCache,
 }
 
-enum Answer {
+pub(super) enum Answer {
     Resp(Response),
     Unknown(String),
 }
@@ -208,7 +208,7 @@ impl Checker {
         }
     }
 
-    fn not_ok(&self, input: &str, r: &Reference, resp: &Response) -> CheckResult {
+    pub(super) fn not_ok(&self, input: &str, r: &Reference, resp: &Response) -> CheckResult {
         let at = format!("{}/{}:{}", r.registry, r.repository, r.manifest_ref());
         match resp.status {
             404 => CheckResult {
@@ -260,7 +260,7 @@ impl Checker {
         }
     }
 
-    async fn manifest(&self, r: &Reference, method: Method) -> Answer {
+    pub(super) async fn manifest(&self, r: &Reference, method: Method) -> Answer {
         let path = format!("/v2/{}/manifests/{}", r.repository, r.manifest_ref());
         let read = method == Method::GET;
         self.request(r, method, &path, read).await
@@ -268,7 +268,7 @@ impl Checker {
 
     /// One authenticated request; a 401 gets one more try with a fresh token for the scope the
     /// registry's challenge names, then it is the answer.
-    async fn request(&self, r: &Reference, method: Method, path: &str, read_body: bool) -> Answer {
+    pub(super) async fn request(&self, r: &Reference, method: Method, path: &str, read_body: bool) -> Answer {
         let session = self.session(r);
         let scope = format!("repository:{}:pull", r.repository);
         let mut stale: Option<String> = None;
@@ -525,13 +525,13 @@ fn content_type(resp: &Response) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-fn valid_digest(d: &str) -> bool {
+pub(super) fn valid_digest(d: &str) -> bool {
     d.split_once(':')
         .is_some_and(|(a, h)| !a.is_empty() && h.len() >= 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The manifest's JSON and media type; an error text for anything that is not a manifest.
-fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String> {
+pub(super) fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String> {
     let ct = content_type(resp).unwrap_or_default();
     let shown = if ct.is_empty() {
         "no content type".to_string()

@@ -7,11 +7,13 @@ mod auth;
 pub mod cache;
 mod check;
 pub mod credentials;
+mod inspect;
 mod local;
 pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
+pub use inspect::Inspected;
 
 use crate::reference::Reference;
 use crate::{Error, Result};
@@ -144,6 +146,29 @@ pub async fn check(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> 
     if opts.timeout.is_zero() {
         return Err(Error::Registry("timeout must be more than zero".into()));
     }
+    let concurrency = opts.concurrency.max(1);
+    let checker = Arc::new(checker(opts, platforms)?);
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (input, r)) in refs.iter().zip(parsed).enumerate() {
+        let (checker, sem, input) = (checker.clone(), sem.clone(), input.clone());
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (i, checker.check(&input, &r).await)
+        });
+    }
+    let mut out: Vec<Option<CheckResult>> = vec![None; refs.len()];
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((i, r)) => out[i] = Some(r),
+            Err(e) => return Err(Error::Registry(format!("a check task failed: {e}"))),
+        }
+    }
+    Ok(out.into_iter().map(|r| r.expect("every task reported")).collect())
+}
+
+/// A checker for `opts`: transport, credentials, cache and insecure registries.
+fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checker> {
     let explicit = match &opts.registry_config {
         Some(p) => Some(
             credentials::DockerConfig::load(p)
@@ -171,24 +196,22 @@ pub async fn check(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> 
     };
     let mut insecure = insecure_from_env();
     insecure.extend(opts.insecure.iter().cloned());
-    let checker = Arc::new(Checker::new(transport, insecure, platforms, cache, explicit));
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, (input, r)) in refs.iter().zip(parsed).enumerate() {
-        let (checker, sem, input) = (checker.clone(), sem.clone(), input.clone());
-        tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            (i, checker.check(&input, &r).await)
-        });
-    }
-    let mut out: Vec<Option<CheckResult>> = vec![None; refs.len()];
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((i, r)) => out[i] = Some(r),
-            Err(e) => return Err(Error::Registry(format!("a check task failed: {e}"))),
-        }
-    }
-    Ok(out.into_iter().map(|r| r.expect("every task reported")).collect())
+    Ok(Checker::new(transport, insecure, platforms, cache, explicit))
+}
+
+/// The config (labels, history, platform) of an image in its registry. `opts.platforms[0]`
+/// picks the image inside an index (default: this machine's platform).
+pub async fn inspect(reference: &str, opts: &Options) -> Result<Inspected> {
+    let r = Reference::parse(reference)?;
+    let platforms = opts
+        .platforms
+        .iter()
+        .map(|p| Platform::parse(p).map_err(Error::Registry))
+        .collect::<Result<Vec<_>>>()?;
+    let c = checker(opts, platforms)?;
+    c.inspect(&r)
+        .await
+        .map_err(|why| Error::Registry(format!("cannot read {reference}: {why}")))
 }
 
 /// Blocking form of [`check`] on the shared runtime.

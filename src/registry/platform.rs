@@ -25,6 +25,11 @@ impl Platform {
         Ok(Self::new(parts[0], parts[1], parts.get(2).copied()))
     }
 
+    /// This machine's platform (what an engine here builds by default).
+    pub fn host() -> Self {
+        Self::new("linux", std::env::consts::ARCH, None)
+    }
+
     fn new(os: &str, arch: &str, variant: Option<&str>) -> Self {
         let arch = match arch.to_ascii_lowercase().as_str() {
             "x86_64" | "x86-64" => "amd64".to_string(),

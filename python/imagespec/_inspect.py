@@ -1,0 +1,120 @@
+"""What an image was built from: the ``dev.imagespec.*`` labels of an image in a registry or in
+the local Docker engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagespec import _core
+
+LABEL_PREFIX = "dev.imagespec."
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image's config as far as imagespec is concerned."""
+
+    reference: str
+    digest: str | None
+    """The manifest digest (registry), or the image id (local engine)."""
+    source: str
+    """``registry`` or ``local``."""
+    labels: dict[str, str] = field(repr=False)
+    created: str | None = None
+    platform: str | None = None
+
+    @property
+    def built_by_imagespec(self) -> bool:
+        return LABEL_PREFIX + "id" in self.labels
+
+    @property
+    def spec(self) -> dict[str, Any] | None:
+        """The spec the image was built from (canonical JSON label), or None."""
+        text = self.labels.get(LABEL_PREFIX + "spec")
+        return None if text is None else dict(json.loads(text))
+
+    def label(self, key: str) -> str | None:
+        return self.labels.get(LABEL_PREFIX + key)
+
+
+def _has_registry_host(reference: str) -> bool:
+    first, sep, _ = reference.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost" or first.startswith("["))
+
+
+def _docker_cli() -> str:
+    for candidate in (os.environ.get("IMAGESPEC_DOCKER"), shutil.which("docker"), "/usr/bin/docker"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise _core.RegistryError("inspect: no docker client found to read a local image; install docker.io")
+
+
+def _local(reference: str) -> ImageInfo:
+    try:
+        out = subprocess.run(
+            [_docker_cli(), "image", "inspect", reference],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise _core.RegistryError(f"inspect: docker did not answer within 30 s for {reference}") from None
+    if out.returncode != 0:
+        why = out.stderr.strip().splitlines()[-1:] or ["no answer"]
+        raise _core.RegistryError(f"inspect: {reference} is not in the local Docker engine ({why[0]})")
+    doc = json.loads(out.stdout)[0]
+    config = doc.get("Config") or {}
+    return ImageInfo(
+        reference=reference,
+        digest=doc.get("Id"),
+        source="local",
+        labels=dict(config.get("Labels") or {}),
+        created=doc.get("Created"),
+        platform=f"{doc.get('Os')}/{doc.get('Architecture')}",
+    )
+
+
+def inspect(
+    reference: str,
+    *,
+    platform: str | None = None,
+    registry_config: str | os.PathLike[str] | None = None,
+    insecure: list[str] | None = None,
+    local: bool | None = None,
+    timeout: float = 10.0,
+) -> ImageInfo:
+    """Reads the config of ``reference``: from its registry when the name has a registry host,
+    else from the local Docker engine (``local`` forces one or the other).
+
+    >>> info = inspect("localhost:5000/app:abc")  # doctest: +SKIP
+    >>> info.spec["packages"]  # doctest: +SKIP
+    ['pandas']
+    """
+    if local is None:
+        local = not _has_registry_host(reference)
+    if local:
+        return _local(reference)
+    digest, config_text = _core.inspect(
+        reference,
+        platform=platform,
+        registry_config=os.fspath(registry_config) if registry_config else None,
+        insecure=insecure,
+        timeout=timeout,
+    )
+    config = json.loads(config_text)
+    labels = (config.get("config") or {}).get("Labels") or {}
+    arch = config.get("architecture")
+    return ImageInfo(
+        reference=reference,
+        digest=digest,
+        source="registry",
+        labels=dict(labels),
+        created=config.get("created"),
+        platform=f"{config.get('os')}/{arch}" if arch else None,
+    )

@@ -1,0 +1,98 @@
+//! The config of an image in a registry (its labels say what it was built from): the manifest,
+//! for an index the entry of the wanted platform, then the config blob.
+
+use super::check::{is_index, parse_manifest, valid_digest, Answer, Checker};
+use super::platform::Platform;
+use crate::reference::Reference;
+use reqwest::Method;
+
+/// What `inspect` found.
+#[derive(Clone, Debug)]
+pub struct Inspected {
+    /// The digest of the manifest that was read (the platform's, inside an index).
+    pub digest: String,
+    pub config: serde_json::Value,
+}
+
+impl Checker {
+    pub async fn inspect(&self, r: &Reference) -> Result<Inspected, String> {
+        let (doc, media_type, digest) = self.get_manifest(r).await?;
+        if !is_index(&media_type) {
+            return self.config_of(r, &doc, digest).await;
+        }
+        let wanted = self.platforms.first().cloned().unwrap_or_else(Platform::host);
+        let entry = doc
+            .get("manifests")
+            .and_then(|m| m.as_array())
+            .and_then(|ms| {
+                ms.iter().find(|m| {
+                    m.get("platform")
+                        .and_then(Platform::from_json)
+                        .is_some_and(|p| p.satisfies(&wanted))
+                })
+            })
+            .ok_or_else(|| format!("the index has no image for {wanted}"))?;
+        let child = entry
+            .get("digest")
+            .and_then(|d| d.as_str())
+            .filter(|d| valid_digest(d))
+            .ok_or("unexpected answer: an index entry has no digest")?;
+        let pinned = Reference {
+            tag: None,
+            digest: Some(child.to_owned()),
+            ..r.clone()
+        };
+        let (doc, _, digest) = self.get_manifest(&pinned).await?;
+        self.config_of(r, &doc, digest).await
+    }
+
+    async fn get_manifest(&self, r: &Reference) -> Result<(serde_json::Value, String, String), String> {
+        let resp = match self.manifest(r, Method::GET).await {
+            Answer::Resp(resp) => resp,
+            Answer::Unknown(reason) => return Err(reason),
+        };
+        if resp.status != 200 {
+            let why = self.not_ok(&r.to_string(), r, &resp);
+            return Err(why.reason.unwrap_or_else(|| format!("HTTP {}", resp.status)));
+        }
+        let (doc, mt) = parse_manifest(&resp).map_err(|e| format!("unexpected answer: {e}"))?;
+        let digest = resp
+            .header("docker-content-digest")
+            .filter(|d| valid_digest(d))
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                use sha2::{Digest, Sha256};
+                format!(
+                    "sha256:{}",
+                    data_encoding::HEXLOWER.encode(&Sha256::digest(&resp.body))
+                )
+            });
+        Ok((doc, mt, digest))
+    }
+
+    async fn config_of(
+        &self,
+        r: &Reference,
+        doc: &serde_json::Value,
+        digest: String,
+    ) -> Result<Inspected, String> {
+        let config = doc
+            .pointer("/config/digest")
+            .and_then(|d| d.as_str())
+            .filter(|d| valid_digest(d))
+            .ok_or("unexpected answer: the manifest names no config digest")?;
+        let path = format!("/v2/{}/blobs/{config}", r.repository);
+        match self.request(r, Method::GET, &path, true).await {
+            Answer::Resp(resp) if resp.status == 200 => {
+                let config = serde_json::from_slice(&resp.body)
+                    .map_err(|_| "unexpected answer: the image config is not JSON".to_string())?;
+                Ok(Inspected { digest, config })
+            }
+            Answer::Resp(resp) => Err(format!(
+                "unexpected answer: HTTP {} for the image config",
+                resp.status
+            )),
+            Answer::Unknown(reason) => Err(reason),
+        }
+    }
+}
