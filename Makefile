@@ -12,9 +12,8 @@ setup: ## install tools and build imagespec into .venv (idempotent)
 	@bash scripts/setup.sh
 
 .PHONY: example
-example: setup ## the main job: compute the example images' names
-	$(VENV)/imagespec tag examples/image.yaml
-	$(VENV)/imagespec tag examples/images.py
+example: setup ## the main job: build, push, run and inspect the example images (scripts/example.sh)
+	bash scripts/example.sh
 
 .PHONY: lint
 lint: setup ## formatting, lints and type checks (Rust and Python)
