@@ -13,6 +13,7 @@ from imagespec._spec import CopyFileDetection, ImageSpec
 
 if TYPE_CHECKING:
     from imagespec._build import BuildContext, BuildSecret, write_context
+    from imagespec._diff import Diff, diff
     from imagespec._engine import (
         BuildEvent,
         BuildReport,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         ImageSpecBuilder,
         build,
     )
+    from imagespec._inspect import ImageInfo, inspect
     from imagespec._registry import ImageStatus, check
 
 # Loaded on first use, so that `import imagespec` stays fast for task code that never checks.
@@ -38,6 +40,10 @@ _LAZY = {
     "ImageResult": "imagespec._engine",
     "ImageSpecBuilder": "imagespec._engine",
     "build": "imagespec._engine",
+    "Diff": "imagespec._diff",
+    "diff": "imagespec._diff",
+    "ImageInfo": "imagespec._inspect",
+    "inspect": "imagespec._inspect",
 }
 
 
@@ -59,8 +65,10 @@ __all__ = [
     "BuildReport",
     "BuildSecret",
     "CopyFileDetection",
+    "Diff",
     "EngineBuilder",
     "ImageBuildEngine",
+    "ImageInfo",
     "ImageResult",
     "ImageSpec",
     "ImageSpecBuilder",
@@ -72,5 +80,7 @@ __all__ = [
     "__version__",
     "build",
     "check",
+    "diff",
+    "inspect",
     "write_context",
 ]

@@ -206,6 +206,38 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0 if report.ok else EXIT_ERROR
 
 
+def _diff_side(target: str, label: str) -> Any:
+    """A spec file (YAML, FILE.py with one spec, FILE.py:VAR) or an image reference."""
+    from imagespec._diff import Side
+
+    path, sep, var = target.partition(".py:")
+    if sep:
+        specs = dict(load_specs(path + ".py"))
+        if var not in specs:
+            raise _core.SpecError(
+                f"{path}.py defines no module-level ImageSpec named {var!r} ({', '.join(specs)})"
+            )
+        return Side.of_spec(specs[var], target)
+    if Path(target).is_file():
+        specs_in = load_specs(target)
+        if len(specs_in) > 1:
+            names = ", ".join(f"{target}:{n}" for n, _ in specs_in)
+            raise _core.SpecError(f"{target} defines {len(specs_in)} specs; name one: {names}")
+        return Side.of_spec(specs_in[0][1], target)
+    return Side.of_image(target)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from imagespec._diff import compare
+
+    result = compare(_diff_side(args.a, "a"), _diff_side(args.b, "b"))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.explain())
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from imagespec._inspect import inspect
 
@@ -332,6 +364,17 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--insecure", action="append", metavar="REGISTRY", help="allow plain HTTP to it")
     inspect.add_argument("--local", action="store_true", help="read it from the local Docker engine")
     inspect.set_defaults(func=_cmd_inspect)
+    diff = commands.add_parser(
+        "diff",
+        help="explain why two specs (or a spec and an image) have different tags",
+        description="Compare two specs, or a spec and the spec an image was built from (its labels), and "
+        "print every field, base image and file that makes their tags differ. A and B are each a spec "
+        "YAML file, a Python file defining one ImageSpec, FILE.py:VARIABLE, or an image reference.",
+    )
+    diff.add_argument("a", metavar="A")
+    diff.add_argument("b", metavar="B")
+    diff.add_argument("--json", action="store_true", help="print the changes as JSON")
+    diff.set_defaults(func=_cmd_diff)
     return parser
 
 
