@@ -20,7 +20,9 @@ class Progress:
     both cases. ``verbose`` prints every engine step as its own line.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, verbose: bool = False, live: bool | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, verbose: bool = False, live: bool | None = None
+    ) -> None:
         self.stream = stream or sys.stderr
         self.verbose = verbose
         self.live = self.stream.isatty() if live is None else live
@@ -149,7 +151,9 @@ def summary_table(report: BuildReport) -> str:
     """The report as a table: outcome, seconds, builder, name (and the reason of what did not build)."""
     rows = [("OUTCOME", "TIME", "BUILDER", "IMAGE")]
     for r in report:
-        rows.append((r.outcome, f"{r.seconds:.1f}s" if r.outcome == "built" else "-", r.builder or "-", r.name))
+        rows.append(
+            (r.outcome, f"{r.seconds:.1f}s" if r.outcome == "built" else "-", r.builder or "-", r.name)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = []
     for row in rows:

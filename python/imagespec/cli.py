@@ -141,48 +141,26 @@ def _dry_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(quiet: bool) -> Any:
-    """Prints the plan's events to stderr, one line each."""
-    from imagespec._engine import BuildEvent
-
-    def show(e: BuildEvent) -> None:
-        if e.kind == "checking":
-            line = f"checking {e.count} image(s)"
-        elif e.kind == "step":
-            if quiet:
-                return
-            line = f"  {e.image}: {e.message}"
-        elif e.kind == "building":
-            line = f"building {e.image} with {e.message}"
-        elif e.kind == "done":
-            line = f"built    {e.message} in {e.seconds or 0:.1f} s"
-        elif e.kind in ("failed", "unknown", "warning", "missing"):
-            line = f"{e.kind:<8} {e.image}: {e.message}"
-        else:
-            line = f"{e.kind:<8} {e.image}"
-        print(line, file=sys.stderr, flush=True)
-
-    return show
-
-
 def _cmd_build(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args)
     from imagespec._engine import build
+    from imagespec._progress import Progress, summary_table
 
     specs = [spec for _, spec in load_specs(args.target)]
-    report = build(
-        specs,
-        builder=args.builder,
-        force_push=args.force_push,
-        max_parallel=args.parallel,
-        assume_present=True if args.assume_present else None,
-        no_cache=args.no_cache,
-        on_event=_progress(args.quiet),
-        imagespec_wheel=args.wheel,
-        ca_bundle=args.ca_bundle,
-        check=False,
-    )
+    with Progress(verbose=args.verbose) as progress:
+        report = build(
+            specs,
+            builder=args.builder,
+            force_push=args.force_push,
+            max_parallel=args.parallel,
+            assume_present=True if args.assume_present else None,
+            no_cache=args.no_cache,
+            on_event=progress,
+            imagespec_wheel=args.wheel,
+            ca_bundle=args.ca_bundle,
+            check=False,
+        )
     if args.json:
         print(
             json.dumps(
@@ -202,7 +180,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(report.summary())
+        print(summary_table(report))
     return 0 if report.ok else EXIT_ERROR
 
 
@@ -333,7 +311,7 @@ def _parser() -> argparse.ArgumentParser:
         "--parallel", type=int, metavar="N", help="builds at once (2, $IMAGESPEC_MAX_PARALLEL)"
     )
     build.add_argument("--no-cache", action="store_true", help="build every step again")
-    build.add_argument("-q", "--quiet", action="store_true", help="do not print build steps")
+    build.add_argument("-v", "--verbose", action="store_true", help="print every engine step as a line")
     build.add_argument(
         "--wheel",
         metavar="FILE",
