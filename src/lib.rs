@@ -4,6 +4,7 @@
 //! with the `python` feature, so the core builds and tests without libpython.
 
 pub mod build;
+pub mod engines;
 pub mod error;
 pub mod identity;
 pub mod reference;

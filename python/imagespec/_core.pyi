@@ -18,6 +18,8 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "load_yaml",
     "write_context",
     "plan_context",
+    "engine_probe",
+    "engine_build",
 ]
 
 __version__: Final[str]
@@ -133,3 +135,20 @@ def plan_context(
     engine: str = "docker",
 ) -> dict[str, Any]:
     """The Dockerfile, file list and secret ids `write_context` would give, without writing anything."""
+
+def engine_probe(name: str) -> str | None:
+    """None when the engine `name` can build here, else why not (one line, with the fix)."""
+
+def engine_build(
+    name: str,
+    spec: Spec,
+    *,
+    image: str,
+    push: bool,
+    no_cache: bool = False,
+    loaded_modules: list[str] | None = None,
+    imagespec_wheel: str | PathLike[str] | None = None,
+    ca_bundle: str | PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Builds `spec` as `image` with the engine `name` (pushing it with `push`); returns
+    ``{"name": ..., "digest": ...}``."""

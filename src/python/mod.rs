@@ -2,6 +2,7 @@
 
 mod build;
 mod convert;
+mod engines;
 mod registry;
 mod spec;
 
@@ -87,5 +88,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<spec::Spec>()?;
     m.add_function(wrap_pyfunction!(spec::load_yaml, m)?)?;
     build::register(m)?;
+    engines::register(m)?;
     Ok(())
 }
