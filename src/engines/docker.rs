@@ -109,7 +109,15 @@ impl Engine for Docker {
             (request.progress)(Progress::Step(LEGACY_NOTE));
         }
         let tmp = TempDir::new("imagespec-docker")?;
-        let manifest = write_context(spec, &options, &tmp.path().join("build"))?;
+        let manifest = write_context(spec, &options, &tmp.path().join("build")).map_err(|e| match e {
+            // Say which client lacks BuildKit: another one on the machine may have it.
+            Error::Build(m) if client.mode == Mode::Legacy => Error::build(format!(
+                "{m} (docker client {}: no buildx, version 23 or later; IMAGESPEC_DOCKER or \
+                 builder_options.docker_cli can name another)",
+                client.path.display()
+            )),
+            e => e,
+        })?;
         let metadata = tmp.path().join("metadata.json");
         let args = build_args(&BuildArgs {
             mode: client.mode,
