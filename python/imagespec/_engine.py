@@ -51,7 +51,7 @@ class EngineBuilder:
 
     def available(self) -> str | None:
         """None when the engine can build here now, else why not."""
-        return cast("str | None", _core.engine_probe(self.engine))
+        return _core.engine_probe(self.engine)
 
     def build_image(self, spec: ImageSpec) -> str | None:
         """Builds (and pushes) ``spec`` alone, without checking whether it exists."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +101,25 @@ def python_base(loopback_registry: Registry, _engines: dict[str, str]) -> str:
         return push_base_image(loopback_registry.host)
     except Missing as e:
         missing(str(e))
+
+
+@pytest.fixture(scope="session")
+def imagespec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel of this checkout (``maturin build --release``), for images to install imagespec
+    without the package index; built once per session into a temporary folder."""
+    maturin = shutil.which("maturin", path=str(Path(sys.executable).parent)) or shutil.which("maturin")
+    if maturin is None:
+        missing("maturin is not installed (make setup)")
+    out = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run(
+        [maturin, "build", "--release", "--quiet", "-o", str(out)],
+        cwd=HERE.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    wheels = sorted(out.glob("imagespec-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        pytest.fail(f"maturin build failed:\n{proc.stderr[-3000:]}", pytrace=False)
+    return wheels[0]
