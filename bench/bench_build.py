@@ -11,9 +11,10 @@ image, probes/push_tiny.py), so nothing needs building. Before timing, both tool
 every image as existing. Then, each command a subprocess, median of --runs after --warmup:
   - flytekit 1.16: `pyflyte build --fast wf_flytekit.py wf` in ~/.cache/imagespec-bench/venv-flytekit
     (its existence check asks the Docker daemon, started here when its socket does not answer);
-  - imagespec: `imagespec build wf_imagespec.py` when the CLI builds, else the Python API in a
-    subprocess: `python -c "import imagespec, wf_imagespec as m; imagespec.build([...])"`;
-    with the positive-answer cache warm (a repeated build) and empty (a fresh cache per run).
+  - imagespec: `imagespec build wf_imagespec.py` when the CLI works here, else the Python API in a
+    subprocess: `python -c "import imagespec, wf_imagespec as m; imagespec.build([...])"`, else
+    (while the plan has no engines) the same with the engines unregistered (see API_RUN); with
+    the positive-answer cache warm (a repeated build) and empty (a fresh cache every run).
 Commands are timed with hyperfine when it is installed (installed with apt-get when missing and
 running as root, unless --no-install), else with a loop here.
 
@@ -294,9 +295,12 @@ def check_flytekit(fk_py: str, module: Path, names: dict[str, str], env: dict[st
 
 
 def check_imagespec(module: Path, names: dict[str, str], env: dict[str, str], via: str) -> None:
-    """imagespec must report every image as existing, and build nothing."""
-    prelude = NO_ENGINES if via == "api-no-engines" else ""
-    results = run_json([sys.executable, "-c", prelude + API_CHECK], module.parent, env)
+    """imagespec must report every image as existing, and build nothing (the CLI: `--json`)."""
+    if via == "cli":
+        results = run_json([*imagespec_command("cli", module), "--json"], module.parent, env)
+    else:
+        prelude = NO_ENGINES if via == "api-no-engines" else ""
+        results = run_json([sys.executable, "-c", prelude + API_CHECK], module.parent, env)
     got = {r["image"]: r for r in results}
     problems = [
         f"{image}: {got[image]['outcome']} ({got[image]['reason']})"
@@ -306,23 +310,20 @@ def check_imagespec(module: Path, names: dict[str, str], env: dict[str, str], vi
         if image not in got or got[image]["outcome"] != "exists"
     ]
     problems += [f"unexpected image {i}" for i in got if i not in names.values()]
-    if via == "cli":
-        cmd = imagespec_command("cli", module)
-        p = subprocess.run(cmd, cwd=module.parent, env=env, capture_output=True, text=True)
-        if p.returncode != 0:
-            problems.append(f"`{shlex.join(cmd)}` exited {p.returncode}: {p.stderr.strip()[-500:]}")
     if problems:
         raise Fatal("imagespec build check failed:\n  " + "\n  ".join(problems))
 
 
 def choose_via(module: Path, env: dict[str, str]) -> str:
-    """The first way of running imagespec's build that works here (see API_RUN)."""
+    """The first way of running imagespec's build that works here (see API_RUN); every image of
+    the module exists when this runs, so nothing is built."""
     p = subprocess.run(
         imagespec_command("cli", module), cwd=module.parent, env=env, capture_output=True, text=True
     )
-    if not (p.returncode == 2 and "engine" in p.stderr):
+    if p.returncode == 0:
         return "cli"
-    log(f"`imagespec build FILE.py` does not build yet ({p.stderr.strip().splitlines()[-1]})")
+    why = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+    log(f"`imagespec build FILE.py` does not work here yet ({why})")
     p = subprocess.run(
         [sys.executable, "-c", API_CHECK], cwd=module.parent, env=env, capture_output=True, text=True
     )
@@ -493,8 +494,8 @@ def med(s: dict[str, Any] | None) -> float | None:
     return None if s is None else float(s["median_ms"])
 
 
-def table(rows: list[dict[str, Any]], startup: dict[str, Any] | None, cold: Any, ctx: dict[str, Any]) -> str:
-    lines = [
+def warm_header(ctx: dict[str, Any]) -> list[str]:
+    return [
         f"timer: {'hyperfine' if ctx['hyperfine'] else 'loop'}; median ms of {ctx['runs']} runs after "
         f"{ctx['warmup']} warm-up (min in --json); imagespec {ctx['imagespec']}, {ctx['flytekit']}; "
         f"load average at start {ctx['load']}",
@@ -504,6 +505,12 @@ def table(rows: list[dict[str, Any]], startup: dict[str, Any] | None, cold: Any,
         "| work | imagespec ms | flytekit ms | ratio (flytekit/imagespec) | target |",
         "| --- | --- | --- | --- | --- |",
     ]
+
+
+def table(rows: list[dict[str, Any]], startup: dict[str, Any] | None, cold: Any, ctx: dict[str, Any]) -> str:
+    lines: list[str] = []
+    if rows:
+        lines += warm_header(ctx)
 
     def ratio(i: float | None, f: float | None) -> str:
         return "n/a" if i is None or f is None or i == 0 else f"{f / i:.1f}x"
@@ -523,7 +530,8 @@ def table(rows: list[dict[str, Any]], startup: dict[str, Any] | None, cold: Any,
             f"{ratio(i, f)} | |"
         )
     if cold is not None:
-        lines.append("")
+        if lines:
+            lines.append("")
         if "unavailable" in cold:
             lines.append(f"cold builds: engines not available: {cold['unavailable']}")
         else:
