@@ -67,8 +67,6 @@ class Progress:
         if e.kind == "step" and not self.verbose:
             return
         print(_line(e), file=self.stream, flush=True)
-        if e.kind == "failed" and e.message and "\n" in e.message:
-            pass  # the whole message, tail included, is already on the line above
 
     def _live(self, e: BuildEvent) -> None:
         if e.kind == "step" and self.verbose:
@@ -94,8 +92,9 @@ class Progress:
             self.finished[e.image] = now
             first = (e.message or "").splitlines()[0] if e.message else ""
             self.state[e.image] = f"failed: {_short(first)}"
-            if e.message and "\n" in e.message:
-                self._print_above(f"failed {e.image}:\n" + _tail(e.message))
+            if e.message:  # the whole reason (with the engine's log tail), above the live lines
+                head, _, rest = e.message.partition("\n")
+                self._print_above(f"failed {e.image}: {head}" + ("\n" + _tail(rest) if rest else ""))
         elif e.kind in ("exists", "missing", "unknown", "warning"):
             self.state[e.image] = e.kind if not e.message else f"{e.kind}: {_short(e.message)}"
         self._draw()
