@@ -31,6 +31,8 @@ from registry_servers import Registry
 
 from imagespec import BuildEvent, ImageBuildEngine, ImageSpec, build, write_context
 
+pytestmark = pytest.mark.timeout(900)
+
 # Values a Dockerfile generator could get wrong: quotes, `$`, backslashes, `#`, shell syntax.
 HOSTILE_ENV = {
     "E2E_PLAIN": "hello world",
