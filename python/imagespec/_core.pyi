@@ -173,6 +173,7 @@ def inspect(
     timeout: float = 10.0,
 ) -> tuple[str, str]:
     """The config of an image in its registry: `(manifest digest, config as JSON text)`."""
+
 def engine_probe(name: str) -> str | None:
     """None when the engine `name` can build here, else why not (one line, with the fix)."""
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a spec, file or registry error (the message says which), for `exists` an
 image that is missing or unknown, for `build` an image that failed, for `inspect` an image without
-imagespec labels; 2 bad usage.
+imagespec labels; 2 bad usage; 130 interrupted (Ctrl-C: running builds are stopped, nothing of
+theirs is pushed, their temporary folders are removed).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from imagespec._spec import ImageSpec
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _load_module_specs(path: Path) -> list[tuple[str, ImageSpec]]:
@@ -364,3 +366,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _core.ImageSpecError as e:
         print(f"imagespec: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("imagespec: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -19,13 +19,11 @@ from pathlib import Path
 import pytest
 from engine_helpers import (
     MACHINE_CA,
-    ROOT,
     Buildah,
     DockerEngine,
     find_in_archive,
     missing,
     registry_archive,
-    run,
 )
 from registry_servers import Registry
 
@@ -65,18 +63,6 @@ if spec is not None:
     out["is_container_other"] = ImageSpec.from_dict({**spec, "env": {"OTHER": "1"}}).is_container()
 print(json.dumps(out))
 """
-
-
-@pytest.fixture(scope="session")
-def imagespec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel of this imagespec, installed into the images (it is not on the package index)."""
-    out = tmp_path_factory.mktemp("wheel")
-    maturin = ROOT / ".venv" / "bin" / "maturin"
-    if not maturin.exists():
-        missing("maturin is not in .venv (make setup)")
-    run([str(maturin), "build", "--release", "--quiet", "-o", str(out)], cwd=ROOT, timeout=1200)
-    (wheel,) = out.glob("imagespec-*.whl")
-    return wheel
 
 
 @dataclass
@@ -222,7 +208,7 @@ def test_plan_builds_pushes_and_runs_real_images(
     assert inside["imagespec"] == imagespec_wheel.name.split("-")[1]
 
     for r in report:
-        assert_no_secrets(r.name, secrets, tmp_path / "archive")
+        assert_no_secrets(r.image, secrets, tmp_path / "archive")
 
     # The same plan again builds nothing; a force push rebuilds only what it marks.
     again = build([child, full], builder=engine.name, imagespec_wheel=imagespec_wheel, ca_bundle=secrets.ca)
