@@ -22,6 +22,9 @@ sys.path.insert(0, str(REGISTRY_HELPERS))
 
 from registry_servers import Pusher, Registry, free_port, start_registry
 
+# The session fixture may make the flytekit venv (about 1.5 minutes) and build the wheel cold.
+pytestmark = pytest.mark.timeout(1800)
+
 
 @pytest.fixture(scope="session")
 def fk(tmp_path_factory: pytest.TempPathFactory) -> Flytekit:

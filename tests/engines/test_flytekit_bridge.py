@@ -98,6 +98,8 @@ def test_a_flytekit_task_serialises_with_an_image_our_engine_built_and_pushed(
     )
     assert json.loads(inside.strip().splitlines()[-1]) == [out["flytekit"], out["id"], "1.16.0"]
     # Inside, the task module's spec, converted as the builder did, is the container (docs/flytekit.md).
+    # The module is mounted for the image's user (not root), which must be able to read it.
+    tmp_path.chmod(0o755)
     inside = docker_engine(
         "run",
         "--rm",
@@ -105,6 +107,8 @@ def test_a_flytekit_task_serialises_with_an_image_our_engine_built_and_pushed(
         f"{tmp_path}:/w:ro",
         "-w",
         "/w",
+        "-e",
+        "PYTHONPATH=/w",
         "-e",
         f"BASE={python_base}",
         "-e",
