@@ -208,7 +208,7 @@ def test_plan_builds_pushes_and_runs_real_images(
     assert inside["imagespec"] == imagespec_wheel.name.split("-")[1]
 
     for r in report:
-        assert_no_secrets(r.image, secrets, tmp_path / "archive")
+        assert_no_secrets(r.image, secrets, tmp_path)
 
     # The same plan again builds nothing; a force push rebuilds only what it marks.
     again = build([child, full], builder=engine.name, imagespec_wheel=imagespec_wheel, ca_bundle=secrets.ca)
