@@ -65,12 +65,16 @@ pub const BUILTIN: &[(&str, i32)] = &[
     ("podman", 1),
     ("envd", 1),
     ("noop", 0),
+    ("native", 1),
 ];
 
 /// Engines never picked on their own: only a spec that names them gets them.
 pub const AUTO_SKIP: &[&str] = &["noop"];
 
 /// A built-in engine by name.
-pub fn builtin(_name: &str) -> Option<std::sync::Arc<dyn Engine>> {
-    None
+pub fn builtin(name: &str) -> Option<std::sync::Arc<dyn Engine>> {
+    match name {
+        "native" => Some(std::sync::Arc::new(crate::native::NativeEngine)),
+        _ => None,
+    }
 }
