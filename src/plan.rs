@@ -24,6 +24,10 @@ pub trait Builder: Send + Sync {
     fn probe(&self) -> std::result::Result<(), String> {
         Ok(())
     }
+    /// `Ok` when it can build `spec` at all; automatic selection passes over it otherwise.
+    fn can_build(&self, _spec: &Spec) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// The builder's own answer to "build this?", replacing the existence check; `None` when it
     /// has none.
     fn should_build(&self, _spec: &Spec) -> Option<Result<bool>> {
@@ -43,6 +47,9 @@ pub struct EngineBuilder(pub Arc<dyn Engine>);
 impl Builder for EngineBuilder {
     fn probe(&self) -> std::result::Result<(), String> {
         self.0.probe()
+    }
+    fn can_build(&self, spec: &Spec) -> std::result::Result<(), String> {
+        self.0.can_build(spec)
     }
     fn build(&self, request: &Request<'_>) -> Result<Option<String>> {
         Ok(Some(self.0.build(request)?.name))
@@ -352,6 +359,10 @@ fn choose(
     }
     let mut tried = Vec::new();
     for (name, _, b) in builders.auto_order() {
+        if let Err(why) = b.can_build(spec) {
+            tried.push(format!("{name}: {why}"));
+            continue;
+        }
         match probe(name, b) {
             Ok(()) => return Ok((name.clone(), b.clone())),
             Err(why) => tried.push(format!("{name}: {why}")),

@@ -2,7 +2,7 @@
 
 >>> from imagespec import ImageBuildEngine
 >>> sorted(ImageBuildEngine.get_registry())
-['buildah', 'docker', 'envd', 'noop', 'podman']
+['buildah', 'docker', 'envd', 'native', 'noop', 'podman']
 """
 
 from __future__ import annotations
@@ -159,7 +159,8 @@ class ImageBuildEngine:
 
     A spec that names a ``builder`` gets that one; a spec that names none gets the available one with
     the highest priority. Built-in engines have priorities 3 (docker), 2 (buildah), 1 (podman,
-    envd) and 0 (noop, never picked on its own); ``register`` defaults to 5, so a builder you
+    envd, native: picked only for specs it can build, see docs/native.md) and 0 (noop, never
+    picked on its own); ``register`` defaults to 5, so a builder you
     register is preferred.
 
     >>> class Mine:

@@ -17,8 +17,8 @@
 
 mod checks;
 mod context;
-mod dockerfile;
-mod plan;
+pub(crate) mod dockerfile;
+pub(crate) mod plan;
 mod scripts;
 #[cfg(all(test, unix))]
 mod tests;

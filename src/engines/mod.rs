@@ -47,6 +47,11 @@ pub trait Engine: Send + Sync {
     /// `Ok` when the program is installed and answering (a daemon up, storage usable), else why
     /// not, in one line that says how to fix it.
     fn probe(&self) -> std::result::Result<(), String>;
+    /// `Ok` when this engine can build `spec` at all, else why not (automatic selection passes
+    /// over it then). Engines that build anything keep the default.
+    fn can_build(&self, _spec: &Spec) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// Builds (and pushes) one image. Errors are `Error::Build` naming the engine, the image and
     /// the tail of the program's output, with credentials redacted.
     fn build(&self, request: &Request<'_>) -> Result<Built>;
@@ -71,6 +76,7 @@ pub const BUILTIN: &[(&str, i32)] = &[
     ("podman", 1),
     ("envd", 1),
     ("noop", 0),
+    ("native", 1),
 ];
 
 /// Engines never picked automatically: only a spec that names them uses them.
@@ -84,6 +90,7 @@ pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
         "podman" => Arc::new(buildah::Buildah::PODMAN),
         "envd" => Arc::new(envd::Envd),
         "noop" => Arc::new(noop::Noop),
+        "native" => Arc::new(crate::native::NativeEngine),
         _ => return None,
     })
 }

@@ -81,6 +81,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RECIPE_VERSION", crate::RECIPE_VERSION)?;
     m.add("FIELDS", crate::spec::FIELDS.to_vec())?;
     m.add("BUILTIN_ENGINES", crate::engines::BUILTIN.to_vec())?;
+    // Where `pip install imagespec` put uv (a dependency): the native builder runs it from there.
+    if let Ok(prefix) = py.import("sys").and_then(|s| s.getattr("prefix")) {
+        if let Ok(p) = prefix.extract::<std::path::PathBuf>() {
+            let _ = crate::native::install::PYTHON_PREFIX.set(p);
+        }
+    }
     m.add("ImageSpecError", py.get_type::<ImageSpecError>())?;
     m.add("SpecError", py.get_type::<SpecError>())?;
     m.add("SourceError", py.get_type::<SourceError>())?;

@@ -22,7 +22,7 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
-pub(super) fn is_index(mt: &str) -> bool {
+pub(crate) fn is_index(mt: &str) -> bool {
     mt == OCI_INDEX || mt == DOCKER_LIST
 }
 fn is_known(mt: &str) -> bool {
@@ -52,7 +52,34 @@ pub struct Checker {
     tokens: TokenCache,
 }
 
-pub(super) enum Answer {
+/// One request of [`Checker::call`].
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    /// A path on the registry, or an absolute URL on it (an upload's `Location`).
+    pub path: &'a str,
+    /// What the token must allow on the repository: `pull`, or `pull,push`.
+    pub actions: &'a str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<Vec<u8>>,
+    pub read_body: bool,
+    pub max_body: Option<usize>,
+}
+
+impl Default for Call<'_> {
+    fn default() -> Self {
+        Call {
+            method: Method::GET,
+            path: "/v2/",
+            actions: "pull",
+            headers: Vec::new(),
+            body: None,
+            read_body: false,
+            max_body: None,
+        }
+    }
+}
+
+pub(crate) enum Answer {
     Resp(Response),
     Unknown(String),
 }
@@ -273,8 +300,23 @@ impl Checker {
     /// One authenticated request; a 401 gets one more try with a fresh token for the scope the
     /// registry's challenge names, then it is the answer.
     pub(super) async fn request(&self, r: &Reference, method: Method, path: &str, read_body: bool) -> Answer {
+        self.call(
+            r,
+            &Call {
+                method,
+                path,
+                read_body,
+                ..Call::default()
+            },
+        )
+        .await
+    }
+
+    /// [`Checker::request`] with a body, headers, a body limit and the actions wanted on the
+    /// repository (`pull` unless said).
+    pub(crate) async fn call(&self, r: &Reference, c: &Call<'_>) -> Answer {
         let session = self.session(r);
-        let scope = format!("repository:{}:pull", r.repository);
+        let scope = format!("repository:{}:{}", r.repository, c.actions);
         let mut stale: Option<String> = None;
         for attempt in 0..2 {
             let challenge = session
@@ -291,7 +333,7 @@ impl Checker {
             };
             let auth = auth.map(|(_, v)| v);
             stale = auth.clone();
-            let resp = match self.send_to(&session, &method, path, read_body, auth).await {
+            let resp = match self.send_to(&session, c, auth).await {
                 Ok(resp) => resp,
                 Err(reason) => return Answer::Unknown(reason),
             };
@@ -317,11 +359,10 @@ impl Checker {
     async fn send_to(
         &self,
         session: &Session,
-        method: &Method,
-        path: &str,
-        read_body: bool,
+        c: &Call<'_>,
         auth: Option<String>,
     ) -> Result<Response, String> {
+        let path = c.path;
         let chosen = *session.chosen.lock().unwrap_or_else(|e| e.into_inner());
         let order: Vec<usize> = match chosen {
             Some(i) => vec![i],
@@ -333,9 +374,14 @@ impl Checker {
             let url = base
                 .join(path)
                 .map_err(|e| format!("cannot build the URL for {path}: {e}"))?;
-            let mut req = Request::new(method.clone(), url);
+            let mut req = Request::new(c.method.clone(), url);
             req.headers.push(("accept", ACCEPT.to_string()));
-            req.read_body = read_body;
+            req.headers.extend(c.headers.iter().cloned());
+            req.body = c.body.clone();
+            req.read_body = c.read_body;
+            if let Some(max) = c.max_body {
+                req.max_body = max;
+            }
             req.auth = auth.clone().map(|v| (origin(base), v));
             let result = self.transport.send(&req).await;
             // Plain HTTP to a TLS port gets a 400; TLS to a plain-HTTP port fails the handshake.
@@ -414,6 +460,7 @@ impl Checker {
                 let scope = ch
                     .param("scope")
                     .filter(|s| s.starts_with(&format!("repository:{}:", r.repository)))
+                    .filter(|s| !scope.ends_with("push") || s.contains("push"))
                     .unwrap_or(scope);
                 let slot = self.tokens.slot(&r.registry, scope);
                 let mut guard = slot.lock().await;
@@ -529,13 +576,13 @@ fn content_type(resp: &Response) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-pub(super) fn valid_digest(d: &str) -> bool {
+pub(crate) fn valid_digest(d: &str) -> bool {
     d.split_once(':')
         .is_some_and(|(a, h)| !a.is_empty() && h.len() >= 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The manifest's JSON and media type; an error text for anything that is not a manifest.
-pub(super) fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String> {
+pub(crate) fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String> {
     let ct = content_type(resp).unwrap_or_default();
     let shown = if ct.is_empty() {
         "no content type".to_string()

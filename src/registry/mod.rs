@@ -13,11 +13,12 @@ pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
+pub(crate) use check::{is_index, parse_manifest, valid_digest, Answer, Call, Checker};
 pub use inspect::Inspected;
+pub(crate) use transport::Response;
 
 use crate::reference::Reference;
 use crate::{Error, Result};
-use check::Checker;
 use platform::Platform;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -168,7 +169,7 @@ pub async fn check(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> 
 }
 
 /// A checker for `opts`: transport, credentials, cache and insecure registries.
-fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checker> {
+pub(crate) fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checker> {
     let explicit = match &opts.registry_config {
         Some(p) => Some(
             credentials::DockerConfig::load(p)

@@ -37,6 +37,8 @@ pub struct Request {
     pub auth: Option<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub read_body: bool,
+    /// The largest body read (default: 4 MiB, the manifest limit).
+    pub max_body: usize,
 }
 
 impl Request {
@@ -48,6 +50,7 @@ impl Request {
             auth: None,
             body: None,
             read_body: false,
+            max_body: MAX_BODY,
         }
     }
 }
@@ -220,11 +223,11 @@ impl Transport {
                 loop {
                     match resp.chunk().await {
                         Ok(Some(c)) => {
-                            if out.len() + c.len() > MAX_BODY {
+                            if out.len() + c.len() > req.max_body {
                                 return Err(Failure::Protocol(format!(
                                     "{} sent more than {} MiB",
                                     where_(&url),
-                                    MAX_BODY >> 20
+                                    req.max_body >> 20
                                 )));
                             }
                             out.extend_from_slice(&c);

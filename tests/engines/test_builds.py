@@ -175,7 +175,7 @@ def test_plan_builds_pushes_and_runs_real_images(
     )
     assert [r.outcome for r in report] == ["built", "built"], report.summary()
     assert [r.image for r in report] == [full.image_name().split("@")[0], child.image_name().split("@")[0]]
-    assert all(r.builder == engine.name for r in report)
+    assert [r.builder for r in report] == [engine.name, engine.name], report.summary()
     for r in report:
         assert r.name.startswith(r.image + "@sha256:"), r.name  # pinned by the pushed digest
         assert r.seconds > 0
@@ -256,9 +256,10 @@ def test_a_python_builder_builds_a_real_image(
             packages=["six==1.16.0"],
             env={"E2E_RUN": uuid.uuid4().hex},
         )
+        name = spec.image_name()
         report = build(spec)  # no builder named: the highest priority, ours, is picked
         assert report[spec].builder == "by-hand" and report[spec].outcome == "built"
-        assert mine.built == [spec.image_name()]
+        assert mine.built == [name]
         out = docker_engine(
             "run",
             "--rm",
@@ -269,7 +270,8 @@ def test_a_python_builder_builds_a_real_image(
         )
         assert out.split() == [spec.id, "1.16.0"]
         assert build(spec)[spec].outcome == "exists"
-        assert mine.built == [spec.image_name()]
+        assert mine.built == [name]  # not built again
+        assert spec.image_name().startswith(name + "@sha256:")  # pinned to what the registry has
     finally:
         ImageBuildEngine.remove("by-hand")
 
@@ -306,7 +308,7 @@ def test_a_failed_build_fails_its_dependants_only(
         imagespec_wheel=imagespec_wheel,
         ca_bundle=MACHINE_CA,
     )
-    outcomes = {r.image.split(":")[0].rsplit("/", 1)[1]: r for r in report}
+    outcomes = {r.image.rsplit(":", 1)[0].rsplit("/", 1)[1]: r for r in report}
     assert outcomes["e2e-broken"].outcome == "failed"
     assert "failing-on-purpose" in (outcomes["e2e-broken"].reason or "")  # the log's tail
     assert outcomes["e2e-broken-child"].outcome == "failed"

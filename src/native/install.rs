@@ -1,0 +1,232 @@
+//! Python packages installed on this machine for the image's platform and Python, with uv:
+//! `uv pip install --target DIR --python-platform P --python-version X.Y --only-binary :all:`.
+//!
+//! uv is found as `$IMAGESPEC_UV`, else `uv` beside the Python running imagespec (`sys.prefix/bin`,
+//! where `pip install imagespec` puts it as a dependency), else `$VIRTUAL_ENV/bin/uv`, else on
+//! `PATH`.
+
+use super::python::BaseFacts;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// `sys.prefix` of the Python that loaded imagespec (set by the extension module).
+pub static PYTHON_PREFIX: OnceLock<PathBuf> = OnceLock::new();
+
+pub fn find_uv() -> std::result::Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("IMAGESPEC_UV").filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("IMAGESPEC_UV={} is not a file", p.display()))
+        };
+    }
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(prefix) = PYTHON_PREFIX.get() {
+        candidates.push(prefix.join("bin/uv"));
+    }
+    if let Some(v) = std::env::var_os("VIRTUAL_ENV").filter(|v| !v.is_empty()) {
+        candidates.push(PathBuf::from(v).join("bin/uv"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("uv")));
+    }
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        "uv is not installed: the native builder installs packages with uv (pip install uv, or set \
+         IMAGESPEC_UV to its path)"
+            .to_owned()
+    })
+}
+
+pub fn uv_version(uv: &Path) -> Result<String> {
+    let out = Command::new(uv)
+        .arg("--version")
+        .output()
+        .map_err(|e| Error::build(format!("native: cannot run {}: {e}", uv.display())))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The `--python-platform` of uv for the image: `<arch>-manylinux_2_<N>` from the base's glibc
+/// (clamped to what uv knows, 2.17 to 2.40; 2.28 when it could not be read), or
+/// `<arch>-unknown-linux-musl` for a musl base.
+pub fn python_platform(arch: &str, facts: &BaseFacts) -> std::result::Result<String, String> {
+    let arch = match arch {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        other => {
+            return Err(format!(
+                "the native builder installs wheels for amd64 and arm64 only, not {other}; use builder=\"docker\" or \"buildah\""
+            ))
+        }
+    };
+    if facts.musl {
+        return Ok(format!("{arch}-unknown-linux-musl"));
+    }
+    let minor = facts.glibc_minor.unwrap_or(28).clamp(17, 40);
+    Ok(format!("{arch}-manylinux_2_{minor}"))
+}
+
+/// What one `uv pip install` gets.
+pub struct Install<'a> {
+    pub uv: &'a Path,
+    pub target: &'a Path,
+    pub python_platform: &'a str,
+    pub python_version: &'a str,
+    pub requirements: Vec<String>,
+    pub requirement_files: Vec<PathBuf>,
+    pub index_url: Option<&'a str>,
+    pub extra_index_urls: &'a [String],
+    pub extra_args: &'a [String],
+    pub no_deps: bool,
+    pub ca_file: Option<&'a Path>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+pub fn run(i: &Install<'_>) -> Result<()> {
+    let mut cmd = Command::new(i.uv);
+    cmd.args(["pip", "install", "--quiet", "--no-progress", "--target"])
+        .arg(i.target)
+        .args(["--python-platform", i.python_platform])
+        .args(["--python-version", i.python_version])
+        .args(["--only-binary", ":all:", "--link-mode", "copy"]);
+    if i.no_deps {
+        cmd.arg("--no-deps");
+    }
+    if let Some(u) = i.index_url {
+        cmd.args(["--index-url", u]);
+    }
+    for u in i.extra_index_urls {
+        cmd.args(["--extra-index-url", u]);
+    }
+    cmd.args(i.extra_args);
+    for f in &i.requirement_files {
+        cmd.arg("-r").arg(f);
+    }
+    cmd.args(&i.requirements);
+    // No user or project uv config: the same spec installs the same way everywhere.
+    cmd.env("UV_NO_CONFIG", "1");
+    if let Some(ca) = i.ca_file {
+        cmd.env("SSL_CERT_FILE", ca);
+    } else if std::env::var_os("SSL_CERT_FILE").is_none() && std::env::var_os("UV_NATIVE_TLS").is_none() {
+        // The machine's own trust store, as pip and curl use it (a proxy's CA lives there).
+        cmd.env("UV_NATIVE_TLS", "1");
+    }
+    if let Some(c) = &i.cache_dir {
+        cmd.env("UV_CACHE_DIR", c);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| Error::build(format!("native: cannot run {}: {e}", i.uv.display())))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let text = crate::spec::redact_userinfo(&text);
+    Err(Error::build(explain(&text)))
+}
+
+/// uv's failure in words that say what to do.
+fn explain(stderr: &str) -> String {
+    let tail: String = {
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(12)..].join("\n")
+    };
+    let no_wheel = stderr
+        .split("Wheels are required for `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .or_else(|| {
+            stderr
+                .split("Because ")
+                .nth(1)
+                .filter(|r| r.contains("has no usable wheels") || r.contains("has no wheels"))
+                .and_then(|r| r.split([' ', '=', '<', '>']).next())
+        });
+    match no_wheel {
+        Some(pkg) => format!(
+            "native: the package {pkg:?} has no wheel for the image's platform and Python, and the native builder \
+             installs wheels only (it runs nothing in the image); use builder=\"docker\" or builder=\"buildah\" to \
+             build it from source\nuv said:\n{tail}"
+        ),
+        None => format!("native: installing the Python packages failed; uv said:\n{tail}"),
+    }
+}
+
+/// After an install: console scripts get the image's interpreter in their `#!` line, and records
+/// of where a wheel came from on this machine (`direct_url.json` with a `file:` URL) are removed.
+pub fn fix_up(target: &Path, image_python: &str) -> Result<()> {
+    let io = |p: &Path, e: std::io::Error| Error::build(format!("native: {}: {e}", p.display()));
+    let bin = target.join("bin");
+    if bin.is_dir() {
+        for entry in std::fs::read_dir(&bin).map_err(|e| io(&bin, e))? {
+            let p = entry.map_err(|e| io(&bin, e))?.path();
+            if !p.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&p).map_err(|e| io(&p, e))?;
+            if !bytes.starts_with(b"#!") {
+                continue;
+            }
+            let end = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
+            let first = String::from_utf8_lossy(&bytes[..end]);
+            if first.contains("python") {
+                let mut out = format!("#!{image_python}").into_bytes();
+                out.extend_from_slice(&bytes[end..]);
+                std::fs::write(&p, out).map_err(|e| io(&p, e))?;
+            }
+        }
+    }
+    for entry in std::fs::read_dir(target).map_err(|e| io(target, e))? {
+        let dir = entry.map_err(|e| io(target, e))?.path();
+        if dir.extension().is_none_or(|x| x != "dist-info") {
+            continue;
+        }
+        let du = dir.join("direct_url.json");
+        let local = std::fs::read_to_string(&du).is_ok_and(|t| t.contains("\"file:"));
+        if local {
+            std::fs::remove_file(&du).map_err(|e| io(&du, e))?;
+            let record = dir.join("RECORD");
+            if let Ok(text) = std::fs::read_to_string(&record) {
+                let kept: String = text
+                    .lines()
+                    .filter(|l| !l.contains("direct_url.json"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                std::fs::write(&record, kept).map_err(|e| io(&record, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_package_without_wheels_is_named() {
+        let e = explain(
+            "error: No solution found\n  cause: Because pycrypto==2.6.1 has no usable wheels and you require pycrypto==2.6.1, we can conclude ...\n\nhint: Wheels are required for `pycrypto` because building from source is disabled",
+        );
+        assert!(e.contains("\"pycrypto\" has no wheel"), "{e}");
+        assert!(e.contains("builder=\"docker\""), "{e}");
+    }
+
+    #[test]
+    fn shebangs_point_at_the_image() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("bin")).unwrap();
+        std::fs::write(
+            d.path().join("bin/tool"),
+            "#!/home/me/.venv/bin/python3\nimport x\n",
+        )
+        .unwrap();
+        fix_up(d.path(), "/opt/venv/bin/python").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("bin/tool")).unwrap(),
+            "#!/opt/venv/bin/python\nimport x\n"
+        );
+    }
+}

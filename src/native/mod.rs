@@ -1,0 +1,860 @@
+//! The `native` builder: an image assembled and pushed without Docker, buildah or root.
+//!
+//! The base image's manifest and config come from its registry; the Python packages are installed
+//! on this machine by uv for the image's platform and Python (wheels only); the files go into
+//! deterministic layers; the config and manifest are written here and pushed, only what the
+//! registry lacks, the tag last. See docs/native.md for the layering rule, reproducibility and
+//! what it refuses.
+//!
+//! Modules, one per step: [`base`] (manifest and config for the platform), [`python`] (the base's
+//! Python, venv, libc and users), [`install`] (uv), [`layers`] (tar + gzip), [`config`] (config and
+//! manifest), [`push`] (registry or OCI layout), [`client`] (the registry calls).
+
+pub mod base;
+pub mod client;
+pub mod config;
+pub mod install;
+pub mod layers;
+pub mod push;
+pub mod python;
+
+use crate::build::plan::{Plan, ReqKind};
+use crate::build::{BuildOptions, CaBundle, USER_UID, VENV};
+use crate::engines::{Built, Engine, Progress, Request};
+use crate::error::{Error, Result};
+use crate::registry::platform::Platform;
+use crate::source::FileKind;
+use crate::spec::Spec;
+use layers::{Content, Layer, LayerSpec};
+use python::BaseFacts;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const NAME: &str = "native";
+/// Distributions whose installed files reach this size get a layer of their own.
+pub const OWN_LAYER_BYTES: u64 = 16 << 20;
+/// Bumped when what the native builder puts in a layer changes (part of the layer cache keys).
+const LAYOUT: &str = "native-layout-1";
+
+/// Where the native builder keeps its caches (layers, base facts): `<user cache>/native`.
+pub fn cache_root() -> Option<PathBuf> {
+    crate::registry::cache::Cache::default_root().map(|d| d.join("native"))
+}
+
+/// A folder removed when dropped.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new_in(parent: &Path) -> Result<TempDir> {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::build(format!("native: cannot create {}: {e}", parent.display())))?;
+        for _ in 0..16 {
+            let p = parent.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
+            match std::fs::create_dir(&p) {
+                Ok(()) => return Ok(TempDir(p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(Error::build(format!(
+                        "native: cannot create a temporary folder in {}: {e}",
+                        parent.display()
+                    )))
+                }
+            }
+        }
+        Err(Error::build("native: cannot create a temporary folder"))
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Why the native builder cannot build `spec`, naming the builder to use; `Ok` when it can.
+pub fn refuse(spec: &Spec) -> std::result::Result<(), String> {
+    let mut needs = Vec::new();
+    if !spec.apt_packages.is_empty() {
+        needs.push("apt_packages");
+    }
+    if !spec.commands.is_empty() {
+        needs.push("commands");
+    }
+    if !spec.conda_packages.is_empty() {
+        needs.push("conda_packages");
+    }
+    if spec.python_exec.is_some() {
+        needs.push("python_exec");
+    }
+    if !spec.pip_secret_mounts.is_empty() {
+        needs.push("pip_secret_mounts");
+    }
+    if spec
+        .requirements
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "poetry.lock")
+    {
+        needs.push("requirements=poetry.lock");
+    }
+    if !needs.is_empty() {
+        return Err(format!(
+            "the native builder runs nothing inside the image, and this spec needs a running container for {}; \
+             use builder=\"docker\" or builder=\"buildah\"",
+            needs.join(", ")
+        ));
+    }
+    let platforms: Vec<&str> = spec
+        .platform
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if platforms.len() > 1 {
+        return Err(format!(
+            "the native builder builds one platform per image, and this spec asks for {}; \
+             use builder=\"docker\" or \"buildah\", or one spec per platform",
+            platforms.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+pub struct NativeEngine;
+
+impl Engine for NativeEngine {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn probe(&self) -> std::result::Result<(), String> {
+        install::find_uv().map(|_| ())
+    }
+
+    fn can_build(&self, spec: &Spec) -> std::result::Result<(), String> {
+        refuse(spec)?;
+        if spec.registry.is_none() {
+            return Err(
+                "without a registry the native builder writes an OCI layout, not a local engine image; \
+                 name builder=\"native\" to get one"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn build(&self, request: &Request<'_>) -> Result<Built> {
+        build(request)
+    }
+}
+
+fn builder_option<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
+    match spec.builder_options.get(key) {
+        Some(crate::value::Value::Str(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn fail(image: &str, why: impl std::fmt::Display) -> Error {
+    Error::build(format!("native build of {image} failed: {why}"))
+}
+
+/// Builds (and pushes) one image.
+pub fn build(request: &Request<'_>) -> Result<Built> {
+    let spec = request.spec;
+    let image = request.image;
+    refuse(spec).map_err(|why| fail(image, why))?;
+    let options = BuildOptions {
+        engine: NAME.to_owned(),
+        ..request.options.clone()
+    };
+    let plan = Plan::new(spec, &options)?;
+    let platform = match spec.platform.trim() {
+        "" => Platform::host(),
+        p => Platform::parse(p).map_err(|e| fail(image, e))?,
+    };
+    let step = |s: &str| (request.progress)(Progress::Step(s));
+    let client = std::sync::Arc::new(client::Client::new(spec)?);
+    let rt = crate::registry::runtime()?;
+    step(&format!("resolve base {} for {platform}", plan.from));
+    let base = rt
+        .block_on(base::resolve(&client, &plan.from, &platform))
+        .map_err(|e| fail(image, e))?;
+    let facts = rt
+        .block_on(python::facts(&client, &base, &plan.from))
+        .map_err(|e| fail(image, e))?;
+    if let Some(want) = &spec.python_version {
+        if facts.version != *want && !facts.version.starts_with(&format!("{want}.")) {
+            return Err(fail(
+                image,
+                format!(
+                    "the base image's Python is {} ({}) but the spec's python_version is {want}; change one of them",
+                    facts.version, facts.exe
+                ),
+            ));
+        }
+    }
+    let root = cache_root().unwrap_or_else(|| std::env::temp_dir().join("imagespec-native"));
+    let work = TempDir::new_in(&root.join("work"))?;
+    let mtime = layers::epoch();
+
+    let mut new_layers: Vec<Layer> = Vec::new();
+    step("layer: venv, user and /root");
+    new_layers.push(layers::build_layer(
+        &skeleton(&facts),
+        work.path(),
+        "imagespec: /opt/venv, user 1000, /root",
+        mtime,
+    )?);
+    let ctx = InstallCtx::new(spec, request, &plan, &facts, &platform, &root, work.path())?;
+    if !spec.packages.is_empty() || !spec.runtime_packages.is_empty() || plan.requirements.is_some() {
+        step("layer: Python packages");
+        new_layers.extend(ctx.packages(mtime).map_err(|e| fail(image, e))?);
+    }
+    step("layer: imagespec runtime");
+    new_layers.extend(ctx.runtime(mtime).map_err(|e| fail(image, e))?);
+    for (prefix, what) in [("copy/", "copy entries"), ("source/", "source")] {
+        let mut ls = LayerSpec::default();
+        for f in plan.selection.values() {
+            if let Some(rest) = f.key.strip_prefix(prefix) {
+                let content = match &f.file.kind {
+                    FileKind::Symlink { target } => Content::Symlink(target.clone()),
+                    FileKind::Regular { sha256, .. } => Content::File {
+                        path: f.path.clone(),
+                        expect: Some(*sha256),
+                    },
+                };
+                let exe = matches!(f.file.kind, FileKind::Regular { executable: true, .. });
+                ls.add(&format!("root/{rest}"), content, exe, USER_UID);
+            }
+        }
+        if !ls.is_empty() {
+            ls.dir("root", USER_UID, 0o755);
+            step(&format!("layer: {what}"));
+            new_layers.push(layers::build_layer(
+                &ls,
+                work.path(),
+                &format!("imagespec: {what} to /root"),
+                mtime,
+            )?);
+        }
+    }
+
+    let spec_label = crate::build::dockerfile::spec_json(spec, &plan);
+    let meta = config::ImageMeta {
+        env: &spec.env,
+        entrypoint: spec.entrypoint.as_deref(),
+        labels: vec![
+            ("org.opencontainers.image.title", spec.name.clone()),
+            ("org.opencontainers.image.version", plan.tag.clone()),
+            ("org.opencontainers.image.base.name", plan.from.clone()),
+            ("dev.imagespec.spec", spec_label),
+            ("dev.imagespec.id", plan.id.clone()),
+            ("dev.imagespec.tag", plan.tag.clone()),
+            ("dev.imagespec.recipe", crate::RECIPE_VERSION.to_string()),
+            ("dev.imagespec.engine", NAME.to_owned()),
+        ],
+        id: &plan.id,
+        created: config::rfc3339(mtime),
+    };
+    let cfg = config::config(&base, &new_layers, &meta);
+    let manifest = config::manifest(&base, &new_layers, &cfg);
+    let digest = client::sha256_of(&manifest);
+    if request.push {
+        (request.progress)(Progress::Pushing(image));
+        let stats = rt
+            .block_on(push::push(&client, &base, &new_layers, &cfg, &manifest, image))
+            .map_err(|e| fail(image, e))?;
+        step(&format!(
+            "pushed {image}: {} blobs uploaded, {} mounted, {} present",
+            stats.uploaded, stats.mounted, stats.present
+        ));
+        Ok(Built {
+            name: format!("{image}@{digest}"),
+            digest: Some(digest),
+        })
+    } else {
+        let dir = builder_option(spec, "oci_layout")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("oci").join(&spec.name));
+        let tag = plan.tag.clone();
+        rt.block_on(push::write_layout(
+            &client,
+            &base,
+            &new_layers,
+            &cfg,
+            &manifest,
+            &dir,
+            &tag,
+        ))
+        .map_err(|e| fail(image, e))?;
+        step(&format!("wrote the OCI layout {} (tag {tag})", dir.display()));
+        Ok(Built {
+            name: image.to_owned(),
+            digest: Some(digest),
+        })
+    }
+}
+
+/// The small first layer: `/opt/venv` as a virtualenv of the base's Python (unless the base has
+/// one), the user 1000 (added to `/etc/passwd` and `/etc/group` unless the base has it, as
+/// `useradd --create-home` would), and `/root` given to that user.
+fn skeleton(facts: &BaseFacts) -> LayerSpec {
+    let mut ls = LayerSpec::default();
+    let v = &facts.version;
+    if !facts.has_venv {
+        let home = Path::new(&facts.exe)
+            .parent()
+            .map_or("/usr/bin".into(), |p| p.to_string_lossy().into_owned());
+        let cfg = format!("home = {home}\ninclude-system-site-packages = true\nversion = {v}\n");
+        let venv = VENV.trim_start_matches('/');
+        ls.add(
+            &format!("{venv}/pyvenv.cfg"),
+            Content::Bytes(cfg.into_bytes()),
+            false,
+            0,
+        );
+        ls.add(
+            &format!("{venv}/bin/python"),
+            Content::Symlink(facts.exe.clone()),
+            false,
+            0,
+        );
+        ls.add(
+            &format!("{venv}/bin/python3"),
+            Content::Symlink("python".into()),
+            false,
+            0,
+        );
+        ls.add(
+            &format!("{venv}/bin/python{v}"),
+            Content::Symlink("python".into()),
+            false,
+            0,
+        );
+        ls.add(
+            &format!("{venv}/lib/python{v}/site-packages"),
+            Content::Dir,
+            true,
+            0,
+        );
+        ls.add(&format!("{venv}/lib64"), Content::Symlink("lib".into()), false, 0);
+    }
+    if !facts.has_uid(USER_UID) && !facts.passwd.is_empty() {
+        let mut passwd = facts.passwd.clone();
+        if !passwd.ends_with('\n') {
+            passwd.push('\n');
+        }
+        passwd.push_str(&format!(
+            "imagespec:x:{USER_UID}:{USER_UID}::/home/imagespec:/bin/sh\n"
+        ));
+        ls.add("etc/passwd", Content::Bytes(passwd.into_bytes()), false, 0);
+        if !facts.group.is_empty()
+            && !facts
+                .group
+                .lines()
+                .any(|l| l.split(':').nth(2) == Some(USER_UID.to_string().as_str()))
+        {
+            let mut group = facts.group.clone();
+            if !group.ends_with('\n') {
+                group.push('\n');
+            }
+            group.push_str(&format!("imagespec:x:{USER_UID}:\n"));
+            ls.add("etc/group", Content::Bytes(group.into_bytes()), false, 0);
+        }
+        ls.dir("home", USER_UID, 0o755);
+        ls.dir("home/imagespec", USER_UID, 0o755);
+    }
+    ls.dir("root", USER_UID, 0o755);
+    ls
+}
+
+/// Everything the installs need, and their cache keys' common part.
+struct InstallCtx<'a> {
+    spec: &'a Spec,
+    plan: &'a Plan,
+    facts: &'a BaseFacts,
+    uv: PathBuf,
+    uv_version: String,
+    python_platform: String,
+    ca_file: Option<PathBuf>,
+    cache: PathBuf,
+    work: &'a Path,
+    no_cache: bool,
+    wheel: Option<PathBuf>,
+}
+
+impl<'a> InstallCtx<'a> {
+    fn new(
+        spec: &'a Spec,
+        request: &Request<'_>,
+        plan: &'a Plan,
+        facts: &'a BaseFacts,
+        platform: &Platform,
+        root: &Path,
+        work: &'a Path,
+    ) -> Result<InstallCtx<'a>> {
+        let uv = install::find_uv().map_err(|e| fail(request.image, e))?;
+        let uv_version = install::uv_version(&uv)?;
+        let python_platform = match builder_option(spec, "python_platform") {
+            Some(p) => p.to_owned(),
+            None => install::python_platform(&platform.arch, facts).map_err(|e| fail(request.image, e))?,
+        };
+        let ca_file = match &request.options.ca_bundle {
+            None => None,
+            Some(CaBundle::Path(p)) if p.is_file() => Some(p.clone()),
+            Some(CaBundle::Path(p)) if p.is_dir() => {
+                let mut names: Vec<PathBuf> = std::fs::read_dir(p)
+                    .map_err(|e| Error::build(format!("ca_bundle: cannot read {}: {e}", p.display())))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| {
+                        f.extension()
+                            .is_some_and(|x| x == "pem" || x == "crt" || x == "cer")
+                    })
+                    .collect();
+                names.sort();
+                let mut text = String::new();
+                for f in names {
+                    text.push_str(&std::fs::read_to_string(&f).unwrap_or_default());
+                    text.push('\n');
+                }
+                let out = work.join("ca.pem");
+                std::fs::write(&out, text)
+                    .map_err(|e| Error::build(format!("native: cannot write {}: {e}", out.display())))?;
+                Some(out)
+            }
+            Some(CaBundle::Pem(text)) => {
+                let out = work.join("ca.pem");
+                std::fs::write(&out, text)
+                    .map_err(|e| Error::build(format!("native: cannot write {}: {e}", out.display())))?;
+                Some(out)
+            }
+            Some(CaBundle::Path(p)) => {
+                return Err(Error::build(format!("ca_bundle: {} does not exist", p.display())))
+            }
+        };
+        Ok(InstallCtx {
+            spec,
+            plan,
+            facts,
+            uv,
+            uv_version,
+            python_platform,
+            ca_file,
+            cache: root.join("layers"),
+            work,
+            no_cache: request.no_cache,
+            wheel: request.options.imagespec_wheel.clone(),
+        })
+    }
+
+    fn site(&self) -> String {
+        format!("{VENV}/lib/python{}/site-packages", self.facts.version)
+    }
+
+    fn key(&self, what: &str, parts: &[String]) -> String {
+        let mut h = Sha256::new();
+        for p in [
+            LAYOUT,
+            what,
+            &self.uv_version,
+            &self.python_platform,
+            &self.facts.version,
+            &self.facts.exe,
+        ]
+        .into_iter()
+        .chain(parts.iter().map(String::as_str))
+        {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p.as_bytes());
+        }
+        layers::hex(&h.finalize())
+    }
+
+    /// The cached layers of `key`, or `make` run into a fresh folder and cached.
+    fn cached(
+        &self,
+        key: &str,
+        make: impl FnOnce(&Path) -> Result<Vec<Layer>>,
+    ) -> std::result::Result<Vec<Layer>, String> {
+        let dir = self.cache.join(key);
+        let index = dir.join("layers.json");
+        if !self.no_cache {
+            if let Some(found) = std::fs::read(&index)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Vec<Layer>>(&b).ok())
+                .filter(|ls| ls.iter().all(|l| l.path.is_file()))
+            {
+                return Ok(found);
+            }
+        }
+        let tmp = TempDir::new_in(&self.cache).map_err(|e| e.to_string())?;
+        let made = make(tmp.path()).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(tmp.path(), &dir).map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
+        let moved: Vec<Layer> = made
+            .into_iter()
+            .map(|l| Layer {
+                path: dir.join(l.path.file_name().unwrap_or_default()),
+                ..l
+            })
+            .collect();
+        let json = serde_json::to_vec(&moved).unwrap_or_default();
+        std::fs::write(&index, json).map_err(|e| format!("cannot write {}: {e}", index.display()))?;
+        Ok(moved)
+    }
+
+    fn install(
+        &self,
+        target: &Path,
+        requirements: Vec<String>,
+        files: Vec<PathBuf>,
+        no_deps: bool,
+    ) -> Result<()> {
+        let pip = &self.plan.pip;
+        let (index, extra): (Option<String>, Vec<String>) = if pip.conf_secret.is_some() {
+            (self.spec.pip_index.clone(), self.spec.pip_extra_index_url.clone())
+        } else {
+            (
+                Some(pip.index.clone()).filter(|s| !s.is_empty()),
+                self.spec.pip_extra_index_url.clone(),
+            )
+        };
+        let extra_args: Vec<String> = match &pip.args_secret {
+            Some(text) => text.lines().map(str::to_owned).collect(),
+            None => pip.args.clone(),
+        };
+        install::run(&install::Install {
+            uv: &self.uv,
+            target,
+            python_platform: &self.python_platform,
+            python_version: &self.facts.version,
+            requirements,
+            requirement_files: files,
+            index_url: index.as_deref(),
+            extra_index_urls: &extra,
+            extra_args: &extra_args,
+            no_deps,
+            ca_file: self.ca_file.as_deref(),
+            cache_dir: None,
+        })?;
+        install::fix_up(target, &format!("{VENV}/bin/python"))
+    }
+
+    /// The requirements files to give uv (a uv.lock exported to pinned requirements first).
+    fn requirement_files(&self) -> Result<Vec<PathBuf>> {
+        let Some(req) = &self.spec.requirements else {
+            return Ok(Vec::new());
+        };
+        if self.plan.requirements != Some(ReqKind::Uv) {
+            return Ok(vec![req.clone()]);
+        }
+        let dir = req.parent().unwrap_or(Path::new("."));
+        let out = self.work.join("uv-lock-requirements.txt");
+        let status = std::process::Command::new(&self.uv)
+            .args([
+                "export",
+                "--frozen",
+                "--no-dev",
+                "--no-emit-project",
+                "--no-header",
+                "--quiet",
+                "-o",
+            ])
+            .arg(&out)
+            .arg("--project")
+            .arg(dir)
+            .env("UV_NO_CONFIG", "1")
+            .output()
+            .map_err(|e| Error::build(format!("native: cannot run uv export: {e}")))?;
+        if !status.status.success() {
+            return Err(Error::build(format!(
+                "native: uv export of {} failed: {}",
+                req.display(),
+                String::from_utf8_lossy(&status.stderr).trim()
+            )));
+        }
+        Ok(vec![out])
+    }
+
+    /// The packages layers: keyed by what determines the install (the requirements as written,
+    /// the requirements files' content, the index options, the platform, the Python version and
+    /// uv's version), so that a spec changing only its files reuses them without running uv.
+    fn packages(&self, mtime: u64) -> std::result::Result<Vec<Layer>, String> {
+        let mut parts: Vec<String> = Vec::new();
+        parts.push(format!("packages={:?}", self.spec.packages));
+        parts.push(format!("runtime_packages={:?}", self.spec.runtime_packages));
+        parts.push(format!("index={:?}", self.spec.pip_index));
+        parts.push(format!("extra={:?}", self.spec.pip_extra_index_url));
+        parts.push(format!("args={:?}", self.spec.pip_extra_args));
+        for f in self.plan.selection.values() {
+            if f.key.starts_with("requirements/") {
+                if let FileKind::Regular { sha256, .. } = &f.file.kind {
+                    parts.push(format!("{}={}", f.key, layers::hex(sha256)));
+                }
+            }
+        }
+        let key = self.key("packages", &parts);
+        self.cached(&key, |out| {
+            let target = self.work.join("packages");
+            let mut reqs = self.spec.packages.clone();
+            reqs.extend(self.spec.runtime_packages.iter().cloned());
+            let files = self.requirement_files()?;
+            self.install(&target, reqs, files, false)?;
+            split_packages(&target, &self.site(), out, mtime)
+        })
+    }
+
+    /// The imagespec runtime: the wheel given, or `imagespec==<this version>` from the index;
+    /// without its dependencies (the image needs only `ImageSpec` and `is_container()`).
+    fn runtime(&self, mtime: u64) -> std::result::Result<Vec<Layer>, String> {
+        let what = match &self.wheel {
+            Some(w) => {
+                let bytes = std::fs::read(w).map_err(|e| format!("imagespec_wheel {}: {e}", w.display()))?;
+                format!("wheel:{}", layers::hex(&Sha256::digest(&bytes)))
+            }
+            None => format!("imagespec=={}", env!("CARGO_PKG_VERSION")),
+        };
+        let key = self.key("runtime", std::slice::from_ref(&what));
+        self.cached(&key, |out| {
+            let target = self.work.join("runtime");
+            let req = match &self.wheel {
+                Some(w) => w.to_string_lossy().into_owned(),
+                None => what.clone(),
+            };
+            self.install(&target, vec![req], Vec::new(), true)?;
+            let mut ls = LayerSpec::default();
+            add_tree(&mut ls, &target, &self.site())?;
+            Ok(vec![layers::build_layer(
+                &ls,
+                out,
+                "imagespec: the imagespec runtime",
+                mtime,
+            )?])
+        })
+    }
+}
+
+/// Adds every file under `target` to `ls`: `bin/` into the venv's `bin`, the rest into `site`.
+fn add_tree(ls: &mut LayerSpec, target: &Path, site: &str) -> Result<()> {
+    for (rel, content, exe) in walk(target)? {
+        ls.add(&image_path(&rel, site), content, exe, 0);
+    }
+    Ok(())
+}
+
+fn image_path(rel: &str, site: &str) -> String {
+    match rel.strip_prefix("bin/") {
+        Some(name) => format!("{VENV}/bin/{name}"),
+        None => format!("{site}/{rel}"),
+    }
+}
+
+/// Every file and symlink under `root`, relative, sorted.
+fn walk(root: &Path) -> Result<Vec<(String, Content, bool)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    let err = |p: &Path, e: std::io::Error| Error::build(format!("native: {}: {e}", p.display()));
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| err(&dir, e))? {
+            let entry = entry.map_err(|e| err(&dir, e))?;
+            let p = entry.path();
+            let ft = entry.file_type().map_err(|e| err(&p, e))?;
+            let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+            if ft.is_dir() {
+                if entry.file_name() == "__pycache__" {
+                    continue;
+                }
+                stack.push(p);
+            } else if ft.is_symlink() {
+                let t = std::fs::read_link(&p).map_err(|e| err(&p, e))?;
+                out.push((rel, Content::Symlink(t.to_string_lossy().into_owned()), false));
+            } else {
+                #[cfg(unix)]
+                let exe = {
+                    use std::os::unix::fs::PermissionsExt;
+                    entry.metadata().map_err(|e| err(&p, e))?.permissions().mode() & 0o111 != 0
+                };
+                #[cfg(not(unix))]
+                let exe = false;
+                out.push((
+                    rel,
+                    Content::File {
+                        path: p,
+                        expect: None,
+                    },
+                    exe,
+                ));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The distribution each installed file belongs to, from the `RECORD` files.
+fn owners(target: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(rd) = std::fs::read_dir(target) else {
+        return out;
+    };
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(dist) = name.strip_suffix(".dist-info") else {
+            continue;
+        };
+        let dist = dist.split('-').next().unwrap_or(dist).to_owned();
+        let Ok(text) = std::fs::read_to_string(entry.path().join("RECORD")) else {
+            continue;
+        };
+        for line in text.lines() {
+            let path = line.split(',').next().unwrap_or("").trim_matches('"');
+            let path = match path.strip_prefix("../../../") {
+                Some(rest) => rest.to_owned(),
+                None => path.to_owned(),
+            };
+            if !path.is_empty() {
+                out.insert(path, dist.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The installed packages as layers: each distribution of at least [`OWN_LAYER_BYTES`] in a layer
+/// of its own (by name), then one layer with everything else.
+fn split_packages(target: &Path, site: &str, out: &Path, mtime: u64) -> Result<Vec<Layer>> {
+    let files = walk(target)?;
+    let owner = owners(target);
+    let mut size_of: BTreeMap<String, u64> = BTreeMap::new();
+    for (rel, content, _) in &files {
+        if let (Some(d), Content::File { path, .. }) = (owner.get(rel), content) {
+            *size_of.entry(d.clone()).or_default() += std::fs::metadata(path).map_or(0, |m| m.len());
+        }
+    }
+    let big: Vec<&String> = size_of
+        .iter()
+        .filter(|(_, s)| **s >= OWN_LAYER_BYTES)
+        .map(|(d, _)| d)
+        .collect();
+    let mut specs: BTreeMap<Option<&String>, LayerSpec> = BTreeMap::new();
+    for (rel, content, exe) in files {
+        let group = owner.get(&rel).filter(|d| big.contains(d));
+        let group = group.and_then(|d| big.iter().copied().find(|b| *b == d));
+        specs
+            .entry(group)
+            .or_default()
+            .add(&image_path(&rel, site), content, exe, 0);
+    }
+    let mut layers = Vec::new();
+    for d in &big {
+        if let Some(ls) = specs.get(&Some(*d)) {
+            layers.push(layers::build_layer(
+                ls,
+                out,
+                &format!("imagespec: Python package {d}"),
+                mtime,
+            )?);
+        }
+    }
+    if let Some(ls) = specs.get(&None) {
+        layers.push(layers::build_layer(ls, out, "imagespec: Python packages", mtime)?);
+    }
+    Ok(layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Context, RawSpec};
+
+    fn spec(raw: RawSpec) -> Spec {
+        let ctx = Context {
+            base_dir: std::env::temp_dir(),
+            python_version: "3.11".into(),
+            host_arch: "x86_64".into(),
+        };
+        Spec::from_raw(
+            RawSpec {
+                name: Some("x".into()),
+                registry: Some("localhost:5000".into()),
+                ..raw
+            },
+            &ctx,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn specs_needing_a_container_are_refused_with_the_builder_to_use() {
+        let e = refuse(&spec(RawSpec {
+            apt_packages: Some(vec!["curl".into()]),
+            commands: Some(vec!["echo hi".into()]),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert!(e.contains("apt_packages, commands"), "{e}");
+        assert!(e.contains("builder=\"docker\" or builder=\"buildah\""), "{e}");
+        let e = refuse(&spec(RawSpec {
+            python_exec: Some("/usr/bin/python3".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert!(e.contains("python_exec"), "{e}");
+        assert!(refuse(&spec(RawSpec {
+            packages: Some(vec!["six".into()]),
+            ..Default::default()
+        }))
+        .is_ok());
+        let e = refuse(&spec(RawSpec {
+            platform: Some("linux/amd64,linux/arm64".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert!(e.contains("one platform"), "{e}");
+    }
+
+    #[test]
+    fn auto_selection_needs_a_registry() {
+        let mut s = spec(RawSpec::default());
+        assert!(NativeEngine.can_build(&s).is_ok());
+        s.registry = None;
+        assert!(NativeEngine.can_build(&s).unwrap_err().contains("OCI layout"));
+    }
+
+    #[test]
+    fn skeleton_makes_a_venv_and_the_user() {
+        let facts = BaseFacts {
+            version: "3.11".into(),
+            exe: "/usr/bin/python3.11".into(),
+            has_venv: false,
+            glibc_minor: Some(36),
+            musl: false,
+            passwd: "root:x:0:0:root:/root:/bin/bash\n".into(),
+            group: "root:x:0:\n".into(),
+        };
+        let ls = skeleton(&facts);
+        let keys: Vec<&str> = ls.entries.keys().map(String::as_str).collect();
+        for k in [
+            "opt/venv/pyvenv.cfg",
+            "opt/venv/bin/python",
+            "opt/venv/lib/python3.11/site-packages",
+            "etc/passwd",
+            "etc/group",
+            "root",
+        ] {
+            assert!(keys.contains(&k), "{k} in {keys:?}");
+        }
+        match &ls.entries["etc/passwd"].content {
+            Content::Bytes(b) => assert!(
+                String::from_utf8_lossy(b).ends_with("imagespec:x:1000:1000::/home/imagespec:/bin/sh\n")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ls.dirs["root"], (1000, 0o755));
+    }
+}
