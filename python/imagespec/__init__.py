@@ -23,6 +23,17 @@ if TYPE_CHECKING:
         build,
     )
     from imagespec._registry import ImageStatus, check
+    from imagespec._task import (
+        Resources,
+        Task,
+        Workflow,
+        default_image,
+        discover,
+        images_needed,
+        set_default_image,
+        task,
+        workflow,
+    )
 
 # Loaded on first use, so that `import imagespec` stays fast for task code that never checks.
 _LAZY = {
@@ -38,6 +49,15 @@ _LAZY = {
     "ImageResult": "imagespec._engine",
     "ImageSpecBuilder": "imagespec._engine",
     "build": "imagespec._engine",
+    "Resources": "imagespec._task",
+    "Task": "imagespec._task",
+    "Workflow": "imagespec._task",
+    "default_image": "imagespec._task",
+    "discover": "imagespec._task",
+    "images_needed": "imagespec._task",
+    "set_default_image": "imagespec._task",
+    "task": "imagespec._task",
+    "workflow": "imagespec._task",
 }
 
 
@@ -67,10 +87,19 @@ __all__ = [
     "ImageSpecError",
     "ImageStatus",
     "RegistryError",
+    "Resources",
     "SourceError",
     "SpecError",
+    "Task",
+    "Workflow",
     "__version__",
     "build",
     "check",
+    "default_image",
+    "discover",
+    "images_needed",
+    "set_default_image",
+    "task",
+    "workflow",
     "write_context",
 ]
