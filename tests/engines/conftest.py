@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
 
 from engine_helpers import (
+    ROOT,
     Buildah,
     DockerEngine,
     Missing,
@@ -28,6 +29,7 @@ from engine_helpers import (
     make_buildah,
     missing,
     push_base_image,
+    run,
 )
 from registry_servers import Registry, start_registry
 
@@ -100,3 +102,15 @@ def python_base(loopback_registry: Registry, _engines: dict[str, str]) -> str:
         return push_base_image(loopback_registry.host)
     except Missing as e:
         missing(str(e))
+
+
+@pytest.fixture(scope="session")
+def imagespec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel of this imagespec, installed into the images (it is not on the package index)."""
+    out = tmp_path_factory.mktemp("wheel")
+    maturin = ROOT / ".venv" / "bin" / "maturin"
+    if not maturin.exists():
+        missing("maturin is not in .venv (make setup)")
+    run([str(maturin), "build", "--release", "--quiet", "-o", str(out)], cwd=ROOT, timeout=1200)
+    (wheel,) = out.glob("imagespec-*.whl")
+    return wheel

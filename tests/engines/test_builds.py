@@ -19,13 +19,11 @@ from pathlib import Path
 import pytest
 from engine_helpers import (
     MACHINE_CA,
-    ROOT,
     Buildah,
     DockerEngine,
     find_in_archive,
     missing,
     registry_archive,
-    run,
 )
 from registry_servers import Registry
 
@@ -63,18 +61,6 @@ if spec is not None:
     out["is_container_other"] = ImageSpec.from_dict({**spec, "env": {"OTHER": "1"}}).is_container()
 print(json.dumps(out))
 """
-
-
-@pytest.fixture(scope="session")
-def imagespec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel of this imagespec, installed into the images (it is not on the package index)."""
-    out = tmp_path_factory.mktemp("wheel")
-    maturin = ROOT / ".venv" / "bin" / "maturin"
-    if not maturin.exists():
-        missing("maturin is not in .venv (make setup)")
-    run([str(maturin), "build", "--release", "--quiet", "-o", str(out)], cwd=ROOT, timeout=1200)
-    (wheel,) = out.glob("imagespec-*.whl")
-    return wheel
 
 
 @dataclass
