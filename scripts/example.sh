@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: build the example images (examples/images.py) and push
-# them to a loopback registry, run one, build again (nothing to do), and show what an image was
-# built from. Everything it starts (dockerd when not already up, the registry) is stopped at the end.
+# them to a loopback registry, run one, build again (nothing to do), show what an image was
+# built from, then run the seed's workflow (examples/wf.py) with each task in its own image.
+# Everything it starts (dockerd when not already up, the registry) is stopped at the end.
 #
 # No public registry is reachable here, so the examples are built FROM the Debian base made by
 # scripts/base-image.sh (pushed to the same registry), with this machine's CA bundle passed as a
@@ -59,3 +60,5 @@ docker run --rm "$pandas_image" python -c \
     'import os, pandas, imagespec; print("pandas", pandas.__version__, "| Debug =", os.environ["Debug"], "| _F_IMG_ID =", os.environ["_F_IMG_ID"])'
 echo "==> imagespec inspect $pandas_image"
 "$VENV/imagespec" inspect "$pandas_image"
+echo "==> imagespec run examples/wf.py wf --in-containers (the seed's workflow, each task in its own image)"
+"$VENV/imagespec" run examples/wf.py wf --in-containers -q

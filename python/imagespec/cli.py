@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a spec, file or registry error (the message says which), for `exists` an
 image that is missing or unknown, for `build` an image that failed, for `inspect` an image without
-imagespec labels; 2 bad usage.
+imagespec labels, for `run` a task that raised or failed in its container; 2 bad usage (including
+an unknown ENTITY, a bad input, an `--image` no task uses).
 """
 
 from __future__ import annotations
