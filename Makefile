@@ -55,3 +55,7 @@ bench: setup ## tag benchmark, side by side with flytekit (see bench/README.md)
 .PHONY: bench-exists
 bench-exists: setup ## existence benchmark, side by side with flytekit, skopeo and the floor
 	$(VENV)/python bench/bench_exists.py
+
+.PHONY: bench-build
+bench-build: setup ## `imagespec build` vs `pyflyte build --fast` when every image exists (COLD=1: engine builds too)
+	$(VENV)/python bench/bench_build.py $(if $(filter 1,$(COLD)),--cold)

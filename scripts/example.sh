@@ -61,4 +61,4 @@ docker run --rm "$pandas_image" python -c \
 echo "==> imagespec inspect $pandas_image"
 "$VENV/imagespec" inspect "$pandas_image"
 echo "==> imagespec run examples/wf.py wf --in-containers (the seed's workflow, each task in its own image)"
-"$VENV/imagespec" run examples/wf.py wf --in-containers -q
+"$VENV/imagespec" run examples/wf.py wf --in-containers

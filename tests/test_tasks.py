@@ -577,7 +577,7 @@ def fake_docker(tmp_path: Path) -> dict[str, str]:
 
 def test_build_json_lists_each_tasks_template_with_the_built_name(tmp_path: Path) -> None:
     proj = write_tree(tmp_path / "proj", {"imgs.py": FAKE_BUILDER + IMAGES_MODULE})
-    out = cli("build", "imgs.py", "wf", "--builder", "fake", "--json", "-q", cwd=proj)
+    out = cli("build", "imgs.py", "wf", "--builder", "fake", "--json", cwd=proj)
     assert out.returncode == 0, out.stderr
     rows = {row["name"]: row for row in json.loads(out.stdout)}
     a = rows[ImageSpec(name="a", registry="localhost:5000", python_version="3.11").image_name() + "-built"]
@@ -621,7 +621,7 @@ def test_run_in_containers_runs_each_task_call_by_its_template(
             )
         },
     )
-    out = cli("run", "pipeline.py", "wf", "--sep", "+", "--in-containers", "-q", cwd=proj, env=fake_docker)
+    out = cli("run", "pipeline.py", "wf", "--sep", "+", "--in-containers", cwd=proj, env=fake_docker)
     assert out.returncode == 0, out.stderr
     assert out.stdout == f"HI+{os.getuid()}\n"
     runs = [json.loads(line) for line in Path(fake_docker["FAKE_DOCKER_LOG"]).read_text().splitlines()]

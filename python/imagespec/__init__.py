@@ -13,6 +13,7 @@ from imagespec._spec import CopyFileDetection, ImageSpec
 
 if TYPE_CHECKING:
     from imagespec._build import BuildContext, BuildSecret, write_context
+    from imagespec._diff import Diff, diff
     from imagespec._engine import (
         BuildEvent,
         BuildReport,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         ImageSpecBuilder,
         build,
     )
+    from imagespec._inspect import ImageInfo, inspect
     from imagespec._registry import ImageStatus, check
     from imagespec._task import (
         Resources,
@@ -49,6 +51,10 @@ _LAZY = {
     "ImageResult": "imagespec._engine",
     "ImageSpecBuilder": "imagespec._engine",
     "build": "imagespec._engine",
+    "Diff": "imagespec._diff",
+    "diff": "imagespec._diff",
+    "ImageInfo": "imagespec._inspect",
+    "inspect": "imagespec._inspect",
     "Resources": "imagespec._task",
     "Task": "imagespec._task",
     "Workflow": "imagespec._task",
@@ -79,8 +85,10 @@ __all__ = [
     "BuildReport",
     "BuildSecret",
     "CopyFileDetection",
+    "Diff",
     "EngineBuilder",
     "ImageBuildEngine",
+    "ImageInfo",
     "ImageResult",
     "ImageSpec",
     "ImageSpecBuilder",
@@ -96,8 +104,10 @@ __all__ = [
     "build",
     "check",
     "default_image",
+    "diff",
     "discover",
     "images_needed",
+    "inspect",
     "set_default_image",
     "task",
     "workflow",

@@ -22,6 +22,8 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "write_context",
     "plan_context",
     "run_plan",
+    "engine_probe",
+    "engine_build",
 ]
 
 __version__: Final[str]
@@ -103,6 +105,10 @@ class Spec:
     def with_force_push(self, force_push: bool) -> Spec: ...
     def tag(self, loaded_modules: list[str] | None = None) -> str: ...
     def image_name(self, loaded_modules: list[str] | None = None) -> str: ...
+    def shown(self, loaded_modules: list[str] | None = None) -> str:
+        """The spec as its image's `dev.imagespec.spec` label shows it (JSON): name, registry, the
+        identity fields as hashed, and the base spec's image name."""
+
     def tag_inputs(self, loaded_modules: list[str] | None = None) -> dict[str, Any]: ...
     def dockerfile(
         self,
@@ -167,3 +173,20 @@ def inspect(
     timeout: float = 10.0,
 ) -> tuple[str, str]:
     """The config of an image in its registry: `(manifest digest, config as JSON text)`."""
+
+def engine_probe(name: str) -> str | None:
+    """None when the engine `name` can build here, else why not (one line, with the fix)."""
+
+def engine_build(
+    name: str,
+    spec: Spec,
+    *,
+    image: str,
+    push: bool,
+    no_cache: bool = False,
+    loaded_modules: list[str] | None = None,
+    imagespec_wheel: str | PathLike[str] | None = None,
+    ca_bundle: str | PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Builds `spec` as `image` with the engine `name` (pushing it with `push`); returns
+    ``{"name": ..., "digest": ...}``."""

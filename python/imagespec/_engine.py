@@ -51,7 +51,7 @@ class EngineBuilder:
 
     def available(self) -> str | None:
         """None when the engine can build here now, else why not."""
-        return cast("str | None", _core.engine_probe(self.engine))
+        return _core.engine_probe(self.engine)
 
     def build_image(self, spec: ImageSpec) -> str | None:
         """Builds (and pushes) ``spec`` alone, without checking whether it exists."""
@@ -243,7 +243,9 @@ def _max_parallel(value: int | None) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise BuildError(f"IMAGESPEC_MAX_PARALLEL must be a whole number, not {text!r}") from None
+            value = 0
+        if value < 1:
+            raise BuildError(f"IMAGESPEC_MAX_PARALLEL must be a whole number of at least 1, not {text!r}")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BuildError(f"max_parallel must be a whole number of at least 1, not {value!r}")
     return value
@@ -298,6 +300,7 @@ def build(
     for i, s in enumerate(items):
         if not isinstance(s, ImageSpec):
             raise BuildError(f"build: item {i} is a {type(s).__name__}, not an ImageSpec")
+    given = items  # the report is looked up by the caller's specs, not by the changed copies below
     if builder is not None or force_push:
         changes: dict[str, Any] = {} if builder is None else {"builder": builder}
         items = [s.replace(**changes) if changes else s for s in items]
@@ -306,15 +309,21 @@ def build(
     loaded: list[str] | None = None
     for s in items:
         loaded = loaded or s._loaded()
-    callback = None
-    if on_event is not None:
-        handler = on_event
+    handler = on_event
 
-        def callback(d: Mapping[str, Any]) -> None:
+    def callback(d: Mapping[str, Any]) -> None:
+        kind, image = d["kind"], d["image"]
+        # An image being built again loses its old pinned name (its builder is asked for the tag);
+        # one just built is known by its real name at once (its dependants' builds see that name).
+        if kind == "building":
+            _REAL_NAMES.pop(image, None)
+        elif kind == "done" and d.get("message") and d["message"] != image:
+            _REAL_NAMES[image] = d["message"]
+        if handler is not None:
             handler(
                 BuildEvent(
-                    kind=d["kind"],
-                    image=d["image"],
+                    kind=kind,
+                    image=image,
                     message=d.get("message"),
                     seconds=d.get("seconds"),
                     count=d.get("count"),
@@ -345,10 +354,13 @@ def build(
             builder=d["builder"],
             reason=d["reason"],
             seconds=d["seconds"],
-            specs=tuple(items[i] for i in d["inputs"]),
+            specs=tuple(given[i] for i in d["inputs"]),
         )
-        if result.outcome in ("built", "exists") and result.name != result.image:
-            _REAL_NAMES[result.image] = result.name
+        if result.outcome in ("built", "exists"):
+            if result.name != result.image:
+                _REAL_NAMES[result.image] = result.name
+            else:
+                _REAL_NAMES.pop(result.image, None)
         results.append(result)
     report = BuildReport(tuple(results))
     if check and not report.ok:

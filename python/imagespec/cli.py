@@ -258,17 +258,20 @@ def _cmd_run(args: argparse.Namespace, words: Sequence[str]) -> int:
 
     specs = [image for image in images_needed([entity]) if isinstance(image, ImageSpec)]
     if specs:
-        report = build(
-            specs,
-            builder=args.builder,
-            force_push=args.force_push,
-            on_event=_progress(args.quiet),
-            imagespec_wheel=args.wheel,
-            ca_bundle=args.ca_bundle,
-            check=False,
-        )
+        from imagespec._progress import Progress, summary_table
+
+        with Progress(verbose=args.verbose) as progress:
+            report = build(
+                specs,
+                builder=args.builder,
+                force_push=args.force_push,
+                on_event=progress,
+                imagespec_wheel=args.wheel,
+                ca_bundle=args.ca_bundle,
+                check=False,
+            )
         if not report.ok:
-            print(report.summary())
+            print(summary_table(report))
             return EXIT_ERROR
     from imagespec._containers import ContainerRunner
 
@@ -371,52 +374,30 @@ def _dry_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(quiet: bool) -> Any:
-    """Prints the plan's events to stderr, one line each."""
-    from imagespec._engine import BuildEvent
-
-    def show(e: BuildEvent) -> None:
-        if e.kind == "checking":
-            line = f"checking {e.count} image(s)"
-        elif e.kind == "step":
-            if quiet:
-                return
-            line = f"  {e.image}: {e.message}"
-        elif e.kind == "building":
-            line = f"building {e.image} with {e.message}"
-        elif e.kind == "done":
-            line = f"built    {e.message} in {e.seconds or 0:.1f} s"
-        elif e.kind in ("failed", "unknown", "warning", "missing"):
-            line = f"{e.kind:<8} {e.image}: {e.message}"
-        else:
-            line = f"{e.kind:<8} {e.image}"
-        print(line, file=sys.stderr, flush=True)
-
-    return show
-
-
 def _cmd_build(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args)
     from imagespec._engine import build
+    from imagespec._progress import Progress, summary_table
 
     labelled, tasks = _build_targets(args)
     specs = [spec for _, spec in labelled]
     runs_in: dict[str, list[Task]] = {}
     for t in tasks:
         runs_in.setdefault(t.image_name(), []).append(t)
-    report = build(
-        specs,
-        builder=args.builder,
-        force_push=args.force_push,
-        max_parallel=args.parallel,
-        assume_present=True if args.assume_present else None,
-        no_cache=args.no_cache,
-        on_event=_progress(args.quiet),
-        imagespec_wheel=args.wheel,
-        ca_bundle=args.ca_bundle,
-        check=False,
-    )
+    with Progress(verbose=args.verbose) as progress:
+        report = build(
+            specs,
+            builder=args.builder,
+            force_push=args.force_push,
+            max_parallel=args.parallel,
+            assume_present=True if args.assume_present else None,
+            no_cache=args.no_cache,
+            on_event=progress,
+            imagespec_wheel=args.wheel,
+            ca_bundle=args.ca_bundle,
+            check=False,
+        )
     if args.json:
         print(
             json.dumps(
@@ -437,8 +418,40 @@ def _cmd_build(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(report.summary())
+        print(summary_table(report))
     return 0 if report.ok else EXIT_ERROR
+
+
+def _diff_side(target: str, label: str) -> Any:
+    """A spec file (YAML, FILE.py with one spec, FILE.py:VAR) or an image reference."""
+    from imagespec._diff import Side
+
+    path, sep, var = target.partition(".py:")
+    if sep:
+        specs = dict(load_specs(path + ".py"))
+        if var not in specs:
+            raise _core.SpecError(
+                f"{path}.py defines no module-level ImageSpec named {var!r} ({', '.join(specs)})"
+            )
+        return Side.of_spec(specs[var], target)
+    if Path(target).is_file():
+        specs_in = load_specs(target)
+        if len(specs_in) > 1:
+            names = ", ".join(f"{target}:{n}" for n, _ in specs_in)
+            raise _core.SpecError(f"{target} defines {len(specs_in)} specs; name one: {names}")
+        return Side.of_spec(specs_in[0][1], target)
+    return Side.of_image(target)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from imagespec._diff import compare
+
+    result = compare(_diff_side(args.a, "a"), _diff_side(args.b, "b"))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.explain())
+    return 0
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -548,7 +561,7 @@ def _parser() -> argparse.ArgumentParser:
         "--parallel", type=int, metavar="N", help="builds at once (2, $IMAGESPEC_MAX_PARALLEL)"
     )
     build.add_argument("--no-cache", action="store_true", help="build every step again")
-    build.add_argument("-q", "--quiet", action="store_true", help="do not print build steps")
+    build.add_argument("-v", "--verbose", action="store_true", help="print every engine step as a line")
     build.add_argument(
         "--wheel",
         metavar="FILE",
@@ -580,7 +593,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--image", action="append", metavar="[NAME=]SPEC.yaml", help=IMAGE_HELP)
     run.add_argument("--builder", metavar="NAME", help="build with this builder (docker, buildah, ...)")
     run.add_argument("--force-push", action="store_true", help="build and push even the images that exist")
-    run.add_argument("-q", "--quiet", action="store_true", help="do not print build steps")
+    run.add_argument("-v", "--verbose", action="store_true", help="print every engine step as a line")
     run.add_argument(
         "--wheel", metavar="FILE", default=os.environ.get("IMAGESPEC_WHEEL") or None, help=WHEEL_HELP
     )
@@ -602,6 +615,17 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--insecure", action="append", metavar="REGISTRY", help="allow plain HTTP to it")
     inspect.add_argument("--local", action="store_true", help="read it from the local Docker engine")
     inspect.set_defaults(func=_cmd_inspect)
+    diff = commands.add_parser(
+        "diff",
+        help="explain why two specs (or a spec and an image) have different tags",
+        description="Compare two specs, or a spec and the spec an image was built from (its labels), and "
+        "print every field, base image and file that makes their tags differ. A and B are each a spec "
+        "YAML file, a Python file defining one ImageSpec, FILE.py:VARIABLE, or an image reference.",
+    )
+    diff.add_argument("a", metavar="A")
+    diff.add_argument("b", metavar="B")
+    diff.add_argument("--json", action="store_true", help="print the changes as JSON")
+    diff.set_defaults(func=_cmd_diff)
     return parser
 
 

@@ -284,6 +284,15 @@ fn to_json(v: &Value) -> serde_json::Value {
 /// The spec as shown in the image: its name, registry and every content field as hashed for its
 /// id (credentials removed, file names rather than paths), unset fields left out, keys sorted.
 pub(crate) fn spec_json(spec: &Spec, plan: &Plan) -> String {
+    let base = match &spec.base_image {
+        Some(BaseImage::Spec(_)) => Some(plan.from.as_str()),
+        _ => None,
+    };
+    shown_spec(spec, base)
+}
+
+/// [`spec_json`] with the base spec's image name given (`imagespec diff` compares specs with it).
+pub fn shown_spec(spec: &Spec, base_image_name: Option<&str>) -> String {
     let mut m: BTreeMap<String, Value> = BTreeMap::new();
     m.insert("name".into(), Value::str(&spec.name));
     if let Some(r) = &spec.registry {
@@ -294,8 +303,8 @@ pub(crate) fn spec_json(spec: &Spec, plan: &Plan) -> String {
             m.insert(k.to_owned(), v);
         }
     }
-    if let Some(BaseImage::Spec(_)) = &spec.base_image {
-        m.insert("base_image_name".into(), Value::str(&plan.from));
+    if let Some(name) = base_image_name {
+        m.insert("base_image_name".into(), Value::str(name));
     }
     to_json(&Value::Map(m)).to_string()
 }

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 pub use checks::check_requirement;
 pub use context::{plan_context, write_context, BuildSecret, ContextManifest, ContextPlan};
-pub use dockerfile::dockerfile;
+pub use dockerfile::{dockerfile, shown_spec};
 
 /// The secret ids the generated Dockerfile may mount; an engine passes each one listed in
 /// [`ContextManifest::secrets`] (`--secret id=ID,src=PATH`).

@@ -52,8 +52,19 @@ pub trait Engine: Send + Sync {
     fn build(&self, request: &Request<'_>) -> Result<Built>;
 }
 
-/// The built-in engines and their default priorities. Builders registered by users default to 5
-/// and so come before these, as in flytekit.
+pub mod buildah;
+pub mod docker;
+pub mod envd;
+pub mod noop;
+pub mod process;
+
+use crate::error::Error;
+use crate::value::Value;
+use std::sync::Arc;
+
+/// The engines imagespec ships, with their default priority: the highest available one builds
+/// when a spec names no builder. Builders registered by users default to 5 and so outrank these
+/// (as in flytekit).
 pub const BUILTIN: &[(&str, i32)] = &[
     ("docker", 3),
     ("buildah", 2),
@@ -62,10 +73,74 @@ pub const BUILTIN: &[(&str, i32)] = &[
     ("noop", 0),
 ];
 
-/// Engines never picked on their own: only a spec that names them gets them.
+/// Engines never picked automatically: only a spec that names them uses them.
 pub const AUTO_SKIP: &[&str] = &["noop"];
 
-/// A built-in engine by name.
-pub fn builtin(_name: &str) -> Option<std::sync::Arc<dyn Engine>> {
-    None
+/// The built-in engine called `name`.
+pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
+    Some(match name {
+        "docker" => Arc::new(docker::Docker),
+        "buildah" => Arc::new(buildah::Buildah::BUILDAH),
+        "podman" => Arc::new(buildah::Buildah::PODMAN),
+        "envd" => Arc::new(envd::Envd),
+        "noop" => Arc::new(noop::Noop),
+        _ => return None,
+    })
+}
+
+/// A string option of `builder_options`; an option of another type is a mistake worth a message.
+pub(crate) fn option_str<'a>(spec: &'a Spec, key: &str) -> Result<Option<&'a str>> {
+    match spec.builder_options.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Str(s)) if s.is_empty() => Ok(None),
+        Some(Value::Str(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::spec(format!("builder_options.{key}"), "must be a string")),
+    }
+}
+
+/// A list-of-strings option (a comma-separated string is accepted too).
+pub(crate) fn option_list(spec: &Spec, key: &str) -> Result<Vec<String>> {
+    match spec.builder_options.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Str(s)) => Ok(split_list(s)),
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => Ok(s.trim().to_owned()),
+                _ => Err(Error::spec(
+                    format!("builder_options.{key}"),
+                    "must be a list of strings",
+                )),
+            })
+            .collect(),
+        Some(_) => Err(Error::spec(
+            format!("builder_options.{key}"),
+            "must be a list of strings",
+        )),
+    }
+}
+
+pub(crate) fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `sha256:<64 hex>` at the start of `s`, if there is one.
+pub(crate) fn leading_digest(s: &str) -> Option<String> {
+    let hex = s.strip_prefix("sha256:")?;
+    let hex: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+    (hex.len() == 64).then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
+}
+
+/// `image@digest`: how a pushed image is named so that it always means these bytes.
+pub(crate) fn pinned(image: &str, digest: Option<String>) -> Built {
+    Built {
+        name: digest
+            .as_ref()
+            .map_or_else(|| image.to_owned(), |d| format!("{image}@{d}")),
+        digest,
+    }
 }

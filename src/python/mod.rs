@@ -2,6 +2,7 @@
 
 mod build;
 mod convert;
+mod engines;
 mod plan;
 mod registry;
 mod spec;
@@ -90,5 +91,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(spec::load_yaml, m)?)?;
     build::register(m)?;
     plan::register(m)?;
+    engines::register(m)?;
     Ok(())
 }

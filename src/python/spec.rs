@@ -162,6 +162,20 @@ impl Spec {
     }
 
     /// The tree of sub-digests the tag is derived from, as a dict of hex strings.
+    /// The spec as its image's `dev.imagespec.spec` label shows it (JSON): name, registry, the
+    /// identity fields as hashed, and the base spec's image name.
+    #[pyo3(signature = (loaded_modules=None))]
+    fn shown(&self, py: Python<'_>, loaded_modules: Option<Vec<PathBuf>>) -> PyResult<String> {
+        py.detach(|| {
+            let base = match &self.inner.base_image {
+                Some(BaseImage::Spec(b)) => Some(identity::image_name(b, loaded_ref(&loaded_modules))?),
+                _ => None,
+            };
+            Ok(crate::build::shown_spec(&self.inner, base.as_deref()))
+        })
+        .map_err(to_py_err)
+    }
+
     #[pyo3(signature = (loaded_modules=None))]
     fn tag_inputs<'py>(
         &self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
 
 from engine_helpers import (
-    ROOT,
     Buildah,
     DockerEngine,
     Missing,
@@ -29,7 +29,6 @@ from engine_helpers import (
     make_buildah,
     missing,
     push_base_image,
-    run,
 )
 from registry_servers import Registry, start_registry
 
@@ -106,11 +105,21 @@ def python_base(loopback_registry: Registry, _engines: dict[str, str]) -> str:
 
 @pytest.fixture(scope="session")
 def imagespec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel of this imagespec, installed into the images (it is not on the package index)."""
+    """A wheel of this checkout (``maturin build --release``), for images to install imagespec
+    without the package index; built once per session into a temporary folder."""
+    maturin = shutil.which("maturin", path=str(Path(sys.executable).parent)) or shutil.which("maturin")
+    if maturin is None:
+        missing("maturin is not installed (make setup)")
     out = tmp_path_factory.mktemp("wheel")
-    maturin = ROOT / ".venv" / "bin" / "maturin"
-    if not maturin.exists():
-        missing("maturin is not in .venv (make setup)")
-    run([str(maturin), "build", "--release", "--quiet", "-o", str(out)], cwd=ROOT, timeout=1200)
-    (wheel,) = out.glob("imagespec-*.whl")
-    return wheel
+    proc = subprocess.run(
+        [maturin, "build", "--release", "--quiet", "-o", str(out)],
+        cwd=HERE.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    wheels = sorted(out.glob("imagespec-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        pytest.fail(f"maturin build failed:\n{proc.stderr[-3000:]}", pytrace=False)
+    return wheels[0]

@@ -39,7 +39,7 @@ def test_the_example_runs_each_task_in_its_own_image(
     )
     imagespec = [sys.executable, "-m", "imagespec"]
 
-    done = run([*imagespec, "run", str(WF), "wf", "--in-containers", "-q"], env=env, timeout=1800)
+    done = run([*imagespec, "run", str(WF), "wf", "--in-containers"], env=env, timeout=1800)
     assert done.stdout.strip() == "LogisticRegression(max_iter=3000)", done.stderr
     host = loopback_registry.host
     ran = [line.split()[1:4:2] for line in done.stderr.splitlines() if line.startswith("running ")]
@@ -50,7 +50,7 @@ def test_the_example_runs_each_task_in_its_own_image(
     ], done.stderr
 
     # Every image exists now; the templates name the images the run used.
-    listed = run([*imagespec, "build", str(WF), "wf", "--json", "-q"], env=env, timeout=600)
+    listed = run([*imagespec, "build", str(WF), "wf", "--json"], env=env, timeout=600)
     rows = json.loads(listed.stdout)
     assert [r["outcome"] for r in rows] == ["exists", "exists"], listed.stdout
     templates = {t["name"]: t for r in rows for t in r["tasks"]}

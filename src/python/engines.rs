@@ -1,0 +1,71 @@
+//! `_core.engine_probe` and `_core.engine_build`: the built-in engines, called directly (the plan
+//! drives them in normal use), with the GIL released while the engine runs.
+
+use super::build::options;
+use super::spec::Spec;
+use super::to_py_err;
+use crate::engines::{self, Request};
+use crate::Error;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::path::PathBuf;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(engine_probe, m)?)?;
+    m.add_function(wrap_pyfunction!(engine_build, m)?)?;
+    Ok(())
+}
+
+fn engine(name: &str) -> PyResult<std::sync::Arc<dyn engines::Engine>> {
+    engines::builtin(name).ok_or_else(|| {
+        let known: Vec<&str> = engines::BUILTIN.iter().map(|(n, _)| *n).collect();
+        to_py_err(Error::build(format!(
+            "no built-in engine {name:?} (built-in: {})",
+            known.join(", ")
+        )))
+    })
+}
+
+/// None when the engine `name` can build here, else why not (one line, with the fix).
+#[pyfunction]
+pub fn engine_probe(py: Python<'_>, name: &str) -> PyResult<Option<String>> {
+    let engine = engine(name)?;
+    Ok(py.detach(|| engine.probe()).err())
+}
+
+/// Builds `spec` as `image` with the engine `name` (pushing it with `push`); returns
+/// `{"name": ..., "digest": ...}`.
+#[pyfunction]
+#[pyo3(signature = (name, spec, *, image, push, no_cache=false, loaded_modules=None, imagespec_wheel=None, ca_bundle=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn engine_build<'py>(
+    py: Python<'py>,
+    name: &str,
+    spec: &Spec,
+    image: &str,
+    push: bool,
+    no_cache: bool,
+    loaded_modules: Option<Vec<PathBuf>>,
+    imagespec_wheel: Option<PathBuf>,
+    ca_bundle: Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let engine = engine(name)?;
+    let opts = options(loaded_modules, imagespec_wheel, ca_bundle.as_ref(), true, name)?;
+    let progress = |_: engines::Progress<'_>| {};
+    let built = py
+        .detach(|| {
+            engine.build(&Request {
+                spec: &spec.inner,
+                image,
+                options: &opts,
+                push,
+                no_cache,
+                progress: &progress,
+            })
+        })
+        .map_err(to_py_err)?;
+    let out = PyDict::new(py);
+    out.set_item("name", built.name)?;
+    out.set_item("digest", built.digest)?;
+    Ok(out)
+}
