@@ -16,10 +16,16 @@ VENV=.venv/bin
 WORK=$(mktemp -d /tmp/imagespec-example.XXXXXX)
 registry_pid=
 
+# Keeps the script's own exit status: the registry killed here must not turn a success into 143.
 stop() {
-    [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    local status=$?
+    if [ -n "$registry_pid" ]; then
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+    fi
     bash scripts/engines.sh stop || true
     rm -rf "$WORK"
+    exit "$status"
 }
 trap stop EXIT
 
@@ -54,7 +60,7 @@ echo "==> imagespec build examples/images.py"
 "$VENV/imagespec" build examples/images.py
 echo "==> again: every image exists, nothing is built"
 "$VENV/imagespec" build examples/images.py
-pandas_image=$("$VENV/imagespec" tag examples/images.py | head -1)
+pandas_image=$("$VENV/imagespec" tag examples/images.py | sed -n 1p)  # sed reads all: no broken pipe
 echo "==> docker run $pandas_image"
 docker run --rm "$pandas_image" python -c \
     'import os, pandas, imagespec; print("pandas", pandas.__version__, "| Debug =", os.environ["Debug"], "| _F_IMG_ID =", os.environ["_F_IMG_ID"])'
