@@ -644,6 +644,9 @@ fn build_node(
         });
         (Outcome::Failed, image.clone(), builder, Some(reason), seconds)
     };
+    if engines::process::is_cancelled() {
+        return failed("interrupted before it started".into(), None, 0.0);
+    }
     let (name, builder) = match pre
         .map(Ok)
         .unwrap_or_else(|| choose(builders, &node.spec, probes))

@@ -101,7 +101,8 @@ def test_a_failure_shows_its_reason_and_the_others_still_report(tmp_path: Path) 
     write_module(tmp_path, broken=True)
     code, out, err = run_with_pty_stderr(["build", "--force-push", "wf.py"], tmp_path)
     assert code == 1
-    assert 'failed: builder "slow": build_image raised RuntimeError: the build broke on purpose' in err
+    assert "failed localhost:1/broken:" in err
+    assert 'builder "slow": build_image raised RuntimeError: the build broke on purpose' in err
     outcomes = sorted(row.split()[0] for row in out.splitlines()[1:4])
     assert outcomes == ["built", "built", "failed"]
     assert "failed localhost:1/broken:" in out and "the build broke on purpose" in out

@@ -410,6 +410,22 @@ class ImageSpec:
                 f.write(text)
         return text
 
+    def to_flytekit(self) -> Any:
+        """The spec as a ``flytekit.ImageSpec`` built by imagespec (``builder="imagespec"``); needs
+        flytekit. See docs/flytekit.md."""
+        from imagespec._flytekit import to_flytekit
+
+        return to_flytekit(self)
+
+    @classmethod
+    def from_flytekit(cls, spec: Any, *, add_flytekit: bool = False) -> ImageSpec:
+        """A ``flytekit.ImageSpec`` as an ``ImageSpec``; ``add_flytekit`` adds the running flytekit
+        to ``packages`` when no package is flytekit (as the flytekit builder does). See
+        docs/flytekit.md."""
+        from imagespec._flytekit import from_flytekit
+
+        return from_flytekit(spec, add_flytekit=add_flytekit)
+
     # Value semantics
 
     def __eq__(self, other: object) -> bool:

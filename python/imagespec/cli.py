@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 a spec, file or registry error (the message says which), for `exists` an
 image that is missing or unknown, for `build` an image that failed, for `inspect` an image without
 imagespec labels, for `run` a task that raised or failed in its container; 2 bad usage (including
-an unknown ENTITY, a bad input, an `--image` no task uses).
+an unknown ENTITY, a bad input, an `--image` no task uses); 130 interrupted (Ctrl-C: running builds
+are stopped, nothing of theirs is pushed, their temporary folders are removed).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -643,3 +645,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _core.ImageSpecError as e:
         print(f"imagespec: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("imagespec: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

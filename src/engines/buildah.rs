@@ -12,6 +12,7 @@ use crate::build::{write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::spec::{is_loopback_registry, BaseImage, Spec};
+use crate::value::Value;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -120,6 +121,8 @@ pub struct Flags {
     pub authfile: Option<String>,
     /// Registries (host[:port]) reached over plain HTTP besides loopback ones.
     pub insecure: Vec<String>,
+    /// Commit every instruction as a cached layer (`--layers`).
+    pub layers: bool,
 }
 
 impl Flags {
@@ -136,7 +139,22 @@ impl Flags {
         if let Ok(env) = std::env::var("IMAGESPEC_INSECURE_REGISTRIES") {
             insecure.extend(split_list(&env));
         }
+        let layers = match spec.builder_options.get("layers") {
+            None | Some(Value::Null) => {
+                let conf = std::env::var_os("CONTAINERS_STORAGE_CONF")
+                    .filter(|v| !v.is_empty())
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| SYSTEM_STORAGE_CONF.into());
+                let driver = storage_driver
+                    .clone()
+                    .or_else(|| std::fs::read_to_string(conf).ok().and_then(|t| conf_driver(&t)));
+                layers_by_default(driver.as_deref())
+            }
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(Error::spec("builder_options.layers", "must be true or false")),
+        };
         Ok(Flags {
+            layers,
             isolation: option_str(spec, "isolation")?
                 .unwrap_or(DEFAULT_ISOLATION)
                 .to_owned(),
@@ -162,18 +180,26 @@ impl Flags {
     }
 }
 
+/// Whether to cache every instruction as a layer. Not on vfs: there each layer is a full copy of
+/// the root filesystem (a small spec measured 211 s with layers), so one commit at the end is far
+/// faster than any cache hit could repay.
+pub fn layers_by_default(driver: Option<&str>) -> bool {
+    driver != Some("vfs")
+}
+
+/// The `driver = "..."` of a containers storage.conf, when it names one.
+pub fn conf_driver(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("driver")?.trim_start().strip_prefix('=')?;
+        let v = v.trim().trim_matches('"').trim_matches('\'');
+        (!v.is_empty()).then(|| v.to_owned())
+    })
+}
+
 /// `vfs` unless a storage config chooses: vfs works everywhere (no overlay mounts, no fuse), and
 /// a config that names a driver (or a whole config the user points at) knows better.
 pub fn default_storage_driver(env_conf_set: bool, system_conf: Option<&str>) -> Option<&'static str> {
-    let names_driver = system_conf.is_some_and(|text| {
-        text.lines().any(|l| {
-            let l = l.trim();
-            l.strip_prefix("driver")
-                .map(str::trim_start)
-                .and_then(|r| r.strip_prefix('='))
-                .is_some_and(|v| !v.trim().trim_matches('"').trim_matches('\'').is_empty())
-        })
-    });
+    let names_driver = system_conf.and_then(conf_driver).is_some();
     (!env_conf_set && !names_driver).then_some("vfs")
 }
 
@@ -203,9 +229,10 @@ impl Buildah {
         args.extend([
             self.build_command.to_owned(),
             format!("--isolation={}", a.flags.isolation),
-            // Cache each instruction as a layer, as docker does, so rebuilds reuse them.
-            "--layers".to_owned(),
         ]);
+        // Cache each instruction as a layer, as docker does, so rebuilds reuse them; said
+        // explicitly both ways, since podman's default is the opposite of buildah's.
+        args.push(format!("--layers={}", a.flags.layers));
         if !a.platform.is_empty() {
             args.push(format!("--platform={}", a.platform));
         }
@@ -272,6 +299,7 @@ mod tests {
             storage_driver: Some("vfs".into()),
             authfile: None,
             insecure: vec!["registry.lan:5000".into()],
+            layers: false,
         }
     }
 
@@ -294,13 +322,14 @@ mod tests {
         };
         assert_eq!(
             Buildah::BUILDAH.build_args(&a).join(" "),
-            "--storage-driver vfs bud --isolation=chroot --layers --platform=linux/amd64 --no-cache \
+            "--storage-driver vfs bud --isolation=chroot --layers=false --platform=linux/amd64 --no-cache \
              --tls-verify=false --secret id=imagespec_ca,src=/t/ca.pem -f /t/c/Dockerfile -t \
              localhost:5000/app:x /t/c"
         );
         let f = Flags {
             storage_driver: None,
             authfile: Some("/h/config.json".into()),
+            layers: true,
             ..flags()
         };
         let a = BuildArgs {
@@ -313,7 +342,7 @@ mod tests {
         };
         assert_eq!(
             Buildah::PODMAN.build_args(&a).join(" "),
-            "build --isolation=chroot --layers --authfile /h/config.json -f /t/c/Dockerfile -t \
+            "build --isolation=chroot --layers=true --authfile /h/config.json -f /t/c/Dockerfile -t \
              localhost:5000/app:x /t/c"
         );
     }
@@ -338,6 +367,18 @@ mod tests {
             Buildah::PODMAN.push_args(&f, "ghcr.io/o/a:1", d, false).join(" "),
             "--storage-driver vfs push --digestfile /t/digest ghcr.io/o/a:1 docker://ghcr.io/o/a:1"
         );
+    }
+
+    #[test]
+    fn layers_only_off_vfs() {
+        assert!(!layers_by_default(Some("vfs")));
+        assert!(layers_by_default(Some("overlay")));
+        assert!(layers_by_default(None));
+        assert_eq!(
+            conf_driver("[storage]\ndriver = \"vfs\"\n").as_deref(),
+            Some("vfs")
+        );
+        assert_eq!(conf_driver("[storage]\n# driver = \"overlay\"\n"), None);
     }
 
     #[test]

@@ -7,11 +7,52 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How many of the last output lines an error shows.
 pub const TAIL_LINES: usize = 60;
+
+/// Set when the user interrupts (Ctrl-C): every running program is stopped and none is started.
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Stops every program run through [`Run`] now and refuses new ones, until [`reset_cancel`].
+pub fn cancel_all() {
+    CANCELLED.store(true, Ordering::SeqCst);
+}
+
+pub fn reset_cancel() {
+    CANCELLED.store(false, Ordering::SeqCst);
+}
+
+pub fn is_cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
+
+/// How often a running program is checked for a cancel.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+/// Asks the program to stop (SIGTERM, so engines clean up: BuildKit cancels the build, buildah
+/// removes its working container), then kills it if it is still there after a grace period.
+fn stop(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{kill_process, Pid, Signal};
+        if let Some(pid) = i32::try_from(child.id()).ok().and_then(Pid::from_raw) {
+            let _ = kill_process(pid, Signal::TERM);
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
 
 /// One run of a program.
 #[derive(Clone, Debug)]
@@ -69,6 +110,9 @@ impl Run<'_> {
     /// Runs to the end; `on_line` sees every line (redacted) as it comes. Any exit status is
     /// returned: callers that only accept success use [`Run::checked`].
     pub fn run(&self, on_line: &mut dyn FnMut(&str)) -> Result<Finished> {
+        if is_cancelled() {
+            return Err(self.cancelled());
+        }
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -95,11 +139,11 @@ impl Run<'_> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let mut tail = VecDeque::with_capacity(TAIL_LINES);
         loop {
-            let line = match deadline {
-                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-                Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+            let wait = match deadline {
+                None => CANCEL_POLL,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(CANCEL_POLL),
             };
-            match line {
+            match rx.recv_timeout(wait) {
                 Ok(line) => {
                     let line = redact_userinfo(&line);
                     on_line(&line);
@@ -109,9 +153,12 @@ impl Run<'_> {
                     tail.push_back(line);
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                Err(mpsc::RecvTimeoutError::Timeout) if is_cancelled() => {
+                    stop(&mut child);
+                    return Err(self.cancelled());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    stop(&mut child);
                     let tail: Vec<String> = tail.into();
                     return Err(Error::build(format!(
                         "{}: {} of {} did not finish within {} s and was stopped{}",
@@ -122,6 +169,7 @@ impl Run<'_> {
                         show_tail(&tail)
                     )));
                 }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         }
         for r in readers {
@@ -134,6 +182,15 @@ impl Run<'_> {
             status,
             tail: tail.into(),
         })
+    }
+
+    fn cancelled(&self) -> Error {
+        Error::build(format!(
+            "{}: {} of {} was interrupted",
+            self.engine,
+            self.what(),
+            self.image
+        ))
     }
 
     /// As [`Run::run`], but a non-zero exit is an `Error::Build` with the tail.

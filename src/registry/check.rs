@@ -107,25 +107,29 @@ impl Checker {
 
     async fn check_remote(&self, input: &str, r: &Reference) -> CheckResult {
         let unknown = |reason: String| CheckResult::unknown(input, reason);
-        let head = match self.manifest(r, Method::HEAD).await {
-            Answer::Resp(resp) => resp,
-            Answer::Unknown(reason) => return unknown(reason),
-        };
-        match head.status {
-            200 => {
-                let mt = content_type(&head);
-                let digest = head
-                    .header("docker-content-digest")
-                    .filter(|d| valid_digest(d))
-                    .map(str::to_string);
-                if let (Some(mt), Some(d)) = (&mt, &digest) {
-                    if is_known(mt) && self.platforms.is_empty() {
-                        return exists(input, d.clone(), mt.clone());
+        // With platforms to check, the manifest's body is needed anyway: a HEAD first would only
+        // add a round trip.
+        if self.platforms.is_empty() {
+            let head = match self.manifest(r, Method::HEAD).await {
+                Answer::Resp(resp) => resp,
+                Answer::Unknown(reason) => return unknown(reason),
+            };
+            match head.status {
+                200 => {
+                    let mt = content_type(&head);
+                    let digest = head
+                        .header("docker-content-digest")
+                        .filter(|d| valid_digest(d))
+                        .map(str::to_string);
+                    if let (Some(mt), Some(d)) = (&mt, &digest) {
+                        if is_known(mt) {
+                            return exists(input, d.clone(), mt.clone());
+                        }
                     }
                 }
+                400 | 405 | 501 => {} // HEAD refused: ask with GET.
+                _ => return self.not_ok(input, r, &head),
             }
-            400 | 405 | 501 => {} // HEAD refused: ask with GET.
-            _ => return self.not_ok(input, r, &head),
         }
         let get = match self.manifest(r, Method::GET).await {
             Answer::Resp(resp) => resp,

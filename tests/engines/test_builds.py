@@ -29,6 +29,8 @@ from registry_servers import Registry
 
 from imagespec import BuildEvent, ImageBuildEngine, ImageSpec, build, write_context
 
+pytestmark = pytest.mark.timeout(900)
+
 # Values a Dockerfile generator could get wrong: quotes, `$`, backslashes, `#`, shell syntax.
 HOSTILE_ENV = {
     "E2E_PLAIN": "hello world",
@@ -206,7 +208,7 @@ def test_plan_builds_pushes_and_runs_real_images(
     assert inside["imagespec"] == imagespec_wheel.name.split("-")[1]
 
     for r in report:
-        assert_no_secrets(r.name, secrets, tmp_path / "archive")
+        assert_no_secrets(r.image, secrets, tmp_path / "archive")
 
     # The same plan again builds nothing; a force push rebuilds only what it marks.
     again = build([child, full], builder=engine.name, imagespec_wheel=imagespec_wheel, ca_bundle=secrets.ca)
