@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine: build the example images (examples/images.py) and push
-# them to a loopback registry, run one, build again (nothing to do), and show what an image was
-# built from. Everything it starts (dockerd when not already up, the registry) is stopped at the end.
+# them to a loopback registry, run one, build again (nothing to do), show what an image was
+# built from, then run the seed's workflow (examples/wf.py) with each task in its own image.
+# Everything it starts (dockerd when not already up, the registry) is stopped at the end.
 #
 # No public registry is reachable here, so the examples are built FROM the Debian base made by
 # scripts/base-image.sh (pushed to the same registry), with this machine's CA bundle passed as a
@@ -15,10 +16,16 @@ VENV=.venv/bin
 WORK=$(mktemp -d /tmp/imagespec-example.XXXXXX)
 registry_pid=
 
+# Keeps the script's own exit status: the registry killed here must not turn a success into 143.
 stop() {
-    [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    local status=$?
+    if [ -n "$registry_pid" ]; then
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+    fi
     bash scripts/engines.sh stop || true
     rm -rf "$WORK"
+    exit "$status"
 }
 trap stop EXIT
 
@@ -53,9 +60,11 @@ echo "==> imagespec build examples/images.py"
 "$VENV/imagespec" build examples/images.py
 echo "==> again: every image exists, nothing is built"
 "$VENV/imagespec" build examples/images.py
-pandas_image=$("$VENV/imagespec" tag examples/images.py | head -1)
+pandas_image=$("$VENV/imagespec" tag examples/images.py | sed -n 1p)  # sed reads all: no broken pipe
 echo "==> docker run $pandas_image"
 docker run --rm "$pandas_image" python -c \
     'import os, pandas, imagespec; print("pandas", pandas.__version__, "| Debug =", os.environ["Debug"], "| _F_IMG_ID =", os.environ["_F_IMG_ID"])'
 echo "==> imagespec inspect $pandas_image"
 "$VENV/imagespec" inspect "$pandas_image"
+echo "==> imagespec run examples/wf.py wf --in-containers (the seed's workflow, each task in its own image)"
+"$VENV/imagespec" run examples/wf.py wf --in-containers

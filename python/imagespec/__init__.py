@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     )
     from imagespec._inspect import ImageInfo, inspect
     from imagespec._registry import ImageStatus, check
+    from imagespec._task import (
+        Resources,
+        Task,
+        Workflow,
+        default_image,
+        discover,
+        images_needed,
+        set_default_image,
+        task,
+        workflow,
+    )
 
 # Loaded on first use, so that `import imagespec` stays fast for task code that never checks.
 _LAZY = {
@@ -44,6 +55,15 @@ _LAZY = {
     "diff": "imagespec._diff",
     "ImageInfo": "imagespec._inspect",
     "inspect": "imagespec._inspect",
+    "Resources": "imagespec._task",
+    "Task": "imagespec._task",
+    "Workflow": "imagespec._task",
+    "default_image": "imagespec._task",
+    "discover": "imagespec._task",
+    "images_needed": "imagespec._task",
+    "set_default_image": "imagespec._task",
+    "task": "imagespec._task",
+    "workflow": "imagespec._task",
 }
 
 
@@ -75,12 +95,21 @@ __all__ = [
     "ImageSpecError",
     "ImageStatus",
     "RegistryError",
+    "Resources",
     "SourceError",
     "SpecError",
+    "Task",
+    "Workflow",
     "__version__",
     "build",
     "check",
+    "default_image",
     "diff",
+    "discover",
+    "images_needed",
     "inspect",
+    "set_default_image",
+    "task",
+    "workflow",
     "write_context",
 ]

@@ -2,8 +2,9 @@
 
 Exit codes: 0 success; 1 a spec, file or registry error (the message says which), for `exists` an
 image that is missing or unknown, for `build` an image that failed, for `inspect` an image without
-imagespec labels; 2 bad usage; 130 interrupted (Ctrl-C: running builds are stopped, nothing of
-theirs is pushed, their temporary folders are removed).
+imagespec labels, for `run` a task that raised or failed in its container; 2 bad usage (including
+an unknown ENTITY, a bad input, an `--image` no task uses); 130 interrupted (Ctrl-C: running builds
+are stopped, nothing of theirs is pushed, their temporary folders are removed).
 """
 
 from __future__ import annotations
@@ -14,18 +15,26 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from imagespec import _core
 from imagespec._spec import ImageSpec
+
+if TYPE_CHECKING:
+    from imagespec._task import Task, Workflow
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _load_module_specs(path: Path) -> list[tuple[str, ImageSpec]]:
-    """The module-level ImageSpec values of a Python file, imported as `python FILE` would."""
+class UsageError(Exception):
+    """Bad usage: exit 2 with the message."""
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Imports a Python file as `python FILE` would (its folder first on `sys.path`)."""
     import importlib.util
 
     folder = str(path.resolve().parent)
@@ -42,11 +51,20 @@ def _load_module_specs(path: Path) -> list[tuple[str, ImageSpec]]:
         raise
     except BaseException as e:
         raise _core.SpecError(f"{path}: importing it failed: {type(e).__name__}: {e}") from e
+    return module
+
+
+def _module_specs(module: ModuleType) -> list[tuple[str, ImageSpec]]:
     found: dict[ImageSpec, str] = {}
     for name, value in vars(module).items():
         if isinstance(value, ImageSpec) and value not in found:
             found[value] = name
     return [(name, spec) for spec, name in found.items()]
+
+
+def _load_module_specs(path: Path) -> list[tuple[str, ImageSpec]]:
+    """The module-level ImageSpec values of a Python file, imported as `python FILE` would."""
+    return _module_specs(_import_file(path))
 
 
 def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
@@ -60,6 +78,221 @@ def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
             raise _core.SpecError(f"{target}: defines no ImageSpec at module level")
         return specs
     return [(path.stem, ImageSpec.from_yaml(path))]
+
+
+# Tasks and workflows: `build FILE [ENTITY]`, `run FILE ENTITY`, `--image`
+
+
+def _entity(module: ModuleType, name: str, path: Path) -> Task | Workflow:
+    from imagespec._task import discover
+
+    tasks, workflows = discover(module)
+    value = getattr(module, name, None)
+    if value is None or value not in (*tasks, *workflows):
+        names = [n for n, v in vars(module).items() if v in (*tasks, *workflows)]
+        known = ", ".join(names) if names else "none"
+        raise UsageError(f"{path}: no task or workflow named {name!r} (its tasks and workflows: {known})")
+    return value  # type: ignore[no-any-return]
+
+
+def _apply_image_options(
+    module: ModuleType, options: Sequence[str], tasks: Sequence[Task], specs: list[tuple[str, ImageSpec]]
+) -> None:
+    """`--image SPEC.yaml` (the default image) and `--image NAME=SPEC.yaml` (the spec bound to the
+    module-level variable NAME), as `pyflyte run --image` does; `specs` (the module's) are updated."""
+    from imagespec._task import override_image, set_default_image
+
+    for option in options:
+        name, sep, file = option.partition("=")
+        if not sep:
+            name, file = "", option
+        elif not name.isidentifier():
+            raise UsageError(f"--image {option}: give SPEC.yaml or NAME=SPEC.yaml (NAME a module variable)")
+        spec = ImageSpec.from_yaml(file)
+        if not name:
+            if not any(t.container_image is None for t in tasks):
+                raise UsageError(f"--image {option}: no task uses the default image")
+            set_default_image(spec)
+            continue
+        declared = getattr(module, name, None)
+        if not isinstance(declared, ImageSpec):
+            known = ", ".join(label for label, _ in specs) or "none"
+            raise UsageError(
+                f"--image {option}: the module has no ImageSpec named {name!r} (its images: {known})"
+            )
+        if not any(t.container_image == declared for t in tasks):
+            raise UsageError(f"--image {option}: no task uses the image {name!r}")
+        override_image(declared, spec)
+        specs[:] = [(label, spec if s == declared else s) for label, s in specs]
+
+
+def _images_of_file(
+    path: Path, entity: str | None, image_options: Sequence[str]
+) -> tuple[list[tuple[str, ImageSpec]], list[str], list[Task]]:
+    """The specs to build for FILE [ENTITY] (labelled), the plain references its tasks run in
+    (nothing to build), and the tasks."""
+    from imagespec._task import default_image, discover, images_needed, tasks_of
+
+    module = _import_file(path)
+    module_specs = _module_specs(module)
+    if entity is not None:
+        tasks = tasks_of([_entity(module, entity, path)])
+    else:
+        found_tasks, workflows = discover(module)
+        tasks = tasks_of([*found_tasks, *workflows])
+    _apply_image_options(module, image_options, tasks, module_specs)
+    specs: list[tuple[str, ImageSpec]] = [] if entity is not None else list(module_specs)
+    refs: list[str] = []
+    labels = {s: label for label, s in module_specs}
+    default = default_image()
+    for image in images_needed(tasks):
+        if isinstance(image, str):
+            refs.append(image)
+        elif all(image != s for _, s in specs):
+            label = labels.get(image) or ("default" if image == default else "image")
+            specs.append((label, image))
+    if not specs and not refs:
+        what = f"{entity!r} runs no task" if entity else "defines no ImageSpec, task or workflow"
+        raise _core.SpecError(f"{path}: {what}")
+    return specs, refs, tasks
+
+
+def _build_targets(args: argparse.Namespace) -> tuple[list[tuple[str, ImageSpec]], list[Task]]:
+    path = Path(args.target)
+    if path.suffix == ".py" and path.is_file():
+        specs, refs, tasks = _images_of_file(path, args.entity, args.image or ())
+        for ref in refs:
+            print(f"image    {ref}: a reference, not built", file=sys.stderr)
+        return specs, tasks
+    if args.entity is not None or args.image:
+        raise UsageError(f"{args.target}: ENTITY and --image need a Python file")
+    return load_specs(args.target), []
+
+
+def _input_value(name: str, text: str, hint: Any) -> Any:
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(options) == 1:
+            return _input_value(name, text, options[0])
+    try:
+        if hint is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("not true or false")
+        if hint in (int, float, str):
+            return hint(text)
+        if hint in (list, dict, tuple) or origin in (list, dict, tuple):
+            value = json.loads(text)
+            return tuple(value) if (hint is tuple or origin is tuple) and isinstance(value, list) else value
+    except ValueError as e:
+        kind = getattr(hint, "__name__", hint)
+        raise UsageError(f"input --{name}: {text!r} is not a {kind} ({e})") from None
+    if hint is None or hint is Any:
+        return text
+    raise UsageError(f"input --{name}: a {hint} cannot be given on the command line")
+
+
+def _inputs(entity: Task | Workflow, words: Sequence[str]) -> dict[str, Any]:
+    """`--key value` words as the entity's keyword arguments, by its type hints."""
+    import inspect
+    import typing
+
+    params = inspect.signature(entity.fn).parameters
+    try:
+        hints = typing.get_type_hints(entity.fn)
+    except Exception:
+        hints = {}
+
+    def describe() -> str:
+        shown = [f"--{p} ({getattr(hints.get(p), '__name__', 'str')})" for p in params]
+        return f"inputs of {entity.fn.__name__}: {', '.join(shown) or 'none'}"
+
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if not word.startswith("--") or len(word) == 2:
+            raise UsageError(f"unexpected {word!r}: give inputs as --name value ({describe()})")
+        key, sep, text = word[2:].partition("=")
+        key = key.replace("-", "_")
+        if not sep:
+            if i + 1 >= len(words):
+                raise UsageError(f"input --{key} has no value")
+            text = words[i + 1]
+            i += 1
+        i += 1
+        if key not in params:
+            raise UsageError(f"unknown input --{key} ({describe()})")
+        out[key] = _input_value(key, text, hints.get(key))
+    missing = [p for p, v in params.items() if p not in out and v.default is inspect.Parameter.empty]
+    if missing:
+        raise UsageError(f"missing input {', '.join('--' + m for m in missing)} ({describe()})")
+    return out
+
+
+def _show_result(result: Any) -> None:
+    if result is not None:
+        print(result if isinstance(result, str) else repr(result))
+
+
+def _cmd_run(args: argparse.Namespace, words: Sequence[str]) -> int:
+    from imagespec._task import tasks_of
+
+    path = Path(args.file)
+    if path.suffix != ".py" or not path.is_file():
+        raise _core.SpecError(f"{args.file}: no such Python file")
+    module = _import_file(path)
+    entity = _entity(module, args.entity, path)
+    tasks = tasks_of([entity])
+    _apply_image_options(module, args.image or (), tasks, _module_specs(module))
+    inputs = _inputs(entity, words)
+    if not args.in_containers:
+        _show_result(_call(entity, inputs))
+        return 0
+    from imagespec._engine import build
+    from imagespec._task import images_needed
+
+    specs = [image for image in images_needed([entity]) if isinstance(image, ImageSpec)]
+    if specs:
+        from imagespec._progress import Progress, summary_table
+
+        with Progress(verbose=args.verbose) as progress:
+            report = build(
+                specs,
+                builder=args.builder,
+                force_push=args.force_push,
+                on_event=progress,
+                imagespec_wheel=args.wheel,
+                ca_bundle=args.ca_bundle,
+                check=False,
+            )
+        if not report.ok:
+            print(summary_table(report))
+            return EXIT_ERROR
+    from imagespec._containers import ContainerRunner
+
+    with ContainerRunner(on_line=lambda line: print(line, file=sys.stderr, flush=True)):
+        result = _call(entity, inputs)
+    _show_result(result)
+    return 0
+
+
+def _call(entity: Task | Workflow, inputs: dict[str, Any]) -> Any:
+    try:
+        return entity(**inputs)
+    except _core.ImageSpecError:
+        raise
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        raise _core.ImageSpecError(f"{entity.name} raised {type(e).__name__}: {e}") from None
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
@@ -115,7 +348,7 @@ def _dry_run(args: argparse.Namespace) -> int:
     from imagespec._build import plan_context
 
     rows: list[dict[str, Any]] = []
-    for label, spec in _with_bases(load_specs(args.target)):
+    for label, spec in _with_bases(_build_targets(args)[0]):
         plan = plan_context(
             spec,
             imagespec_wheel=args.wheel,
@@ -149,7 +382,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from imagespec._engine import build
     from imagespec._progress import Progress, summary_table
 
-    specs = [spec for _, spec in load_specs(args.target)]
+    labelled, tasks = _build_targets(args)
+    specs = [spec for _, spec in labelled]
+    runs_in: dict[str, list[Task]] = {}
+    for t in tasks:
+        runs_in.setdefault(t.image_name(), []).append(t)
     with Progress(verbose=args.verbose) as progress:
         report = build(
             specs,
@@ -175,6 +412,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
                         "builder": r.builder,
                         "reason": r.reason,
                         "seconds": round(r.seconds, 3),
+                        "tasks": [t.template() for t in runs_in.get(r.image, [])],
                     }
                     for r in report
                 ],
@@ -258,6 +496,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_HELP = (
+    "SPEC.yaml: the image of tasks without container_image; NAME=SPEC.yaml: instead of the ImageSpec "
+    "bound to the module variable NAME (repeatable)"
+)
+WHEEL_HELP = "install this imagespec wheel in the images instead of the index's ($IMAGESPEC_WHEEL)"
+CA_HELP = "extra CA certificates for install steps: a PEM file or a folder ($IMAGESPEC_CA_BUNDLE)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagespec",
@@ -298,6 +544,10 @@ def _parser() -> argparse.ArgumentParser:
         "context files and build secrets instead; nothing is written or built.",
     )
     build.add_argument("target", metavar="SPEC.yaml|FILE.py")
+    build.add_argument(
+        "entity", nargs="?", metavar="ENTITY", help="only the images this task or workflow's tasks need"
+    )
+    build.add_argument("--image", action="append", metavar="[NAME=]SPEC.yaml", help=IMAGE_HELP)
     build.add_argument("--dry-run", action="store_true", help="print the Dockerfiles and context files")
     build.add_argument("--json", action="store_true", help="print the result (or the dry run) as JSON")
     build.add_argument(
@@ -330,6 +580,29 @@ def _parser() -> argparse.ArgumentParser:
         "--no-buildkit", action="store_true", help="dry run: write for a builder without BuildKit"
     )
     build.set_defaults(func=_cmd_build)
+    run = commands.add_parser(
+        "run",
+        help="run a task or workflow, locally or with each task in its own image",
+        description="Run a task or workflow of a Python file, with inputs given as --name value (parsed by "
+        "its type hints: int, float, str, bool, JSON for lists and dicts), and print its result. With "
+        "--in-containers, build the images that are missing, then run each task call inside its image "
+        "with the local Docker engine ($IMAGESPEC_DOCKER, else /usr/bin/docker).",
+        allow_abbrev=False,
+    )
+    run.add_argument("file", metavar="FILE.py")
+    run.add_argument("entity", metavar="ENTITY", help="the task or workflow to run")
+    run.add_argument("--in-containers", action="store_true", help="run each task in its own image")
+    run.add_argument("--image", action="append", metavar="[NAME=]SPEC.yaml", help=IMAGE_HELP)
+    run.add_argument("--builder", metavar="NAME", help="build with this builder (docker, buildah, ...)")
+    run.add_argument("--force-push", action="store_true", help="build and push even the images that exist")
+    run.add_argument("-v", "--verbose", action="store_true", help="print every engine step as a line")
+    run.add_argument(
+        "--wheel", metavar="FILE", default=os.environ.get("IMAGESPEC_WHEEL") or None, help=WHEEL_HELP
+    )
+    run.add_argument(
+        "--ca-bundle", metavar="PATH", default=os.environ.get("IMAGESPEC_CA_BUNDLE") or None, help=CA_HELP
+    )
+    run.set_defaults(func=_cmd_run)
     inspect = commands.add_parser(
         "inspect",
         help="show what an image was built from",
@@ -359,10 +632,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, words = parser.parse_known_args(argv)
+    if words and args.func is not _cmd_run:
+        parser.error(f"unrecognized arguments: {' '.join(words)}")
     try:
-        code: int = args.func(args)
+        code: int = args.func(args, words) if args.func is _cmd_run else args.func(args)
         return code
+    except UsageError as e:
+        print(f"imagespec: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except _core.ImageSpecError as e:
         print(f"imagespec: error: {e}", file=sys.stderr)
         return EXIT_ERROR
