@@ -112,6 +112,8 @@ pub struct PlanOptions {
     /// Where the per-image lock files live (default: the user's cache folder).
     pub lock_dir: Option<PathBuf>,
     pub check_timeout: Duration,
+    /// Build every image, bases included, with this builder instead of the specs' own choice.
+    pub builder: Option<String>,
 }
 
 impl Default for PlanOptions {
@@ -123,6 +125,7 @@ impl Default for PlanOptions {
             no_cache: false,
             lock_dir: None,
             check_timeout: Duration::from_secs(10),
+            builder: None,
         }
     }
 }
@@ -394,7 +397,14 @@ pub fn run(
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<Vec<ImageResult>> {
     let loaded = options.build.loaded_modules.as_deref();
-    let nodes = flatten(specs, loaded)?;
+    let mut nodes = flatten(specs, loaded)?;
+    if let Some(builder) = &options.builder {
+        // The builder is no part of an image's identity: overriding it renames nothing.
+        for n in &mut nodes {
+            n.spec.builder = Some(builder.clone());
+        }
+    }
+    let nodes = nodes;
     let mut results: Vec<ImageResult> = nodes
         .iter()
         .map(|n| ImageResult {

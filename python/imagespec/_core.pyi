@@ -159,6 +159,7 @@ def run_plan(
     no_cache: bool = False,
     lock_dir: str | PathLike[str] | None = None,
     check_timeout: float = 10.0,
+    builder: str | None = None,
 ) -> list[dict[str, Any]]:
     """Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
     a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases

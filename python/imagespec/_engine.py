@@ -302,11 +302,8 @@ def build(
         if not isinstance(s, ImageSpec):
             raise BuildError(f"build: item {i} is a {type(s).__name__}, not an ImageSpec")
     given = items  # the report is looked up by the caller's specs, not by the changed copies below
-    if builder is not None or force_push:
-        changes: dict[str, Any] = {} if builder is None else {"builder": builder}
-        items = [s.replace(**changes) if changes else s for s in items]
-        if force_push:
-            items = [s.force_push() for s in items]
+    if force_push:
+        items = [s.force_push() for s in items]
     loaded: list[str] | None = None
     for s in items:
         loaded = loaded or s._loaded()
@@ -344,6 +341,7 @@ def build(
         no_cache=no_cache,
         lock_dir=lock_dir,
         check_timeout=check_timeout,
+        builder=builder,
     )
     results = []
     for d in raw:

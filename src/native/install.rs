@@ -34,7 +34,7 @@ pub fn find_uv() -> std::result::Result<PathBuf, String> {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join("uv")));
     }
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        "uv is not installed: the native builder installs packages with uv (pip install uv, or set \
+        "uv is not installed: the native builder installs packages with uv (pip install 'imagespec[native]', or set \
          IMAGESPEC_UV to its path)"
             .to_owned()
     })

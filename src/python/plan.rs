@@ -185,7 +185,8 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
 /// first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`).
 #[pyfunction]
 #[pyo3(signature = (specs, builders, *, from_core, on_event=None, loaded_modules=None, imagespec_wheel=None,
-    ca_bundle=None, max_parallel=2, assume_present=false, no_cache=false, lock_dir=None, check_timeout=10.0))]
+    ca_bundle=None, max_parallel=2, assume_present=false, no_cache=false, lock_dir=None, check_timeout=10.0,
+    builder=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_plan<'py>(
     py: Python<'py>,
@@ -201,6 +202,7 @@ pub fn run_plan<'py>(
     no_cache: bool,
     lock_dir: Option<PathBuf>,
     check_timeout: f64,
+    builder: Option<String>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
     if !check_timeout.is_finite() || check_timeout <= 0.0 {
         return Err(pyo3::exceptions::PyValueError::new_err(
@@ -240,6 +242,7 @@ pub fn run_plan<'py>(
         no_cache,
         lock_dir,
         check_timeout: Duration::from_secs_f64(check_timeout),
+        builder,
     };
     let specs: Vec<CoreSpec> = specs.iter().map(|s| s.inner.clone()).collect();
     let callback = on_event.map(Bound::unbind);
