@@ -321,22 +321,11 @@ fn check_key(spec: &Spec) -> CheckKey {
         .filter(|p| !p.is_empty())
         .map(str::to_owned)
         .collect();
-    (platforms, spec.registry_config.clone(), insecure_of(spec))
-}
-
-fn insecure_of(spec: &Spec) -> Vec<String> {
-    use crate::value::Value;
-    match spec.builder_options.get("insecure_registries") {
-        Some(Value::Str(s)) => vec![s.clone()],
-        Some(Value::List(items)) => items
-            .iter()
-            .filter_map(|v| match v {
-                Value::Str(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    (
+        platforms,
+        spec.registry_config.clone(),
+        engines::insecure_registries(spec),
+    )
 }
 
 /// The builder for a spec: the one it names, else the available one with the highest priority.

@@ -105,6 +105,12 @@ pub(crate) fn option_str<'a>(spec: &'a Spec, key: &str) -> Result<Option<&'a str
     }
 }
 
+/// `builder_options["insecure_registries"]`: registries reached over plain HTTP besides loopback
+/// ones (a malformed value counts as none here; the engines report it).
+pub(crate) fn insecure_registries(spec: &Spec) -> Vec<String> {
+    option_list(spec, "insecure_registries").unwrap_or_default()
+}
+
 /// A list-of-strings option (a comma-separated string is accepted too).
 pub(crate) fn option_list(spec: &Spec, key: &str) -> Result<Vec<String>> {
     match spec.builder_options.get(key) {

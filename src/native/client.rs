@@ -38,26 +38,11 @@ fn error_text(r: &Response) -> Option<String> {
     Some(format!("{code} {msg}").trim().to_owned())
 }
 
-fn insecure_of(spec: &Spec) -> Vec<String> {
-    use crate::value::Value;
-    match spec.builder_options.get("insecure_registries") {
-        Some(Value::Str(s)) => vec![s.clone()],
-        Some(Value::List(items)) => items
-            .iter()
-            .filter_map(|v| match v {
-                Value::Str(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 impl Client {
     pub fn new(spec: &Spec) -> crate::Result<Client> {
         let opts = registry::Options {
             registry_config: spec.registry_config.clone(),
-            insecure: insecure_of(spec),
+            insecure: crate::engines::insecure_registries(spec),
             use_cache: false,
             timeout: Duration::from_secs(60),
             concurrency: 8,
@@ -66,6 +51,19 @@ impl Client {
         Ok(Client {
             checker: registry::checker(&opts, Vec::new())?,
         })
+    }
+
+    /// An empty `POST` with push access (starting or mounting an upload).
+    async fn post_empty(&self, r: &Reference, path: &str) -> Answer {
+        let call = Call {
+            method: Method::POST,
+            path,
+            actions: "pull,push",
+            headers: vec![("content-length", "0".into())],
+            body: Some(Vec::new()),
+            ..Call::default()
+        };
+        self.call(r, call).await
     }
 
     async fn call(&self, r: &Reference, c: Call<'_>) -> Answer {
@@ -154,20 +152,7 @@ impl Client {
     /// declined (the caller uploads it instead).
     pub async fn mount(&self, r: &Reference, digest: &str, from: &str) -> Result<bool, String> {
         let path = format!("/v2/{}/blobs/uploads/?mount={digest}&from={from}", r.repository);
-        let a = self
-            .call(
-                r,
-                Call {
-                    method: Method::POST,
-                    path: &path,
-                    actions: "pull,push",
-                    headers: vec![("content-length", "0".into())],
-                    body: Some(Vec::new()),
-                    ..Call::default()
-                },
-            )
-            .await;
-        match a {
+        match self.post_empty(r, &path).await {
             Answer::Resp(resp) if resp.status == 201 => Ok(true),
             // 202: an upload was started instead; it is left to expire.
             Answer::Resp(resp) if resp.status == 202 => Ok(false),
@@ -192,20 +177,7 @@ impl Client {
 
     async fn start_upload(&self, r: &Reference) -> Result<String, String> {
         let path = format!("/v2/{}/blobs/uploads/", r.repository);
-        let a = self
-            .call(
-                r,
-                Call {
-                    method: Method::POST,
-                    path: &path,
-                    actions: "pull,push",
-                    headers: vec![("content-length", "0".into())],
-                    body: Some(Vec::new()),
-                    ..Call::default()
-                },
-            )
-            .await;
-        match a {
+        match self.post_empty(r, &path).await {
             Answer::Resp(resp) if resp.status == 202 => location(&resp),
             other => Err(describe(&format!("cannot start an upload to {r}"), other)),
         }
