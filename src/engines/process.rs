@@ -144,6 +144,11 @@ impl Run<'_> {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(CANCEL_POLL),
             };
             match rx.recv_timeout(wait) {
+                // A program that keeps printing never times out the wait: check on every line too.
+                Ok(_) if is_cancelled() => {
+                    stop(&mut child);
+                    return Err(self.cancelled());
+                }
                 Ok(line) => {
                     let line = redact_userinfo(&line);
                     on_line(&line);

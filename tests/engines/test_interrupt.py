@@ -40,6 +40,9 @@ def test_ctrl_c_stops_the_build_and_pushes_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background (`cmd &` in a script) ignores SIGINT, and Python
+        # keeps an ignored SIGINT ignored: give the CLI the default a terminal user has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stderr is not None
     seen: list[str] = []
@@ -54,7 +57,14 @@ def test_ctrl_c_stops_the_build_and_pushes_nothing(
     assert any("sleep 120" in line for line in seen), "".join(seen)[-3000:]
     proc.send_signal(signal.SIGINT)
     t0 = time.monotonic()
-    _, rest = proc.communicate(timeout=60)
+    try:
+        _, rest = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, rest = proc.communicate()
+        raise AssertionError(  # noqa: B904 (the timeout itself says nothing)
+            f"still running 60 s after SIGINT; stderr:\n{''.join(seen)[-2000:]}{rest[-3000:]}"
+        )
     stopped_in = time.monotonic() - t0
     assert proc.returncode == 130, rest
     assert "interrupted" in rest and "Traceback" not in rest
