@@ -163,10 +163,50 @@ def _build_targets(args: argparse.Namespace) -> tuple[list[tuple[str, ImageSpec]
         specs, refs, tasks = _images_of_file(path, args.entity, args.image or ())
         for ref in refs:
             print(f"image    {ref}: a reference, not built", file=sys.stderr)
-        return specs, tasks
+        return _retargeted(args, specs, tasks), tasks
     if args.entity is not None or args.image:
         raise UsageError(f"{args.target}: ENTITY and --image need a Python file")
-    return load_specs(args.target), []
+    return _retargeted(args, load_specs(args.target), []), []
+
+
+def _retarget(spec: ImageSpec, registry: str | None, clear_registry: bool, platform: str | None) -> ImageSpec:
+    """``spec`` (and its base specs) pushed elsewhere or built for another platform."""
+    changes: dict[str, Any] = {}
+    if isinstance(spec.base_image, ImageSpec):
+        changes["base_image"] = _retarget(spec.base_image, registry, clear_registry, platform)
+    if clear_registry:
+        changes["registry"] = None
+    elif registry is not None:
+        changes["registry"] = registry
+    if platform is not None:
+        changes["platform"] = platform
+    changed = spec.replace(**changes) if changes else spec
+    return changed.force_push() if spec.is_force_push and not changed.is_force_push else changed
+
+
+def _retargeted(
+    args: argparse.Namespace, specs: list[tuple[str, ImageSpec]], tasks: list[Task]
+) -> list[tuple[str, ImageSpec]]:
+    """`--registry`, `--platform` and `--no-push` applied to the specs, and to the tasks that run
+    in them (so their templates name the images that are built)."""
+    registry, platform, clear = args.registry, args.platform, not args.push
+    if registry is None and platform is None and not clear:
+        return specs
+    from imagespec._task import default_image, override_image, set_default_image
+
+    out = [(label, _retarget(spec, registry, clear, platform)) for label, spec in specs]
+    moved = {old: new for (_, old), (_, new) in zip(specs, out)}
+    default = default_image()
+    for t in tasks:
+        declared = t.container_image
+        current = t.image()
+        if not isinstance(current, ImageSpec) or current not in moved:
+            continue
+        if declared is None and current == default:
+            set_default_image(moved[current])
+        elif isinstance(declared, ImageSpec):
+            override_image(declared, moved[current])
+    return out
 
 
 def _input_value(name: str, text: str, hint: Any) -> Any:
@@ -548,6 +588,14 @@ def _parser() -> argparse.ArgumentParser:
         "entity", nargs="?", metavar="ENTITY", help="only the images this task or workflow's tasks need"
     )
     build.add_argument("--image", action="append", metavar="[NAME=]SPEC.yaml", help=IMAGE_HELP)
+    build.add_argument("--registry", metavar="REGISTRY", help="push every image (bases too) to this registry")
+    build.add_argument("--platform", metavar="OS/ARCH[,...]", help="build every image for these platforms")
+    build.add_argument(
+        "--push",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="push to the specs' registries (default); --no-push builds into the local engine only",
+    )
     build.add_argument("--dry-run", action="store_true", help="print the Dockerfiles and context files")
     build.add_argument("--json", action="store_true", help="print the result (or the dry run) as JSON")
     build.add_argument(
