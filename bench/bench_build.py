@@ -400,7 +400,19 @@ def startup_row(a: argparse.Namespace, ctx: dict[str, Any], work: Path) -> dict[
     fk = None
     if ctx["flytekit_py"]:
         fk = time_command([ctx["flytekit_py"], "-c", "import flytekit"], cwd=work, env=env, **timing)
-    return {"imagespec": stats(ours), "flytekit": stats(fk)}
+    log("reference: imagespec --help / pyflyte --help")
+    cli = str(Path(sys.executable).parent / "imagespec")
+    ours_help = time_command([cli, "--help"], cwd=work, env=env, **timing)
+    fk_help = None
+    if ctx["flytekit_py"]:
+        pyflyte = str(Path(ctx["flytekit_py"]).parent / "pyflyte")
+        fk_help = time_command([pyflyte, "--help"], cwd=work, env=env, **timing)
+    return {
+        "imagespec": stats(ours),
+        "flytekit": stats(fk),
+        "imagespec_help": stats(ours_help),
+        "flytekit_help": stats(fk_help),
+    }
 
 
 # --------------------------------------------------------------------------------------- cold builds
@@ -527,7 +539,11 @@ def table(rows: list[dict[str, Any]], startup: dict[str, Any] | None, cold: Any,
         i, f = med(startup["imagespec"]), med(startup["flytekit"])
         lines.append(
             f"| (reference) python -c 'import imagespec' / 'import flytekit' | {fmt(i)} | {fmt(f)} | "
-            f"{ratio(i, f)} | |"
+            f"{ratio(i, f)} | < 50 ms |"
+        )
+        i, f = med(startup["imagespec_help"]), med(startup["flytekit_help"])
+        lines.append(
+            f"| `imagespec --help` / `pyflyte --help` | {fmt(i)} | {fmt(f)} | {ratio(i, f)} | < 100 ms |"
         )
     if cold is not None:
         if lines:
