@@ -3,7 +3,7 @@
 //! blob existence, cross-repository mounts, uploads and the manifest PUT.
 
 use crate::reference::Reference;
-use crate::registry::{self, parse_manifest, valid_digest, Answer, Call, Checker, Response};
+use crate::registry::{self, Answer, Call, Checker, Response};
 use crate::spec::Spec;
 use reqwest::Method;
 use std::path::Path;
@@ -70,34 +70,9 @@ impl Client {
         self.checker.call(r, &c).await
     }
 
-    /// The manifest (or index) `r` names: its bytes, media type and digest.
+    /// The manifest (or index) `r` names: its JSON, media type and digest.
     pub async fn manifest(&self, r: &Reference) -> Result<(serde_json::Value, String, String), String> {
-        let path = format!("/v2/{}/manifests/{}", r.repository, r.manifest_ref());
-        let a = self
-            .call(
-                r,
-                Call {
-                    method: Method::GET,
-                    path: &path,
-                    read_body: true,
-                    ..Call::default()
-                },
-            )
-            .await;
-        let resp = match a {
-            Answer::Resp(resp) if resp.status == 200 => resp,
-            Answer::Resp(resp) if resp.status == 404 => {
-                return Err(format!("{r} does not exist (HTTP 404)"));
-            }
-            other => return Err(describe(&format!("cannot read {r}"), other)),
-        };
-        let (doc, mt) = parse_manifest(&resp).map_err(|e| format!("{r}: {e}"))?;
-        let digest = resp
-            .header("docker-content-digest")
-            .filter(|d| valid_digest(d))
-            .map(str::to_owned)
-            .unwrap_or_else(|| sha256_of(&resp.body));
-        Ok((doc, mt, digest))
+        self.checker.get_manifest(r).await
     }
 
     /// A blob's bytes (at most `max`).

@@ -46,11 +46,18 @@ impl Checker {
         self.config_of(r, &doc, digest).await
     }
 
-    async fn get_manifest(&self, r: &Reference) -> Result<(serde_json::Value, String, String), String> {
+    /// The manifest (or index) `r` names: its JSON, media type and digest.
+    pub(crate) async fn get_manifest(
+        &self,
+        r: &Reference,
+    ) -> Result<(serde_json::Value, String, String), String> {
         let resp = match self.manifest(r, Method::GET).await {
             Answer::Resp(resp) => resp,
             Answer::Unknown(reason) => return Err(reason),
         };
+        if resp.status == 404 {
+            return Err(format!("{r} does not exist (HTTP 404)"));
+        }
         if resp.status != 200 {
             let why = self.not_ok(&r.to_string(), r, &resp);
             return Err(why.reason.unwrap_or_else(|| format!("HTTP {}", resp.status)));

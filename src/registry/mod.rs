@@ -13,7 +13,7 @@ pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
-pub(crate) use check::{is_index, parse_manifest, valid_digest, Answer, Call, Checker};
+pub(crate) use check::{is_index, Answer, Call, Checker};
 pub use inspect::Inspected;
 pub(crate) use transport::Response;
 
