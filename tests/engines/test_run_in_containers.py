@@ -8,12 +8,13 @@ scikit-learn too (scripts/setup.sh installs them into .venv).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
-from engine_helpers import MACHINE_CA, ROOT, DockerEngine, run
+from engine_helpers import MACHINE_CA, ROOT, DockerEngine, missing, run
 from registry_servers import Registry
 
 WF = ROOT / "examples" / "wf.py"
@@ -27,8 +28,9 @@ IS_CONTAINER = (
 def test_the_example_runs_each_task_in_its_own_image(
     docker_engine: DockerEngine, loopback_registry: Registry, python_base: str, imagespec_wheel: Path
 ) -> None:
-    pytest.importorskip("pandas")
-    pytest.importorskip("sklearn")
+    for module in ("pandas", "sklearn"):  # the workflow body runs on the host too
+        if importlib.util.find_spec(module) is None:
+            missing(f"{module} is not installed in this Python (make setup installs it)")
     if not MACHINE_CA.is_file():
         pytest.fail(f"no machine CA bundle at {MACHINE_CA}")
     env = docker_engine.env(
