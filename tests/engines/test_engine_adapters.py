@@ -92,14 +92,23 @@ def docker_env(docker_engine: DockerEngine, monkeypatch: pytest.MonkeyPatch) -> 
     return docker_engine
 
 
+def build_and_check(
+    engine: str, name: str, docker: DockerEngine, registry: str, base: str, wheel: Path
+) -> None:
+    """The engine answers its probe, builds and pushes a small spec; the pushed image runs."""
+    assert _core.engine_probe(engine) is None
+    marker = uuid.uuid4().hex
+    spec = small_spec(name, registry, base, marker)
+    built = build(engine, spec, wheel)
+    assert_pushed_and_runs(docker, spec, built, marker)
+
+
 def test_docker_detects_a_buildkit_client_builds_pushes_and_runs(
     docker_env: DockerEngine, loopback_registry: Registry, python_base: str, imagespec_wheel: Path
 ) -> None:
-    assert _core.engine_probe("docker") is None
-    marker = uuid.uuid4().hex
-    spec = small_spec("adapters-docker", loopback_registry.host, python_base, marker)
-    built = build("docker", spec, imagespec_wheel)
-    assert_pushed_and_runs(docker_env, spec, built, marker)
+    build_and_check(
+        "docker", "adapters-docker", docker_env, loopback_registry.host, python_base, imagespec_wheel
+    )
 
 
 def test_docker_remote_engine_over_tcp(
@@ -113,11 +122,9 @@ def test_docker_remote_engine_over_tcp(
         missing("dockerd has no TCP address (start it with scripts/engines.sh)")
     monkeypatch.setenv("DOCKER_HOST", docker_env.tcp_host)
     monkeypatch.setenv("IMAGESPEC_DOCKER", "/usr/bin/docker")
-    assert _core.engine_probe("docker") is None
-    marker = uuid.uuid4().hex
-    spec = small_spec("adapters-docker-tcp", loopback_registry.host, python_base, marker)
-    built = build("docker", spec, imagespec_wheel)
-    assert_pushed_and_runs(docker_env, spec, built, marker)
+    build_and_check(
+        "docker", "adapters-docker-tcp", docker_env, loopback_registry.host, python_base, imagespec_wheel
+    )
 
 
 def test_docker_probe_names_the_engine_that_does_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +147,7 @@ def test_docker_legacy_client_refuses_secrets_and_builds_without(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if not os.access(LEGACY_CLI, os.X_OK):
-        pytest.skip(f"{LEGACY_CLI} (a client without buildx) is not on this machine")
+        missing(f"{LEGACY_CLI} (a Docker client without buildx) is not on this machine")
     monkeypatch.setenv("IMAGESPEC_DOCKER", str(LEGACY_CLI))
     marker = uuid.uuid4().hex
     spec = small_spec("adapters-docker-legacy", loopback_registry.host, python_base, marker)
@@ -175,11 +182,9 @@ def test_buildah_builds_pushes_and_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(buildah.storage_conf))
-    assert _core.engine_probe("buildah") is None
-    marker = uuid.uuid4().hex
-    spec = small_spec("adapters-buildah", loopback_registry.host, python_base, marker)
-    built = build("buildah", spec, imagespec_wheel)
-    assert_pushed_and_runs(docker_engine, spec, built, marker)
+    build_and_check(
+        "buildah", "adapters-buildah", docker_engine, loopback_registry.host, python_base, imagespec_wheel
+    )
 
 
 def test_podman_builds_and_pushes(
@@ -194,11 +199,9 @@ def test_podman_builds_and_pushes(
         missing("podman is not installed (apt-get install -y podman)")
     # The session's private vfs storage: podman shares buildah's storage configuration.
     monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(buildah.storage_conf))
-    assert _core.engine_probe("podman") is None
-    marker = uuid.uuid4().hex
-    spec = small_spec("adapters-podman", loopback_registry.host, python_base, marker)
-    built = build("podman", spec, imagespec_wheel)
-    assert_pushed_and_runs(docker_engine, spec, built, marker)
+    build_and_check(
+        "podman", "adapters-podman", docker_engine, loopback_registry.host, python_base, imagespec_wheel
+    )
 
 
 def test_noop_returns_the_base(python_base: str) -> None:
