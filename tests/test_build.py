@@ -45,7 +45,8 @@ def test_image_id_and_labels() -> None:
     assert labels["dev.imagespec.engine"] == "buildah"
     assert labels["dev.imagespec.recipe"] == str(_core.RECIPE_VERSION)
     shown = json.loads(labels["dev.imagespec.spec"])
-    assert shown["name"] == "app" and shown["packages"] == ["pandas"] and shown["registry"] == "ghcr.io/acme"
+    assert shown["name"] == "app" and shown["packages"] == ["pandas"]
+    assert "registry" not in shown  # where it is pushed is not what it contains
 
 
 @pytest.mark.parametrize("buildkit", [True, False])

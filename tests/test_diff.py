@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from imagespec import ImageSpec, diff
+from imagespec import ImageInfo, ImageSpec, diff
+from imagespec._build import dockerfile
 from imagespec._diff import Side, compare
 
 
@@ -115,3 +116,36 @@ def test_cli_diff_with_an_unreachable_image_says_why(tmp_path: Path, ref: str) -
     out = cli("diff", "a.yaml", ref, cwd=tmp_path)
     assert out.returncode == 1
     assert "cannot read localhost:1/app:tag" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("reference", "name", "registry"),
+    [
+        ("localhost:5000/team/app:abc", "app", "localhost:5000/team"),
+        ("localhost:5000/app@sha256:" + "0" * 64, "app", "localhost:5000"),
+        ("ghcr.io/acme/ml/app:abc", "ml/app", "ghcr.io/acme"),
+        ("app:abc", "app", None),  # a local image: no registry to name
+        ("localhost:5000/other:abc", "app", None),  # retagged under another name: unknown
+    ],
+)
+def test_an_image_label_gets_its_registry_from_the_reference(
+    reference: str, name: str, registry: str | None
+) -> None:
+    # The label leaves the registry out (the same image in two registries is one image).
+    label = json.dumps({"name": name, "python_version": "3.11"})
+    labels = {"dev.imagespec.spec": label}
+    info = ImageInfo(reference=reference, digest=None, source="registry", labels=labels)
+    assert info.spec is not None
+    assert info.spec.get("registry") == registry
+    assert info.spec["python_version"] == "3.11"
+
+
+def test_the_label_leaves_the_registry_out() -> None:
+    spec = ImageSpec(name="app", registry="localhost:5000", python_version="3.11")
+    label = next(
+        line.split("dev.imagespec.spec=", 1)[1]
+        for line in dockerfile(spec).splitlines()
+        if "dev.imagespec.spec=" in line
+    )
+    assert "localhost:5000" not in label
+    assert "localhost:5000" in spec._core.shown(spec._loaded())  # diff's view of a spec keeps it

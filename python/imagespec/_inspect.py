@@ -34,12 +34,35 @@ class ImageInfo:
 
     @property
     def spec(self) -> dict[str, Any] | None:
-        """The spec the image was built from (canonical JSON label), or None."""
+        """The spec the image was built from (canonical JSON label), or None.
+
+        The label leaves the registry out (where an image is pushed is not what it contains); it is
+        filled in here from the reference the image was read from, when that names one.
+        """
         text = self.labels.get(LABEL_PREFIX + "spec")
-        return None if text is None else dict(json.loads(text))
+        if text is None:
+            return None
+        shown = dict(json.loads(text))
+        if "registry" not in shown:
+            registry = _registry_of(self.reference, str(shown.get("name", "")))
+            if registry:
+                shown["registry"] = registry
+        return shown
 
     def label(self, key: str) -> str | None:
         return self.labels.get(LABEL_PREFIX + key)
+
+
+def _registry_of(reference: str, name: str) -> str | None:
+    """``localhost:5000/team`` for ``localhost:5000/team/app:tag`` and the spec name ``app``."""
+    repo = reference.partition("@")[0]
+    last_slash = repo.rfind("/")
+    if repo.rfind(":") > last_slash:
+        repo = repo[: repo.rfind(":")]
+    suffix = "/" + name.lower()
+    if name and repo.lower().endswith(suffix) and _has_registry_host(repo):
+        return repo[: -len(suffix)]
+    return None
 
 
 def _has_registry_host(reference: str) -> bool:

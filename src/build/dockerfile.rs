@@ -281,21 +281,24 @@ fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
-/// The spec as shown in the image: its name, registry and every content field as hashed for its
-/// id (credentials removed, file names rather than paths), unset fields left out, keys sorted.
+/// The spec as shown in the image: its name and every content field as hashed for its id
+/// (credentials removed, file names rather than paths), unset fields left out, keys sorted. The
+/// registry is left out, as it is from the tag: where an image is pushed is not what it contains,
+/// so the same spec pushed to two registries gives the same image (and digest).
 pub(crate) fn spec_json(spec: &Spec, plan: &Plan) -> String {
     let base = match &spec.base_image {
         Some(BaseImage::Spec(_)) => Some(plan.from.as_str()),
         _ => None,
     };
-    shown_spec(spec, base)
+    shown_spec(spec, base, false)
 }
 
-/// [`spec_json`] with the base spec's image name given (`imagespec diff` compares specs with it).
-pub fn shown_spec(spec: &Spec, base_image_name: Option<&str>) -> String {
+/// [`spec_json`] with the base spec's image name given, and the registry when `with_registry`
+/// (`imagespec diff` compares specs with it).
+pub fn shown_spec(spec: &Spec, base_image_name: Option<&str>, with_registry: bool) -> String {
     let mut m: BTreeMap<String, Value> = BTreeMap::new();
     m.insert("name".into(), Value::str(&spec.name));
-    if let Some(r) = &spec.registry {
+    if let (Some(r), true) = (&spec.registry, with_registry) {
         m.insert("registry".into(), Value::str(r));
     }
     for (k, v) in identity_fields(spec) {

@@ -171,7 +171,7 @@ impl Spec {
                 Some(BaseImage::Spec(b)) => Some(identity::image_name(b, loaded_ref(&loaded_modules))?),
                 _ => None,
             };
-            Ok(crate::build::shown_spec(&self.inner, base.as_deref()))
+            Ok(crate::build::shown_spec(&self.inner, base.as_deref(), true))
         })
         .map_err(to_py_err)
     }

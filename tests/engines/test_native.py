@@ -17,7 +17,7 @@ import pytest
 from engine_helpers import MACHINE_CA, DockerEngine, run
 from registry_servers import FaultProxy, Pusher, Registry, hard_close
 
-from imagespec import BuildError, ImageSpec, build
+from imagespec import BuildError, ImageSpec, build, inspect
 
 
 def native(spec: ImageSpec, wheel: Path, **kw: Any) -> Any:
@@ -129,19 +129,21 @@ def test_reproducible_across_runs_and_registries(
     second = native(spec.force_push(), imagespec_wheel, no_cache=True).results[0].name
     assert first.split("@")[1] == second.split("@")[1], (first, second)
 
-    # Another registry: the spec's registry is in its labels (so the config differs), every layer
-    # is the same blob.
+    # Another registry, the same spec otherwise (same base reference): where an image is pushed is
+    # not what it contains, so the manifest digest is the same there.
     from registry_servers import start_registry
 
     other = start_registry(tmp_path / "other", tmp_path / "other" / "storage", hostname="localhost")
     try:
-        Pusher_base = python_base.replace(loopback_registry.host, other.host)
-        run(["bash", "scripts/base-image.sh", "push", Pusher_base], cwd=Path(__file__).resolve().parents[2])
-        there = spec_for(other.host, Pusher_base, src, "native/repro")
+        there = spec_for(other.host, python_base, src, "native/repro")
+        assert there.tag == spec.tag
         name = native(there.force_push(), imagespec_wheel, no_cache=True).results[0].name
-        a = skopeo_inspect(first.split("@")[0])["Layers"]
-        b = skopeo_inspect(name.split("@")[0])["Layers"]
-        assert a == b
+        assert name.split("@")[0] == f"{other.host}/native/repro:{spec.tag}"
+        assert name.split("@")[1] == first.split("@")[1], (first, name)
+        assert skopeo_inspect(first.split("@")[0])["Layers"] == skopeo_inspect(name.split("@")[0])["Layers"]
+        # inspect fills the registry in from the reference the image was read from.
+        shown = inspect(name.split("@")[0]).spec
+        assert shown is not None and shown["registry"] == other.host
     finally:
         other.stop()
 
@@ -163,7 +165,6 @@ def test_one_file_change_pushes_one_layer(
     uploads = [s for s in proxy.seen if s[0] == "POST" and "/blobs/uploads/" in s[1] and "mount=" not in s[1]]
     # The source layer and the new config: nothing else.
     assert len(uploads) == 2, uploads
-    assert took < 5, took
 
 
 def test_bad_base_images(loopback_registry: Registry, python_base: str, imagespec_wheel: Path) -> None:
