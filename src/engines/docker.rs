@@ -136,6 +136,11 @@ impl Engine for Docker {
         if let Some(v) = client.mode.buildkit_env() {
             run.env.push(("DOCKER_BUILDKIT".into(), v.into()));
         }
+        if let Some(conf) = &spec.registry_config {
+            let dir = config_dir(conf, &tmp.path().join("docker-config"))?;
+            run.env
+                .push(("DOCKER_CONFIG".into(), dir.to_string_lossy().into_owned()));
+        }
         let mut steps = HashSet::new();
         run.checked(&mut |line| {
             if let Some(step) = step_of(line, &mut steps) {
@@ -161,6 +166,43 @@ impl Engine for Docker {
         push.checked(&mut |l| lines.push(l.to_owned()))?;
         Ok(pinned(request.image, push_digest(&lines)))
     }
+}
+
+/// A docker config folder for a spec's `registry_config` (a `config.json` file of any name): the
+/// docker CLI reads credentials only from `$DOCKER_CONFIG/config.json`, so the file is copied there
+/// (readable by this user only, removed with the build's folder), and the user's own plugins and
+/// contexts are linked in so that buildx and `docker_context` keep working.
+fn config_dir(conf: &Path, dir: &Path) -> Result<PathBuf> {
+    let bad = |e: std::io::Error| {
+        Error::build(format!(
+            "registry_config {}: {e}; give the path of a docker config.json",
+            conf.display()
+        ))
+    };
+    let text = std::fs::read(conf).map_err(bad)?;
+    std::fs::create_dir_all(dir).map_err(bad)?;
+    let file = dir.join("config.json");
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options.open(&file).map_err(bad)?;
+        f.write_all(&text).map_err(bad)?;
+    }
+    let own = crate::registry::credentials::DockerConfig::default_path()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    if let Some(own) = own {
+        for sub in ["cli-plugins", "contexts"] {
+            let from = own.join(sub);
+            #[cfg(unix)]
+            if from.is_dir() {
+                let _ = std::os::unix::fs::symlink(&from, dir.join(sub));
+            }
+        }
+    }
+    Ok(dir.to_path_buf())
 }
 
 pub const LEGACY_NOTE: &str = "docker: the client has no BuildKit (no buildx, version 23 or later), so the \

@@ -5,18 +5,21 @@ the digest the registry serves."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import subprocess
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import MACHINE_CA, Buildah, DockerEngine, missing
-from registry_servers import Registry
+from registry_servers import PASSWORD, USER, Registry, start_registry
 
 from imagespec import BuildError, ImageSpec, _core
 
@@ -227,3 +230,69 @@ def test_envd_without_envd_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 def test_unknown_engine() -> None:
     with pytest.raises(BuildError, match="no built-in engine"):
         _core.engine_probe("kaniko")
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A CNCF registry at localhost:PORT that wants basic auth (htpasswd, bcrypt) for every call."""
+    htpasswd = shutil.which("htpasswd")
+    if htpasswd is None:
+        missing("htpasswd is not installed (apt-get install -y apache2-utils)")
+    workdir = tmp_path_factory.mktemp("auth-registry")
+    line = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True).stdout
+    (workdir / "htpasswd").write_bytes(line.strip() + b"\n")
+    auth = {"htpasswd": {"realm": "imagespec-test", "path": str(workdir / "htpasswd")}}
+    reg = start_registry(workdir, workdir / "storage", auth=auth, hostname="localhost")
+    yield reg
+    reg.stop()
+
+
+def authed_digest(ref: str) -> str:
+    host, rest = ref.split("/", 1)
+    repo, tag = rest.rsplit(":", 1)
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    req = urllib.request.Request(
+        f"http://{host}/v2/{repo}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": ACCEPT, "Authorization": f"Basic {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return str(resp.headers["Docker-Content-Digest"])
+
+
+@pytest.mark.parametrize("engine", ["docker", "buildah", "native"])
+def test_the_spec_registry_config_pushes_to_a_registry_that_wants_credentials(
+    engine: str,
+    auth_registry: Registry,
+    docker_engine: DockerEngine,
+    buildah: Buildah,
+    python_base: str,
+    imagespec_wheel: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The engines' own configs know nothing of this registry: only the spec's file has the login.
+    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "no-auth.json"))
+    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(buildah.storage_conf))
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    conf = tmp_path / "team-registry.json"  # any name: docker itself only reads config.json
+    conf.write_text(json.dumps({"auths": {auth_registry.host: {"auth": token}}}))
+    marker = uuid.uuid4().hex
+    name = f"adapters-auth-{engine}"
+    spec = small_spec(name, auth_registry.host, python_base, marker, registry_config=str(conf))
+    built = build(engine, spec, imagespec_wheel)
+    assert built["digest"] == authed_digest(spec.image_name())
+    if engine == "docker":
+        docker_engine.created.add(spec.image_name())
+
+    # Without the file the push is refused, and the error says so without any secret in it.
+    plain = small_spec(name + "-nologin", auth_registry.host, python_base, marker)
+    with pytest.raises(BuildError) as info:
+        build(engine, plain, imagespec_wheel)
+    text = str(info.value)
+    assert PASSWORD not in text and token not in text
+    assert any(w in text.lower() for w in ("auth", "credential", "401", "denied")), text
+    if engine == "docker":
+        docker_engine.created.add(plain.image_name())
