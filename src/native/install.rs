@@ -40,12 +40,45 @@ pub fn find_uv() -> std::result::Result<PathBuf, String> {
     })
 }
 
-pub fn uv_version(uv: &Path) -> Result<String> {
+/// `uv --version`, remembered in `cache` (when given) under the binary's path, size, inode and
+/// modification time: starting uv costs more than the rest of a source-only rebuild.
+pub fn uv_version(uv: &Path, cache: Option<&Path>) -> Result<String> {
+    let remembered = cache.zip(stamp(uv)).map(|(dir, s)| dir.join(s));
+    if let Some(v) = remembered.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
+        if !v.is_empty() {
+            return Ok(v);
+        }
+    }
     let out = Command::new(uv)
         .arg("--version")
         .output()
         .map_err(|e| Error::build(format!("native: cannot run {}: {e}", uv.display())))?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if let (Some(f), true) = (remembered, out.status.success() && !version.is_empty()) {
+        // Best effort: a cache that cannot be written only costs the next build a process start.
+        let _ = f.parent().map(std::fs::create_dir_all);
+        let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, &version).is_ok() {
+            let _ = std::fs::rename(&tmp, &f);
+        }
+    }
+    Ok(version)
+}
+
+/// A file name that changes whenever the file at `path` is replaced or modified.
+fn stamp(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let text = format!(
+        "{}\0{}\0{}\0{}\0{}",
+        path.display(),
+        m.len(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec()
+    );
+    Some(super::layers::hex(&Sha256::digest(text.as_bytes()))[..32].to_owned())
 }
 
 /// The `--python-platform` of uv for the image: `<arch>-manylinux_2_<N>` from the base's glibc

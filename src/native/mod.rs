@@ -399,7 +399,7 @@ impl<'a> InstallCtx<'a> {
         work: &'a Path,
     ) -> Result<InstallCtx<'a>> {
         let uv = install::find_uv().map_err(|e| fail(request.image, e))?;
-        let uv_version = install::uv_version(&uv)?;
+        let uv_version = install::uv_version(&uv, Some(&root.join("uv-version")))?;
         let python_platform = match builder_option(spec, "python_platform") {
             Some(p) => p.to_owned(),
             None => install::python_platform(&platform.arch, facts).map_err(|e| fail(request.image, e))?,
@@ -613,10 +613,7 @@ impl<'a> InstallCtx<'a> {
     /// without its dependencies (the image needs only `ImageSpec` and `is_container()`).
     fn runtime(&self, mtime: u64) -> std::result::Result<Vec<Layer>, String> {
         let what = match &self.wheel {
-            Some(w) => {
-                let bytes = std::fs::read(w).map_err(|e| format!("imagespec_wheel {}: {e}", w.display()))?;
-                format!("wheel:{}", layers::hex(&Sha256::digest(&bytes)))
-            }
+            Some(w) => format!("wheel:{}", layers::hex(&wheel_digest(w)?)),
             None => format!("imagespec=={}", env!("CARGO_PKG_VERSION")),
         };
         let key = self.key("runtime", std::slice::from_ref(&what));
@@ -636,6 +633,21 @@ impl<'a> InstallCtx<'a> {
                 mtime,
             )?])
         })
+    }
+}
+
+/// The wheel's sha256 through the persistent digest cache of source files (a wheel is megabytes,
+/// hashed again on every build otherwise).
+fn wheel_digest(wheel: &Path) -> std::result::Result<[u8; 32], String> {
+    let bad = |e: &dyn std::fmt::Display| format!("imagespec_wheel {}: {e}", wheel.display());
+    let (dir, name) = match (wheel.parent(), wheel.file_name().and_then(|n| n.to_str())) {
+        (Some(d), Some(n)) => (d, n),
+        _ => return Err(bad(&"not a file path")),
+    };
+    let files = crate::source::hash_path(dir, name, "imagespec_wheel").map_err(|e| bad(&e))?;
+    match files.first().map(|f| &f.kind) {
+        Some(FileKind::Regular { sha256, .. }) => Ok(*sha256),
+        _ => Err(bad(&"not a regular file")),
     }
 }
 
