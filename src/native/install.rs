@@ -160,6 +160,53 @@ pub fn run(i: &Install<'_>) -> Result<()> {
     Err(Error::build(explain(&text)))
 }
 
+/// The main group of a `poetry.lock` (with its `pyproject.toml` in `project`) as pinned, hashed
+/// requirements in `out`: poetry and its export plugin run on this machine through `uv tool run`
+/// (downloaded into uv's cache, never into the image), as the Dockerfile recipe runs them in a
+/// build step. `index_url` is where they come from (the spec's `pip_index`, else PyPI).
+pub fn export_poetry(
+    uv: &Path,
+    project: &Path,
+    out: &Path,
+    work: &Path,
+    index_url: Option<&str>,
+    ca_file: Option<&Path>,
+) -> Result<()> {
+    let mut cmd = Command::new(uv);
+    cmd.args(["tool", "run", "--quiet", "--isolated"]);
+    if let Some(u) = index_url {
+        cmd.env("UV_INDEX_URL", u);
+    }
+    cmd.args(["--from", "poetry>=2,<3", "--with", "poetry-plugin-export>=1.8,<2"])
+        .args(["poetry", "export", "--no-interaction", "--only", "main"])
+        .args(["--format", "requirements.txt", "--output"])
+        .arg(out)
+        .arg("--directory")
+        .arg(project)
+        .env("UV_NO_CONFIG", "1")
+        .env("POETRY_CACHE_DIR", work.join("poetry-cache"))
+        .env("POETRY_VIRTUALENVS_CREATE", "false");
+    if let Some(ca) = ca_file {
+        cmd.env("SSL_CERT_FILE", ca);
+    } else if std::env::var_os("SSL_CERT_FILE").is_none() && std::env::var_os("UV_NATIVE_TLS").is_none() {
+        cmd.env("UV_NATIVE_TLS", "1");
+    }
+    let done = cmd
+        .output()
+        .map_err(|e| Error::build(format!("native: cannot run {}: {e}", uv.display())))?;
+    if done.status.success() && out.is_file() {
+        return Ok(());
+    }
+    let text = crate::spec::redact_userinfo(&String::from_utf8_lossy(&done.stderr));
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    Err(Error::build(format!(
+        "native: poetry export of {} failed (is poetry.lock up to date with pyproject.toml? run `poetry lock`); \
+         it said:\n{}",
+        project.join("poetry.lock").display(),
+        lines[lines.len().saturating_sub(12)..].join("\n")
+    )))
+}
+
 /// uv's failure in words that say what to do.
 fn explain(stderr: &str) -> String {
     let tail: String = {

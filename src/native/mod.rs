@@ -93,14 +93,6 @@ pub fn refuse(spec: &Spec) -> std::result::Result<(), String> {
     if !spec.pip_secret_mounts.is_empty() {
         needs.push("pip_secret_mounts");
     }
-    if spec
-        .requirements
-        .as_deref()
-        .and_then(|p| p.file_name())
-        .is_some_and(|n| n == "poetry.lock")
-    {
-        needs.push("requirements=poetry.lock");
-    }
     if !needs.is_empty() {
         return Err(format!(
             "the native builder runs nothing inside the image, and this spec needs a running container for {}; \
@@ -545,15 +537,22 @@ impl<'a> InstallCtx<'a> {
         install::fix_up(target, &format!("{VENV}/bin/python"))
     }
 
-    /// The requirements files to give uv (a uv.lock exported to pinned requirements first).
+    /// The requirements files to give uv (a uv.lock or poetry.lock exported to pinned requirements
+    /// first).
     fn requirement_files(&self) -> Result<Vec<PathBuf>> {
         let Some(req) = &self.spec.requirements else {
             return Ok(Vec::new());
         };
+        let dir = req.parent().unwrap_or(Path::new("."));
+        if self.plan.requirements == Some(ReqKind::Poetry) {
+            let out = self.work.join("poetry-lock-requirements.txt");
+            let index = self.spec.pip_index.as_deref().filter(|s| !s.is_empty());
+            install::export_poetry(&self.uv, dir, &out, self.work, index, self.ca_file.as_deref())?;
+            return Ok(vec![out]);
+        }
         if self.plan.requirements != Some(ReqKind::Uv) {
             return Ok(vec![req.clone()]);
         }
-        let dir = req.parent().unwrap_or(Path::new("."));
         let out = self.work.join("uv-lock-requirements.txt");
         let status = std::process::Command::new(&self.uv)
             .args([

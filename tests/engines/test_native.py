@@ -6,7 +6,9 @@ The images it pushes are checked with skopeo and run with the Docker engine.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -236,3 +238,61 @@ def test_failing_blob_upload_leaves_no_tag(
     assert len(attempts) >= 3, attempts  # retried
     tag = spec.image_name().rsplit(":", 1)[1]
     assert manifest_status(loopback_registry.host, "native/fault", tag) == 404
+
+
+def test_a_poetry_lock_installs_its_main_group_as_locked(
+    loopback_registry: Registry,
+    python_base: str,
+    docker_engine: DockerEngine,
+    imagespec_wheel: Path,
+    tmp_path: Path,
+) -> None:
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv, "uv is needed (make setup)"
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "proj"\nversion = "0.1.0"\nrequires-python = ">=3.11,<3.12"\n'
+        'dependencies = ["six>=1.15"]\n\n'
+        "[tool.poetry]\npackage-mode = false\n\n"
+        '[tool.poetry.group.dev.dependencies]\niniconfig = "*"\n\n'
+        # This machine's PyPI mirror has the simple index but not the JSON API poetry asks first.
+        '[[tool.poetry.source]]\nname = "simple"\nurl = "https://pypi.org/simple/"\npriority = "primary"\n'
+    )
+    # poetry's own resolver reads the index through requests: give it the machine's CA bundle.
+    env = {
+        **os.environ,
+        "REQUESTS_CA_BUNDLE": str(MACHINE_CA),
+        "POETRY_CACHE_DIR": str(tmp_path / "poetry-cache"),
+        "POETRY_VIRTUALENVS_CREATE": "false",
+    }
+    lock_cmd = [uv, "tool", "run", "--quiet", "--from", "poetry>=2,<3", "poetry", "lock", "--directory"]
+    run([*lock_cmd, str(project)], env=env)
+    import tomllib
+
+    lock = tomllib.loads((project / "poetry.lock").read_text())
+    locked = {p["name"]: p["version"] for p in lock["package"]}
+    assert "six" in locked and "iniconfig" in locked, locked
+
+    spec = ImageSpec(
+        name="native/poetry",
+        registry=loopback_registry.host,
+        base_image=python_base,
+        requirements=str(project / "poetry.lock"),
+    )
+    (r,) = native(spec.force_push(), imagespec_wheel).results
+    assert r.outcome == "built", r
+    docker_engine.created.add(r.image)
+    script = (
+        "import importlib.metadata as m, importlib.util as u; "
+        "print(m.version('six'), u.find_spec('iniconfig') is None)"
+    )
+    out = docker_engine("run", "--rm", "--pull", "always", "--entrypoint", "python3", r.image, "-c", script)
+    assert out.split() == [locked["six"], "True"]  # the locked version; the dev group left out
+
+    # A lock that no longer matches its pyproject.toml is an error that says what to do.
+    (project / "pyproject.toml").write_text(
+        (project / "pyproject.toml").read_text().replace('"six>=1.15"', '"six>=1.15", "attrs"')
+    )
+    with pytest.raises(BuildError, match="poetry lock"):
+        native(spec.replace(name="native/poetry-stale").force_push(), imagespec_wheel)
