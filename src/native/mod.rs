@@ -754,7 +754,8 @@ impl<'a> InstallCtx<'a> {
     /// The imagespec runtime: the wheel given, or `imagespec==<this version>` from the index;
     /// without its dependencies (the image needs only `ImageSpec` and `is_container()`).
     fn runtime(&self, mtime: u64) -> std::result::Result<Vec<Layer>, String> {
-        let what = match &self.wheel {
+        let wheel = self.wheel.as_deref().map(|w| self.wheel_for(w)).transpose()?;
+        let what = match &wheel {
             Some(w) => {
                 let bytes = std::fs::read(w).map_err(|e| format!("imagespec_wheel {}: {e}", w.display()))?;
                 format!("wheel:{}", layers::hex(&Sha256::digest(&bytes)))
@@ -764,7 +765,7 @@ impl<'a> InstallCtx<'a> {
         let key = self.key("runtime", std::slice::from_ref(&what));
         self.cached(&key, |out| {
             let target = self.work.join("runtime");
-            let req = match &self.wheel {
+            let req = match &wheel {
                 Some(w) => w.to_string_lossy().into_owned(),
                 None => what.clone(),
             };
@@ -778,6 +779,43 @@ impl<'a> InstallCtx<'a> {
                 mtime,
                 self.compression,
             )?])
+        })
+    }
+}
+
+impl InstallCtx<'_> {
+    /// The imagespec wheel for this platform: the one given when its platform tag fits (or it is
+    /// `any`), else a wheel of the same version for this platform's CPU beside it (a folder of
+    /// wheels, one per platform, serves a build of several platforms), else an error saying so.
+    fn wheel_for(&self, given: &Path) -> std::result::Result<PathBuf, String> {
+        let arch = self.python_platform.split('-').next().unwrap_or("");
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let fits = |n: &str| {
+            let tag = n.trim_end_matches(".whl").rsplit('-').next().unwrap_or("");
+            tag == "any" || tag.split('.').any(|t| t.ends_with(arch))
+        };
+        let given_name = name(given);
+        if fits(&given_name) {
+            return Ok(given.to_path_buf());
+        }
+        let version = given_name.split('-').nth(1).unwrap_or("");
+        let prefix = format!("imagespec-{version}-");
+        let dir = given.parent().unwrap_or(Path::new("."));
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        found.retain(|p| {
+            let n = name(p);
+            n.starts_with(&prefix) && n.ends_with(".whl") && fits(&n)
+        });
+        found.sort();
+        found.into_iter().next().ok_or_else(|| {
+            format!(
+                "imagespec_wheel {given_name} is not for {arch} ({}), and {} has no imagespec-{version} wheel for \
+                 {arch}; put one beside it (e.g. maturin build --target {arch}-unknown-linux-gnu)",
+                self.python_platform,
+                dir.display()
+            )
         })
     }
 }
