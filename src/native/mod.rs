@@ -300,16 +300,8 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
             mtime,
             opts.compression,
         )?);
-        let ctx = InstallCtx::new(
-            spec,
-            request,
-            &plan,
-            &facts,
-            platform,
-            &root,
-            &pwork,
-            opts.compression,
-        )?;
+        let mut ctx = InstallCtx::new(spec, request, &plan, &facts, platform, &root, &pwork)?;
+        ctx.compression = opts.compression;
         if !spec.packages.is_empty() || !spec.runtime_packages.is_empty() || plan.requirements.is_some() {
             step(&format!("layer: Python packages{on}"));
             new_layers.extend(ctx.packages(mtime).map_err(|e| fail(image, e))?);
@@ -534,7 +526,6 @@ impl<'a> InstallCtx<'a> {
         platform: &Platform,
         root: &Path,
         work: &'a Path,
-        compression: Compression,
     ) -> Result<InstallCtx<'a>> {
         let uv = install::find_uv().map_err(|e| fail(request.image, e))?;
         let uv_version = install::uv_version(&uv)?;
@@ -587,7 +578,8 @@ impl<'a> InstallCtx<'a> {
             work,
             no_cache: request.no_cache,
             wheel: request.options.imagespec_wheel.clone(),
-            compression,
+            // Set by the caller from the checked options.
+            compression: Compression::Gzip,
         })
     }
 
@@ -789,7 +781,11 @@ impl InstallCtx<'_> {
     /// wheels, one per platform, serves a build of several platforms), else an error saying so.
     fn wheel_for(&self, given: &Path) -> std::result::Result<PathBuf, String> {
         let arch = self.python_platform.split('-').next().unwrap_or("");
-        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
         let fits = |n: &str| {
             let tag = n.trim_end_matches(".whl").rsplit('-').next().unwrap_or("");
             tag == "any" || tag.split('.').any(|t| t.ends_with(arch))
