@@ -10,6 +10,17 @@
 #                                     build if needed, then load into the local engine(s)' storage
 #                                     (default: docker); not needed when builds pull REF from a registry
 #   scripts/base-image.sh key         print the cache key
+#   scripts/base-image.sh push-index REF ARCH...
+#                                     build each architecture if needed, then push one OCI image
+#                                     index of them to REF (e.g. amd64 arm64)
+#
+# --arch ARCH before the command (default: this machine's, `dpkg --print-architecture`) makes the
+# image for another Debian architecture. A foreign architecture cannot run here, so debootstrap
+# runs its first stage only (--foreign: real ARCH files, nothing executed, no qemu) with python3
+# alone, and the tree is completed without running anything, as the second stage would leave it
+# for the files the native builder reads: the downloaded packages unpacked (dpkg-deb -x, in name
+# order) and /etc/passwd and /etc/group from base-passwd's masters. Such an image is for builds
+# that only read it (builder="native"); it cannot run here.
 #
 # The image is cached as an OCI image layout (one gzipped layer: a tar of the root filesystem with
 # sorted names and numeric owners) in ${IMAGESPEC_TEST_CACHE:-~/.cache/imagespec-test}/base/<key>,
@@ -21,6 +32,7 @@ set -euo pipefail
 SUITE=bookworm
 VARIANT=minbase
 INCLUDE=python3,python3-pip,python3-venv,ca-certificates
+INCLUDE_FOREIGN=python3
 ENV_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 log() { echo "base-image: $*" >&2; }
@@ -48,9 +60,20 @@ mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
-ARCH=$(dpkg --print-architecture)
+HOST_ARCH=$(dpkg --print-architecture)
+ARCH=$HOST_ARCH
+if [ "${1:-}" = --arch ]; then
+    ARCH=${2:?usage: base-image.sh --arch ARCH COMMAND}
+    shift 2
+fi
 MIRROR=$(mirror)
-DEBOOTSTRAP_ARGS=(--variant="$VARIANT" --include="$INCLUDE" --arch="$ARCH" "$SUITE")
+if [ "$ARCH" = "$HOST_ARCH" ]; then
+    FOREIGN=
+    DEBOOTSTRAP_ARGS=(--variant="$VARIANT" --include="$INCLUDE" --arch="$ARCH" "$SUITE")
+else
+    FOREIGN=1
+    DEBOOTSTRAP_ARGS=(--foreign --variant="$VARIANT" --include="$INCLUDE_FOREIGN" --arch="$ARCH" "$SUITE")
+fi
 CACHE_ROOT=${IMAGESPEC_TEST_CACHE:-$HOME/.cache/imagespec-test}/base
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 KEY=$({
@@ -88,6 +111,17 @@ build() {
         die "debootstrap failed (log above; kept at $CACHE_ROOT/debootstrap-failed.log)"
     fi
     log "debootstrap done in $((SECONDS - t0)) s"
+    if [ -n "$FOREIGN" ]; then
+        # The second stage cannot run (ARCH is foreign): unpack what it would install, in a fixed
+        # order, and write the users base-passwd's postinst would; no maintainer script runs.
+        local deb
+        for deb in $(find "$rootfs/var/cache/apt/archives" -maxdepth 1 -name '*.deb' | LC_ALL=C sort); do
+            dpkg-deb -x "$deb" "$rootfs" || die "unpacking $deb failed"
+        done
+        cp "$rootfs/usr/share/base-passwd/passwd.master" "$rootfs/etc/passwd"
+        cp "$rootfs/usr/share/base-passwd/group.master" "$rootfs/etc/group"
+        rm -rf "$rootfs/debootstrap"
+    fi
 
     # What an image does not carry: package lists and caches, logs, the build host's name and
     # resolver (the engine provides them at run time), device nodes and mount points' contents.
@@ -127,10 +161,12 @@ with open(sys.argv[2], "w") as f:
 ' "$work/layer.tar.gz" "$work/digests" || die "packing the root filesystem failed"
     rm -rf "$rootfs"
 
-    python3 - "$work" "$ARCH" "$ENV_PATH" "$TAG" "debootstrap ${DEBOOTSTRAP_ARGS[*]} $MIRROR" <<'PY'
+    local description="imagespec test base: Debian with python3, pip, venv"
+    [ -n "$FOREIGN" ] && description="imagespec test base: Debian $ARCH with python3, unpacked without running (not runnable here)"
+    python3 - "$work" "$ARCH" "$ENV_PATH" "$TAG" "debootstrap ${DEBOOTSTRAP_ARGS[*]} $MIRROR" "$description" <<'PY'
 import hashlib, json, os, shutil, sys
 
-work, arch, env_path, tag, created_by = sys.argv[1:6]
+work, arch, env_path, tag, created_by, description = sys.argv[1:7]
 oci = os.path.join(work, "oci")
 blobs = os.path.join(oci, "blobs", "sha256")
 os.makedirs(blobs)
@@ -156,7 +192,7 @@ config = {
     "config": {
         "Env": [f"PATH={env_path}", "LANG=C.UTF-8"],
         "Cmd": ["python3"],
-        "Labels": {"org.opencontainers.image.description": "imagespec test base: Debian with python3, pip, venv"},
+        "Labels": {"org.opencontainers.image.description": description},
     },
     "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     "history": [{"created": created, "created_by": created_by}],
@@ -244,6 +280,60 @@ load() {
     done
 }
 
+# One OCI image index of the images of each ARCH, pushed to REF with all its images: a throw-away
+# layout whose blobs are hard links to the cached images' blobs, and an index (sorted JSON, the
+# entries in the order given) under the tag.
+push_index() {
+    local ref=${1:?usage: base-image.sh push-index REF ARCH...}
+    shift
+    [ $# -gt 0 ] || die "usage: base-image.sh push-index REF ARCH..."
+    need_skopeo
+    local dirs=() a
+    for a in "$@"; do
+        dirs+=("$(bash "$SCRIPT" --arch "$a" build)") || die "building the $a image failed"
+    done
+    mkdir -p "$CACHE_ROOT"
+    local work
+    work=$(mktemp -d "$CACHE_ROOT/.index.XXXXXX")
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'" EXIT
+    mkdir -p "$work/blobs/sha256"
+    for a in "${dirs[@]}"; do
+        cp -l "$a"/oci/blobs/sha256/* "$work/blobs/sha256/" 2>/dev/null || cp -n "$a"/oci/blobs/sha256/* "$work/blobs/sha256/"
+    done
+    python3 - "$work" "$TAG" "$@" -- "${dirs[@]}" <<'PY' || die "writing the index failed"
+import hashlib, json, os, sys
+
+work, tag, *rest = sys.argv[1:]
+sep = rest.index("--")
+arches, dirs = rest[:sep], rest[sep + 1 :]
+entries = []
+for arch, d in zip(arches, dirs):
+    with open(os.path.join(d, "oci", "index.json")) as f:
+        (m,) = json.load(f)["manifests"]
+    entries.append({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
+                    "platform": {"architecture": arch, "os": "linux"}})
+index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": entries}, sort_keys=True, separators=(",", ":")).encode()
+digest = hashlib.sha256(index).hexdigest()
+with open(os.path.join(work, "blobs", "sha256", digest), "wb") as f:
+    f.write(index)
+with open(os.path.join(work, "index.json"), "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+               "digest": "sha256:" + digest, "size": len(index),
+               "annotations": {"org.opencontainers.image.ref.name": tag}}]}, f)
+with open(os.path.join(work, "oci-layout"), "w") as f:
+    json.dump({"imageLayoutVersion": "1.0.0"}, f)
+PY
+    local tls=()
+    loopback "$ref" && tls=(--dest-tls-verify=false)
+    log "pushing the index of $* to $ref"
+    skopeo copy --quiet --all --preserve-digests "${tls[@]}" "oci:$work:$TAG" "docker://$ref" >&2 ||
+        die "skopeo copy --all to docker://$ref failed"
+    rm -rf "$work"
+    trap - EXIT
+}
+
 case "${1:-}" in
 build)
     build
@@ -257,9 +347,13 @@ load)
     shift
     load "$@"
     ;;
+push-index)
+    shift
+    push_index "$@"
+    ;;
 key) echo "$KEY" ;;
 *)
-    echo "usage: $0 build | push REF | load REF [docker|buildah]... | key" >&2
+    echo "usage: $0 [--arch ARCH] build | push REF | load REF [docker|buildah]... | key | push-index REF ARCH..." >&2
     exit 2
     ;;
 esac

@@ -22,7 +22,8 @@ STATE=${IMAGESPEC_ENGINES_STATE:-/tmp/imagespec-engines}
 SOCK=/var/run/docker.sock
 DOCKER=/usr/bin/docker # the Debian 20.10 client: built-in BuildKit, no buildx needed
 LEASE=${IMAGESPEC_ENGINES_LEASE:-$PPID}
-PACKAGES=(docker.io buildah podman skopeo debootstrap uidmap fuse-overlayfs)
+# zstd: the native builder tests decode zstd layers with it.
+PACKAGES=(docker.io buildah podman skopeo debootstrap uidmap fuse-overlayfs zstd)
 
 log() { echo "engines: $*" >&2; }
 die() {

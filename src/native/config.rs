@@ -1,14 +1,15 @@
 //! The image config (the base's, plus the environment, user, working folder, entrypoint, labels,
-//! new layers and history) and the OCI manifest.
+//! new layers and history), the OCI manifest, and the index of several platforms' manifests.
 
 use super::base::{oci_layer_type, Base, Descriptor};
-use super::layers::{Layer, MEDIA_TYPE_GZIP};
+use super::layers::Layer;
 use crate::build::dockerfile::IMAGE_ID_VAR;
 use crate::build::{USER_UID, VENV};
 use serde_json::{json, Map, Value};
 
 pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// What the config says besides the base's.
 pub struct ImageMeta<'a> {
@@ -179,7 +180,7 @@ pub fn manifest(base: &Base, layers: &[Layer], config: &[u8]) -> Vec<u8> {
         })
         .collect();
     all.extend(layers.iter().map(|l| Descriptor {
-        media_type: MEDIA_TYPE_GZIP.to_owned(),
+        media_type: l.media_type.clone(),
         digest: l.digest.clone(),
         size: l.size,
     }));
@@ -194,6 +195,36 @@ pub fn manifest(base: &Base, layers: &[Layer], config: &[u8]) -> Vec<u8> {
         "layers": all,
     });
     serde_json::to_vec(&sort(m)).expect("JSON")
+}
+
+/// The OCI index of several platforms' images, in the order given: each entry has the
+/// manifest's digest and size and the platform its config declares (`os`, `architecture`,
+/// `variant`), so that a client picks its own.
+pub fn index(images: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let manifests: Vec<Value> = images
+        .iter()
+        .map(|(manifest, config)| {
+            let cfg: Value = serde_json::from_slice(config).unwrap_or_default();
+            let mut platform = Map::new();
+            for (from, to) in [
+                ("architecture", "architecture"),
+                ("os", "os"),
+                ("variant", "variant"),
+            ] {
+                if let Some(v) = cfg.get(from).and_then(Value::as_str) {
+                    platform.insert(to.into(), Value::String(v.to_owned()));
+                }
+            }
+            json!({
+                "mediaType": MEDIA_TYPE_MANIFEST,
+                "digest": super::client::sha256_of(manifest),
+                "size": manifest.len(),
+                "platform": platform,
+            })
+        })
+        .collect();
+    let i = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": manifests});
+    serde_json::to_vec(&sort(i)).expect("JSON")
 }
 
 #[cfg(test)]
@@ -229,6 +260,7 @@ mod tests {
             size: 5,
             path: "/x".into(),
             created_by: "imagespec: source".into(),
+            media_type: crate::native::layers::MEDIA_TYPE_GZIP.into(),
         };
         let env: BTreeMap<String, String> = [("Debug".to_owned(), "True".to_owned())].into();
         let ep = vec!["python".to_owned()];
@@ -270,8 +302,29 @@ mod tests {
         let m: Value = serde_json::from_slice(&manifest(&base(), &[layer], &cfg)).unwrap();
         assert_eq!(m["mediaType"], MEDIA_TYPE_MANIFEST);
         assert_eq!(m["config"]["mediaType"], MEDIA_TYPE_CONFIG);
-        assert_eq!(m["layers"][0]["mediaType"], MEDIA_TYPE_GZIP);
+        assert_eq!(
+            m["layers"][0]["mediaType"],
+            crate::native::layers::MEDIA_TYPE_GZIP
+        );
         assert_eq!(m["layers"][1]["digest"], "sha256:dd");
+    }
+
+    #[test]
+    fn index_lists_each_platform_in_order() {
+        let a = br#"{"architecture":"arm64","os":"linux","variant":"v8"}"#;
+        let b = br#"{"architecture":"amd64","os":"linux"}"#;
+        let i: Value = serde_json::from_slice(&index(&[(b"m1", a), (b"m2", b)])).unwrap();
+        assert_eq!(i["mediaType"], MEDIA_TYPE_INDEX);
+        assert_eq!(
+            i["manifests"][0]["platform"],
+            json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
+        );
+        assert_eq!(i["manifests"][1]["platform"]["architecture"], "amd64");
+        assert_eq!(
+            i["manifests"][1]["digest"],
+            crate::native::client::sha256_of(b"m2")
+        );
+        assert_eq!(i["manifests"][1]["size"], 2);
     }
 
     #[test]

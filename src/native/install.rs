@@ -157,6 +157,10 @@ pub fn run(i: &Install<'_>) -> Result<()> {
     }
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     let text = crate::spec::redact_userinfo(&text);
+    // uv's own words for ENOSPC: the same message as the builder's own writes.
+    if text.contains("No space left on device") || text.contains("os error 28") {
+        return Err(Error::build(super::no_space(i.target)));
+    }
     Err(Error::build(explain(&text)))
 }
 

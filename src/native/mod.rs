@@ -6,10 +6,15 @@
 //! registry lacks, the tag last. See docs/native.md for the layering rule, reproducibility and
 //! what it refuses.
 //!
+//! Several platforms give one image each (base, Python and packages per platform; the copied
+//! files' layers shared) and an OCI index of them, pushed last.
+//!
 //! Modules, one per step: [`base`] (manifest and config for the platform), [`python`] (the base's
-//! Python, venv, libc and users), [`install`] (uv), [`layers`] (tar + gzip), [`config`] (config and
-//! manifest), [`push`] (registry or OCI layout), [`client`] (the registry calls).
+//! Python, venv, libc and users), [`install`] (uv), [`layers`] (tar + gzip or zstd), [`config`]
+//! (config, manifest and index), [`push`] (registry or OCI layout), [`archive`] (a `docker load`
+//! archive), [`client`] (the registry calls).
 
+pub mod archive;
 pub mod base;
 pub mod client;
 pub mod config;
@@ -25,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::registry::platform::Platform;
 use crate::source::FileKind;
 use crate::spec::Spec;
-use layers::{Content, Layer, LayerSpec};
+use layers::{Compression, Content, Layer, LayerSpec};
 use python::BaseFacts;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -42,24 +47,36 @@ pub fn cache_root() -> Option<PathBuf> {
     crate::registry::cache::Cache::default_root().map(|d| d.join("native"))
 }
 
+/// The error of a failed file operation on `p`. A full disk (ENOSPC) says so and names the
+/// folder, since the fix is there: the native builder writes its layers under its cache folder.
+pub(crate) fn io_error(what: &str, p: &Path, e: &std::io::Error) -> Error {
+    if e.raw_os_error() == Some(28) {
+        return Error::build(no_space(p));
+    }
+    Error::build(format!("native: cannot {what} {}: {e}", p.display()))
+}
+
+/// "no space left on device in <folder of p>: ...".
+pub(crate) fn no_space(p: &Path) -> String {
+    let dir = if p.is_dir() { p } else { p.parent().unwrap_or(p) };
+    format!(
+        "native: no space left on device in {}: free space or set IMAGESPEC_CACHE_DIR",
+        dir.display()
+    )
+}
+
 /// A folder removed when dropped.
 pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new_in(parent: &Path) -> Result<TempDir> {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::build(format!("native: cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, &e))?;
         for _ in 0..16 {
             let p = parent.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
             match std::fs::create_dir(&p) {
                 Ok(()) => return Ok(TempDir(p)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::build(format!(
-                        "native: cannot create a temporary folder in {}: {e}",
-                        parent.display()
-                    )))
-                }
+                Err(e) => return Err(io_error("create a temporary folder in", parent, &e)),
             }
         }
         Err(Error::build("native: cannot create a temporary folder"))
@@ -100,20 +117,68 @@ pub fn refuse(spec: &Spec) -> std::result::Result<(), String> {
             needs.join(", ")
         ));
     }
-    let platforms: Vec<&str> = spec
-        .platform
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    if platforms.len() > 1 {
-        return Err(format!(
-            "the native builder builds one platform per image, and this spec asks for {}; \
-             use builder=\"docker\" or \"buildah\", or one spec per platform",
-            platforms.join(", ")
-        ));
+    for p in platforms(spec)? {
+        if p.arch != "amd64" && p.arch != "arm64" {
+            return Err(format!(
+                "the native builder installs wheels for amd64 and arm64 only, not {p}; \
+                 use builder=\"docker\" or \"buildah\""
+            ));
+        }
     }
     Ok(())
+}
+
+/// The spec's platforms in its order (this machine's when it names none), each once.
+pub fn platforms(spec: &Spec) -> std::result::Result<Vec<Platform>, String> {
+    let mut out: Vec<Platform> = Vec::new();
+    for p in spec.platform.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = Platform::parse(p)?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        out.push(Platform::host());
+    }
+    Ok(out)
+}
+
+/// `builder_options` of the native builder, read and checked before anything is built.
+struct Options {
+    compression: Compression,
+    docker_archive: Option<PathBuf>,
+}
+
+fn options(spec: &Spec, platforms: &[Platform]) -> std::result::Result<Options, String> {
+    let compression = match builder_option(spec, "compression") {
+        Some(c) => Compression::parse(c)?,
+        None if spec.builder_options.contains_key("compression") => {
+            return Err("builder_options compression must be a string: \"gzip\" or \"zstd\"".into())
+        }
+        None => Compression::Gzip,
+    };
+    let docker_archive = builder_option(spec, "docker_archive").map(PathBuf::from);
+    if let Some(a) = &docker_archive {
+        if platforms.len() > 1 {
+            return Err(format!(
+                "builder_options docker_archive holds one image and this spec has {} platforms; \
+                 pull the tag instead (Docker picks its platform from the index)",
+                platforms.len()
+            ));
+        }
+        archive::check_target(a)?;
+    }
+    if platforms.len() > 1 && builder_option(spec, "python_platform").is_some() {
+        return Err(
+            "builder_options python_platform forces one wheel platform and this spec has several platforms; \
+             drop it or build one spec per platform"
+                .into(),
+        );
+    }
+    Ok(Options {
+        compression,
+        docker_archive,
+    })
 }
 
 pub struct NativeEngine;
@@ -155,60 +220,176 @@ fn fail(image: &str, why: impl std::fmt::Display) -> Error {
     Error::build(format!("native build of {image} failed: {why}"))
 }
 
-/// Builds (and pushes) one image.
+/// What one platform's build made.
+struct PlatformImage {
+    base: base::Base,
+    layers: Vec<Layer>,
+    config: Vec<u8>,
+    manifest: Vec<u8>,
+}
+
+/// Builds (and pushes) one image, or one per platform and their index.
 pub fn build(request: &Request<'_>) -> Result<Built> {
     let spec = request.spec;
     let image = request.image;
     refuse(spec).map_err(|why| fail(image, why))?;
+    let platforms = platforms(spec).map_err(|e| fail(image, e))?;
+    let opts = options(spec, &platforms).map_err(|e| fail(image, e))?;
     let options = BuildOptions {
         engine: NAME.to_owned(),
         ..request.options.clone()
     };
     let plan = Plan::new(spec, &options)?;
-    let platform = match spec.platform.trim() {
-        "" => Platform::host(),
-        p => Platform::parse(p).map_err(|e| fail(image, e))?,
-    };
     let step = |s: &str| (request.progress)(Progress::Step(s));
+    let several = platforms.len() > 1;
     let client = std::sync::Arc::new(client::Client::new(spec)?);
     let rt = crate::registry::runtime()?;
-    step(&format!("resolve base {} for {platform}", plan.from));
-    let base = rt
-        .block_on(base::resolve(&client, &plan.from, &platform))
-        .map_err(|e| fail(image, e))?;
-    let facts = rt
-        .block_on(python::facts(&client, &base, &plan.from))
-        .map_err(|e| fail(image, e))?;
-    if let Some(want) = &spec.python_version {
-        if facts.version != *want && !facts.version.starts_with(&format!("{want}.")) {
-            return Err(fail(
-                image,
-                format!(
-                    "the base image's Python is {} ({}) but the spec's python_version is {want}; change one of them",
-                    facts.version, facts.exe
-                ),
-            ));
-        }
+    // Every platform's base first: one the base lacks fails before anything is built.
+    let mut bases = Vec::new();
+    for platform in &platforms {
+        step(&format!("resolve base {} for {platform}", plan.from));
+        bases.push(
+            rt.block_on(base::resolve(&client, &plan.from, platform))
+                .map_err(|e| fail(image, e))?,
+        );
     }
     let root = cache_root().unwrap_or_else(|| std::env::temp_dir().join("imagespec-native"));
     let work = TempDir::new_in(&root.join("work"))?;
     let mtime = layers::epoch();
+    // The copied files are the same on every platform: their layers are made once.
+    let file_layers = files_layers(&plan, work.path(), mtime, opts.compression, &step)?;
 
-    let mut new_layers: Vec<Layer> = Vec::new();
-    step("layer: venv, user and /root");
-    new_layers.push(layers::build_layer(
-        &skeleton(&facts),
-        work.path(),
-        "imagespec: /opt/venv, user 1000, /root",
-        mtime,
-    )?);
-    let ctx = InstallCtx::new(spec, request, &plan, &facts, &platform, &root, work.path())?;
-    if !spec.packages.is_empty() || !spec.runtime_packages.is_empty() || plan.requirements.is_some() {
-        step("layer: Python packages");
-        new_layers.extend(ctx.packages(mtime).map_err(|e| fail(image, e))?);
+    let mut built: Vec<PlatformImage> = Vec::new();
+    for (platform, base) in platforms.iter().zip(bases) {
+        let on = if several {
+            format!(" ({platform})")
+        } else {
+            String::new()
+        };
+        let facts = rt
+            .block_on(python::facts(&client, &base, &plan.from))
+            .map_err(|e| fail(image, e))?;
+        if let Some(want) = &spec.python_version {
+            if facts.version != *want && !facts.version.starts_with(&format!("{want}.")) {
+                return Err(fail(
+                    image,
+                    format!(
+                        "the base image's Python{on} is {} ({}) but the spec's python_version is {want}; change one of them",
+                        facts.version, facts.exe
+                    ),
+                ));
+            }
+        }
+        // uv installs into a folder of the platform's own.
+        let pwork = work.path().join(format!("{}-{}", platform.os, platform.arch));
+        std::fs::create_dir_all(&pwork).map_err(|e| io_error("create", &pwork, &e))?;
+        let mut new_layers: Vec<Layer> = Vec::new();
+        step(&format!("layer: venv, user and /root{on}"));
+        new_layers.push(layers::build_layer(
+            &skeleton(&facts),
+            &pwork,
+            "imagespec: /opt/venv, user 1000, /root",
+            mtime,
+            opts.compression,
+        )?);
+        let mut ctx = InstallCtx::new(spec, request, &plan, &facts, platform, &root, &pwork)?;
+        ctx.compression = opts.compression;
+        if !spec.packages.is_empty() || !spec.runtime_packages.is_empty() || plan.requirements.is_some() {
+            step(&format!("layer: Python packages{on}"));
+            new_layers.extend(ctx.packages(mtime).map_err(|e| fail(image, e))?);
+        }
+        step(&format!("layer: imagespec runtime{on}"));
+        new_layers.extend(ctx.runtime(mtime).map_err(|e| fail(image, e))?);
+        new_layers.extend(file_layers.iter().cloned());
+
+        let spec_label = crate::build::dockerfile::spec_json(spec, &plan);
+        let meta = config::ImageMeta {
+            env: &spec.env,
+            entrypoint: spec.entrypoint.as_deref(),
+            labels: vec![
+                ("org.opencontainers.image.title", spec.name.clone()),
+                ("org.opencontainers.image.version", plan.tag.clone()),
+                ("org.opencontainers.image.base.name", plan.from.clone()),
+                ("dev.imagespec.spec", spec_label),
+                ("dev.imagespec.id", plan.id.clone()),
+                ("dev.imagespec.tag", plan.tag.clone()),
+                ("dev.imagespec.recipe", crate::RECIPE_VERSION.to_string()),
+                ("dev.imagespec.engine", NAME.to_owned()),
+            ],
+            id: &plan.id,
+            created: config::rfc3339(mtime),
+        };
+        let cfg = config::config(&base, &new_layers, &meta);
+        let manifest = config::manifest(&base, &new_layers, &cfg);
+        built.push(PlatformImage {
+            base,
+            layers: new_layers,
+            config: cfg,
+            manifest,
+        });
     }
-    step("layer: imagespec runtime");
-    new_layers.extend(ctx.runtime(mtime).map_err(|e| fail(image, e))?);
+
+    let images: Vec<push::Image<'_>> = built
+        .iter()
+        .map(|b| push::Image {
+            base: &b.base,
+            layers: &b.layers,
+            config: &b.config,
+            manifest: &b.manifest,
+        })
+        .collect();
+    let index = several.then(|| {
+        config::index(
+            &built
+                .iter()
+                .map(|b| (b.manifest.as_slice(), b.config.as_slice()))
+                .collect::<Vec<_>>(),
+        )
+    });
+    let digest = client::sha256_of(index.as_deref().unwrap_or(&built[0].manifest));
+    let name = if request.push {
+        (request.progress)(Progress::Pushing(image));
+        let stats = rt
+            .block_on(push::push(&client, &images, index.as_deref(), image))
+            .map_err(|e| fail(image, e))?;
+        step(&format!(
+            "pushed {image}{}: {} blobs uploaded, {} mounted, {} present",
+            if several { " (index)" } else { "" },
+            stats.uploaded,
+            stats.mounted,
+            stats.present
+        ));
+        format!("{image}@{digest}")
+    } else {
+        let dir = builder_option(spec, "oci_layout")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("oci").join(&spec.name));
+        let tag = plan.tag.clone();
+        rt.block_on(push::write_layout(&client, &images, index.as_deref(), &dir, &tag))
+            .map_err(|e| fail(image, e))?;
+        step(&format!("wrote the OCI layout {} (tag {tag})", dir.display()));
+        image.to_owned()
+    };
+    if let Some(path) = &opts.docker_archive {
+        rt.block_on(archive::write(&client, &images[0], image, path))
+            .map_err(|e| fail(image, e))?;
+        step(&format!("wrote the docker archive {} ({image})", path.display()));
+    }
+    Ok(Built {
+        name,
+        digest: Some(digest),
+    })
+}
+
+/// The layers of the `copy` entries and of the source, under `/root` (none when empty).
+fn files_layers(
+    plan: &Plan,
+    work: &Path,
+    mtime: u64,
+    compression: Compression,
+    step: &dyn Fn(&str),
+) -> Result<Vec<Layer>> {
+    let mut out = Vec::new();
     for (prefix, what) in [("copy/", "copy entries"), ("source/", "source")] {
         let mut ls = LayerSpec::default();
         for f in plan.selection.values() {
@@ -227,69 +408,16 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         if !ls.is_empty() {
             ls.dir("root", USER_UID, 0o755);
             step(&format!("layer: {what}"));
-            new_layers.push(layers::build_layer(
+            out.push(layers::build_layer(
                 &ls,
-                work.path(),
+                work,
                 &format!("imagespec: {what} to /root"),
                 mtime,
+                compression,
             )?);
         }
     }
-
-    let spec_label = crate::build::dockerfile::spec_json(spec, &plan);
-    let meta = config::ImageMeta {
-        env: &spec.env,
-        entrypoint: spec.entrypoint.as_deref(),
-        labels: vec![
-            ("org.opencontainers.image.title", spec.name.clone()),
-            ("org.opencontainers.image.version", plan.tag.clone()),
-            ("org.opencontainers.image.base.name", plan.from.clone()),
-            ("dev.imagespec.spec", spec_label),
-            ("dev.imagespec.id", plan.id.clone()),
-            ("dev.imagespec.tag", plan.tag.clone()),
-            ("dev.imagespec.recipe", crate::RECIPE_VERSION.to_string()),
-            ("dev.imagespec.engine", NAME.to_owned()),
-        ],
-        id: &plan.id,
-        created: config::rfc3339(mtime),
-    };
-    let cfg = config::config(&base, &new_layers, &meta);
-    let manifest = config::manifest(&base, &new_layers, &cfg);
-    let digest = client::sha256_of(&manifest);
-    if request.push {
-        (request.progress)(Progress::Pushing(image));
-        let stats = rt
-            .block_on(push::push(&client, &base, &new_layers, &cfg, &manifest, image))
-            .map_err(|e| fail(image, e))?;
-        step(&format!(
-            "pushed {image}: {} blobs uploaded, {} mounted, {} present",
-            stats.uploaded, stats.mounted, stats.present
-        ));
-        Ok(Built {
-            name: format!("{image}@{digest}"),
-            digest: Some(digest),
-        })
-    } else {
-        let dir = builder_option(spec, "oci_layout")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("oci").join(&spec.name));
-        let tag = plan.tag.clone();
-        rt.block_on(push::write_layout(
-            &client,
-            &base,
-            &new_layers,
-            &cfg,
-            &manifest,
-            &dir,
-            &tag,
-        ))
-        .map_err(|e| fail(image, e))?;
-        step(&format!("wrote the OCI layout {} (tag {tag})", dir.display()));
-        Ok(Built {
-            name: image.to_owned(),
-            digest: Some(digest),
-        })
-    }
+    Ok(out)
 }
 
 /// The small first layer: `/opt/venv` as a virtualenv of the base's Python (unless the base has
@@ -378,6 +506,7 @@ struct InstallCtx<'a> {
     work: &'a Path,
     no_cache: bool,
     wheel: Option<PathBuf>,
+    compression: Compression,
 }
 
 impl<'a> InstallCtx<'a> {
@@ -441,6 +570,8 @@ impl<'a> InstallCtx<'a> {
             work,
             no_cache: request.no_cache,
             wheel: request.options.imagespec_wheel.clone(),
+            // Set by the caller from the checked options.
+            compression: Compression::Gzip,
         })
     }
 
@@ -457,6 +588,7 @@ impl<'a> InstallCtx<'a> {
             &self.python_platform,
             &self.facts.version,
             &self.facts.exe,
+            self.compression.name(),
         ]
         .into_iter()
         .chain(parts.iter().map(String::as_str))
@@ -486,8 +618,6 @@ impl<'a> InstallCtx<'a> {
         }
         let tmp = TempDir::new_in(&self.cache).map_err(|e| e.to_string())?;
         let made = make(tmp.path()).map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(tmp.path(), &dir).map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
         let moved: Vec<Layer> = made
             .into_iter()
             .map(|l| Layer {
@@ -495,8 +625,12 @@ impl<'a> InstallCtx<'a> {
                 ..l
             })
             .collect();
+        // layers.json is written before the folder takes its name: a cache entry is whole or absent.
         let json = serde_json::to_vec(&moved).unwrap_or_default();
-        std::fs::write(&index, json).map_err(|e| format!("cannot write {}: {e}", index.display()))?;
+        let tmp_index = tmp.path().join("layers.json");
+        std::fs::write(&tmp_index, json).map_err(|e| io_error("write", &tmp_index, &e).to_string())?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(tmp.path(), &dir).map_err(|e| io_error("write", &dir, &e).to_string())?;
         Ok(moved)
     }
 
@@ -604,21 +738,22 @@ impl<'a> InstallCtx<'a> {
             reqs.extend(self.spec.runtime_packages.iter().cloned());
             let files = self.requirement_files()?;
             self.install(&target, reqs, files, false)?;
-            split_packages(&target, &self.site(), out, mtime)
+            split_packages(&target, &self.site(), out, mtime, self.compression)
         })
     }
 
     /// The imagespec runtime: the wheel given, or `imagespec==<this version>` from the index;
     /// without its dependencies (the image needs only `ImageSpec` and `is_container()`).
     fn runtime(&self, mtime: u64) -> std::result::Result<Vec<Layer>, String> {
-        let what = match &self.wheel {
+        let wheel = self.wheel.as_deref().map(|w| self.wheel_for(w)).transpose()?;
+        let what = match &wheel {
             Some(w) => format!("wheel:{}", layers::hex(&wheel_digest(w)?)),
             None => format!("imagespec=={}", env!("CARGO_PKG_VERSION")),
         };
         let key = self.key("runtime", std::slice::from_ref(&what));
         self.cached(&key, |out| {
             let target = self.work.join("runtime");
-            let req = match &self.wheel {
+            let req = match &wheel {
                 Some(w) => w.to_string_lossy().into_owned(),
                 None => what.clone(),
             };
@@ -630,6 +765,7 @@ impl<'a> InstallCtx<'a> {
                 out,
                 "imagespec: the imagespec runtime",
                 mtime,
+                self.compression,
             )?])
         })
     }
@@ -647,6 +783,47 @@ fn wheel_digest(wheel: &Path) -> std::result::Result<[u8; 32], String> {
     match files.first().map(|f| &f.kind) {
         Some(FileKind::Regular { sha256, .. }) => Ok(*sha256),
         _ => Err(bad(&"not a regular file")),
+    }
+}
+
+impl InstallCtx<'_> {
+    /// The imagespec wheel for this platform: the one given when its platform tag fits (or it is
+    /// `any`), else a wheel of the same version for this platform's CPU beside it (a folder of
+    /// wheels, one per platform, serves a build of several platforms), else an error saying so.
+    fn wheel_for(&self, given: &Path) -> std::result::Result<PathBuf, String> {
+        let arch = self.python_platform.split('-').next().unwrap_or("");
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let fits = |n: &str| {
+            let tag = n.trim_end_matches(".whl").rsplit('-').next().unwrap_or("");
+            tag == "any" || tag.split('.').any(|t| t.ends_with(arch))
+        };
+        let given_name = name(given);
+        if fits(&given_name) {
+            return Ok(given.to_path_buf());
+        }
+        let version = given_name.split('-').nth(1).unwrap_or("");
+        let prefix = format!("imagespec-{version}-");
+        let dir = given.parent().unwrap_or(Path::new("."));
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        found.retain(|p| {
+            let n = name(p);
+            n.starts_with(&prefix) && n.ends_with(".whl") && fits(&n)
+        });
+        found.sort();
+        found.into_iter().next().ok_or_else(|| {
+            format!(
+                "imagespec_wheel {given_name} is not for {arch} ({}), and {} has no imagespec-{version} wheel for \
+                 {arch}; put one beside it (e.g. maturin build --target {arch}-unknown-linux-gnu)",
+                self.python_platform,
+                dir.display()
+            )
+        })
     }
 }
 
@@ -738,7 +915,13 @@ fn owners(target: &Path) -> BTreeMap<String, String> {
 
 /// The installed packages as layers: each distribution of at least [`OWN_LAYER_BYTES`] in a layer
 /// of its own (by name), then one layer with everything else.
-fn split_packages(target: &Path, site: &str, out: &Path, mtime: u64) -> Result<Vec<Layer>> {
+fn split_packages(
+    target: &Path,
+    site: &str,
+    out: &Path,
+    mtime: u64,
+    compression: Compression,
+) -> Result<Vec<Layer>> {
     let files = walk(target)?;
     let owner = owners(target);
     let mut size_of: BTreeMap<String, u64> = BTreeMap::new();
@@ -769,11 +952,18 @@ fn split_packages(target: &Path, site: &str, out: &Path, mtime: u64) -> Result<V
                 out,
                 &format!("imagespec: Python package {d}"),
                 mtime,
+                compression,
             )?);
         }
     }
     if let Some(ls) = specs.get(&None) {
-        layers.push(layers::build_layer(ls, out, "imagespec: Python packages", mtime)?);
+        layers.push(layers::build_layer(
+            ls,
+            out,
+            "imagespec: Python packages",
+            mtime,
+            compression,
+        )?);
     }
     Ok(layers)
 }
@@ -821,12 +1011,56 @@ mod tests {
             ..Default::default()
         }))
         .is_ok());
-        let e = refuse(&spec(RawSpec {
+        assert!(refuse(&spec(RawSpec {
             platform: Some("linux/amd64,linux/arm64".into()),
             ..Default::default()
         }))
+        .is_ok());
+        let e = refuse(&spec(RawSpec {
+            platform: Some("linux/amd64,linux/s390x".into()),
+            ..Default::default()
+        }))
         .unwrap_err();
-        assert!(e.contains("one platform"), "{e}");
+        assert!(e.contains("amd64 and arm64 only, not linux/s390x"), "{e}");
+    }
+
+    #[test]
+    fn options_are_checked_before_the_build() {
+        let with = |kv: &[(&str, &str)], platform: &str| {
+            let mut s = spec(RawSpec {
+                platform: Some(platform).filter(|p| !p.is_empty()).map(Into::into),
+                ..Default::default()
+            });
+            for (k, v) in kv {
+                s.builder_options
+                    .insert((*k).into(), crate::value::Value::Str((*v).into()));
+            }
+            let ps = platforms(&s).unwrap();
+            options(&s, &ps).map(|o| (o.compression, o.docker_archive))
+        };
+        assert_eq!(with(&[], "").unwrap().0, Compression::Gzip);
+        assert_eq!(with(&[("compression", "zstd")], "").unwrap().0, Compression::Zstd);
+        let e = with(&[("compression", "lz4")], "").unwrap_err();
+        assert!(
+            e.contains("\"lz4\" is not known") && e.contains("\"zstd\""),
+            "{e}"
+        );
+        let e = with(&[("docker_archive", "/nonexistent-dir/x.tar")], "").unwrap_err();
+        assert!(e.contains("the folder /nonexistent-dir does not exist"), "{e}");
+        let e = with(&[("docker_archive", "/tmp/x.tar")], "linux/amd64,linux/arm64").unwrap_err();
+        assert!(e.contains("2 platforms"), "{e}");
+        assert!(with(&[("docker_archive", "/tmp/x.tar")], "linux/amd64").is_ok());
+        let d = platforms(&spec(RawSpec {
+            platform: Some("linux/arm64, linux/amd64,linux/arm64".into()),
+            ..Default::default()
+        }))
+        .unwrap();
+        let names: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            ["linux/arm64", "linux/amd64"],
+            "the spec's order, each once"
+        );
     }
 
     #[test]

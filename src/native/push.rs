@@ -5,7 +5,7 @@
 
 use super::base::Base;
 use super::client::{sha256_of, Client};
-use super::config::MEDIA_TYPE_MANIFEST;
+use super::config::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use super::layers::Layer;
 use crate::reference::Reference;
 use std::path::{Path, PathBuf};
@@ -32,15 +32,59 @@ enum Blob {
 
 const PARALLEL: usize = 4;
 
+/// One platform's image: its base, new layers, config and manifest.
+pub struct Image<'a> {
+    pub base: &'a Base,
+    pub layers: &'a [Layer],
+    pub config: &'a [u8],
+    pub manifest: &'a [u8],
+}
+
+/// Pushes `images` to `image` (a reference with a tag). One image: its manifest goes under the
+/// tag. Several: each manifest is PUT by its digest, then `index` under the tag, last, so that a
+/// failure on any platform leaves the tag as it was.
 pub async fn push(
     client: &Arc<Client>,
-    base: &Base,
-    layers: &[Layer],
-    config: &[u8],
-    manifest: &[u8],
+    images: &[Image<'_>],
+    index: Option<&[u8]>,
     image: &str,
 ) -> Result<Stats, String> {
     let target = Reference::parse(image).map_err(|e| e.to_string())?;
+    let tag = target.tag.clone().unwrap_or_else(|| "latest".into());
+    let mut stats = Stats::default();
+    for img in images {
+        push_blobs(client, img, &target, &mut stats).await?;
+        if index.is_some() {
+            client
+                .put_manifest(
+                    &target,
+                    &sha256_of(img.manifest),
+                    img.manifest,
+                    MEDIA_TYPE_MANIFEST,
+                )
+                .await
+                .map_err(|e| format!("{e}; no tag was written"))?;
+        }
+    }
+    match index {
+        Some(ix) => client.put_manifest(&target, &tag, ix, MEDIA_TYPE_INDEX).await?,
+        None => {
+            let m = images.first().ok_or("no image to push")?.manifest;
+            client.put_manifest(&target, &tag, m, MEDIA_TYPE_MANIFEST).await?
+        }
+    };
+    Ok(stats)
+}
+
+/// Every blob of `img` the target repository lacks: base layers mounted or copied, new layers
+/// and the config uploaded, four at a time.
+async fn push_blobs(
+    client: &Arc<Client>,
+    img: &Image<'_>,
+    target: &Reference,
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let (base, layers, config) = (img.base, img.layers, img.config);
     let tmp = tempfile_for(config)?;
     let mut blobs: Vec<Blob> = base
         .layers
@@ -97,9 +141,10 @@ pub async fn push(
                         std::process::id(),
                         fastrand::u64(..)
                     ));
-                    tokio::fs::write(&p, &bytes)
-                        .await
-                        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                    if let Err(e) = tokio::fs::write(&p, &bytes).await {
+                        let _ = tokio::fs::remove_file(&p).await;
+                        return Err(io_text("write", &p, &e));
+                    }
                     let r = client.upload(&target, &digest, &p).await;
                     let _ = tokio::fs::remove_file(&p).await;
                     r?;
@@ -125,15 +170,10 @@ pub async fn push(
     if let Some(e) = first_err {
         return Err(format!("{e}; no tag was written"));
     }
-    let tag = target.tag.clone().unwrap_or_else(|| "latest".into());
-    client
-        .put_manifest(&target, &tag, manifest, MEDIA_TYPE_MANIFEST)
-        .await?;
-    Ok(Stats {
-        uploaded: counts[0].load(Ordering::Relaxed),
-        mounted: counts[1].load(Ordering::Relaxed),
-        present: counts[2].load(Ordering::Relaxed),
-    })
+    stats.uploaded += counts[0].load(Ordering::Relaxed);
+    stats.mounted += counts[1].load(Ordering::Relaxed);
+    stats.present += counts[2].load(Ordering::Relaxed);
+    Ok(())
 }
 
 /// A file removed when dropped.
@@ -151,46 +191,61 @@ fn tempfile_for(bytes: &[u8]) -> Result<TmpFile, String> {
         std::process::id(),
         fastrand::u64(..)
     ));
-    std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-    Ok(TmpFile(p))
+    let f = TmpFile(p);
+    std::fs::write(&f.0, bytes).map_err(|e| io_text("write", &f.0, &e))?;
+    Ok(f)
 }
 
-/// Writes (or adds to) an OCI image layout at `dir`, the image tagged `tag` in its index.
+/// Writes (or adds to) an OCI image layout at `dir`: every blob of `images` (and `index`), and
+/// under `tag` in its `index.json` the one manifest, or the index of several.
 pub async fn write_layout(
     client: &Arc<Client>,
-    base: &Base,
-    layers: &[Layer],
-    config: &[u8],
-    manifest: &[u8],
+    images: &[Image<'_>],
+    index: Option<&[u8]>,
     dir: &Path,
     tag: &str,
 ) -> Result<(), String> {
     let blobs = dir.join("blobs").join("sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| format!("cannot create {}: {e}", blobs.display()))?;
+    std::fs::create_dir_all(&blobs).map_err(|e| io_text("create", &blobs, &e))?;
     let put = |digest: &str, write: &dyn Fn(&Path) -> std::io::Result<()>| -> Result<(), String> {
         let p = blobs.join(digest.trim_start_matches("sha256:"));
         if p.is_file() {
             return Ok(());
         }
-        let tmp = p.with_extension("tmp");
-        write(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &p).map_err(|e| format!("cannot write {}: {e}", p.display()))
-    };
-    for d in &base.layers {
-        let p = blobs.join(d.digest.trim_start_matches("sha256:"));
-        if !p.is_file() {
-            let bytes = client.blob(&base.reference, &d.digest, usize::MAX).await?;
-            put(&d.digest, &|t| std::fs::write(t, &bytes))?;
+        let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+        if let Err(e) = write(&tmp).and_then(|()| std::fs::rename(&tmp, &p)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_text("write", &p, &e));
         }
+        Ok(())
+    };
+    for img in images {
+        for d in &img.base.layers {
+            let p = blobs.join(d.digest.trim_start_matches("sha256:"));
+            if !p.is_file() {
+                let bytes = client.blob(&img.base.reference, &d.digest, usize::MAX).await?;
+                put(&d.digest, &|t| std::fs::write(t, &bytes))?;
+            }
+        }
+        for l in img.layers {
+            put(&l.digest, &|t| std::fs::copy(&l.path, t).map(|_| ()))?;
+        }
+        put(&sha256_of(img.config), &|t| std::fs::write(t, img.config))?;
+        put(&sha256_of(img.manifest), &|t| std::fs::write(t, img.manifest))?;
     }
-    for l in layers {
-        put(&l.digest, &|t| std::fs::copy(&l.path, t).map(|_| ()))?;
-    }
-    put(&sha256_of(config), &|t| std::fs::write(t, config))?;
-    let mdigest = sha256_of(manifest);
-    put(&mdigest, &|t| std::fs::write(t, manifest))?;
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
-        .map_err(|e| format!("cannot write the OCI layout: {e}"))?;
+    let (top, media_type) = match index {
+        Some(ix) => {
+            put(&sha256_of(ix), &|t| std::fs::write(t, ix))?;
+            (ix, MEDIA_TYPE_INDEX)
+        }
+        None => (
+            images.first().ok_or("no image to write")?.manifest,
+            MEDIA_TYPE_MANIFEST,
+        ),
+    };
+    let layout = dir.join("oci-layout");
+    std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .map_err(|e| io_text("write", &layout, &e))?;
     let index_path = dir.join("index.json");
     let mut index: serde_json::Value = std::fs::read(&index_path)
         .ok()
@@ -206,11 +261,22 @@ pub async fn write_layout(
             != Some(tag)
     });
     entries.push(serde_json::json!({
-        "mediaType": MEDIA_TYPE_MANIFEST,
-        "digest": mdigest,
-        "size": manifest.len(),
+        "mediaType": media_type,
+        "digest": sha256_of(top),
+        "size": top.len(),
         "annotations": {"org.opencontainers.image.ref.name": tag},
     }));
-    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap_or_default())
-        .map_err(|e| format!("cannot write {}: {e}", index_path.display()))
+    // Replaced whole (temporary file and rename): a reader never sees half an index.
+    let tmp = dir.join(format!(".index.json.tmp{}", std::process::id()));
+    let done = std::fs::write(&tmp, serde_json::to_vec(&index).unwrap_or_default())
+        .and_then(|()| std::fs::rename(&tmp, &index_path));
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_text("write", &index_path, &e));
+    }
+    Ok(())
+}
+
+fn io_text(what: &str, p: &Path, e: &std::io::Error) -> String {
+    super::io_error(what, p, e).to_string()
 }

@@ -79,8 +79,16 @@ fn glibc_minor_of(bytes: &[u8]) -> Option<u32> {
 }
 
 impl Scan {
-    fn layer(&mut self, gz: &[u8]) -> Result<(), String> {
-        let dec = flate2::read::MultiGzDecoder::new(gz);
+    fn layer(&mut self, blob: &[u8]) -> Result<(), String> {
+        // A base built by the native builder with compression="zstd" has zstd layers.
+        let dec: Box<dyn Read + '_> = if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::new(
+                zstd::stream::read::Decoder::new(blob)
+                    .map_err(|e| format!("cannot read a base layer: {e}"))?,
+            )
+        } else {
+            Box::new(flate2::read::MultiGzDecoder::new(blob))
+        };
         let mut ar = tar::Archive::new(dec);
         let mut here = BTreeSet::new();
         let entries = ar
@@ -219,9 +227,12 @@ pub async fn facts(client: &Client, base: &Base, base_name: &str) -> Result<Base
         if let Some(dir) = f.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        // Only a cache: a failed write (a full disk) is not an error, and leaves no file behind.
         let tmp = f.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, serde_json::to_vec(&facts).unwrap_or_default()).is_ok() {
-            let _ = std::fs::rename(&tmp, f);
+        if std::fs::write(&tmp, serde_json::to_vec(&facts).unwrap_or_default()).is_err()
+            || std::fs::rename(&tmp, f).is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
         }
     }
     Ok(facts)

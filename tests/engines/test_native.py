@@ -5,10 +5,16 @@ The images it pushes are checked with skopeo and run with the Docker engine.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import os
 import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, run
+from engine_helpers import BASE_IMAGE_SH, MACHINE_CA, DockerEngine, missing, run
 from registry_servers import FaultProxy, Pusher, Registry, hard_close
 
 from imagespec import BuildError, ImageSpec, build, inspect
@@ -41,6 +47,64 @@ def manifest_status(host: str, repo: str, tag: str) -> int:
             return int(r.status)
     except urllib.error.HTTPError as e:
         return e.code
+
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+# The ELF e_machine (bytes 18-19, little-endian) of each architecture.
+E_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
+
+
+def registry_get(host: str, repo: str, what: str, ref: str) -> bytes:
+    """A manifest (what="manifests") or blob of the loopback registry, as bytes."""
+    req = urllib.request.Request(f"http://{host}/v2/{repo}/{what}/{ref}")
+    req.add_header("Accept", f"{INDEX}, {MANIFEST}")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read()  # type: ignore[no-any-return]
+
+
+def registry_put_manifest(host: str, repo: str, ref: str, body: bytes, media_type: str) -> None:
+    req = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{ref}", data=body, method="PUT")
+    req.add_header("Content-Type", media_type)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 201, r.status
+
+
+def layer_members(blob: bytes) -> dict[str, bytes]:
+    """The regular files of a gzip layer."""
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        for m in tar.getmembers():
+            f = tar.extractfile(m) if m.isfile() else None
+            if f is not None:
+                out[m.name] = f.read()
+    return out
+
+
+def raw_inspect(ref: str) -> bytes:
+    skopeo = shutil.which("skopeo")
+    assert skopeo, "skopeo is needed"
+    out = subprocess.run(
+        [skopeo, "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"], capture_output=True, check=True
+    )
+    return out.stdout
+
+
+@pytest.fixture(scope="session")
+def multiarch_base(loopback_registry: Registry, python_base: str) -> str:
+    """An index of the Python base for amd64 (the runnable one) and arm64 (a debootstrap first stage:
+    real arm64 files, nothing run), pushed to the loopback registry."""
+    ref = f"{loopback_registry.host}/imagespec-test/python-multi:3.11-bookworm"
+    proc = subprocess.run(
+        ["bash", str(BASE_IMAGE_SH), "push-index", ref, "amd64", "arm64"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    if proc.returncode != 0:
+        missing(f"scripts/base-image.sh push-index {ref} amd64 arm64 failed:\n{proc.stderr[-3000:]}")
+    return ref
 
 
 @pytest.fixture
@@ -238,6 +302,306 @@ def test_failing_blob_upload_leaves_no_tag(
     assert len(attempts) >= 3, attempts  # retried
     tag = spec.image_name().rsplit(":", 1)[1]
     assert manifest_status(loopback_registry.host, "native/fault", tag) == 404
+
+
+def in_image_check(spec: ImageSpec, base: str, imports: str, **fields: Any) -> str:
+    """A script that imports packages, shows /root/app.py's value and rebuilds the spec inside to
+    check is_container()."""
+    extra = "".join(f", {k}={v!r}" for k, v in fields.items())
+    return (
+        f"import {imports}; import app; from imagespec import ImageSpec; "
+        f"s = ImageSpec(name={spec.name!r}, registry={spec.registry!r}, base_image={base!r}, "
+        f"packages={list(spec.packages)!r}, source_root='/root'{extra}); "
+        "print(app.VALUE, s.is_container())"
+    )
+
+
+def test_several_platforms_make_one_index(
+    loopback_registry: Registry,
+    multiarch_base: str,
+    docker_engine: DockerEngine,
+    imagespec_wheel: Path,
+    src: Path,
+    tmp_path: Path,
+) -> None:
+    host = loopback_registry.host
+    packages = ["six==1.16.0", "markupsafe==2.1.5"]
+    platform = "linux/amd64,linux/arm64"
+    spec = ImageSpec(
+        name="native/multi",
+        registry=host,
+        base_image=multiarch_base,
+        packages=packages,
+        source_root=str(src),
+        platform=platform,
+    )
+    # The arm64 image needs an imagespec wheel for aarch64, found beside the one given. No aarch64
+    # toolchain is here to build it: this one is this machine's wheel under an aarch64 name (its
+    # _core is x86-64), so the arm64 image's runtime layer would not run. Nothing runs it; the test
+    # checks that image's platform and its packages layer, and runs the amd64 image.
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    shutil.copy(imagespec_wheel, wheels / imagespec_wheel.name)
+    stem, tag = imagespec_wheel.name.removesuffix(".whl").rsplit("-", 1)
+    shutil.copy(imagespec_wheel, wheels / f"{stem}-{tag.replace('x86_64', 'aarch64')}.whl")
+    (r,) = native(spec.force_push(), wheels / imagespec_wheel.name).results
+    assert r.outcome == "built" and r.builder == "native"
+    raw = raw_inspect(r.image)
+    index = json.loads(raw)
+    # The tag is the index, and the reported digest is the index's.
+    assert index["mediaType"] == INDEX
+    assert r.name == f"{r.image}@sha256:{hashlib.sha256(raw).hexdigest()}"
+    assert raw == json.dumps(index, sort_keys=True, separators=(",", ":")).encode(), "sorted JSON"
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+    source_layers = set()
+    for entry in index["manifests"]:
+        arch = entry["platform"]["architecture"]
+        assert entry["mediaType"] == MANIFEST and entry["platform"]["os"] == "linux"
+        manifest = json.loads(registry_get(host, "native/multi", "manifests", entry["digest"]))
+        config = json.loads(registry_get(host, "native/multi", "blobs", manifest["config"]["digest"]))
+        assert config["architecture"] == arch
+        # The compiled extension of markupsafe is for the platform's CPU.
+        found = {}
+        for layer in manifest["layers"][1:]:  # after the base's one layer
+            for name, data in layer_members(
+                registry_get(host, "native/multi", "blobs", layer["digest"])
+            ).items():
+                if "/markupsafe/_speedups" in name and name.endswith(".so"):
+                    found[name] = int.from_bytes(data[18:20], "little")
+                if name == "root/app.py":
+                    source_layers.add(layer["digest"])
+        assert found and set(found.values()) == {E_MACHINE[arch]}, (arch, found)
+        suffix = {"amd64": "x86_64", "arm64": "aarch64"}[arch]
+        assert all(suffix in n for n in found), found
+    assert len(source_layers) == 1, "the source layer is the same blob on both platforms"
+
+    # Docker on this amd64 machine pulls the tag and runs the amd64 image.
+    docker_engine.created.add(r.image)
+    docker_engine("pull", r.image)
+    script = in_image_check(spec, multiarch_base, "six, markupsafe", platform=platform)
+    out = docker_engine("run", "--rm", r.image, "python", "-c", script).split()
+    assert out == ["1", "True"], out
+    assert docker_engine("image", "inspect", "-f", "{{.Architecture}}", r.image).strip() == "amd64"
+
+
+def test_a_platform_the_base_lacks_fails_before_any_tag(
+    loopback_registry: Registry, multiarch_base: str, imagespec_wheel: Path
+) -> None:
+    host = loopback_registry.host
+    repo, tag = multiarch_base.split("/", 1)[1].rsplit(":", 1)
+    index = json.loads(registry_get(host, repo, "manifests", tag))
+    index["manifests"] = [m for m in index["manifests"] if m["platform"]["architecture"] == "amd64"]
+    registry_put_manifest(host, repo, "amd64-only", json.dumps(index).encode(), INDEX)
+    spec = ImageSpec(
+        name="native/lacks",
+        registry=host,
+        base_image=f"{host}/{repo}:amd64-only",
+        packages=["six==1.16.0"],
+        platform="linux/amd64,linux/arm64",
+    )
+    with pytest.raises(BuildError, match=r"has no image for platform linux/arm64 \(it has linux/amd64\)"):
+        native(spec.force_push(), imagespec_wheel)
+    assert manifest_status(host, "native/lacks", spec.image_name().rsplit(":", 1)[1]) == 404
+
+
+def test_oci_layout_without_a_registry(
+    python_base: str, docker_engine: DockerEngine, imagespec_wheel: Path, src: Path, tmp_path: Path
+) -> None:
+    layout = tmp_path / "layout"
+    spec = ImageSpec(
+        name="native-layout",
+        base_image=python_base,
+        packages=["six==1.16.0"],
+        source_root=str(src),
+        builder_options={"oci_layout": str(layout)},
+    )
+    (r,) = native(spec, imagespec_wheel).results
+    assert r.outcome == "built", r
+    tag = r.image.rsplit(":", 1)[1]
+    info = json.loads(run(["skopeo", "inspect", f"oci:{layout}:{tag}"]).stdout)
+    assert info["Labels"]["dev.imagespec.id"] == spec.id
+    local = f"native-layout:{tag}"
+    docker_engine.created.add(local)
+    run(["skopeo", "copy", "--quiet", f"oci:{layout}:{tag}", f"docker-daemon:{local}"])
+    out = docker_engine(
+        "run", "--rm", local, "python", "-c", "import six, app; print(six.__version__, app.VALUE)"
+    )
+    assert out.split() == ["1.16.0", "1"], out
+
+
+def test_docker_archive_loads_and_runs(
+    python_base: str, docker_engine: DockerEngine, imagespec_wheel: Path, src: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "image.tar"
+    spec = ImageSpec(
+        name="native-archive",
+        base_image=python_base,
+        packages=["six==1.16.0"],
+        source_root=str(src),
+        builder_options={"oci_layout": str(tmp_path / "layout"), "docker_archive": str(archive)},
+    )
+    (r,) = native(spec, imagespec_wheel).results
+    assert r.outcome == "built", r
+    assert archive.is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".image.tar")]
+    with tarfile.open(archive) as tar:
+        (entry,) = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert entry["RepoTags"] == [r.image]
+    docker_engine.created.add(r.image)
+    loaded = docker_engine("load", "-i", str(archive))
+    assert r.image in loaded, loaded
+    out = docker_engine(
+        "run",
+        "--rm",
+        r.image,
+        "python",
+        "-c",
+        "import six; print(six.__version__, open('/root/app.py').read())",
+    )
+    assert out.split() == ["1.16.0", "VALUE", "=", "1"], out
+
+
+def test_zstd_layers_are_pushed_used_and_reproducible(
+    loopback_registry: Registry,
+    python_base: str,
+    imagespec_wheel: Path,
+    src: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = loopback_registry.host
+    spec = spec_for(host, python_base, src, "native/zstd", builder_options={"compression": "zstd"})
+    names = []
+    for n in range(2):  # two builds, each with caches of its own
+        monkeypatch.setenv("IMAGESPEC_CACHE_DIR", str(tmp_path / f"cache{n}"))
+        names.append(native(spec.force_push(), imagespec_wheel, no_cache=True).results[0].name)
+    assert names[0] == names[1], names
+    image = names[0].split("@")[0]
+    manifest = json.loads(raw_inspect(image))
+    types = [layer["mediaType"] for layer in manifest["layers"]]
+    assert types[0] == "application/vnd.oci.image.layer.v1.tar+gzip", "the base's layer as it is"
+    assert set(types[1:]) == {"application/vnd.oci.image.layer.v1.tar+zstd"}, types
+
+    # skopeo copies it (checking every blob's digest); each zstd layer decodes to its diff_id.
+    out = tmp_path / "dir"
+    run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}", f"dir:{out}"])
+    config = json.loads((out / manifest["config"]["digest"].split(":")[1]).read_text())
+    zstd = shutil.which("zstd")
+    if zstd is None:
+        missing("the zstd command is missing (apt-get install -y zstd, or scripts/engines.sh start)")
+    for layer, diff_id in list(zip(manifest["layers"], config["rootfs"]["diff_ids"]))[1:]:
+        tar = run_bytes([zstd, "-d", "-c", str(out / layer["digest"].split(":")[1])])
+        assert "sha256:" + hashlib.sha256(tar).hexdigest() == diff_id
+
+    # podman (4.x reads zstd layers; Docker 20.10 cannot) pulls it, unpacking the zstd layers into
+    # its storage, and the files are there. (podman run cannot start a container on this machine:
+    # runc cannot set podman's default rlimits here.)
+    podman = shutil.which("podman")
+    if podman is None:
+        missing("podman is missing (scripts/engines.sh start)")
+    root = Path(tempfile.mkdtemp(prefix="podman-", dir="/tmp"))  # podman wants a short runroot
+    store = [f"--root={root}/storage", f"--runroot={root}/run", "--storage-driver=vfs"]
+    try:
+        run([podman, *store, "pull", "--quiet", "--tls-verify=false", image], timeout=600)
+        mounted = Path(run([podman, *store, "image", "mount", image]).stdout.strip())
+        assert (mounted / "root" / "app.py").read_text() == "VALUE = 1\n"
+        site = mounted / "opt" / "venv" / "lib" / "python3.11" / "site-packages"
+        assert (site / "six-1.16.0.dist-info" / "METADATA").is_file()
+        assert (site / "imagespec" / "__init__.py").is_file()
+        run([podman, *store, "image", "unmount", image], check=False)
+    finally:
+        subprocess.run([podman, *store, "system", "reset", "--force"], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_bytes(cmd: list[str]) -> bytes:
+    return subprocess.run(cmd, capture_output=True, check=True).stdout
+
+
+def test_uv_lock_installs_the_locked_version(
+    loopback_registry: Registry,
+    python_base: str,
+    docker_engine: DockerEngine,
+    imagespec_wheel: Path,
+    tmp_path: Path,
+) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    pyproject = (
+        '[project]\nname = "locked"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        'dependencies = ["six{}"]\n'
+    )
+    (proj / "pyproject.toml").write_text(pyproject.format("==1.15.0"))
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv, "uv is needed (make setup)"
+    env = {**os.environ, "SSL_CERT_FILE": str(MACHINE_CA), "UV_NO_CONFIG": "1"}
+    run([uv, "lock", "--project", str(proj)], env=env, timeout=300)
+    # The lock, not pyproject.toml, decides: unpinned now, the lock still says 1.15.0.
+    (proj / "pyproject.toml").write_text(pyproject.format(">=1.10"))
+    spec = ImageSpec(
+        name="native/uvlock",
+        registry=loopback_registry.host,
+        base_image=python_base,
+        requirements=str(proj / "uv.lock"),
+    )
+    (r,) = native(spec.force_push(), imagespec_wheel).results
+    docker_engine.created.add(r.image)
+    docker_engine("pull", r.image)
+    out = docker_engine("run", "--rm", r.image, "python", "-c", "import six; print(six.__version__)")
+    assert out.strip() == "1.15.0", out
+
+
+def test_full_disk_is_a_clear_error_and_leaves_nothing(
+    loopback_registry: Registry,
+    python_base: str,
+    imagespec_wheel: Path,
+    src: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0:
+        missing("mounting a small tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        missing(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        monkeypatch.setenv("IMAGESPEC_CACHE_DIR", str(small))
+        (src / "app.py").write_text("VALUE = 'full'\n")
+        spec = spec_for(loopback_registry.host, python_base, src, "native/full")
+        with pytest.raises(BuildError) as e:
+            native(spec.force_push(), imagespec_wheel, no_cache=True)
+        assert f"no space left on device in {small}" in str(e.value), e.value
+        assert "free space or set IMAGESPEC_CACHE_DIR" in str(e.value), e.value
+        assert "panick" not in str(e.value).lower()
+        tag = spec.image_name().rsplit(":", 1)[1]
+        assert manifest_status(loopback_registry.host, "native/full", tag) == 404
+        left = [str(p) for p in small.rglob("*") if p.name.startswith((".tmp", ".index"))]
+        assert not left, left
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_bad_builder_options(
+    loopback_registry: Registry, python_base: str, imagespec_wheel: Path, tmp_path: Path
+) -> None:
+    def spec(**opts: str) -> ImageSpec:
+        return ImageSpec(
+            name="native/badopts",
+            registry=loopback_registry.host,
+            base_image=python_base,
+            builder_options=opts,
+        )
+
+    with pytest.raises(
+        BuildError, match=r'compression="lz4" is not known: use "gzip" \(the default\) or "zstd"'
+    ):
+        native(spec(compression="lz4"), imagespec_wheel)
+    where = tmp_path / "nope" / "x.tar"
+    with pytest.raises(BuildError, match=f"the folder {tmp_path / 'nope'} does not exist"):
+        native(spec(docker_archive=str(where)), imagespec_wheel)
 
 
 def test_a_poetry_lock_installs_its_main_group_as_locked(
