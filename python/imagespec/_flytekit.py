@@ -267,7 +267,12 @@ def should_build(fk_spec: Any) -> bool:
 
 
 def build_image(fk_spec: Any) -> str:
-    """Builds (and pushes) a flytekit spec with imagespec's plan; returns the name to run it by."""
+    """Builds (and pushes) a flytekit spec with imagespec's plan; returns the name to run it by.
+
+    The image's ``_F_IMG_ID`` is flytekit's id of ``fk_spec`` and its ``IMAGESPEC_IMG_ID`` ours, so
+    inside it both ``fk_spec.is_container()`` and ``from_flytekit(fk_spec, add_flytekit=True)
+    .is_container()`` are True.
+    """
     from imagespec._engine import build
 
     spec = from_flytekit(fk_spec, add_flytekit=True)
@@ -281,7 +286,7 @@ def build_image(fk_spec: Any) -> str:
         elif event.kind in ("failed", "warning"):
             _say(f"imagespec: {event.kind} {event.image}: {event.message}", "red")
 
-    result = build([spec], on_event=report)[spec]
+    result = build([spec], on_event=report, flytekit_ids={spec: fk_spec.id})[spec]
     return result.name
 
 
@@ -331,3 +336,4 @@ def _register_from_entry_point() -> None:
             register()
     except Exception as e:
         warnings.warn(f"imagespec: could not register as a flytekit image builder: {e}", stacklevel=2)
+
