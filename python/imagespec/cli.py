@@ -86,19 +86,29 @@ def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
 # Tasks and workflows: `build FILE [ENTITY]`, `run FILE ENTITY`, `--image`
 
 
+def _flytekit_bridge() -> ModuleType | None:
+    """``imagespec._flytekit`` when flytekit is imported (the user's module imported it), else None:
+    a module without flytekit costs nothing more."""
+    if "flytekit" not in sys.modules:
+        return None
+    from imagespec import _flytekit
+
+    return _flytekit
+
+
 def _entity(module: ModuleType, name: str, path: Path, flytekit: bool = False) -> Any:
     """The task or workflow ``name`` of the module: ours, or with ``flytekit`` also flytekit's
     (when the module imported flytekit)."""
-    from imagespec import _flytekit
     from imagespec._task import discover
 
     tasks, workflows = discover(module)
-    fk_tasks, fk_workflows = _flytekit.discover(module) if flytekit else ([], [])
+    _flytekit = _flytekit_bridge()
+    fk_tasks, fk_workflows = _flytekit.discover(module) if flytekit and _flytekit else ([], [])
     entities = [*tasks, *workflows, *fk_tasks, *fk_workflows]
     value = getattr(module, name, None)
     if value is not None and any(value is e for e in entities):
         return value
-    if _flytekit.loaded() and value is not None and _flytekit.is_flytekit_object(value):
+    if _flytekit is not None and value is not None and _flytekit.is_flytekit_object(value):
         kind = type(value).__name__
         if not flytekit:
             raise UsageError(
@@ -140,9 +150,8 @@ def _apply_image_options(
                 fk_task.default = spec
             continue
         declared = getattr(module, name, None)
-        from imagespec import _flytekit
-
-        if not isinstance(declared, ImageSpec) and not _flytekit.is_image_spec(declared):
+        _flytekit = _flytekit_bridge()
+        if not isinstance(declared, ImageSpec) and not (_flytekit and _flytekit.is_image_spec(declared)):
             known = ", ".join(label for label, _ in specs) or "none"
             raise UsageError(
                 f"--image {option}: the module has no ImageSpec named {name!r} (its images: {known})"
@@ -178,10 +187,8 @@ class _Targets:
         self.flytekit_ids = flytekit_ids
 
 
-def _flytekit_module_specs(module: ModuleType) -> list[tuple[str, ImageSpec, Any]]:
+def _flytekit_module_specs(module: ModuleType, _flytekit: ModuleType) -> list[tuple[str, ImageSpec, Any]]:
     """The module-level flytekit ImageSpecs, converted as the bridge builds them: (label, ours, theirs)."""
-    from imagespec import _flytekit
-
     out: list[tuple[str, ImageSpec, Any]] = []
     for name, value in vars(module).items():
         if _flytekit.is_image_spec(value) and not any(v is value for _, _, v in out):
@@ -196,28 +203,28 @@ def _flytekit_module_specs(module: ModuleType) -> list[tuple[str, ImageSpec, Any
 def _images_of_file(path: Path, entity: str | None, image_options: Sequence[str]) -> _Targets:
     """The images FILE [ENTITY] needs: its tasks' (ours and, when the module imported flytekit,
     flytekit's), and without ENTITY the module-level specs too."""
-    from imagespec import _flytekit
     from imagespec._task import default_image, discover, tasks_of
 
     module = _import_file(path)
+    _flytekit = _flytekit_bridge()  # after the import: the module may have imported flytekit
     module_specs = _module_specs(module)
     fk_ids: dict[ImageSpec, str] = {}
-    fk_specs = _flytekit_module_specs(module) if _flytekit.loaded() else []
-    for label, converted, fk_spec in fk_specs:
-        module_specs.append((label, converted))
-        fk_ids.update(_flytekit.flytekit_ids(converted, fk_spec))
+    if _flytekit is not None:
+        for label, converted, fk_spec in _flytekit_module_specs(module, _flytekit):
+            module_specs.append((label, converted))
+            fk_ids.update(_flytekit.flytekit_ids(converted, fk_spec))
     fk_entities: list[Any]
     if entity is not None:
         target = _entity(module, entity, path, flytekit=True)
-        is_fk = _flytekit.loaded() and _flytekit.is_flytekit_object(target)
+        is_fk = _flytekit is not None and _flytekit.is_flytekit_object(target)
         tasks: list[AnyTask] = [] if is_fk else list(tasks_of([target]))
         fk_entities = [target] if is_fk else []
     else:
         found_tasks, workflows = discover(module)
         tasks = list(tasks_of([*found_tasks, *workflows]))
-        fk_tasks, fk_workflows = _flytekit.discover(module)
+        fk_tasks, fk_workflows = _flytekit.discover(module) if _flytekit else ([], [])
         fk_entities = [*fk_tasks, *fk_workflows]
-    if fk_entities:
+    if fk_entities and _flytekit is not None:
         for fk_task in _flytekit.image_tasks(_flytekit.tasks_of(fk_entities)):
             tasks.append(fk_task)
             if fk_task.flytekit_spec is not None and isinstance(fk_task.container_image, ImageSpec):

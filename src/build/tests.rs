@@ -152,7 +152,11 @@ fn an_image_built_for_a_flytekit_spec_carries_flytekits_id_and_ours() {
         ..RawSpec::default()
     });
     let plain = dockerfile(&s, &BuildOptions::default()).unwrap();
-    let image = format!("{}:{}", s.repository(), crate::identity::tag_inputs(&s, None).unwrap().tag);
+    let image = format!(
+        "{}:{}",
+        s.repository(),
+        crate::identity::tag_inputs(&s, None).unwrap().tag
+    );
     let ours = crate::identity::spec_id(&s);
     let options = BuildOptions {
         flytekit_ids: BTreeMap::from([
@@ -180,7 +184,9 @@ fn an_image_built_for_a_flytekit_spec_carries_flytekits_id_and_ours() {
         env: Some(BTreeMap::from([("IMAGESPEC_IMG_ID".to_owned(), "x".to_owned())])),
         ..RawSpec::default()
     });
-    let e = dockerfile(&taken, &BuildOptions::default()).unwrap_err().to_string();
+    let e = dockerfile(&taken, &BuildOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("IMAGESPEC_IMG_ID is set by imagespec"), "{e}");
 }
 

@@ -291,7 +291,10 @@ mod tests {
         };
         let v: Value = serde_json::from_slice(&config(&base(), &[], &meta)).unwrap();
         let all = v["config"]["Env"].as_array().unwrap();
-        assert_eq!(all[all.len() - 2..], [json!("IMAGESPEC_IMG_ID=theid:fkid"), json!("_F_IMG_ID=fkid")]);
+        assert_eq!(
+            all[all.len() - 2..],
+            [json!("IMAGESPEC_IMG_ID=theid:fkid"), json!("_F_IMG_ID=fkid")]
+        );
     }
 
     #[test]
