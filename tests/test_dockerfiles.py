@@ -123,6 +123,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"buildkit": False, "engine": "docker-legacy"},
     ),
     "wheel": ({"python_version": "3.11", "runtime_packages": ["rich"]}, {"imagespec_wheel": WHEEL}),
+    # Built for a flytekit spec (the bridge): flytekit's id in _F_IMG_ID, ours paired with it.
+    "flytekit-id": (
+        {"name": "bridged", "python_version": "3.11", "packages": ["six", "flytekit==1.16.31"]},
+        {"flytekit_id": "flytekit-id-of-the-spec"},
+    ),
 }
 
 
@@ -135,6 +140,8 @@ def generate(name: str, tree: Path) -> str:
         options["imagespec_wheel"] = wheel
     with chdir(tree):
         spec = ImageSpec(**resolve(fields, tree))
+        if "flytekit_id" in options:
+            options["flytekit_ids"] = {spec: options.pop("flytekit_id")}
         text = dockerfile(spec, **options)
     return text.replace(f"imagespec=={imagespec.__version__}", "imagespec=={VERSION}")
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -538,3 +540,301 @@ def test_a_flytekit_task_serialises_with_the_name_our_plan_reported(
 
 def _flytekit_version(fk: Flytekit, cwd: Path) -> str:
     return fk.run("import flytekit; print(flytekit.__version__)", cwd).stdout.strip().splitlines()[-1]
+
+
+# --------------------------------- `imagespec build` discovers flytekit's tasks as well as ours
+
+MIXED = """
+import flytekit
+from imagespec import ImageBuildEngine, ImageSpec, task, workflow
+
+class Fake:
+    def should_build(self, spec):
+        return True
+    def build_image(self, spec):
+        return spec.image_name() + "-built"
+
+# Only this builder: the test needs no engine.
+for name in list(ImageBuildEngine.get_registry()):
+    ImageBuildEngine.remove(name)
+ImageBuildEngine.register("fake", Fake())
+
+ours_img = ImageSpec(name="ours", registry="localhost:5000", python_version="3.11")
+bridged = ImageSpec(name="bridged", registry="localhost:5000", python_version="3.11", packages=["six"])
+fk_img = flytekit.ImageSpec(name="fk-native", registry="localhost:5000", python_version="3.11",
+                            packages=["attrs"])
+
+@task(container_image=ours_img)
+def ours() -> int:
+    return 1
+
+@flytekit.task(container_image=bridged.to_flytekit())
+def via_bridge(x: int) -> int:
+    return x
+
+@flytekit.task(container_image=fk_img, retries=2, requests=flytekit.Resources(cpu="1", mem="1Gi"))
+def native(x: int) -> int:
+    return x
+
+@flytekit.task(container_image="python:3.11-slim")
+def plain(x: int) -> int:
+    return x
+
+@flytekit.task
+def bare(x: int) -> int:
+    return x
+
+@flytekit.workflow
+def fk_wf(x: int = 1) -> int:
+    return native(x=via_bridge(x=x))
+
+@flytekit.workflow
+def plain_wf(x: int = 1) -> int:
+    return plain(x=x)
+
+@flytekit.workflow
+def bare_wf(x: int = 1) -> int:
+    return bare(x=x)
+
+@flytekit.workflow
+def outer(x: int = 1) -> list[int]:
+    y = fk_wf(x=x)
+    return flytekit.map_task(plain)(x=[y, y])
+
+lp = flytekit.LaunchPlan.get_or_create(fk_wf, name="fk_lp")
+"""
+
+# What the images must be: the specs converted as the bridge converts them, and flytekit's ids.
+EXPECTED = r"""
+import json
+import flytekit
+from flytekit.configuration import DefaultImages
+from imagespec import ImageSpec
+import mixed
+
+def conv(fk_spec):
+    return ImageSpec.from_flytekit(fk_spec, add_flytekit=True)
+
+bridged = conv(mixed.via_bridge.container_image)
+native = conv(mixed.fk_img)
+print(json.dumps({
+    "ours": mixed.ours_img.image_name(), "ours_id": mixed.ours_img.id,
+    "bridged_var": mixed.bridged.image_name(),
+    "bridged": bridged.image_name(), "bridged_id": bridged.id,
+    "bridged_fk_id": mixed.via_bridge.container_image.id,
+    "native": native.image_name(), "native_id": native.id, "native_tag": native.tag,
+    "native_fk_id": mixed.fk_img.id,
+    "moved_native": native.replace(registry="localhost:6000").image_name(),
+    "flytekit_default": DefaultImages.default_image(),
+    "over": ImageSpec(name="over", python_version="3.11").image_name(),
+}))
+"""
+
+
+def imagespec_cli(fk: Flytekit, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``imagespec ARGS`` in the flytekit venv (imagespec's wheel on its path)."""
+    code = f"import sys\nfrom imagespec.cli import main\nsys.exit(main({list(args)!r}))"
+    return fk.run(code, cwd, check=False)
+
+
+def by_image(out: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
+    assert out.returncode == 0, out.stderr
+    return {str(r["image"]): r for r in json.loads(out.stdout)}
+
+
+@pytest.fixture(scope="module")
+def mixed(fk: Flytekit, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("mixed")
+    (root / "mixed.py").write_text(MIXED)
+    (root / "o.yaml").write_text("name: over\npython_version: '3.11'\n")
+    expected = out_json(fk.run(EXPECTED, root).stdout)
+    return root, {k: str(v) for k, v in expected.items()}
+
+
+def test_build_builds_flytekit_tasks_images_with_ours_in_one_plan(
+    fk: Flytekit, mixed: tuple[Path, dict[str, str]]
+) -> None:
+    root, e = mixed
+    out = imagespec_cli(fk, root, "build", "mixed.py", "--builder", "fake", "--json")
+    rows = by_image(out)
+    # The module's specs (ours and flytekit's), and the images of every task, each once; a task
+    # with a plain reference has nothing to build and is listed as such.
+    assert sorted(rows) == sorted(
+        [e["ours"], e["bridged_var"], e["native"], e["bridged"], "python:3.11-slim", e["flytekit_default"]]
+    )
+    tasks = {t["name"]: (image, t) for image, r in rows.items() for t in r["tasks"]}
+    assert {name: image for name, (image, _) in tasks.items()} == {
+        "mixed.ours": e["ours"],
+        "mixed.via_bridge": e["bridged"],
+        "mixed.native": e["native"],
+        "mixed.plain": "python:3.11-slim",
+        "mixed.bare": e["flytekit_default"],
+    }
+    for image in (e["ours"], e["bridged_var"], e["native"], e["bridged"]):
+        assert rows[image]["outcome"] == "built"
+        assert rows[image]["name"] == image + "-built"
+    for ref in ("python:3.11-slim", e["flytekit_default"]):
+        assert rows[ref]["outcome"] == "reference" and rows[ref]["reason"] == "a reference, not built"
+        assert f"image    {ref}: a reference, not built" in out.stderr
+    # flytekit tasks are listed like ours: the built name, flytekit's command, resources, retries.
+    _, native = tasks["mixed.native"]
+    assert native["flytekit"] is True
+    assert native["image"] == e["native"] + "-built"
+    assert native["command"][0] == "pyflyte-execute"
+    assert native["command"][-4:] == ["task-module", "mixed", "task-name", "native"]
+    assert native["resources"] == {"requests": {"cpu": "1", "mem": "1Gi"}, "limits": {}}
+    assert native["retries"] == 2
+    _, ours = tasks["mixed.ours"]
+    assert "flytekit" not in ours and ours["command"][:3] == ["python", "-m", "imagespec.execute"]
+
+
+def test_build_a_flytekit_workflow_builds_only_its_tasks_images(
+    fk: Flytekit, mixed: tuple[Path, dict[str, str]]
+) -> None:
+    root, e = mixed
+    rows = by_image(imagespec_cli(fk, root, "build", "mixed.py", "fk_wf", "--builder", "fake", "--json"))
+    assert sorted(rows) == sorted([e["bridged"], e["native"]])
+    assert [t["name"] for t in rows[e["bridged"]]["tasks"]] == ["mixed.via_bridge"]
+    assert [t["name"] for t in rows[e["native"]]["tasks"]] == ["mixed.native"]
+    # Through a sub-workflow and a map task.
+    rows = by_image(imagespec_cli(fk, root, "build", "mixed.py", "outer", "--builder", "fake", "--json"))
+    assert sorted(rows) == sorted([e["bridged"], e["native"], "python:3.11-slim"])
+    # A flytekit task alone.
+    rows = by_image(imagespec_cli(fk, root, "build", "mixed.py", "native", "--builder", "fake", "--json"))
+    assert list(rows) == [e["native"]]
+
+
+def test_a_flytekit_task_with_a_plain_image_has_nothing_to_build(
+    fk: Flytekit, mixed: tuple[Path, dict[str, str]]
+) -> None:
+    root, _ = mixed
+    out = imagespec_cli(fk, root, "build", "mixed.py", "plain_wf", "--builder", "fake", "--json")
+    assert json.loads(out.stdout) == [
+        {
+            "image": "python:3.11-slim",
+            "name": "python:3.11-slim",
+            "id": None,
+            "outcome": "reference",
+            "builder": None,
+            "reason": "a reference, not built",
+            "seconds": 0.0,
+            "tasks": [json.loads(out.stdout)[0]["tasks"][0]],
+        }
+    ]
+    assert [t["name"] for t in json.loads(out.stdout)[0]["tasks"]] == ["mixed.plain"]
+    assert "image    python:3.11-slim: a reference, not built" in out.stderr
+
+
+def test_image_overrides_apply_to_flytekit_tasks(fk: Flytekit, mixed: tuple[Path, dict[str, str]]) -> None:
+    root, e = mixed
+
+    def images(*args: str) -> list[str]:
+        out = imagespec_cli(fk, root, "build", "--dry-run", "--json", "mixed.py", *args)
+        assert out.returncode == 0, out.stderr
+        return sorted(str(r["image"]) for r in json.loads(out.stdout))
+
+    # NAME: our spec whose to_flytekit() the task uses, or a flytekit ImageSpec variable.
+    assert images("fk_wf", "--image", "bridged=o.yaml") == sorted([e["over"], e["native"]])
+    assert images("fk_wf", "--image", "fk_img=o.yaml") == sorted([e["bridged"], e["over"]])
+    # SPEC.yaml: the default image, which a flytekit task without container_image runs in.
+    assert images("bare_wf", "--image", "o.yaml") == [e["over"]]
+    out = imagespec_cli(fk, root, "build", "--dry-run", "--json", "mixed.py", "bare_wf")
+    assert json.loads(out.stdout) == []
+    assert f"image    {e['flytekit_default']}: a reference, not built" in out.stderr
+    out = imagespec_cli(fk, root, "build", "--dry-run", "mixed.py", "plain_wf", "--image", "fk_img=o.yaml")
+    assert out.returncode == 2 and "--image fk_img=o.yaml: no task uses the image 'fk_img'" in out.stderr
+
+
+def test_flytekit_tasks_images_carry_flytekits_id_and_ours(
+    fk: Flytekit, mixed: tuple[Path, dict[str, str]]
+) -> None:
+    root, e = mixed
+    for extra, image in (((), e["native"]), (("--registry", "localhost:6000"), e["moved_native"])):
+        out = imagespec_cli(fk, root, "build", "--dry-run", "--json", "mixed.py", "native", *extra)
+        (row,) = json.loads(out.stdout)
+        assert row["image"] == image
+        text = row["dockerfile_text"]
+        assert f'IMAGESPEC_IMG_ID="{e["native_id"]}:{e["native_fk_id"]}"' in text
+        assert text.rstrip().endswith(f'_F_IMG_ID="{e["native_fk_id"]}"')
+        # flytekit's id is no part of the tag: the image is the converted spec's.
+        assert row["tag"] == e["native_tag"] and row["id"] == e["native_id"]
+    out = imagespec_cli(fk, root, "build", "--dry-run", "--json", "mixed.py", "ours")
+    (row,) = json.loads(out.stdout)
+    assert "IMAGESPEC_IMG_ID" not in row["dockerfile_text"]
+    assert row["dockerfile_text"].rstrip().endswith(f'_F_IMG_ID="{e["ours_id"]}"')
+
+
+BAD_IMAGES = """
+import flytekit
+from imagespec import ImageSpec
+
+@flytekit.task(container_image=42)
+def number() -> None: ...
+
+@flytekit.task(container_image=ImageSpec(name="ours"))
+def ours() -> None: ...
+
+@flytekit.workflow
+def wf_number() -> None:
+    number()
+
+@flytekit.workflow
+def wf_ours() -> None:
+    ours()
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "code", "message"),
+    [
+        ({}, ["mixed.py", "lp"], 2,
+         "mixed.py: 'lp' is a flytekit LaunchPlan, not a task or workflow; name its workflow (mixed.fk_wf)"),
+        ({}, ["mixed.py", "fk_img"], 2, "mixed.py: 'fk_img' is a flytekit ImageSpec, not a task or workflow"),
+        ({"bad.py": BAD_IMAGES}, ["bad.py", "wf_number"], 1,
+         "flytekit task bad.number: container_image is a int (42), which imagespec cannot convert: "
+         "give a flytekit.ImageSpec (or spec.to_flytekit()) or an image name"),
+        ({"bad.py": BAD_IMAGES}, ["bad.py", "wf_ours"], 1,
+         "flytekit task bad.ours: container_image is a ImageSpec (ImageSpec(name='ours')), which imagespec "
+         "cannot convert; flytekit takes spec.to_flytekit()"),
+    ],
+)  # fmt: skip
+def test_bad_flytekit_inputs_have_clear_messages(
+    fk: Flytekit,
+    mixed: tuple[Path, dict[str, str]],
+    files: dict[str, str],
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    root, _ = mixed
+    for name, text in files.items():
+        (root / name).write_text(text)
+    out = imagespec_cli(fk, root, "build", "--dry-run", *args)
+    assert out.returncode == code, (out.stdout, out.stderr)
+    assert f"imagespec: error: {message}" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_run_refuses_a_flytekit_entity(fk: Flytekit, mixed: tuple[Path, dict[str, str]]) -> None:
+    root, _ = mixed
+    out = imagespec_cli(fk, root, "run", "mixed.py", "fk_wf")
+    assert out.returncode == 2
+    assert "'fk_wf' is a flytekit PythonFunctionWorkflow; imagespec run runs imagespec tasks" in out.stderr
+
+
+def test_build_looks_for_flytekit_tasks_only_when_the_module_imported_flytekit(
+    fk: Flytekit, tmp_path: Path
+) -> None:
+    (tmp_path / "plain.py").write_text(
+        "from imagespec import ImageSpec, task\n"
+        "img = ImageSpec(name='p', python_version='3.11')\n"
+        "@task(container_image=img)\ndef t() -> int:\n    return 1\n"
+    )
+    code = (
+        "import json, sys\nfrom imagespec.cli import main\n"
+        "main(['build', '--dry-run', '--json', 'plain.py', 't'])\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'flytekit' "
+        "or m == 'imagespec._flytekit')))"
+    )
+    # Not even the bridge module is imported: a module without flytekit pays nothing for it.
+    assert json.loads(fk.run(code, tmp_path).stdout.strip().splitlines()[-1]) == []

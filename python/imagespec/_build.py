@@ -10,11 +10,24 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagespec import _core
 from imagespec._spec import ImageSpec
+
+
+def flytekit_ids_by_image(ids: Mapping[ImageSpec, str] | None) -> dict[str, str] | None:
+    """``{spec: flytekit's id}`` as the core takes it: keyed by the spec's tag-scheme name.
+
+    >>> spec = ImageSpec(name="x", python_version="3.11")
+    >>> flytekit_ids_by_image({spec: "fk-id"}) == {spec._core.image_name(None): "fk-id"}
+    True
+    """
+    if not ids:
+        return None
+    return {spec._core.image_name(spec._loaded()): fk_id for spec, fk_id in ids.items()}
 
 
 @dataclass(frozen=True)
@@ -50,14 +63,17 @@ def dockerfile(
     ca_bundle: str | os.PathLike[str] | None = None,
     buildkit: bool = True,
     engine: str = "docker",
+    flytekit_ids: Mapping[ImageSpec, str] | None = None,
 ) -> str:
-    """The Dockerfile of `spec`. `ca_bundle` is a PEM file, a folder of them, or PEM text."""
+    """The Dockerfile of `spec`. `ca_bundle` is a PEM file, a folder of them, or PEM text.
+    `flytekit_ids` maps a spec built for a flytekit spec to flytekit's id (see `build`)."""
     return spec._core.dockerfile(
         loaded_modules=spec._loaded(),
         imagespec_wheel=imagespec_wheel,
         ca_bundle=ca_bundle,
         buildkit=buildkit,
         engine=engine,
+        flytekit_ids=flytekit_ids_by_image(flytekit_ids),
     )
 
 
@@ -68,6 +84,7 @@ def plan_context(
     ca_bundle: str | os.PathLike[str] | None = None,
     buildkit: bool = True,
     engine: str = "docker",
+    flytekit_ids: Mapping[ImageSpec, str] | None = None,
 ) -> dict[str, object]:
     """What `write_context` would write (Dockerfile text, files, secret ids), writing nothing."""
     return _core.plan_context(
@@ -77,6 +94,7 @@ def plan_context(
         ca_bundle=ca_bundle,
         buildkit=buildkit,
         engine=engine,
+        flytekit_ids=flytekit_ids_by_image(flytekit_ids),
     )
 
 

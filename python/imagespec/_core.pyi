@@ -1,6 +1,6 @@
 """Typed stubs of the Rust extension: the thin layer over imagespec's core."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from os import PathLike
 from typing import Any, Final, final
 
@@ -118,6 +118,7 @@ class Spec:
         ca_bundle: str | PathLike[str] | None = None,
         buildkit: bool = True,
         engine: str = "docker",
+        flytekit_ids: Mapping[str, str] | None = None,
     ) -> str:
         """The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag."""
 
@@ -131,6 +132,7 @@ def write_context(
     ca_bundle: str | PathLike[str] | None = None,
     buildkit: bool = True,
     engine: str = "docker",
+    flytekit_ids: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Writes the build context of `spec` into `dir` (created if missing; it must be empty)."""
 
@@ -142,6 +144,7 @@ def plan_context(
     ca_bundle: str | PathLike[str] | None = None,
     buildkit: bool = True,
     engine: str = "docker",
+    flytekit_ids: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Dockerfile, file list and secret ids `write_context` would give, without writing anything."""
 
@@ -160,6 +163,7 @@ def run_plan(
     lock_dir: str | PathLike[str] | None = None,
     check_timeout: float = 10.0,
     builder: str | None = None,
+    flytekit_ids: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
     a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases

@@ -252,6 +252,14 @@ def _max_parallel(value: int | None) -> int:
     return value
 
 
+def _flytekit_ids(ids: Mapping[ImageSpec, str] | None) -> dict[str, str] | None:
+    if not ids:
+        return None
+    from imagespec._build import flytekit_ids_by_image
+
+    return flytekit_ids_by_image(ids)
+
+
 def _builders(builder: str | None) -> list[tuple[str, int, object]]:
     out: list[tuple[str, int, object]] = []
     for name, (obj, priority) in ImageBuildEngine._REGISTRY.items():
@@ -276,6 +284,7 @@ def build(
     check: bool = True,
     check_timeout: float = 10.0,
     lock_dir: str | os.PathLike[str] | None = None,
+    flytekit_ids: Mapping[ImageSpec, str] | None = None,
 ) -> BuildReport:
     """Builds every image of ``specs`` that is missing, in one plan.
 
@@ -290,6 +299,12 @@ def build(
     reaches the install steps as a build secret, for package indexes behind a TLS-intercepting
     proxy. ``imagespec_wheel`` (default ``$IMAGESPEC_WHEEL``) installs imagespec in the image from
     that wheel instead of the package index.
+
+    ``flytekit_ids`` maps specs (of ``specs`` or their bases) that are built for a flytekit spec
+    to flytekit's id of it (``fk_spec.id``): their image's ``_F_IMG_ID`` then holds that id, so
+    flytekit's ``is_container()`` is True inside, and ``IMAGESPEC_IMG_ID`` holds ours, so ours is
+    too. The image's name and tag do not change. The flytekit bridge and ``imagespec build`` set
+    it for flytekit tasks' images.
 
     Raises ``BuildError`` listing the failures when any image failed and ``check`` is true (the
     report is its ``report`` attribute); returns the report otherwise.
@@ -342,6 +357,7 @@ def build(
         lock_dir=lock_dir,
         check_timeout=check_timeout,
         builder=builder,
+        flytekit_ids=_flytekit_ids(flytekit_ids),
     )
     results = []
     for d in raw:

@@ -28,6 +28,8 @@ _FORCE_PUSH_VARS = ("FLYTE_FORCE_PUSH_IMAGE_SPEC", "IMAGESPEC_FORCE_PUSH_IMAGE_S
 _DEFAULT_NAME = "imagespec"
 _DEFAULT_PLATFORM = "linux/amd64"
 IMAGE_ID_VAR = "_F_IMG_ID"
+# In an image built for a flytekit spec (whose _F_IMG_ID is flytekit's id): "<our id>:<that id>".
+OWN_ID_VAR = "IMAGESPEC_IMG_ID"
 
 
 # Tag-scheme name -> the name a build reported for it (flytekit's _IMAGE_NAME_TO_REAL_NAME).
@@ -289,14 +291,27 @@ class ImageSpec:
     def is_container(self) -> bool:
         """True inside the image built from this spec, or anywhere outside a container.
 
+        The image says which spec it was built from in ``_F_IMG_ID``. An image built for a flytekit
+        spec (through the flytekit bridge) holds flytekit's id there, so that flytekit's own
+        ``is_container()`` answers True too, and ours in ``IMAGESPEC_IMG_ID`` as
+        ``<our id>:<flytekit's id>``, which counts only while ``_F_IMG_ID`` is that flytekit id
+        (an image built on top of it sets its own).
+
         >>> import os
         >>> os.environ["_F_IMG_ID"] = "another-image"
         >>> ImageSpec(packages=["pandas"]).is_container()
         False
-        >>> del os.environ["_F_IMG_ID"]
+        >>> spec = ImageSpec(packages=["pandas"])
+        >>> os.environ["IMAGESPEC_IMG_ID"] = f"{spec.id}:another-image"
+        >>> spec.is_container()
+        True
+        >>> del os.environ["_F_IMG_ID"], os.environ["IMAGESPEC_IMG_ID"]
         """
         image_id = os.environ.get(IMAGE_ID_VAR)
-        return image_id is None or image_id == self.id
+        if image_id is None or image_id == self.id:
+            return True
+        own, _, paired = os.environ.get(OWN_ID_VAR, "").partition(":")
+        return own == self.id and paired == image_id
 
     @property
     def is_force_push(self) -> bool:

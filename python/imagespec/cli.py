@@ -16,13 +16,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from imagespec import _core
 from imagespec._spec import ImageSpec
 
 if TYPE_CHECKING:
+    from imagespec._flytekit import FlytekitTask
     from imagespec._task import Task, Workflow
+
+    AnyTask = Union[Task, FlytekitTask]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -83,25 +86,55 @@ def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
 # Tasks and workflows: `build FILE [ENTITY]`, `run FILE ENTITY`, `--image`
 
 
-def _entity(module: ModuleType, name: str, path: Path) -> Task | Workflow:
+def _flytekit_bridge() -> ModuleType | None:
+    """``imagespec._flytekit`` when flytekit is imported (the user's module imported it), else None:
+    a module without flytekit costs nothing more."""
+    if "flytekit" not in sys.modules:
+        return None
+    from imagespec import _flytekit
+
+    return _flytekit
+
+
+def _entity(module: ModuleType, name: str, path: Path, flytekit: bool = False) -> Any:
+    """The task or workflow ``name`` of the module: ours, or with ``flytekit`` also flytekit's
+    (when the module imported flytekit)."""
     from imagespec._task import discover
 
     tasks, workflows = discover(module)
+    _flytekit = _flytekit_bridge()
+    fk_tasks, fk_workflows = _flytekit.discover(module) if flytekit and _flytekit else ([], [])
+    entities = [*tasks, *workflows, *fk_tasks, *fk_workflows]
     value = getattr(module, name, None)
-    if value is None or value not in (*tasks, *workflows):
-        names = [n for n, v in vars(module).items() if v in (*tasks, *workflows)]
-        known = ", ".join(names) if names else "none"
-        raise UsageError(f"{path}: no task or workflow named {name!r} (its tasks and workflows: {known})")
-    return value  # type: ignore[no-any-return]
+    if value is not None and any(value is e for e in entities):
+        return value
+    if _flytekit is not None and value is not None and _flytekit.is_flytekit_object(value):
+        kind = type(value).__name__
+        if not flytekit:
+            raise UsageError(
+                f"{path}: {name!r} is a flytekit {kind}; imagespec run runs imagespec tasks and "
+                "workflows (run flytekit's with pyflyte run)"
+            )
+        hint = ""
+        workflow: Any = getattr(value, "workflow", None)
+        if workflow is not None and _flytekit.is_workflow(workflow):
+            hint = f"; name its workflow ({workflow.name})"
+        raise UsageError(f"{path}: {name!r} is a flytekit {kind}, not a task or workflow{hint}")
+    names = [n for n, v in vars(module).items() if any(v is e for e in entities)]
+    known = ", ".join(names) if names else "none"
+    raise UsageError(f"{path}: no task or workflow named {name!r} (its tasks and workflows: {known})")
 
 
 def _apply_image_options(
-    module: ModuleType, options: Sequence[str], tasks: Sequence[Task], specs: list[tuple[str, ImageSpec]]
+    module: ModuleType, options: Sequence[str], tasks: Sequence[AnyTask], specs: list[tuple[str, ImageSpec]]
 ) -> None:
     """`--image SPEC.yaml` (the default image) and `--image NAME=SPEC.yaml` (the spec bound to the
-    module-level variable NAME), as `pyflyte run --image` does; `specs` (the module's) are updated."""
-    from imagespec._task import override_image, set_default_image
+    module-level variable NAME), as `pyflyte run --image` does; `specs` (the module's) are updated.
+    flytekit tasks count too: a flytekit ImageSpec variable, or the `to_flytekit()` of ours."""
+    from imagespec._task import Task, override_image, set_default_image
 
+    ours = [t for t in tasks if isinstance(t, Task)]
+    theirs = [t for t in tasks if not isinstance(t, Task)]
     for option in options:
         name, sep, file = option.partition("=")
         if not sep:
@@ -113,60 +146,118 @@ def _apply_image_options(
             if not any(t.container_image is None for t in tasks):
                 raise UsageError(f"--image {option}: no task uses the default image")
             set_default_image(spec)
+            for fk_task in theirs:
+                fk_task.default = spec
             continue
         declared = getattr(module, name, None)
-        if not isinstance(declared, ImageSpec):
+        _flytekit = _flytekit_bridge()
+        if not isinstance(declared, ImageSpec) and not (_flytekit and _flytekit.is_image_spec(declared)):
             known = ", ".join(label for label, _ in specs) or "none"
             raise UsageError(
                 f"--image {option}: the module has no ImageSpec named {name!r} (its images: {known})"
             )
-        if not any(t.container_image == declared for t in tasks):
+        mine = [t for t in ours if isinstance(declared, ImageSpec) and t.container_image == declared]
+        converted = [t for t in theirs if t.uses(declared)]
+        if not mine and not converted:
             raise UsageError(f"--image {option}: no task uses the image {name!r}")
-        override_image(declared, spec)
-        specs[:] = [(label, spec if s == declared else s) for label, s in specs]
+        replaced = {t.container_image for t in converted if isinstance(t.container_image, ImageSpec)}
+        if isinstance(declared, ImageSpec):
+            override_image(declared, spec)
+            replaced.add(declared)
+        for old in replaced:
+            override_image(old, spec)
+        specs[:] = [(label, spec if s in replaced else s) for label, s in specs]
 
 
-def _images_of_file(
-    path: Path, entity: str | None, image_options: Sequence[str]
-) -> tuple[list[tuple[str, ImageSpec]], list[str], list[Task]]:
-    """The specs to build for FILE [ENTITY] (labelled), the plain references its tasks run in
-    (nothing to build), and the tasks."""
-    from imagespec._task import default_image, discover, images_needed, tasks_of
+class _Targets:
+    """What `build FILE [ENTITY]` builds: the specs (labelled), the plain references its tasks run
+    in (nothing to build), the tasks (ours and flytekit's) and, for the images of flytekit specs,
+    flytekit's ids (see `imagespec.build`)."""
+
+    def __init__(
+        self,
+        specs: list[tuple[str, ImageSpec]],
+        refs: list[str],
+        tasks: list[AnyTask],
+        flytekit_ids: dict[ImageSpec, str],
+    ) -> None:
+        self.specs = specs
+        self.refs = refs
+        self.tasks = tasks
+        self.flytekit_ids = flytekit_ids
+
+
+def _flytekit_module_specs(module: ModuleType, _flytekit: ModuleType) -> list[tuple[str, ImageSpec, Any]]:
+    """The module-level flytekit ImageSpecs, converted as the bridge builds them: (label, ours, theirs)."""
+    out: list[tuple[str, ImageSpec, Any]] = []
+    for name, value in vars(module).items():
+        if _flytekit.is_image_spec(value) and not any(v is value for _, _, v in out):
+            try:
+                converted = _flytekit.from_flytekit(value, add_flytekit=True)
+            except (_core.SpecError, TypeError, ValueError) as e:
+                raise _core.SpecError(f"{name}: cannot convert this flytekit ImageSpec: {e}") from e
+            out.append((name, converted, value))
+    return out
+
+
+def _images_of_file(path: Path, entity: str | None, image_options: Sequence[str]) -> _Targets:
+    """The images FILE [ENTITY] needs: its tasks' (ours and, when the module imported flytekit,
+    flytekit's), and without ENTITY the module-level specs too."""
+    from imagespec._task import default_image, discover, tasks_of
 
     module = _import_file(path)
+    _flytekit = _flytekit_bridge()  # after the import: the module may have imported flytekit
     module_specs = _module_specs(module)
+    fk_ids: dict[ImageSpec, str] = {}
+    if _flytekit is not None:
+        for label, converted, fk_spec in _flytekit_module_specs(module, _flytekit):
+            module_specs.append((label, converted))
+            fk_ids.update(_flytekit.flytekit_ids(converted, fk_spec))
+    fk_entities: list[Any]
     if entity is not None:
-        tasks = tasks_of([_entity(module, entity, path)])
+        target = _entity(module, entity, path, flytekit=True)
+        is_fk = _flytekit is not None and _flytekit.is_flytekit_object(target)
+        tasks: list[AnyTask] = [] if is_fk else list(tasks_of([target]))
+        fk_entities = [target] if is_fk else []
     else:
         found_tasks, workflows = discover(module)
-        tasks = tasks_of([*found_tasks, *workflows])
+        tasks = list(tasks_of([*found_tasks, *workflows]))
+        fk_tasks, fk_workflows = _flytekit.discover(module) if _flytekit else ([], [])
+        fk_entities = [*fk_tasks, *fk_workflows]
+    if fk_entities and _flytekit is not None:
+        for fk_task in _flytekit.image_tasks(_flytekit.tasks_of(fk_entities)):
+            tasks.append(fk_task)
+            if fk_task.flytekit_spec is not None and isinstance(fk_task.container_image, ImageSpec):
+                fk_ids.update(_flytekit.flytekit_ids(fk_task.container_image, fk_task.flytekit_spec))
     _apply_image_options(module, image_options, tasks, module_specs)
     specs: list[tuple[str, ImageSpec]] = [] if entity is not None else list(module_specs)
     refs: list[str] = []
     labels = {s: label for label, s in module_specs}
     default = default_image()
-    for image in images_needed(tasks):
+    for t in tasks:
+        image = t.image()
         if isinstance(image, str):
-            refs.append(image)
+            if image not in refs:
+                refs.append(image)
         elif all(image != s for _, s in specs):
             label = labels.get(image) or ("default" if image == default else "image")
             specs.append((label, image))
     if not specs and not refs:
         what = f"{entity!r} runs no task" if entity else "defines no ImageSpec, task or workflow"
         raise _core.SpecError(f"{path}: {what}")
-    return specs, refs, tasks
+    return _Targets(specs, refs, tasks, fk_ids)
 
 
-def _build_targets(args: argparse.Namespace) -> tuple[list[tuple[str, ImageSpec]], list[Task]]:
+def _build_targets(args: argparse.Namespace) -> _Targets:
     path = Path(args.target)
     if path.suffix == ".py" and path.is_file():
-        specs, refs, tasks = _images_of_file(path, args.entity, args.image or ())
-        for ref in refs:
+        targets = _images_of_file(path, args.entity, args.image or ())
+        for ref in targets.refs:
             print(f"image    {ref}: a reference, not built", file=sys.stderr)
-        return _retargeted(args, specs, tasks), tasks
+        return _retargeted(args, targets)
     if args.entity is not None or args.image:
         raise UsageError(f"{args.target}: ENTITY and --image need a Python file")
-    return _retargeted(args, load_specs(args.target), []), []
+    return _retargeted(args, _Targets(load_specs(args.target), [], [], {}))
 
 
 def _retarget(spec: ImageSpec, registry: str | None, clear_registry: bool, platform: str | None) -> ImageSpec:
@@ -184,29 +275,42 @@ def _retarget(spec: ImageSpec, registry: str | None, clear_registry: bool, platf
     return changed.force_push() if spec.is_force_push and not changed.is_force_push else changed
 
 
-def _retargeted(
-    args: argparse.Namespace, specs: list[tuple[str, ImageSpec]], tasks: list[Task]
-) -> list[tuple[str, ImageSpec]]:
+def _moved_ids(old: ImageSpec, new: ImageSpec, ids: dict[ImageSpec, str], out: dict[ImageSpec, str]) -> None:
+    """flytekit's id follows an image moved to another registry (same content, same id of ours);
+    a different platform makes another image, which is not the declared spec's."""
+    if old in ids and old.id == new.id:
+        out[new] = ids[old]
+    if isinstance(old.base_image, ImageSpec) and isinstance(new.base_image, ImageSpec):
+        _moved_ids(old.base_image, new.base_image, ids, out)
+
+
+def _retargeted(args: argparse.Namespace, targets: _Targets) -> _Targets:
     """`--registry`, `--platform` and `--no-push` applied to the specs, and to the tasks that run
     in them (so their templates name the images that are built)."""
     registry, platform, clear = args.registry, args.platform, not args.push
     if registry is None and platform is None and not clear:
-        return specs
-    from imagespec._task import default_image, override_image, set_default_image
+        return targets
+    from imagespec._task import Task, default_image, override_image, set_default_image
 
+    specs = targets.specs
     out = [(label, _retarget(spec, registry, clear, platform)) for label, spec in specs]
     moved = {old: new for (_, old), (_, new) in zip(specs, out)}
+    ids: dict[ImageSpec, str] = {}
+    for old, new in moved.items():
+        _moved_ids(old, new, targets.flytekit_ids, ids)
     default = default_image()
-    for t in tasks:
+    for t in targets.tasks:
         declared = t.container_image
         current = t.image()
         if not isinstance(current, ImageSpec) or current not in moved:
             continue
-        if declared is None and current == default:
+        if declared is None and isinstance(t, Task) and current == default:
             set_default_image(moved[current])
+        elif declared is None and not isinstance(t, Task):
+            t.default = moved[current]
         elif isinstance(declared, ImageSpec):
             override_image(declared, moved[current])
-    return out
+    return _Targets(out, targets.refs, targets.tasks, ids)
 
 
 def _input_value(name: str, text: str, hint: Any) -> Any:
@@ -289,7 +393,7 @@ def _cmd_run(args: argparse.Namespace, words: Sequence[str]) -> int:
         raise _core.SpecError(f"{args.file}: no such Python file")
     module = _import_file(path)
     entity = _entity(module, args.entity, path)
-    tasks = tasks_of([entity])
+    tasks: list[AnyTask] = list(tasks_of([entity]))
     _apply_image_options(module, args.image or (), tasks, _module_specs(module))
     inputs = _inputs(entity, words)
     if not args.in_containers:
@@ -298,7 +402,9 @@ def _cmd_run(args: argparse.Namespace, words: Sequence[str]) -> int:
     from imagespec._engine import build
     from imagespec._task import images_needed
 
-    specs = [image for image in images_needed([entity]) if isinstance(image, ImageSpec)]
+    needed = [image for image in images_needed([entity]) if isinstance(image, ImageSpec)]
+    # --registry, --platform, --no-push move the images, and the tasks' templates with them.
+    specs = [s for _, s in _retargeted(args, _Targets([("", s) for s in needed], [], tasks, {})).specs]
     if specs:
         from imagespec._progress import Progress, summary_table
 
@@ -307,6 +413,7 @@ def _cmd_run(args: argparse.Namespace, words: Sequence[str]) -> int:
                 specs,
                 builder=args.builder,
                 force_push=args.force_push,
+                assume_present=True if args.assume_present else None,
                 on_event=progress,
                 imagespec_wheel=args.wheel,
                 ca_bundle=args.ca_bundle,
@@ -388,13 +495,15 @@ def _dry_run(args: argparse.Namespace) -> int:
     from imagespec._build import plan_context
 
     rows: list[dict[str, Any]] = []
-    for label, spec in _with_bases(_build_targets(args)[0]):
+    targets = _build_targets(args)
+    for label, spec in _with_bases(targets.specs):
         plan = plan_context(
             spec,
             imagespec_wheel=args.wheel,
             ca_bundle=args.ca_bundle,
             buildkit=not args.no_buildkit,
             engine=args.builder or "docker",
+            flytekit_ids=targets.flytekit_ids,
         )
         rows.append({"name": label, **plan})
     if args.json:
@@ -422,10 +531,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from imagespec._engine import build
     from imagespec._progress import Progress, summary_table
 
-    labelled, tasks = _build_targets(args)
-    specs = [spec for _, spec in labelled]
-    runs_in: dict[str, list[Task]] = {}
-    for t in tasks:
+    targets = _build_targets(args)
+    specs = [spec for _, spec in targets.specs]
+    runs_in: dict[str, list[AnyTask]] = {}
+    for t in targets.tasks:
         runs_in.setdefault(t.image_name(), []).append(t)
     with Progress(verbose=args.verbose) as progress:
         report = build(
@@ -439,6 +548,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             imagespec_wheel=args.wheel,
             ca_bundle=args.ca_bundle,
             check=False,
+            flytekit_ids=targets.flytekit_ids,
         )
     if args.json:
         print(
@@ -455,6 +565,19 @@ def _cmd_build(args: argparse.Namespace) -> int:
                         "tasks": [t.template() for t in runs_in.get(r.image, [])],
                     }
                     for r in report
+                ]
+                + [
+                    {
+                        "image": ref,
+                        "name": ref,
+                        "id": None,
+                        "outcome": "reference",
+                        "builder": None,
+                        "reason": "a reference, not built",
+                        "seconds": 0.0,
+                        "tasks": [t.template() for t in runs_in.get(ref, [])],
+                    }
+                    for ref in targets.refs
                 ],
                 indent=2,
             )
@@ -544,6 +667,28 @@ WHEEL_HELP = "install this imagespec wheel in the images instead of the index's 
 CA_HELP = "extra CA certificates for install steps: a PEM file or a folder ($IMAGESPEC_CA_BUNDLE)"
 
 
+def _add_location_options(parser: argparse.ArgumentParser) -> None:
+    """The options that decide where images are built and live; `build` and `run` share them."""
+    parser.add_argument(
+        "--registry", metavar="REGISTRY", help="push every image (bases too) to this registry"
+    )
+    parser.add_argument("--platform", metavar="OS/ARCH[,...]", help="build every image for these platforms")
+    parser.add_argument(
+        "--push",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="push to the specs' registries (default); --no-push builds into the local engine only",
+    )
+    parser.add_argument(
+        "--builder", metavar="NAME", help="build with this builder (docker, buildah, podman, ...)"
+    )
+    parser.add_argument(
+        "--assume-present",
+        action="store_true",
+        help="treat an image whose existence cannot be told as present (default: fail it)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagespec",
@@ -588,25 +733,10 @@ def _parser() -> argparse.ArgumentParser:
         "entity", nargs="?", metavar="ENTITY", help="only the images this task or workflow's tasks need"
     )
     build.add_argument("--image", action="append", metavar="[NAME=]SPEC.yaml", help=IMAGE_HELP)
-    build.add_argument("--registry", metavar="REGISTRY", help="push every image (bases too) to this registry")
-    build.add_argument("--platform", metavar="OS/ARCH[,...]", help="build every image for these platforms")
-    build.add_argument(
-        "--push",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="push to the specs' registries (default); --no-push builds into the local engine only",
-    )
+    _add_location_options(build)
     build.add_argument("--dry-run", action="store_true", help="print the Dockerfiles and context files")
     build.add_argument("--json", action="store_true", help="print the result (or the dry run) as JSON")
-    build.add_argument(
-        "--builder", metavar="NAME", help="build with this builder (docker, buildah, podman, ...)"
-    )
     build.add_argument("--force-push", action="store_true", help="build and push even the images that exist")
-    build.add_argument(
-        "--assume-present",
-        action="store_true",
-        help="treat an image whose existence cannot be told as present (default: fail it)",
-    )
     build.add_argument(
         "--parallel", type=int, metavar="N", help="builds at once (2, $IMAGESPEC_MAX_PARALLEL)"
     )
@@ -641,7 +771,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("entity", metavar="ENTITY", help="the task or workflow to run")
     run.add_argument("--in-containers", action="store_true", help="run each task in its own image")
     run.add_argument("--image", action="append", metavar="[NAME=]SPEC.yaml", help=IMAGE_HELP)
-    run.add_argument("--builder", metavar="NAME", help="build with this builder (docker, buildah, ...)")
+    _add_location_options(run)
     run.add_argument("--force-push", action="store_true", help="build and push even the images that exist")
     run.add_argument("-v", "--verbose", action="store_true", help="print every engine step as a line")
     run.add_argument(

@@ -198,7 +198,7 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
     if !spec.env.contains_key("PYTHONPATH") {
         last.push(("PYTHONPATH", "/root".to_owned()));
     }
-    last.push((IMAGE_ID_VAR, plan.id.clone()));
+    last.extend(super::image_id_env(&plan.id, options.flytekit_id(&plan.image)));
     d.env(&last)?;
     Ok(d.out)
 }

@@ -23,6 +23,7 @@ mod scripts;
 #[cfg(all(test, unix))]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use checks::check_requirement;
@@ -77,6 +78,37 @@ pub struct BuildOptions {
     pub engine: String,
     /// For LOADED_MODULES specs: the files of the modules imported now (as for the tag).
     pub loaded_modules: Option<Vec<PathBuf>>,
+    /// Images built for a flytekit spec (the flytekit bridge): tag-scheme name
+    /// (`registry/name:tag`) → flytekit's id of that spec. Such an image carries flytekit's id in
+    /// `_F_IMG_ID` (what flytekit's `is_container()` reads) and ours in `IMAGESPEC_IMG_ID`; see
+    /// [`image_id_env`]. Neither enters the tag.
+    pub flytekit_ids: BTreeMap<String, String>,
+}
+
+impl BuildOptions {
+    /// flytekit's id of the spec `image` is built for, when it is built for one.
+    pub fn flytekit_id(&self, image: &str) -> Option<&str> {
+        self.flytekit_ids.get(image).map(String::as_str)
+    }
+}
+
+/// The variable that holds imagespec's id in an image whose `_F_IMG_ID` holds flytekit's.
+pub const OWN_ID_VAR: &str = "IMAGESPEC_IMG_ID";
+
+/// The id variables an image with imagespec id `id` ends its environment with (`_F_IMG_ID`
+/// last): `_F_IMG_ID=<id>`; built for a flytekit spec, `IMAGESPEC_IMG_ID=<id>:<flytekit's id>`
+/// and `_F_IMG_ID=<flytekit's id>`, so that both `is_container()`s answer True inside. Our id is
+/// paired with the `_F_IMG_ID` it goes with: an image built on top of this one sets its own
+/// `_F_IMG_ID` and inherits `IMAGESPEC_IMG_ID`, which then no longer counts. Every engine
+/// (Dockerfile, envd, native) writes exactly these.
+pub fn image_id_env(id: &str, flytekit_id: Option<&str>) -> Vec<(&'static str, String)> {
+    match flytekit_id {
+        Some(fk) => vec![
+            (OWN_ID_VAR, format!("{id}:{fk}")),
+            (dockerfile::IMAGE_ID_VAR, fk.to_owned()),
+        ],
+        None => vec![(dockerfile::IMAGE_ID_VAR, id.to_owned())],
+    }
 }
 
 impl Default for BuildOptions {
@@ -87,6 +119,7 @@ impl Default for BuildOptions {
             buildkit: true,
             engine: "docker".to_owned(),
             loaded_modules: None,
+            flytekit_ids: BTreeMap::new(),
         }
     }
 }

@@ -169,10 +169,10 @@ fn check_values(spec: &Spec) -> Result<()> {
         ));
     }
     for (k, v) in &spec.env {
-        if k == crate::build::dockerfile::IMAGE_ID_VAR {
+        if k == crate::build::dockerfile::IMAGE_ID_VAR || k == super::OWN_ID_VAR {
             return Err(Error::spec(
                 "env",
-                "_F_IMG_ID is set by imagespec to the spec's id; remove it",
+                format!("{k} is set by imagespec to the image's id; remove it"),
             ));
         }
         if v.contains(['\n', '\r']) {

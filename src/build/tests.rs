@@ -144,6 +144,53 @@ fn the_layer_order_is_the_documented_one() {
 }
 
 #[test]
+fn an_image_built_for_a_flytekit_spec_carries_flytekits_id_and_ours() {
+    let s = spec(RawSpec {
+        python_version: Some("3.11".into()),
+        name: Some("fk".into()),
+        registry: Some("localhost:5000".into()),
+        ..RawSpec::default()
+    });
+    let plain = dockerfile(&s, &BuildOptions::default()).unwrap();
+    let image = format!(
+        "{}:{}",
+        s.repository(),
+        crate::identity::tag_inputs(&s, None).unwrap().tag
+    );
+    let ours = crate::identity::spec_id(&s);
+    let options = BuildOptions {
+        flytekit_ids: BTreeMap::from([
+            (image, "FLYTEKIT-ID".to_owned()),
+            ("localhost:5000/other:x".to_owned(), "OTHER".to_owned()),
+        ]),
+        ..BuildOptions::default()
+    };
+    let text = dockerfile(&s, &options).unwrap();
+    let last = env_pairs(&instructions(&text).last().unwrap().1);
+    assert_eq!(
+        last,
+        [
+            ("PYTHONPATH".into(), "/root".into()),
+            ("IMAGESPEC_IMG_ID".into(), format!("{ours}:FLYTEKIT-ID")),
+            ("_F_IMG_ID".into(), "FLYTEKIT-ID".into()),
+        ]
+    );
+    // Only the last instruction differs: no layer, label or tag changes.
+    let (a, b): (Vec<_>, Vec<_>) = (plain.lines().collect(), text.lines().collect());
+    let common = a.len() - 2;
+    assert_eq!(a[..common], b[..common]);
+    // A user env cannot take the variable.
+    let taken = spec(RawSpec {
+        env: Some(BTreeMap::from([("IMAGESPEC_IMG_ID".to_owned(), "x".to_owned())])),
+        ..RawSpec::default()
+    });
+    let e = dockerfile(&taken, &BuildOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("IMAGESPEC_IMG_ID is set by imagespec"), "{e}");
+}
+
+#[test]
 fn hostile_values_never_start_an_instruction() {
     let payload = "x\nRUN touch /pwned\r\nRUN [\"touch\", \"/pwned\"] \\\n$(id) `id` \\ \"'";
     let s = spec(RawSpec {

@@ -54,6 +54,7 @@ impl Engine for Envd {
         let inputs = Inputs {
             base: base_of(spec, &options)?,
             id: crate::identity::spec_id(spec),
+            flytekit_id: options.flytekit_id(request.image).map(str::to_owned),
             runtime: format!("imagespec=={}", env!("CARGO_PKG_VERSION")),
             requirements: manifest
                 .files
@@ -157,6 +158,8 @@ pub struct Inputs {
     pub base: String,
     /// The spec's id, for `_F_IMG_ID` (as the Dockerfile sets it).
     pub id: String,
+    /// flytekit's id when the image is built for a flytekit spec (`BuildOptions::flytekit_ids`).
+    pub flytekit_id: Option<String>,
     /// The imagespec runtime requirement (`imagespec==<version>`).
     pub runtime: String,
     /// The requirements file, relative to the build folder.
@@ -255,7 +258,11 @@ pub fn render_envd(spec: &Spec, inputs: &Inputs) -> Result<String> {
     let mut env = vec![("PYTHONPATH".to_owned(), "/root".to_owned())];
     env.retain(|(k, _)| !spec.env.contains_key(k));
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.push(("_F_IMG_ID".to_owned(), inputs.id.clone()));
+    env.extend(
+        crate::build::image_id_env(&inputs.id, inputs.flytekit_id.as_deref())
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
     let env: Vec<String> = env
         .iter()
         .map(|(k, v)| format!("{}: {}", starlark_str(k), starlark_str(v)))
@@ -346,6 +353,7 @@ mod tests {
         let full_inputs = Inputs {
             base: "localhost:5000/base:1".into(),
             id: "ID".into(),
+            flytekit_id: None,
             runtime: "imagespec==X.Y.Z".into(),
             requirements: Some("imagespec/requirements/requirements.txt".into()),
             copy: true,
@@ -409,6 +417,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r"\x1b[0m"), "{text}");
+    }
+
+    #[test]
+    fn a_flytekit_spec_gets_flytekits_id_and_ours_paired() {
+        let s = spec(RawSpec::default());
+        let plain = render_envd(&s, &inputs("python:3.11-slim")).unwrap();
+        assert!(plain.contains(r#""_F_IMG_ID": "ID""#), "{plain}");
+        assert!(!plain.contains("IMAGESPEC_IMG_ID"), "{plain}");
+        let bridged = Inputs {
+            flytekit_id: Some("FK".into()),
+            ..inputs("python:3.11-slim")
+        };
+        let text = render_envd(&s, &bridged).unwrap();
+        assert!(
+            text.contains(r#""IMAGESPEC_IMG_ID": "ID:FK", "_F_IMG_ID": "FK"}"#),
+            "{text}"
+        );
     }
 
     #[test]

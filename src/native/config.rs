@@ -3,7 +3,6 @@
 
 use super::base::{oci_layer_type, Base, Descriptor};
 use super::layers::Layer;
-use crate::build::dockerfile::IMAGE_ID_VAR;
 use crate::build::{USER_UID, VENV};
 use serde_json::{json, Map, Value};
 
@@ -17,6 +16,8 @@ pub struct ImageMeta<'a> {
     pub entrypoint: Option<&'a [String]>,
     pub labels: Vec<(&'static str, String)>,
     pub id: &'a str,
+    /// flytekit's id when the image is built for a flytekit spec (`BuildOptions::flytekit_ids`).
+    pub flytekit_id: Option<&'a str>,
     /// RFC 3339 time of the new history entries and of `created`.
     pub created: String,
 }
@@ -92,7 +93,9 @@ pub fn config(base: &Base, layers: &[Layer], meta: &ImageMeta<'_>) -> Vec<u8> {
     if !meta.env.contains_key("PYTHONPATH") {
         set_env(&mut env, "PYTHONPATH", "/root".into());
     }
-    set_env(&mut env, IMAGE_ID_VAR, meta.id.to_owned());
+    for (k, v) in crate::build::image_id_env(meta.id, meta.flytekit_id) {
+        set_env(&mut env, k, v);
+    }
     c.insert(
         "Env".into(),
         Value::Array(
@@ -269,6 +272,7 @@ mod tests {
             entrypoint: Some(&ep),
             labels: vec![("dev.imagespec.id", "theid".into())],
             id: "theid",
+            flytekit_id: None,
             created: rfc3339(0),
         };
         let cfg = config(&base(), std::slice::from_ref(&layer), &meta);
@@ -325,6 +329,25 @@ mod tests {
             crate::native::client::sha256_of(b"m2")
         );
         assert_eq!(i["manifests"][1]["size"], 2);
+    }
+
+    #[test]
+    fn a_flytekit_specs_image_carries_flytekits_id_and_ours() {
+        let env = BTreeMap::new();
+        let meta = ImageMeta {
+            env: &env,
+            entrypoint: None,
+            labels: vec![],
+            id: "theid",
+            flytekit_id: Some("fkid"),
+            created: rfc3339(0),
+        };
+        let v: Value = serde_json::from_slice(&config(&base(), &[], &meta)).unwrap();
+        let all = v["config"]["Env"].as_array().unwrap();
+        assert_eq!(
+            all[all.len() - 2..],
+            [json!("IMAGESPEC_IMG_ID=theid:fkid"), json!("_F_IMG_ID=fkid")]
+        );
     }
 
     #[test]

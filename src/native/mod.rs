@@ -317,6 +317,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
                 ("dev.imagespec.engine", NAME.to_owned()),
             ],
             id: &plan.id,
+            flytekit_id: request.options.flytekit_id(image),
             created: config::rfc3339(mtime),
         };
         let cfg = config::config(&base, &new_layers, &meta);

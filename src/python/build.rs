@@ -5,6 +5,7 @@ use super::to_py_err;
 use crate::build::{self, BuildOptions, CaBundle};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -30,6 +31,7 @@ pub(crate) fn options(
     ca: Option<&Bound<'_, PyAny>>,
     buildkit: bool,
     engine: &str,
+    flytekit_ids: Option<BTreeMap<String, String>>,
 ) -> PyResult<BuildOptions> {
     Ok(BuildOptions {
         imagespec_wheel,
@@ -37,12 +39,13 @@ pub(crate) fn options(
         buildkit,
         engine: engine.to_owned(),
         loaded_modules,
+        flytekit_ids: flytekit_ids.unwrap_or_default(),
     })
 }
 
 /// Writes the build context of `spec` into `dir` (created if missing; it must be empty).
 #[pyfunction]
-#[pyo3(signature = (spec, dir, *, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker"))]
+#[pyo3(signature = (spec, dir, *, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker", flytekit_ids=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn write_context<'py>(
     py: Python<'py>,
@@ -53,6 +56,7 @@ pub fn write_context<'py>(
     ca_bundle: Option<Bound<'py, PyAny>>,
     buildkit: bool,
     engine: &str,
+    flytekit_ids: Option<BTreeMap<String, String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let opts = options(
         loaded_modules,
@@ -60,6 +64,7 @@ pub fn write_context<'py>(
         ca_bundle.as_ref(),
         buildkit,
         engine,
+        flytekit_ids,
     )?;
     let m = py
         .detach(|| build::write_context(&spec.inner, &opts, &dir))
@@ -86,7 +91,8 @@ pub fn write_context<'py>(
 
 /// The Dockerfile, file list and secret ids `write_context` would give, without writing anything.
 #[pyfunction]
-#[pyo3(signature = (spec, *, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker"))]
+#[pyo3(signature = (spec, *, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker", flytekit_ids=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn plan_context<'py>(
     py: Python<'py>,
     spec: &Spec,
@@ -95,6 +101,7 @@ pub fn plan_context<'py>(
     ca_bundle: Option<Bound<'py, PyAny>>,
     buildkit: bool,
     engine: &str,
+    flytekit_ids: Option<BTreeMap<String, String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let opts = options(
         loaded_modules,
@@ -102,6 +109,7 @@ pub fn plan_context<'py>(
         ca_bundle.as_ref(),
         buildkit,
         engine,
+        flytekit_ids,
     )?;
     let p = py
         .detach(|| build::plan_context(&spec.inner, &opts))

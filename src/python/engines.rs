@@ -50,7 +50,14 @@ pub fn engine_build<'py>(
     ca_bundle: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let engine = engine(name)?;
-    let opts = options(loaded_modules, imagespec_wheel, ca_bundle.as_ref(), true, name)?;
+    let opts = options(
+        loaded_modules,
+        imagespec_wheel,
+        ca_bundle.as_ref(),
+        true,
+        name,
+        None,
+    )?;
     let progress = |_: engines::Progress<'_>| {};
     let built = py
         .detach(|| {

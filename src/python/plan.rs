@@ -9,6 +9,7 @@ use crate::plan::{self, Builder, Builders, EngineBuilder, Event, PlanOptions};
 use crate::spec::Spec as CoreSpec;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,7 +187,7 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
 #[pyfunction]
 #[pyo3(signature = (specs, builders, *, from_core, on_event=None, loaded_modules=None, imagespec_wheel=None,
     ca_bundle=None, max_parallel=2, assume_present=false, no_cache=false, lock_dir=None, check_timeout=10.0,
-    builder=None))]
+    builder=None, flytekit_ids=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_plan<'py>(
     py: Python<'py>,
@@ -203,6 +204,7 @@ pub fn run_plan<'py>(
     lock_dir: Option<PathBuf>,
     check_timeout: f64,
     builder: Option<String>,
+    flytekit_ids: Option<BTreeMap<String, String>>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
     if !check_timeout.is_finite() || check_timeout <= 0.0 {
         return Err(pyo3::exceptions::PyValueError::new_err(
@@ -236,6 +238,7 @@ pub fn run_plan<'py>(
             ca_bundle.as_ref(),
             true,
             "docker",
+            flytekit_ids,
         )?,
         max_parallel: max_parallel.max(1),
         assume_present,

@@ -140,7 +140,8 @@ impl Spec {
     }
 
     /// The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag.
-    #[pyo3(signature = (*, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker"))]
+    #[pyo3(signature = (*, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker", flytekit_ids=None))]
+    #[allow(clippy::too_many_arguments)]
     fn dockerfile(
         &self,
         py: Python<'_>,
@@ -149,6 +150,7 @@ impl Spec {
         ca_bundle: Option<Bound<'_, PyAny>>,
         buildkit: bool,
         engine: &str,
+        flytekit_ids: Option<std::collections::BTreeMap<String, String>>,
     ) -> PyResult<String> {
         let opts = super::build::options(
             loaded_modules,
@@ -156,6 +158,7 @@ impl Spec {
             ca_bundle.as_ref(),
             buildkit,
             engine,
+            flytekit_ids,
         )?;
         py.detach(|| crate::build::dockerfile(&self.inner, &opts))
             .map_err(to_py_err)

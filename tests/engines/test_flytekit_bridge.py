@@ -1,7 +1,8 @@
 """The flytekit bridge for real: a flytekit task whose ``container_image`` is ``spec.to_flytekit()``,
 serialised by flytekit's own path in real flytekit (scripts/flytekit-venv.sh), makes our plan build
 the image with the Docker engine and push it to the loopback registry; the task template names
-the image our engine reported, and the image runs flytekit (the bridge adds it).
+the image our engine reported, and the image runs flytekit (the bridge adds it). Inside it, both
+flytekit's ``is_container()`` of the task's spec and ours of the converted spec are True.
 
 The image pip-installs flytekit (a few minutes, once per session).
 """
@@ -49,7 +50,31 @@ settings = SerializationSettings(
     image_config=ImageConfig.auto_default_image(), project="p", domain="d", version="v1")
 entity = get_serializable(OrderedDict(), settings, fk_bridge_tasks.double)
 print(json.dumps({"image": entity.template.container.image, "tag_name": tag_name, "id": converted.id,
+                  "fk_id": fk_bridge_tasks.double.container_image.id,
                   "reported": converted.image_name(), "flytekit": __import__("flytekit").__version__}))
+"""
+
+
+IS_CONTAINER = """
+import json, os
+import flytekit, imagespec
+from flytekit.core.context_manager import ExecutionState, FlyteContextManager
+import fk_bridge_tasks
+
+fk_spec = fk_bridge_tasks.double.container_image
+other_fk = flytekit.ImageSpec(name="other", packages=["six==1.16.0"], registry=os.environ["REG"])
+other = imagespec.ImageSpec(name="other", base_image=os.environ["BASE"], packages=["six==1.16.0"])
+ctx = FlyteContextManager.current_context()
+state = ctx.execution_state.with_params(mode=ExecutionState.Mode.TASK_EXECUTION)
+with FlyteContextManager.with_context(ctx.with_execution_state(state)):
+    mode = FlyteContextManager.current_context().execution_state.mode
+    print(json.dumps({
+        "flytekit_mode": mode.name,
+        "flytekit": fk_spec.is_container(),
+        "ours": imagespec.ImageSpec.from_flytekit(fk_spec, add_flytekit=True).is_container(),
+        "other_flytekit": other_fk.is_container(),
+        "other_ours": other.is_container(),
+    }))
 """
 
 
@@ -93,12 +118,20 @@ def test_a_flytekit_task_serialises_with_an_image_our_engine_built_and_pushed(
         "python",
         "-c",
         "import json, os, flytekit, imagespec, six;"
-        "print(json.dumps([flytekit.__version__, os.environ['_F_IMG_ID'], six.__version__]))",
+        "print(json.dumps([flytekit.__version__, os.environ['_F_IMG_ID'], os.environ['IMAGESPEC_IMG_ID'],"
+        " six.__version__]))",
         timeout=300,
     )
-    assert json.loads(inside.strip().splitlines()[-1]) == [out["flytekit"], out["id"], "1.16.0"]
-    # Inside, the task module's spec, converted as the builder did, is the container (docs/flytekit.md).
-    # The module is mounted for the image's user (not root), which must be able to read it.
+    # flytekit's id in _F_IMG_ID (what flytekit's is_container() reads), ours paired with it.
+    assert json.loads(inside.strip().splitlines()[-1]) == [
+        out["flytekit"],
+        out["fk_id"],
+        f"{out['id']}:{out['fk_id']}",
+        "1.16.0",
+    ]
+    # Inside, as in a task execution on a cluster, the task module's flytekit spec is the container
+    # by flytekit's own is_container(), and so is ours (converted as the builder did); other
+    # specs, flytekit's or ours, are not. The module is mounted for the image's user (not root).
     tmp_path.chmod(0o755)
     inside = docker_engine(
         "run",
@@ -116,12 +149,16 @@ def test_a_flytekit_task_serialises_with_an_image_our_engine_built_and_pushed(
         out["image"],
         "python",
         "-c",
-        "import fk_bridge_tasks, imagespec;"
-        "s = fk_bridge_tasks.double.container_image;"
-        "print(imagespec.ImageSpec.from_flytekit(s, add_flytekit=True).is_container())",
+        IS_CONTAINER,
         timeout=300,
     )
-    assert inside.strip().splitlines()[-1] == "True"
+    assert json.loads(inside.strip().splitlines()[-1]) == {
+        "flytekit_mode": "TASK_EXECUTION",
+        "flytekit": True,
+        "ours": True,
+        "other_flytekit": False,
+        "other_ours": False,
+    }
 
     # Serialised again in a new process: the registry has it, nothing is built, same name.
     again = fk.run(SERIALISE, tmp_path, env, timeout=600)
