@@ -94,10 +94,17 @@ pub async fn resolve(client: &Client, name: &str, platform: &Platform) -> Result
             .unwrap_or_else(|| serde_json::json!([])),
     )
     .map_err(|_| format!("base image {name}: the manifest's layers are not valid descriptors"))?;
-    let bytes = client
-        .blob(&r, &config_desc.digest, 16 << 20)
-        .await
-        .map_err(|e| format!("base image {name}: {e}"))?;
+    let bytes = match cached_blob(&config_desc.digest) {
+        Some(b) => b,
+        None => {
+            let b = client
+                .blob(&r, &config_desc.digest, 16 << 20)
+                .await
+                .map_err(|e| format!("base image {name}: {e}"))?;
+            keep_blob(&config_desc.digest, &b);
+            b
+        }
+    };
     let config: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|_| format!("base image {name}: its config is not JSON"))?;
     if let Some(p) = Platform::from_json(&config) {
@@ -124,4 +131,31 @@ pub async fn resolve(client: &Client, name: &str, platform: &Platform) -> Result
         config_digest: config_desc.digest,
         layers,
     })
+}
+
+/// Where base configs are kept by digest: content-addressed, so a hit needs no request (a
+/// source-only rebuild then asks the registry only for the base's manifest).
+fn blob_path(digest: &str) -> Option<std::path::PathBuf> {
+    let hex = digest.strip_prefix("sha256:")?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    super::cache_root().map(|d| d.join("blobs").join(hex))
+}
+
+/// A kept blob whose bytes still match its digest.
+fn cached_blob(digest: &str) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(blob_path(digest)?).ok()?;
+    (super::client::sha256_of(&bytes) == digest).then_some(bytes)
+}
+
+/// Best effort: a blob that cannot be kept is fetched again next time.
+fn keep_blob(digest: &str, bytes: &[u8]) {
+    let Some(p) = blob_path(digest) else { return };
+    let Some(dir) = p.parent() else { return };
+    let tmp = dir.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
+    if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
+        let _ = std::fs::rename(&tmp, &p);
+    }
+    let _ = std::fs::remove_file(&tmp);
 }

@@ -8,6 +8,7 @@ use super::client::{sha256_of, Client};
 use super::config::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
 use super::layers::Layer;
 use crate::reference::Reference;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub struct Image<'a> {
 /// Pushes `images` to `image` (a reference with a tag). One image: its manifest goes under the
 /// tag. Several: each manifest is PUT by its digest, then `index` under the tag, last, so that a
 /// failure on any platform leaves the tag as it was.
+///
+/// Blobs that an earlier push of this machine put in the same repository (its manifest accepted)
+/// are not asked about again, as docker remembers them too; should the registry have dropped one
+/// since, it refuses the manifest, and the push runs again asking about every blob.
 pub async fn push(
     client: &Arc<Client>,
     images: &[Image<'_>],
@@ -50,29 +55,68 @@ pub async fn push(
     image: &str,
 ) -> Result<Stats, String> {
     let target = Reference::parse(image).map_err(|e| e.to_string())?;
+    let record = known::Record::of(&target);
+    let known = record.load();
+    let stats = match push_all(client, images, index, &target, &known).await {
+        Err(Failed::Manifest(_)) if !known.is_empty() => {
+            record.forget();
+            push_all(client, images, index, &target, &HashSet::new()).await
+        }
+        other => other,
+    }
+    .map_err(|(Failed::Blob(e) | Failed::Manifest(e))| e)?;
+    record.add(images.iter().flat_map(|img| {
+        img.base
+            .layers
+            .iter()
+            .map(|d| d.digest.clone())
+            .chain(img.layers.iter().map(|l| l.digest.clone()))
+            .chain([sha256_of(img.config)])
+    }));
+    Ok(stats)
+}
+
+enum Failed {
+    Blob(String),
+    Manifest(String),
+}
+
+async fn push_all(
+    client: &Arc<Client>,
+    images: &[Image<'_>],
+    index: Option<&[u8]>,
+    target: &Reference,
+    known: &HashSet<String>,
+) -> Result<Stats, Failed> {
     let tag = target.tag.clone().unwrap_or_else(|| "latest".into());
     let mut stats = Stats::default();
     for img in images {
-        push_blobs(client, img, &target, &mut stats).await?;
+        push_blobs(client, img, target, known, &mut stats)
+            .await
+            .map_err(Failed::Blob)?;
         if index.is_some() {
             client
                 .put_manifest(
-                    &target,
+                    target,
                     &sha256_of(img.manifest),
                     img.manifest,
                     MEDIA_TYPE_MANIFEST,
                 )
                 .await
-                .map_err(|e| format!("{e}; no tag was written"))?;
+                .map_err(|e| Failed::Manifest(format!("{e}; no tag was written")))?;
         }
     }
     match index {
-        Some(ix) => client.put_manifest(&target, &tag, ix, MEDIA_TYPE_INDEX).await?,
+        Some(ix) => client.put_manifest(target, &tag, ix, MEDIA_TYPE_INDEX).await,
         None => {
-            let m = images.first().ok_or("no image to push")?.manifest;
-            client.put_manifest(&target, &tag, m, MEDIA_TYPE_MANIFEST).await?
+            let m = images
+                .first()
+                .ok_or_else(|| Failed::Blob("no image to push".into()))?
+                .manifest;
+            client.put_manifest(target, &tag, m, MEDIA_TYPE_MANIFEST).await
         }
-    };
+    }
+    .map_err(Failed::Manifest)?;
     Ok(stats)
 }
 
@@ -82,6 +126,7 @@ async fn push_blobs(
     client: &Arc<Client>,
     img: &Image<'_>,
     target: &Reference,
+    known: &HashSet<String>,
     stats: &mut Stats,
 ) -> Result<(), String> {
     let (base, layers, config) = (img.base, img.layers, img.config);
@@ -105,6 +150,11 @@ async fn push_blobs(
     let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     let mut tasks = tokio::task::JoinSet::new();
     for blob in blobs {
+        let (Blob::Base { digest } | Blob::File { digest, .. }) = &blob;
+        if known.contains(digest) {
+            counts[2].fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let (client, target, base_ref, sem, counts) = (
             client.clone(),
             target.clone(),
@@ -113,14 +163,16 @@ async fn push_blobs(
             counts.clone(),
         );
         tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await;
             let digest = match &blob {
                 Blob::Base { digest } | Blob::File { digest, .. } => digest.clone(),
             };
+            // Every HEAD at once (the client bounds its connections): most blobs are present,
+            // and only transfers need the limit.
             if client.has_blob(&target, &digest).await? {
                 counts[2].fetch_add(1, Ordering::Relaxed);
                 return Ok::<(), String>(());
             }
+            let _permit = sem.acquire_owned().await;
             match blob {
                 Blob::File { path, .. } => {
                     client.upload(&target, &digest, &path).await?;
@@ -279,4 +331,60 @@ pub async fn write_layout(
 
 fn io_text(what: &str, p: &Path, e: &std::io::Error) -> String {
     super::io_error(what, p, e).to_string()
+}
+
+/// Which blobs this machine has seen a registry repository accept, in
+/// `<cache>/native/pushed/<sha256 of registry/repository>`, one digest per line.
+mod known {
+    use crate::reference::Reference;
+    use sha2::{Digest, Sha256};
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+
+    /// More than this many digests: the record starts again (it only saves requests).
+    const MAX: usize = 4096;
+
+    pub struct Record(Option<PathBuf>);
+
+    impl Record {
+        pub fn of(target: &Reference) -> Record {
+            let key = format!("{}/{}", target.registry, target.repository);
+            let name = super::super::layers::hex(&Sha256::digest(key.as_bytes()));
+            Record(super::super::cache_root().map(|d| d.join("pushed").join(name)))
+        }
+
+        pub fn load(&self) -> HashSet<String> {
+            let text = self.0.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+            text.unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("sha256:") && l.len() == 71)
+                .map(str::to_owned)
+                .collect()
+        }
+
+        pub fn forget(&self) {
+            if let Some(p) = &self.0 {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+
+        /// Best effort, written whole (temporary file, then rename): a record that cannot be
+        /// written only costs the next push its HEAD requests.
+        pub fn add(&self, digests: impl Iterator<Item = String>) {
+            let Some(p) = &self.0 else { return };
+            let mut all = self.load();
+            if all.len() > MAX {
+                all.clear();
+            }
+            all.extend(digests);
+            let mut lines: Vec<String> = all.into_iter().collect();
+            lines.sort();
+            let Some(dir) = p.parent() else { return };
+            let tmp = dir.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
+            if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, lines.join("\n") + "\n").is_ok() {
+                let _ = std::fs::rename(&tmp, p);
+            }
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
 }

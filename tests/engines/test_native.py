@@ -255,6 +255,45 @@ def test_bad_base_images(loopback_registry: Registry, python_base: str, imagespe
         )
 
 
+def test_blobs_pushed_before_are_not_asked_about_and_a_lost_one_is_pushed_again(
+    proxy: FaultProxy, loopback_registry: Registry, python_base: str, imagespec_wheel: Path, src: Path
+) -> None:
+    base = python_base.replace(python_base.split("/")[0], proxy.host)
+    spec = spec_for(proxy.host, base, src, "native/known")
+    first = native(spec.force_push(), imagespec_wheel).results[0]
+    manifest = skopeo_inspect(first.image.replace(proxy.host, loopback_registry.host), "--raw")
+    layers = [d["digest"] for d in manifest["layers"]]
+
+    # A source change: only the new source layer and config are asked about (HEAD) and sent.
+    (src / "app.py").write_text("VALUE = 2\n")
+    proxy.reset(match="/never/")
+    second = native(spec_for(proxy.host, base, src, "native/known"), imagespec_wheel).results[0]
+    assert second.outcome == "built", second
+    heads = [s[1] for s in proxy.seen if s[0] == "HEAD" and "/blobs/" in s[1]]
+    assert len(heads) == 2, heads
+    assert not any(d in h for h in heads for d in layers[:-1]), heads
+
+    # The registry loses a blob this machine pushed before (here: deleted); the manifest is then
+    # refused, and the push runs again, asking about every blob and sending the lost one.
+    lost = layers[-2]
+    req = urllib.request.Request(
+        f"http://{loopback_registry.host}/v2/native/known/blobs/{lost}", method="DELETE"
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 202
+    (src / "app.py").write_text("VALUE = 3\n")
+    proxy.reset(match="/never/")
+    third = native(spec_for(proxy.host, base, src, "native/known"), imagespec_wheel).results[0]
+    assert third.outcome == "built", third
+    assert any(lost in s[1] for s in proxy.seen if s[0] == "HEAD"), "the lost blob was not asked about"
+    direct = third.image.replace(proxy.host, loopback_registry.host)
+    copied = run(
+        ["skopeo", "copy", "--src-tls-verify=false", f"docker://{direct}", f"dir:{src.parent / 'copy'}"]
+    )
+    assert copied.returncode == 0
+    assert (src.parent / "copy" / lost.split(":")[1]).is_file()
+
+
 def test_refusals_name_the_builder(
     loopback_registry: Registry, python_base: str, imagespec_wheel: Path
 ) -> None:
