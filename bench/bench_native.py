@@ -11,7 +11,8 @@ build of imagespec has no such engine the line says "not available".
     python bench/bench_native.py [--pandas] [--repeat N]
 
 Needs: docker-registry, skopeo and root for scripts/base-image.sh (the Python base image), maturin
-in .venv (a wheel of imagespec for the images).
+in .venv (a wheel of imagespec for the images); dockerd is started by scripts/engines.sh when it
+does not answer (and stopped at the end).
 """
 
 from __future__ import annotations
@@ -47,12 +48,25 @@ def timed(spec: ImageSpec, builder: str, wheel: Path, no_cache: bool) -> float |
     return time.perf_counter() - t0
 
 
-def show(label: str, values: list[float | str]) -> None:
+def show(label: str, values: list[float | str]) -> float | None:
+    """Prints the median (or why there is none) and returns it."""
     nums = [v for v in values if isinstance(v, float)]
     if nums:
         print(f"  {label:48} {statistics.median(nums):8.3f} s  (runs: {', '.join(f'{v:.3f}' for v in nums)})")
-    else:
-        print(f"  {label:48} {values[0]}")
+        return statistics.median(nums)
+    print(f"  {label:48} {values[0]}")
+    return None
+
+
+def ratios(medians: dict[tuple[str, str], float | None]) -> None:
+    """How many times faster native is than each engine, for each kind of build."""
+    for kind in ("cold", "edit"):
+        ours = medians.get(("native", kind))
+        for engine in ("docker", "buildah"):
+            theirs = medians.get((engine, kind))
+            if ours and theirs:
+                what = "cold build + push" if kind == "cold" else "one-file rebuild + push"
+                print(f"  {engine}/native, {what}: {theirs / ours:.1f}x")
 
 
 def source_tree(d: Path, files: int = 50) -> Path:
@@ -72,6 +86,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-native-"))
     os.environ["IMAGESPEC_CACHE_DIR"] = str(work / "cache")
+    # The engines compared with: dockerd started (and stopped after) when it does not answer.
+    engines = [str(ROOT / "scripts/engines.sh")]
+    lease = {**os.environ, "IMAGESPEC_ENGINES_LEASE": f"bench-native-{os.getpid()}"}
+    subprocess.run(["bash", *engines, "start"], check=True, env=lease)
     reg = start_registry(work / "reg", work / "reg" / "storage", hostname="localhost")
     try:
         base = f"{reg.host}/imagespec-test/python:3.11-bookworm"
@@ -90,6 +108,7 @@ def main() -> None:
             images["pandas (pandas, numpy; 51 source files)"] = ["pandas", "numpy"]
         for label, packages in images.items():
             print(label)
+            medians: dict[tuple[str, str], float | None] = {}
             for builder in ("native", "docker", "buildah"):
                 src = source_tree(work / f"src-{builder}-{len(packages)}-{packages[0]}")
                 spec = ImageSpec(
@@ -101,16 +120,18 @@ def main() -> None:
                     source_root=str(src),
                 )
                 cold = [timed(spec.force_push(), builder, wheel, True) for _ in range(args.repeat)]
-                show(f"{builder} cold build + push", cold)
+                medians[(builder, "cold")] = show(f"{builder} cold build + push", cold)
                 if not any(isinstance(v, float) for v in cold):
                     continue
                 edits: list[float | str] = []
                 for i in range(args.repeat):
                     (src / "pkg" / "mod0.py").write_text(f"VALUE_0 = {i + 1000}\n")
                     edits.append(timed(spec.force_push(), builder, wheel, False))
-                show(f"{builder} one-file change, rebuild + push (warm)", edits)
+                medians[(builder, "edit")] = show(f"{builder} one-file change, rebuild + push (warm)", edits)
+            ratios(medians)
     finally:
         reg.stop()
+        subprocess.run(["bash", *engines, "stop"], check=False, env=lease)
 
 
 if __name__ == "__main__":
