@@ -312,18 +312,22 @@ pub fn shown_spec(spec: &Spec, base_image_name: Option<&str>, with_registry: boo
     to_json(&Value::Map(m)).to_string()
 }
 
-fn labels(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result<()> {
-    let recipe = crate::RECIPE_VERSION.to_string();
-    let pairs: Vec<(&str, String)> = vec![
+/// The labels every builder puts on the image (docs/image-layout.md#labels).
+pub(crate) fn image_labels(spec: &Spec, plan: &Plan, engine: &str) -> Vec<(&'static str, String)> {
+    vec![
         ("org.opencontainers.image.title", spec.name.clone()),
         ("org.opencontainers.image.version", plan.tag.clone()),
         ("org.opencontainers.image.base.name", plan.from.clone()),
         ("dev.imagespec.spec", spec_json(spec, plan)),
         ("dev.imagespec.id", plan.id.clone()),
         ("dev.imagespec.tag", plan.tag.clone()),
-        ("dev.imagespec.recipe", recipe),
-        ("dev.imagespec.engine", options.engine.clone()),
-    ];
+        ("dev.imagespec.recipe", crate::RECIPE_VERSION.to_string()),
+        ("dev.imagespec.engine", engine.to_owned()),
+    ]
+}
+
+fn labels(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result<()> {
+    let pairs = image_labels(spec, plan, &options.engine);
     let mut parts = Vec::with_capacity(pairs.len());
     for (k, v) in &pairs {
         parts.push(format!("{k}={}", quote_word(v)?));

@@ -302,20 +302,10 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         new_layers.extend(ctx.runtime(mtime).map_err(|e| fail(image, e))?);
         new_layers.extend(file_layers.iter().cloned());
 
-        let spec_label = crate::build::dockerfile::spec_json(spec, &plan);
         let meta = config::ImageMeta {
             env: &spec.env,
             entrypoint: spec.entrypoint.as_deref(),
-            labels: vec![
-                ("org.opencontainers.image.title", spec.name.clone()),
-                ("org.opencontainers.image.version", plan.tag.clone()),
-                ("org.opencontainers.image.base.name", plan.from.clone()),
-                ("dev.imagespec.spec", spec_label),
-                ("dev.imagespec.id", plan.id.clone()),
-                ("dev.imagespec.tag", plan.tag.clone()),
-                ("dev.imagespec.recipe", crate::RECIPE_VERSION.to_string()),
-                ("dev.imagespec.engine", NAME.to_owned()),
-            ],
+            labels: crate::build::dockerfile::image_labels(spec, &plan, NAME),
             id: &plan.id,
             flytekit_id: request.options.flytekit_id(image),
             created: config::rfc3339(mtime),
