@@ -318,28 +318,131 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 
 /// The TLS configuration: the system roots plus the certificates named by `SSL_CERT_FILE` and
 /// `SSL_CERT_DIR`. Built once per value of those variables (reading the roots costs milliseconds).
+type RootsKey = (Option<std::ffi::OsString>, Option<std::ffi::OsString>);
+
+/// The TLS client config: the roots are read on the first TLS handshake ([`LazyRoots`]), not
+/// here, so a process that only speaks plain HTTP to a loopback registry, or answers from its
+/// cache, never reads the certificate store (hundreds of files where `SSL_CERT_DIR` is set). A
+/// named `SSL_CERT_FILE` that holds no certificate is still an error here, at once.
 fn tls_config() -> Result<rustls::ClientConfig, String> {
-    type Key = (Option<std::ffi::OsString>, Option<std::ffi::OsString>);
-    static CONFIGS: std::sync::Mutex<Vec<(Key, rustls::ClientConfig)>> = std::sync::Mutex::new(Vec::new());
+    static CONFIGS: std::sync::Mutex<Vec<(RootsKey, rustls::ClientConfig)>> =
+        std::sync::Mutex::new(Vec::new());
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    let key: Key = (var("SSL_CERT_FILE"), var("SSL_CERT_DIR"));
+    let key: RootsKey = (var("SSL_CERT_FILE"), var("SSL_CERT_DIR"));
     let mut configs = CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, c)) = configs.iter().find(|(k, _)| *k == key) {
         return Ok(c.clone());
     }
-    let mut roots = rustls::RootCertStore::empty();
-    // Honours SSL_CERT_FILE/SSL_CERT_DIR, in place of the platform's bundle.
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    roots.add_parsable_certificates(extra_roots(&key.0, &key.1)?);
+    check_cert_file(&key.0)?;
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = std::sync::Arc::new(LazyRoots {
+        key: key.clone(),
+        provider: provider.clone(),
+        inner: std::sync::OnceLock::new(),
+    });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     configs.push((key, config.clone()));
     Ok(config)
+}
+
+/// rustls' own WebPKI verification, over the platform's roots plus `SSL_CERT_FILE`/`SSL_CERT_DIR`,
+/// built on first use and kept for the process.
+#[derive(Debug)]
+struct LazyRoots {
+    key: RootsKey,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+    inner: std::sync::OnceLock<Result<std::sync::Arc<rustls::client::WebPkiServerVerifier>, String>>,
+}
+
+impl LazyRoots {
+    fn verifier(&self) -> Result<&std::sync::Arc<rustls::client::WebPkiServerVerifier>, rustls::Error> {
+        self.inner
+            .get_or_init(|| {
+                let mut roots = rustls::RootCertStore::empty();
+                // Honours SSL_CERT_FILE/SSL_CERT_DIR, in place of the platform's bundle.
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                roots.add_parsable_certificates(extra_roots(&self.key.0, &self.key.1)?);
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    std::sync::Arc::new(roots),
+                    self.provider.clone(),
+                )
+                .build()
+                .map_err(|e| format!("cannot set up TLS: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| rustls::Error::General(e.clone()))
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for LazyRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.verifier()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A named `SSL_CERT_FILE` must exist and hold a PEM certificate (a marker check: the certificates
+/// themselves are parsed at the first handshake).
+fn check_cert_file(file: &Option<std::ffi::OsString>) -> Result<(), String> {
+    let Some(f) = file else { return Ok(()) };
+    let path = std::path::Path::new(f);
+    let bytes = std::fs::read(path).map_err(|e| format!("SSL_CERT_FILE {}: {e}", path.display()))?;
+    let marker = b"-----BEGIN CERTIFICATE-----";
+    if bytes.windows(marker.len()).any(|w| w == marker) {
+        Ok(())
+    } else {
+        Err(format!(
+            "SSL_CERT_FILE {} holds no PEM certificate",
+            path.display()
+        ))
+    }
 }
 
 /// When `SSL_CERT_FILE` or `SSL_CERT_DIR` is set the platform loader reads only those, so the
