@@ -6,10 +6,16 @@
 True
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
 from imagespec._core import BuildError, ImageSpecError, RegistryError, SourceError, SpecError, __version__
 from imagespec._spec import CopyFileDetection, ImageSpec
+
+# Not `from typing import TYPE_CHECKING`: importing typing (and re, contextlib, collections with
+# it) is a third of `import imagespec`; type checkers treat this name as True all the same.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from imagespec._build import BuildContext, BuildSecret, write_context

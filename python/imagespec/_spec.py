@@ -7,9 +7,14 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
 from imagespec import _core as _native
+
+# Not `from typing import TYPE_CHECKING`: importing typing (and re, contextlib, collections with
+# it) is a third of `import imagespec`; type checkers treat this name as True all the same.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _PATH_FIELDS = ("source_root", "requirements", "registry_config")
 _LIST_FIELDS = (
