@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,23 @@ def run_python(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
+
+
+# A module prefix that leaves one builder, a Python one that "builds" by naming the image: tests
+# of what the CLI plans and reports, which need no engine.
+FAKE_BUILDER = textwrap.dedent(
+    """
+    from imagespec import ImageBuildEngine
+
+    class Fake:
+        def should_build(self, spec):
+            return True
+        def build_image(self, spec):
+            return spec.image_name() + "-built"
+
+    # Only this builder: the test needs no engine.
+    for name in list(ImageBuildEngine.get_registry()):
+        ImageBuildEngine.remove(name)
+    ImageBuildEngine.register("fake", Fake())
+    """
+)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from .conftest import FAKE_BUILDER
 from .flytekit_helpers import REGISTRY_HELPERS, Flytekit, make_flytekit
 
 sys.path.insert(0, str(REGISTRY_HELPERS))
@@ -544,20 +545,11 @@ def _flytekit_version(fk: Flytekit, cwd: Path) -> str:
 
 # --------------------------------- `imagespec build` discovers flytekit's tasks as well as ours
 
-MIXED = """
+MIXED = (
+    FAKE_BUILDER
+    + """
 import flytekit
-from imagespec import ImageBuildEngine, ImageSpec, task, workflow
-
-class Fake:
-    def should_build(self, spec):
-        return True
-    def build_image(self, spec):
-        return spec.image_name() + "-built"
-
-# Only this builder: the test needs no engine.
-for name in list(ImageBuildEngine.get_registry()):
-    ImageBuildEngine.remove(name)
-ImageBuildEngine.register("fake", Fake())
+from imagespec import ImageSpec, task, workflow
 
 ours_img = ImageSpec(name="ours", registry="localhost:5000", python_version="3.11")
 bridged = ImageSpec(name="bridged", registry="localhost:5000", python_version="3.11", packages=["six"])
@@ -603,6 +595,7 @@ def outer(x: int = 1) -> list[int]:
 
 lp = flytekit.LaunchPlan.get_or_create(fk_wf, name="fk_lp")
 """
+)
 
 # What the images must be: the specs converted as the bridge converts them, and flytekit's ids.
 EXPECTED = r"""

@@ -26,7 +26,7 @@ from imagespec import ImageSpec, Resources, SpecError, Task, Workflow, task, wor
 from imagespec import _task as task_module
 from imagespec._spec import _REAL_NAMES
 
-from .conftest import run_python, write_tree
+from .conftest import FAKE_BUILDER, run_python, write_tree
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -531,22 +531,6 @@ def test_entity_and_image_need_a_python_file() -> None:
 
 # Building for real with a Python builder, and running in "containers" through a docker stand-in
 
-FAKE_BUILDER = textwrap.dedent(
-    """
-    from imagespec import ImageBuildEngine
-
-    class Fake:
-        def should_build(self, spec):
-            return True
-        def build_image(self, spec):
-            return spec.image_name() + "-built"
-
-    # Only this builder: the test needs no engine.
-    for name in list(ImageBuildEngine.get_registry()):
-        ImageBuildEngine.remove(name)
-    ImageBuildEngine.register("fake", Fake())
-    """
-)
 
 # Runs `docker run --rm -v IO:/imagespec-io IMAGE CMD...` here: CMD with /imagespec-io mapped to IO.
 FAKE_DOCKER = textwrap.dedent(

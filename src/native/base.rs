@@ -151,11 +151,7 @@ fn cached_blob(digest: &str) -> Option<Vec<u8>> {
 
 /// Best effort: a blob that cannot be kept is fetched again next time.
 fn keep_blob(digest: &str, bytes: &[u8]) {
-    let Some(p) = blob_path(digest) else { return };
-    let Some(dir) = p.parent() else { return };
-    let tmp = dir.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
-    if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
-        let _ = std::fs::rename(&tmp, &p);
+    if let Some(p) = blob_path(digest) {
+        let _ = crate::source::write_whole(&p, bytes);
     }
-    let _ = std::fs::remove_file(&tmp);
 }

@@ -56,11 +56,7 @@ pub fn uv_version(uv: &Path, cache: Option<&Path>) -> Result<String> {
     let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if let (Some(f), true) = (remembered, out.status.success() && !version.is_empty()) {
         // Best effort: a cache that cannot be written only costs the next build a process start.
-        let _ = f.parent().map(std::fs::create_dir_all);
-        let tmp = f.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, &version).is_ok() {
-            let _ = std::fs::rename(&tmp, &f);
-        }
+        let _ = crate::source::write_whole(&f, version.as_bytes());
     }
     Ok(version)
 }
@@ -140,12 +136,7 @@ pub fn run(i: &Install<'_>) -> Result<()> {
     cmd.args(&i.requirements);
     // No user or project uv config: the same spec installs the same way everywhere.
     cmd.env("UV_NO_CONFIG", "1");
-    if let Some(ca) = i.ca_file {
-        cmd.env("SSL_CERT_FILE", ca);
-    } else if std::env::var_os("SSL_CERT_FILE").is_none() && std::env::var_os("UV_NATIVE_TLS").is_none() {
-        // The machine's own trust store, as pip and curl use it (a proxy's CA lives there).
-        cmd.env("UV_NATIVE_TLS", "1");
-    }
+    trust(&mut cmd, i.ca_file);
     if let Some(c) = &i.cache_dir {
         cmd.env("UV_CACHE_DIR", c);
     }
@@ -190,11 +181,7 @@ pub fn export_poetry(
         .env("UV_NO_CONFIG", "1")
         .env("POETRY_CACHE_DIR", work.join("poetry-cache"))
         .env("POETRY_VIRTUALENVS_CREATE", "false");
-    if let Some(ca) = ca_file {
-        cmd.env("SSL_CERT_FILE", ca);
-    } else if std::env::var_os("SSL_CERT_FILE").is_none() && std::env::var_os("UV_NATIVE_TLS").is_none() {
-        cmd.env("UV_NATIVE_TLS", "1");
-    }
+    trust(&mut cmd, ca_file);
     let done = cmd
         .output()
         .map_err(|e| Error::build(format!("native: cannot run {}: {e}", uv.display())))?;
@@ -209,6 +196,16 @@ pub fn export_poetry(
         project.join("poetry.lock").display(),
         lines[lines.len().saturating_sub(12)..].join("\n")
     )))
+}
+
+/// What uv trusts for HTTPS: the spec's `ca_bundle`, else `SSL_CERT_FILE` as set, else the
+/// machine's own store (`UV_NATIVE_TLS`, as pip and curl use it: a proxy's CA lives there).
+fn trust(cmd: &mut Command, ca_file: Option<&Path>) {
+    if let Some(ca) = ca_file {
+        cmd.env("SSL_CERT_FILE", ca);
+    } else if std::env::var_os("SSL_CERT_FILE").is_none() && std::env::var_os("UV_NATIVE_TLS").is_none() {
+        cmd.env("UV_NATIVE_TLS", "1");
+    }
 }
 
 /// uv's failure in words that say what to do.

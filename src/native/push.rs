@@ -379,12 +379,7 @@ mod known {
             all.extend(digests);
             let mut lines: Vec<String> = all.into_iter().collect();
             lines.sort();
-            let Some(dir) = p.parent() else { return };
-            let tmp = dir.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
-            if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, lines.join("\n") + "\n").is_ok() {
-                let _ = std::fs::rename(&tmp, p);
-            }
-            let _ = std::fs::remove_file(&tmp);
+            let _ = crate::source::write_whole(p, (lines.join("\n") + "\n").as_bytes());
         }
     }
 }

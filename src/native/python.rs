@@ -224,16 +224,8 @@ pub async fn facts(client: &Client, base: &Base, base_name: &str) -> Result<Base
     }
     let facts = scan.finish(base_name)?;
     if let Some(f) = &cached {
-        if let Some(dir) = f.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
         // Only a cache: a failed write (a full disk) is not an error, and leaves no file behind.
-        let tmp = f.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, serde_json::to_vec(&facts).unwrap_or_default()).is_err()
-            || std::fs::rename(&tmp, f).is_err()
-        {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let _ = crate::source::write_whole(f, &serde_json::to_vec(&facts).unwrap_or_default());
     }
     Ok(facts)
 }

@@ -68,13 +68,7 @@ impl Cache {
         };
         let path = self.path(r, platforms);
         let Ok(bytes) = serde_json::to_vec(&e) else { return };
-        if std::fs::create_dir_all(&self.dir).is_err() {
-            return;
-        }
-        let tmp = path.with_extension(format!("tmp{}.{}", std::process::id(), fastrand::u32(..)));
-        if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let _ = crate::source::write_whole(&path, &bytes);
     }
 }
 

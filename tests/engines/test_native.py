@@ -124,7 +124,7 @@ def proxy(loopback_registry: Registry) -> Iterator[FaultProxy]:
     p.stop()
 
 
-def spec_for(registry: str, base: str, src: Path, name: str, **kw: Any) -> ImageSpec:
+def spec_for(registry: str | None, base: str, src: Path, name: str, **kw: Any) -> ImageSpec:
     return ImageSpec(
         name=name,
         registry=registry,
@@ -447,13 +447,7 @@ def test_oci_layout_without_a_registry(
     python_base: str, docker_engine: DockerEngine, imagespec_wheel: Path, src: Path, tmp_path: Path
 ) -> None:
     layout = tmp_path / "layout"
-    spec = ImageSpec(
-        name="native-layout",
-        base_image=python_base,
-        packages=["six==1.16.0"],
-        source_root=str(src),
-        builder_options={"oci_layout": str(layout)},
-    )
+    spec = spec_for(None, python_base, src, "native-layout", builder_options={"oci_layout": str(layout)})
     (r,) = native(spec, imagespec_wheel).results
     assert r.outcome == "built", r
     tag = r.image.rsplit(":", 1)[1]
@@ -472,13 +466,8 @@ def test_docker_archive_loads_and_runs(
     python_base: str, docker_engine: DockerEngine, imagespec_wheel: Path, src: Path, tmp_path: Path
 ) -> None:
     archive = tmp_path / "image.tar"
-    spec = ImageSpec(
-        name="native-archive",
-        base_image=python_base,
-        packages=["six==1.16.0"],
-        source_root=str(src),
-        builder_options={"oci_layout": str(tmp_path / "layout"), "docker_archive": str(archive)},
-    )
+    options = {"oci_layout": str(tmp_path / "layout"), "docker_archive": str(archive)}
+    spec = spec_for(None, python_base, src, "native-archive", builder_options=options)
     (r,) = native(spec, imagespec_wheel).results
     assert r.outcome == "built", r
     assert archive.is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".image.tar")]
