@@ -8,6 +8,19 @@ pub enum Error {
     #[error("{field}: {message}")]
     Spec { field: String, message: String },
 
+    /// A field's value that flytekit refuses too when a spec is made (a wrong type, a registry
+    /// name). The message is whole and starts in flytekit's words ("packages must be a list of
+    /// strings or None"), so that code matching flytekit's messages keeps matching.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+
+    /// A keyword that is no field of a spec (a `TypeError` in Python, as for any function).
+    #[error(
+        "ImageSpec() got an unexpected keyword argument '{name}'. {}",
+        crate::spec::field_hint(name)
+    )]
+    UnknownField { name: String },
+
     /// A YAML spec file could not be read as a spec.
     #[error("{path}:{line}:{column}: {message}")]
     Yaml {
@@ -57,6 +70,13 @@ impl Error {
         }
     }
 
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
     pub fn build(message: impl Into<String>) -> Self {
         Error::Build(message.into())
     }
@@ -64,7 +84,10 @@ impl Error {
     /// The field this error is about, when there is one.
     pub fn field(&self) -> Option<&str> {
         match self {
-            Error::Spec { field, .. } | Error::Source { field, .. } => Some(field),
+            Error::Spec { field, .. } | Error::Invalid { field, .. } | Error::Source { field, .. } => {
+                Some(field)
+            }
+            Error::UnknownField { name } => Some(name),
             Error::Yaml { .. } | Error::Reference(_) | Error::Registry(_) | Error::Build(_) => None,
         }
     }

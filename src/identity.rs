@@ -91,7 +91,15 @@ pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
             spec.entrypoint.as_ref().map_or(Value::Null, |e| Value::strs(e)),
         ),
         ("commands", Value::strs(&spec.commands)),
-        ("copy", Value::strs(&spec.copy)),
+        (
+            "copy",
+            Value::List(
+                spec.copy_sources()
+                    .into_iter()
+                    .map(|(_, rel)| Value::Str(rel))
+                    .collect(),
+            ),
+        ),
         ("python_exec", Value::opt_str(spec.python_exec.as_deref())),
         ("runtime_packages", Value::strs(&spec.runtime_packages)),
         ("builder_config", Value::Map(spec.builder_config.clone())),
@@ -154,6 +162,11 @@ fn file_digest(f: &SourceFile, buf: &mut Vec<u8>) -> Digest {
             stream::str(buf, "symlink");
             stream::str(buf, &f.path);
             stream::str(buf, target);
+        }
+        FileKind::Missing => {
+            stream::list_header(buf, 2);
+            stream::str(buf, "missing");
+            stream::str(buf, &f.path);
         }
     }
     Sha256::digest(&buf[..]).into()
@@ -263,20 +276,34 @@ fn source_files(spec: &Spec, loaded: Option<&[PathBuf]>, out: &mut Selection) ->
 /// Every file that goes into the image, by key: the files the tag hashes, and the only files a
 /// build context may contain. `loaded` is as for [`tag_inputs`].
 pub fn selected_files(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<Selection> {
+    spec.usable()?;
     let mut files = Selection::new();
     if let Some(req) = &spec.requirements {
         requirements_files(req, &mut files)?;
     }
     source_files(spec, loaded, &mut files)?;
-    for entry in &spec.copy {
-        add_files(
-            &mut files,
-            "copy",
-            &spec.copy_root,
-            source::hash_path(&spec.copy_root, entry, "copy")?,
-        );
+    for (base, rel) in spec.copy_sources() {
+        let path = base.join(&rel);
+        if matches!(path.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            let file = SourceFile {
+                path: rel,
+                kind: FileKind::Missing,
+            };
+            add_files(&mut files, "copy", &base, vec![file]);
+            continue;
+        }
+        add_files(&mut files, "copy", &base, source::hash_path(&base, &rel, "copy")?);
     }
     Ok(files)
+}
+
+/// The error every builder gives for a selected file that is missing (a `copy` entry).
+pub fn missing_file(f: &SelectedFile) -> Error {
+    Error::source(
+        "copy",
+        &f.path,
+        "does not exist; the image cannot be built without it: fix the path or create the file",
+    )
 }
 
 /// The tag and every input it is derived from. `loaded` lists the files of the modules imported
@@ -287,6 +314,7 @@ pub fn tag_inputs(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<TagInputs> 
 
 /// [`tag_inputs`] from the spec's [`selected_files`], read once by a caller that needs both.
 pub fn tag_inputs_of(spec: &Spec, loaded: Option<&[PathBuf]>, selection: &Selection) -> Result<TagInputs> {
+    spec.usable()?;
     let fields = field_digests(spec);
     let id_root = id_root_of(&fields);
     let mut buf = Vec::with_capacity(256);
@@ -300,9 +328,11 @@ pub fn tag_inputs_of(spec: &Spec, loaded: Option<&[PathBuf]>, selection: &Select
     };
     let root = tag_root(&id_root, &files, base_image.as_deref());
     let hash = encode_hash(&root);
-    let tag = match &spec.tag_format {
-        Some(fmt) => fmt.replace("{spec_hash}", &hash),
-        None => hash,
+    // A tag written in `name`, or a tag_format without `{spec_hash}`, fixes the tag.
+    let tag = match (spec.name_tag(), &spec.tag_format) {
+        (Some(fixed), _) => fixed.to_owned(),
+        (None, Some(fmt)) => fmt.replace("{spec_hash}", &hash),
+        (None, None) => hash,
     };
     Ok(TagInputs {
         id: encode_hash(&id_root),

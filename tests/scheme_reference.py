@@ -159,9 +159,15 @@ def is_loopback_registry(registry: str | None) -> bool:
         return False
 
 
-def normalise_copy_path(path: str) -> str:
-    """`./a/` becomes `a`: relative POSIX, no `.` segments, no trailing slash."""
+def normalise_copy_path(path: str, base_dir: str | os.PathLike[str] = ".") -> str:
+    """Where a `copy` entry lands under /root: `./a/` becomes `a` (relative POSIX, no `.` segments,
+    no trailing slash); an absolute path inside `base_dir` its path below it; any other absolute
+    path itself without the leading `/`."""
     norm = posixpath.normpath(path.replace(os.sep, "/"))
+    if norm.startswith("/"):
+        base = posixpath.normpath(os.path.abspath(base_dir))
+        inside = posixpath.relpath(norm, base)
+        norm = norm[1:] if inside == "." or inside.startswith("..") else inside
     return "" if norm == "." else norm
 
 
@@ -170,7 +176,7 @@ def effective_copy_mode(fields: Mapping[str, Any]) -> str:
         return "NO_COPY"
     mode = fields.get("source_copy_mode")
     if mode is None:
-        return "ALL"
+        return "LOADED_MODULES"  # as in flytekit (image_spec.py:157-158)
     return str(getattr(mode, "name", mode)).upper()  # the core accepts any case
 
 
@@ -192,7 +198,7 @@ def identity_values(fields: Mapping[str, Any], *, base_dir: str = ".", host_arch
     for f in _LIST_FIELDS:
         values[f] = list(fields.get(f) or [])
     values["pip_extra_index_url"] = [strip_credentials(u) for u in values["pip_extra_index_url"]]
-    values["copy"] = [normalise_copy_path(p) for p in values["copy"]]
+    values["copy"] = [normalise_copy_path(p, base_dir) for p in values["copy"]]
     requirements = fields.get("requirements")
     values["requirements"] = None if requirements is None else Path(str(requirements)).name
     for f in _SCALAR_FIELDS:
@@ -279,8 +285,11 @@ def collect_files(fields: Mapping[str, Any], base_dir: str | os.PathLike[str]) -
         for rel, full in _walk(base / str(fields["source_root"])).items():
             files[f"source/{rel}"] = _entry_digest(full, rel)
     for entry in fields.get("copy") or ():
-        rel_entry = normalise_copy_path(entry)
-        full = base / rel_entry
+        rel_entry = normalise_copy_path(entry, base)
+        full = base / entry if not entry.startswith("/") else Path(entry)
+        if not os.path.lexists(full):
+            files[f"copy/{rel_entry}"] = H(["missing", rel_entry])
+            continue
         # DOC GAP: "for a symlink (never followed)" holds for the symlinks *inside* a copied
         # folder or `source_root`; a `copy` entry (and `requirements`) that is itself a symlink is
         # followed: a link to a file is hashed as that file, a link to a folder as that folder.
@@ -310,7 +319,10 @@ def tag_root(id_root_digest: bytes, files: Mapping[str, bytes], base_image_name:
     )
 
 
-def format_tag(spec_hash: str, tag_format: str | None) -> str:
+def format_tag(spec_hash: str, tag_format: str | None, name: str | None = None) -> str:
+    last = (name or "").rsplit("/", 1)[-1]
+    if ":" in last:  # a tag written in `name` is the tag
+        return last.split(":", 1)[1]
     return spec_hash if tag_format is None else tag_format.replace("{spec_hash}", spec_hash)
 
 
@@ -338,7 +350,7 @@ def spec_tag(
     base_name = None
     if isinstance(base, Mapping):
         base_name = image_name(base, spec_tag(base, base_dir, host_arch=host_arch))
-    return format_tag(B32(tag_root(root_id, files, base_name)), fields.get("tag_format"))
+    return format_tag(B32(tag_root(root_id, files, base_name)), fields.get("tag_format"), fields.get("name"))
 
 
 def tag_inputs(

@@ -119,6 +119,7 @@ def test_secrets_reach_no_dockerfile_and_no_context_file(tmp_path: Path) -> None
     spec = ImageSpec(
         python_version="3.11",
         source_root=proj,
+        source_copy_mode="ALL",
         packages=["rich"],
         pip_index="https://me:URLSECRET@pypi.example.com/simple",
         pip_extra_args="--extra-index-url https://tok:ARGSECRET@more.example.com/simple --pre",
@@ -183,6 +184,7 @@ def test_the_context_is_the_tagged_selection(tmp_path: Path, monkeypatch: pytest
     spec = ImageSpec(
         python_version="3.11",
         source_root=tmp_path,
+        source_copy_mode="ALL",
         copy=["data"],
         requirements=tmp_path / "uvproj" / "uv.lock",
     )
@@ -249,7 +251,8 @@ def test_build_dry_run_prints_dockerfiles_and_files(tmp_path: Path) -> None:
                 "from imagespec import ImageSpec\n"
                 "base = ImageSpec(name='base', registry='ghcr.io/acme', python_version='3.11',\n"
                 "                 packages=['numpy'])\n"
-                "app = ImageSpec(name='app', registry='ghcr.io/acme', base_image=base, source_root='src')\n"
+                "app = ImageSpec(name='app', registry='ghcr.io/acme', base_image=base, source_root='src',\n"
+                "                source_copy_mode='ALL')\n"
             ),
             "src/main.py": "print('hi')\n",
         },

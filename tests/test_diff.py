@@ -52,7 +52,7 @@ def test_file_changes_are_listed_one_by_one(tmp_path: Path) -> None:
     (src / "keep.py").write_text("a = 1\n")
     (src / "edit.py").write_text("b = 1\n")
     (src / "gone.py").write_text("c = 1\n")
-    spec = ImageSpec(name="app", python_version="3.11", source_root=str(src))
+    spec = ImageSpec(name="app", python_version="3.11", source_root=str(src), source_copy_mode="ALL")
     before = Side.of_spec(spec, "before")
     (src / "edit.py").write_text("b = 2\n")
     (src / "gone.py").unlink()

@@ -65,13 +65,19 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "uv-lock": ({"python_version": "3.11", "requirements": "uvproj/uv.lock"}, {}),
     "poetry-lock": ({"python_version": "3.11", "requirements": "poetryproj/poetry.lock"}, {}),
     "source-and-copy": (
-        {"python_version": "3.11", "source_root": "proj", "copy": ["data/config.json", "assets"]},
+        {
+            "python_version": "3.11",
+            "source_root": "proj",
+            "source_copy_mode": "ALL",
+            "copy": ["data/config.json", "assets"],
+        },
         {},
     ),
     "commands-need-source": (
         {
             "python_version": "3.11",
             "source_root": "proj",
+            "source_copy_mode": "ALL",
             "commands": ["python /root/app/main.py"],
             "builder_config": {"commands_need_source": True},
         },
@@ -86,6 +92,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                 "registry": "ghcr.io/acme",
                 "python_version": "3.10",
                 "source_root": "baseproj",
+                "source_copy_mode": "ALL",
                 "packages": ["numpy"],
             },
         },

@@ -165,6 +165,7 @@ CASES: list[dict[str, Any]] = [
                 "registry": "ghcr.io/acme",
                 "python_version": "3.10",
                 "source_root": "baseproj",
+                "source_copy_mode": "ALL",
                 "tag_format": "base-{spec_hash}",
                 "packages": ["numpy"],
             },
@@ -273,13 +274,8 @@ CASES: list[dict[str, Any]] = [
         "spec": {"python_version": "3.12", "requirements": "poetryproj/poetry.lock"},
     },
     {
-        "name": "source-all-default",
-        "about": "source_root without a mode: ALL; an executable file and two symlinks (one dangling)",
-        "spec": {"python_version": "3.11", "source_root": "proj"},
-    },
-    {
         "name": "source-all-explicit",
-        "about": "source_copy_mode ALL given: same as source-all-default",
+        "about": "source_copy_mode ALL: an executable file and two symlinks (one dangling)",
         "spec": {"python_version": "3.11", "source_root": "proj", "source_copy_mode": "ALL"},
     },
     {
@@ -290,7 +286,7 @@ CASES: list[dict[str, Any]] = [
     {
         "name": "source-sorting",
         "about": "file keys sorted by UTF-8 bytes (a-b.txt < a.b < a/b.txt), CRLF bytes kept",
-        "spec": {"python_version": "3.11", "source_root": "sorting"},
+        "spec": {"python_version": "3.11", "source_root": "sorting", "source_copy_mode": "ALL"},
     },
     {
         "name": "copy-file",
@@ -359,14 +355,13 @@ SAME = [
     ("minimal", "not-hashed"),
     ("pip-credentials", "pip-no-credentials"),
     ("builder-config", "builder-options-and-config"),
-    ("source-all-default", "source-all-explicit"),
     ("minimal", "source-no-copy"),
 ]
 DIFFERENT = [
     ("commands-ab-c", "commands-a-bc"),
     ("packages", "packages-reordered"),
     ("entrypoint-empty", "minimal"),
-    ("source-no-copy", "source-all-default"),
+    ("source-no-copy", "source-all-explicit"),
     ("platform-list", "platform-list-normalised"),
 ]
 

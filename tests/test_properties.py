@@ -262,7 +262,9 @@ def test_tag_is_independent_of_file_creation_order(
             dirs_first = data.draw(st.permutations(folders))
             root = write_files(tmp / name / "proj", tree, order, dirs_first)
             with chdir(root.parent):
-                spec = ImageSpec(python_version="3.11", source_root=str(root), copy=["proj"])
+                spec = ImageSpec(
+                    python_version="3.11", source_root=str(root), source_copy_mode="ALL", copy=["proj"]
+                )
                 tags.append(spec.tag)
                 assert sorted(spec.tag_inputs()["files"]) == sorted(
                     [f"source/{p}" for p in files] + [f"copy/proj/{p}" for p in files]
@@ -296,6 +298,7 @@ def test_tag_is_independent_of_the_checkout_location(
                 spec = ImageSpec(
                     python_version="3.11",
                     source_root=str(root),
+                    source_copy_mode="ALL",
                     requirements=str(checkout / "requirements.txt"),
                     copy=["proj"],
                 )
@@ -371,7 +374,7 @@ def test_one_files_content_or_exec_bit_changes_the_tag_mtime_does_not(
         root = write_files(tmp / "proj", tree, sorted(tree), [])
         for rel in tree:
             os.utime(root / rel, ns=(OLD, OLD))
-        spec = ImageSpec(python_version="3.11", source_root=str(root))
+        spec = ImageSpec(python_version="3.11", source_root=str(root), source_copy_mode="ALL")
         spec_id, before = spec.id, spec.tag
         assert spec.tag == before  # now from the digest cache
         assert ref_tag(spec.to_dict(), tmp) == before

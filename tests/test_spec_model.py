@@ -57,25 +57,25 @@ def test_every_field_is_accepted_and_normalised(tmp_path: Path, monkeypatch: pyt
     assert spec.source_copy_mode is CopyFileDetection.ALL
     assert dict(spec.env or {}) == {"Debug": "True", "_X1": ""}
     assert spec.registry == "localhost:30000/ns"
-    assert spec.packages == ("pandas==2.2.0", "numpy")
-    assert spec.conda_packages == ("pytorch",)
-    assert spec.conda_channels == ("conda-forge",)
+    assert spec.packages == ["pandas==2.2.0", "numpy"]
+    assert spec.conda_packages == ["pytorch"]
+    assert spec.conda_channels == ["conda-forge"]
     assert spec.requirements == str(tmp_path / "requirements.txt")
-    assert spec.apt_packages == ("git", "libgl1")
+    assert spec.apt_packages == ["git", "libgl1"]
     assert (spec.cuda, spec.cudnn) == ("12.1", "8")
     assert spec.base_image == "python:3.10-slim"
     assert spec.platform == "linux/amd64,linux/arm64"
     assert spec.pip_index == "https://pypi.example.com/simple"
-    assert spec.pip_extra_index_url == ("https://extra.example.com/simple",)
-    assert spec.pip_secret_mounts == (("/home/me/.netrc", "/root/.netrc"),)
+    assert spec.pip_extra_index_url == ["https://extra.example.com/simple"]
+    assert spec.pip_secret_mounts == [("/home/me/.netrc", "/root/.netrc")]
     assert spec.pip_extra_args == "--no-cache-dir"
     assert spec.registry_config == str(tmp_path / "auth.json")
-    assert spec.entrypoint == ("python", "-m", "app")
-    assert spec.commands == ("echo hi",)
+    assert spec.entrypoint == ["python", "-m", "app"]
+    assert spec.commands == ["echo hi"]
     assert spec.tag_format == "{spec_hash}-gpu"
-    assert spec.copy == ("conf", "data/x.csv")
+    assert spec.copy == ["conf", "data/x.csv"]
     assert spec.python_exec == "/usr/bin/python3"
-    assert spec.runtime_packages == ("polars",)
+    assert spec.runtime_packages == ["polars"]
     assert dict(spec.builder_options or {}) == {
         "insecure_registries": ["r.local"],
         "n": 1,
@@ -113,21 +113,22 @@ def test_image_name_without_registry() -> None:
 @pytest.mark.parametrize(
     ("method", "field", "start", "arg", "expected"),
     [
-        ("with_packages", "packages", ["a"], "b", ("a", "b")),
-        ("with_packages", "packages", None, ["b", "c"], ("b", "c")),
-        ("with_apt_packages", "apt_packages", ["git"], ["curl"], ("git", "curl")),
-        ("with_commands", "commands", ["echo 1"], "echo 2", ("echo 1", "echo 2")),
-        ("with_copy", "copy", None, "conf", ("conf",)),
-        ("with_runtime_packages", "runtime_packages", ["x"], ["y"], ("x", "y")),
+        ("with_packages", "packages", ["a"], "b", ["a", "b"]),
+        ("with_packages", "packages", None, ["b", "c"], ["b", "c"]),
+        ("with_apt_packages", "apt_packages", ["git"], ["curl"], ["git", "curl"]),
+        ("with_commands", "commands", ["echo 1"], "echo 2", ["echo 1", "echo 2"]),
+        ("with_copy", "copy", None, "conf", ["conf"]),
+        ("with_runtime_packages", "runtime_packages", ["x"], ["y"], ["x", "y"]),
     ],
 )
 def test_builder_methods_return_new_specs(
-    method: str, field: str, start: list[str] | None, arg: str | list[str], expected: tuple[str, ...]
+    method: str, field: str, start: list[str] | None, arg: str | list[str], expected: list[str]
 ) -> None:
     spec = ImageSpec(**{field: start})
     changed = getattr(spec, method)(arg)
     assert getattr(changed, field) == expected
-    assert getattr(spec, field) == (tuple(start) if start else None)
+    assert type(getattr(changed, field)) is not tuple
+    assert getattr(spec, field) == (start or None)
     assert changed != spec
 
 
@@ -139,18 +140,21 @@ def test_with_builder_options_merges() -> None:
 def test_replace_checks_again() -> None:
     spec = ImageSpec(packages=["a"])
     assert spec.replace(name="other").name == "other"
+    with pytest.raises(SpecError, match="packages must be a list"):
+        spec.replace(packages="three")
     with pytest.raises(SpecError, match="python_version"):
-        spec.replace(python_version="three")
+        spec.replace(python_version="three").image_name()
 
 
 def test_immutable() -> None:
     spec = ImageSpec(packages=["a"])
     with pytest.raises(AttributeError, match="immutable"):
         spec.name = "x"  # type: ignore[misc]
-    with pytest.raises(AttributeError):
+    with pytest.raises(TypeError, match=r"ImageSpec.packages is read-only .*spec.with_packages"):
         spec.packages.append("b")  # type: ignore[union-attr]
-    with pytest.raises(TypeError):
-        spec.env["A"] = "1"  # type: ignore[index]
+    with pytest.raises(TypeError, match=r"ImageSpec.env is read-only .*spec.replace\(env=...\)"):
+        ImageSpec(env={"A": "1"}).env["A"] = "2"  # type: ignore[index]
+    assert spec.packages == ["a"]
 
 
 def test_force_push_method_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,11 +229,11 @@ def test_from_env_pins_installed_packages() -> None:
     spec = ImageSpec.from_env(pinned_packages=["pytest"], packages=["pandas"], registry="r.io")
     import pytest as pt
 
-    assert spec.packages == ("pandas", f"pytest=={pt.__version__}")
+    assert spec.packages == ["pandas", f"pytest=={pt.__version__}"]
     assert spec.python_version == PY
     with pytest.raises(SpecError, match="pinned_packages: 'no-such-dist-xyz' is not installed"):
         ImageSpec.from_env(pinned_packages=["no-such-dist-xyz"])
-    with pytest.raises(SpecError, match="python_version: cannot be given to from_env"):
+    with pytest.raises(SpecError, match=r"^python_version can not be used with `from_env`"):
         ImageSpec.from_env(python_version="3.9")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagespec import CopyFileDetection, ImageSpec, SourceError
+from imagespec import CopyFileDetection, ImageSpec, SourceError, write_context
 
 from .conftest import run_python, write_tree
 
@@ -35,7 +35,7 @@ def spec_in(root: Path, **extra: object) -> ImageSpec:
         packages=["numpy"],
         source_root=str(root),
         requirements=str(root / "requirements.txt"),
-        **extra,  # type: ignore[arg-type]
+        **{"source_copy_mode": "ALL", **extra},  # type: ignore[arg-type]
     )
 
 
@@ -189,11 +189,22 @@ def test_missing_inputs_are_clear_errors(tmp_path: Path, monkeypatch: pytest.Mon
         _ = ImageSpec(requirements="nope.txt").tag
     with pytest.raises(SourceError, match=r"source_root: .*/nodir: is not a folder"):
         _ = ImageSpec(source_root="nodir").tag
-    with pytest.raises(SourceError, match=r"copy: .*missing"):
-        _ = ImageSpec(copy=["missing"]).tag
     (tmp_path / "uv.lock").write_text("version = 1\n")
     with pytest.raises(SourceError, match=r"uv\.lock needs the pyproject\.toml beside it"):
         _ = ImageSpec(requirements="uv.lock").tag
+
+
+def test_a_missing_copy_entry_has_a_tag_but_no_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # flytekit's tag leaves a missing copy file out (flytekit/tools/fast_registration.py:251-253)
+    # and its build fails: ours tags it as missing, and every build refuses it.
+    monkeypatch.chdir(tmp_path)
+    spec = ImageSpec(python_version="3.11", copy=["missing", "/nowhere/file.txt"])
+    missing_tag = spec.tag
+    assert {"copy/missing", "copy/nowhere/file.txt"} <= set(spec.tag_inputs()["files"])
+    with pytest.raises(SourceError, match=r"copy: .*/missing: does not exist; the image cannot be built"):
+        write_context(spec, tmp_path / "ctx")
+    (tmp_path / "missing").write_text("here now\n")
+    assert spec.tag != missing_tag
 
 
 def test_lock_files_bring_their_pyproject(tmp_path: Path) -> None:
@@ -225,7 +236,7 @@ def test_selection_honours_ignore_files(tmp_path: Path) -> None:
             "pkg/__pycache__/m.pyc": "x",
         },
     )
-    files = set(ImageSpec(source_root=str(root)).tag_inputs()["files"])
+    files = set(ImageSpec(source_root=str(root), source_copy_mode="ALL").tag_inputs()["files"])
     assert files == {
         "source/.dockerignore",
         "source/.gitignore",
@@ -242,7 +253,7 @@ def test_symlinks_are_recorded_not_followed(tmp_path: Path) -> None:
     (root / "inside").symlink_to("a.py")
     (root / "out").symlink_to(outside)
     (root / "dangling").symlink_to(tmp_path / "nope")
-    spec = ImageSpec(source_root=str(root))
+    spec = ImageSpec(source_root=str(root), source_copy_mode="ALL")
     files = set(spec.tag_inputs()["files"])
     assert files == {"source/a.py", "source/inside", "source/out", "source/dangling"}
     before = spec.tag

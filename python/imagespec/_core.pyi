@@ -11,6 +11,8 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "BUILTIN_ENGINES",
     "ImageSpecError",
     "SpecError",
+    "UnknownFieldError",
+    "suggest_field",
     "SourceError",
     "RegistryError",
     "BuildError",
@@ -36,12 +38,18 @@ class ImageSpecError(Exception):
 
     field: str | None
 
-class SpecError(ImageSpecError):
-    """A spec field or spec file has a value that is not allowed."""
+class SpecError(ImageSpecError, ValueError):
+    """A spec field or spec file has a value that is not allowed (a ValueError, as in flytekit)."""
 
     path: str
     line: int
     column: int
+
+class UnknownFieldError(SpecError, TypeError):
+    """A keyword that is no spec field (a TypeError, as for any function, and a SpecError)."""
+
+def suggest_field(name: str) -> str:
+    """ "Did you mean 'packages'? Valid fields: ..." for a keyword that is no field."""
 
 class SourceError(ImageSpecError):
     """A file or folder the spec names is missing or unreadable."""

@@ -6,9 +6,9 @@ import enum
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 
 from imagespec import _core as _native
+from imagespec._values import FrozenDict, FrozenList
 
 # Not `from typing import TYPE_CHECKING`: importing typing (and re, contextlib, collections with
 # it) is a third of `import imagespec`; type checkers treat this name as True all the same.
@@ -30,6 +30,7 @@ _LIST_FIELDS = (
 )
 _MAP_FIELDS = ("env", "builder_options", "builder_config")
 _FORCE_PUSH_VARS = ("FLYTE_FORCE_PUSH_IMAGE_SPEC", "IMAGESPEC_FORCE_PUSH_IMAGE_SPEC")
+_FAST_FAIL_VAR = "FLYTE_IMG_FAST_FAIL"
 _DEFAULT_NAME = "imagespec"
 _DEFAULT_PLATFORM = "linux/amd64"
 IMAGE_ID_VAR = "_F_IMG_ID"
@@ -76,6 +77,21 @@ def _to_core_value(field: str, value: Any) -> Any:
     return value
 
 
+def _positional(args: tuple[Any, ...], fields: dict[str, Any]) -> dict[str, Any]:
+    """Positional arguments in flytekit's field order (its dataclass's), as a dataclass takes them."""
+    order = _native.FIELDS
+    if len(args) > len(order):
+        raise TypeError(
+            f"ImageSpec() takes from 0 to {len(order)} positional arguments but {len(args)} were given"
+        )
+    out = dict(zip(order, args))
+    for key in fields:
+        if key in out:
+            raise TypeError(f"ImageSpec() got multiple values for argument {key!r}")
+    out.update(fields)
+    return out
+
+
 def _loaded_module_files() -> list[str]:
     files = []
     for module in list(sys.modules.values()):
@@ -92,12 +108,14 @@ def _loaded_module_files() -> list[str]:
 class ImageSpec:
     """How to build a container image, declared in Python: an immutable value.
 
-    Every field is a keyword argument, with flytekit's meaning; unset fields are ``None``.
+    Every field has flytekit's meaning and can be given by keyword or, in the order of flytekit's
+    dataclass, by position; unset fields are ``None``. Lists and dicts read back as lists and
+    dicts (read-only ones: a spec does not change).
 
     >>> spec = ImageSpec(name="pandas", packages=["pandas", "numpy"], env={"Debug": "True"},
     ...                  registry="localhost:30000", python_version="3.11")
     >>> spec.with_packages("scikit-learn").packages
-    ('pandas', 'numpy', 'scikit-learn')
+    ['pandas', 'numpy', 'scikit-learn']
     >>> spec.image_name().startswith("localhost:30000/pandas:")
     True
     """
@@ -137,45 +155,44 @@ class ImageSpec:
 
     _core: _native.Spec
     _base: ImageSpec | None
+    # Lists and dicts as in flytekit, read-only (see _values.py).
     name: str
     python_version: str | None
     builder: str | None
     source_root: str | None
     source_copy_mode: CopyFileDetection | None
-    env: Mapping[str, str] | None
+    env: dict[str, str] | None
     registry: str | None
-    packages: tuple[str, ...] | None
-    conda_packages: tuple[str, ...] | None
-    conda_channels: tuple[str, ...] | None
+    packages: list[str] | None
+    conda_packages: list[str] | None
+    conda_channels: list[str] | None
     requirements: str | None
-    apt_packages: tuple[str, ...] | None
+    apt_packages: list[str] | None
     cuda: str | None
     cudnn: str | None
     platform: str
     pip_index: str | None
-    pip_extra_index_url: tuple[str, ...] | None
-    pip_secret_mounts: tuple[tuple[str, str], ...] | None
+    pip_extra_index_url: list[str] | None
+    pip_secret_mounts: list[tuple[str, str]] | None
     pip_extra_args: str | None
     registry_config: str | None
-    entrypoint: tuple[str, ...] | None
-    commands: tuple[str, ...] | None
+    entrypoint: list[str] | None
+    commands: list[str] | None
     tag_format: str | None
-    copy: tuple[str, ...] | None
+    copy: list[str] | None
     python_exec: str | None
-    runtime_packages: tuple[str, ...] | None
-    builder_options: Mapping[str, Any] | None
-    builder_config: Mapping[str, Any] | None
+    runtime_packages: list[str] | None
+    builder_options: dict[str, Any] | None
+    builder_config: dict[str, Any] | None
 
     if TYPE_CHECKING:
 
         def __init__(
             self,
-            *,
             name: str = "imagespec",
-            python_version: str | None = None,
+            python_version: str | float | None = None,
             builder: str | None = None,
             source_root: str | os.PathLike[str] | None = None,
-            source_copy_mode: CopyFileDetection | str | None = None,
             env: Mapping[str, str] | None = None,
             registry: str | None = None,
             packages: Sequence[str] | None = None,
@@ -195,6 +212,7 @@ class ImageSpec:
             entrypoint: Sequence[str] | None = None,
             commands: Sequence[str] | None = None,
             tag_format: str | None = None,
+            source_copy_mode: CopyFileDetection | str | None = None,
             copy: Sequence[str] | None = None,
             python_exec: str | None = None,
             runtime_packages: Sequence[str] | None = None,
@@ -206,8 +224,7 @@ class ImageSpec:
 
         def __init__(self, *args, **fields):
             if args:
-                example = "ImageSpec(name='my-image', packages=['pandas'])"
-                raise TypeError(f"ImageSpec takes keyword arguments only, e.g. {example}")
+                fields = _positional(args, fields)
             self._init(fields, None, None)
 
     def _init(self, fields: dict[str, Any], force_push: bool | None, base_dir: str | None) -> None:
@@ -237,11 +254,11 @@ class ImageSpec:
             value = values.get(field)
             if value is not None:
                 if field in _LIST_FIELDS:
-                    value = tuple(value)
+                    value = FrozenList(value, field)
                 elif field in _MAP_FIELDS:
-                    value = MappingProxyType(value)
+                    value = FrozenDict(value, field)
                 elif field == "pip_secret_mounts":
-                    value = tuple((s, t) for s, t in value)
+                    value = FrozenList([(s, t) for s, t in value], field)
                 elif field == "source_copy_mode":
                     value = CopyFileDetection[value]
             object.__setattr__(self, field, value)
@@ -316,11 +333,29 @@ class ImageSpec:
         if image_id is None or image_id == self.id:
             return True
         own, _, paired = os.environ.get(OWN_ID_VAR, "").partition(":")
-        return own == self.id and paired == image_id
+        if not own or paired != image_id:
+            return False
+        if own == self.id:
+            return True
+        # The bridge added flytekit to the packages it built (flytekit runs the task), as flytekit's
+        # own builder does, whose is_container() leaves the addition out too.
+        from imagespec._flytekit import bridged_id
+
+        return own == bridged_id(self)
 
     @property
     def is_force_push(self) -> bool:
         return self._core.force_push
+
+    @property
+    def _is_force_push(self) -> bool:
+        """flytekit's name for `is_force_push` (its builders read it)."""
+        return self._core.force_push
+
+    @property
+    def _fast_fail(self) -> bool:
+        """flytekit's flag: ``FLYTE_IMG_FAST_FAIL`` true makes an unknown existence an error."""
+        return _env_flag((_FAST_FAIL_VAR,))
 
     def exist(self) -> bool | None:
         """True when the image exists, False when it does not, None when that cannot be told.
@@ -393,7 +428,8 @@ class ImageSpec:
         """
         if kwargs.get("python_version") is not None:
             raise _native.SpecError(
-                "python_version: cannot be given to from_env; it is this interpreter's version"
+                "python_version can not be used with `from_env` because it will be inferred from the "
+                "environment; leave it out (it is this interpreter's version)"
             )
         from importlib import metadata
 
@@ -402,9 +438,7 @@ class ImageSpec:
             try:
                 packages.append(f"{name}=={metadata.version(name)}")
             except metadata.PackageNotFoundError:
-                raise _native.SpecError(
-                    f"pinned_packages: {name!r} is not installed in this environment; install it or remove it"
-                ) from None
+                raise _NotInstalledError(name) from None
         return cls(packages=packages, python_version=_python_version(), **kwargs)
 
     @classmethod
@@ -481,6 +515,34 @@ class ImageSpec:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ImageSpec:
         return self
+
+
+_NOT_INSTALLED: list[type[Exception]] = []
+
+
+def _not_installed_error() -> type[Exception]:
+    """Made on first use: importing importlib.metadata would slow `import imagespec` down."""
+    if _NOT_INSTALLED:
+        return _NOT_INSTALLED[0]
+    from importlib.metadata import PackageNotFoundError
+
+    class NotInstalledError(_native.SpecError, PackageNotFoundError):  # type: ignore[misc]
+        """A pinned package that is not installed: flytekit raises PackageNotFoundError here."""
+
+        def __str__(self) -> str:
+            return (
+                f"pinned_packages: {self.args[0]!r} is not installed in this environment, so it has no "
+                "version to pin; install it or remove it"
+            )
+
+    NotInstalledError.__module__ = "imagespec"
+    NotInstalledError.__qualname__ = "NotInstalledError"
+    _NOT_INSTALLED.append(NotInstalledError)
+    return NotInstalledError
+
+
+def _NotInstalledError(name: str) -> Exception:
+    return _not_installed_error()(name)
 
 
 def _restore(fields: dict[str, Any], force_push: bool, base_dir: str) -> ImageSpec:

@@ -213,6 +213,7 @@ fn copy_selected(f: &SelectedFile, dest: &Path) -> Result<()> {
         ))
     };
     match &f.file.kind {
+        FileKind::Missing => Err(crate::identity::missing_file(f)),
         FileKind::Symlink { target } => {
             let now = fs::read_link(&f.path).map_err(|_| changed())?;
             if now.to_str() != Some(target.as_str()) {

@@ -43,6 +43,16 @@ pub(crate) struct SecretMount {
     pub target: String,
 }
 
+/// Where a `pip_secret_mounts` target is seen by the install step: a relative one is relative to
+/// /root, the working folder of flytekit's install steps (flytekit/image_spec/default_builder.py:26).
+pub(crate) fn mount_target(target: &str) -> String {
+    if target.starts_with('/') {
+        target.to_owned()
+    } else {
+        format!("/root/{}", target.trim_start_matches("./"))
+    }
+}
+
 pub(crate) struct Plan {
     pub from: String,
     pub id: String,
@@ -66,6 +76,12 @@ impl Plan {
         let from = base_of(spec, options)?;
         let loaded = options.loaded_modules.as_deref();
         let selection = identity::selected_files(spec, loaded)?;
+        if let Some(f) = selection
+            .values()
+            .find(|f| matches!(f.file.kind, crate::source::FileKind::Missing))
+        {
+            return Err(identity::missing_file(f));
+        }
         let tags = identity::tag_inputs_of(spec, loaded, &selection)?;
         let requirements =
             spec.requirements
@@ -82,11 +98,12 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(i, (source, target))| {
-                check_mount_target(&format!("pip_secret_mounts[{i}]"), target)?;
+                let target = mount_target(target);
+                check_mount_target(&format!("pip_secret_mounts[{i}]"), &target)?;
                 Ok(SecretMount {
                     id: secret_mount_id(i),
                     source: source.clone(),
-                    target: target.clone(),
+                    target,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

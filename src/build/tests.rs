@@ -414,6 +414,7 @@ fn the_context_holds_exactly_the_hashed_files() {
         RawSpec {
             python_version: Some("3.11".into()),
             source_root: Some("src".into()),
+            source_copy_mode: Some("ALL".into()),
             copy: strs(&["conf"]),
             requirements: Some("requirements.txt".into()),
             pip_secret_mounts: Some(vec![("netrc".into(), "/root/.netrc".into())]),
@@ -505,6 +506,7 @@ fn a_file_changed_after_hashing_is_refused() {
         RawSpec {
             python_version: Some("3.11".into()),
             source_root: Some(".".into()),
+            source_copy_mode: Some("ALL".into()),
             ..RawSpec::default()
         },
     );

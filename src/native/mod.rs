@@ -386,6 +386,7 @@ fn files_layers(
         for f in plan.selection.values() {
             if let Some(rest) = f.key.strip_prefix(prefix) {
                 let content = match &f.file.kind {
+                    FileKind::Missing => return Err(crate::identity::missing_file(f)),
                     FileKind::Symlink { target } => Content::Symlink(target.clone()),
                     FileKind::Regular { sha256, .. } => Content::File {
                         path: f.path.clone(),

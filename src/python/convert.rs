@@ -3,7 +3,7 @@
 
 use super::spec::Spec as PySpec;
 use crate::error::Error;
-use crate::spec::{prefix_field, suggest_field, Map, RawBase, RawSpec};
+use crate::spec::{prefix_field, python_version_of_number, redact_userinfo, Map, RawBase, RawSpec};
 use crate::value::Value;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -16,6 +16,19 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// `str 'value'` for a message: the type and a short, credential-free repr of a wrong value.
+fn shown(obj: &Bound<'_, PyAny>) -> String {
+    let repr = obj
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "?".to_owned());
+    let mut repr = redact_userinfo(&repr);
+    if repr.chars().count() > 60 {
+        repr = repr.chars().take(57).collect::<String>() + "...";
+    }
+    format!("{} {repr}", type_name(obj))
 }
 
 fn opt_str(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<String>> {
@@ -31,11 +44,36 @@ fn str_of(field: &str, obj: &Bound<'_, PyAny>) -> Result<String> {
             .to_cow()
             .map(|c| c.into_owned())
             .map_err(|_| Error::spec(field, "is not valid Unicode text (it has a lone surrogate)")),
-        Err(_) => Err(Error::spec(
+        Err(_) => Err(Error::invalid(
             field,
-            format!("must be a string, got {}", type_name(obj)),
+            format!("{field} must be a string or None, got {}", shown(obj)),
         )),
     }
+}
+
+/// `python_version` also as a number, as `yaml.safe_load` reads an unquoted `3.11`
+/// (see `spec::python_version_of_number`); a warning says when the reading is a guess.
+fn opt_python_version(obj: &Bound<'_, PyAny>) -> Result<Option<String>> {
+    let number = if obj.is_instance_of::<PyBool>() {
+        None
+    } else if let Ok(f) = obj.cast::<PyFloat>() {
+        Some(f.value())
+    } else if obj.is_instance_of::<PyInt>() {
+        obj.extract::<i64>().ok().map(|i| i as f64)
+    } else {
+        None
+    };
+    let Some(number) = number else {
+        return opt_str("python_version", obj);
+    };
+    let (version, warning) = python_version_of_number(number);
+    if let Some(message) = warning {
+        let py = obj.py();
+        let category = py.get_type::<pyo3::exceptions::PyUserWarning>();
+        let message = std::ffi::CString::new(message).unwrap_or_default();
+        PyErr::warn(py, &category, &message, 2).map_err(|e| Error::spec("python_version", e.to_string()))?;
+    }
+    Ok(Some(version))
 }
 
 fn items_of<'py>(obj: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
@@ -45,31 +83,32 @@ fn items_of<'py>(obj: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
     obj.cast::<PyTuple>().ok().map(|t| t.iter().collect())
 }
 
+/// A list (or tuple) of strings; anything else in flytekit's words
+/// (flytekit/image_spec/image_spec.py:178-182), with what was given and how to fix it.
 fn opt_str_list(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Vec<String>>> {
     if obj.is_none() {
         return Ok(None);
     }
+    let wrong = |detail: String| {
+        Error::invalid(
+            field,
+            format!("{field} must be a list of strings or None, {detail}"),
+        )
+    };
     let Some(items) = items_of(obj) else {
         let hint = if obj.is_instance_of::<PyString>() {
-            " (wrap a single value in a list)"
+            "; wrap a single value in a list"
         } else {
             ""
         };
-        return Err(Error::spec(
-            field,
-            format!("must be a list of strings, got {}{hint}", type_name(obj)),
-        ));
+        return Err(wrong(format!("got {}{hint}", shown(obj))));
     };
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| {
-            str_of(field, item).map_err(|_| {
-                Error::spec(
-                    format!("{field}[{i}]"),
-                    format!("must be a string, got {}", type_name(item)),
-                )
-            })
+        .map(|(i, item)| match item.cast::<PyString>() {
+            Ok(_) => str_of(&format!("{field}[{i}]"), item),
+            Err(_) => Err(wrong(format!("but item {i} is {}", shown(item)))),
         })
         .collect::<Result<Vec<_>>>()
         .map(Some)
@@ -79,41 +118,52 @@ fn opt_str_map(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<BTreeMap<St
     if obj.is_none() {
         return Ok(None);
     }
-    let dict = obj.cast::<PyDict>().map_err(|_| {
-        Error::spec(
+    let wrong = |detail: String| {
+        Error::invalid(
             field,
-            format!("must be a dict of strings to strings, got {}", type_name(obj)),
+            format!("{field} must be a dictionary of strings to strings or None, {detail}"),
         )
-    })?;
+    };
+    let dict = obj
+        .cast::<PyDict>()
+        .map_err(|_| wrong(format!("got {}", shown(obj))))?;
     let mut out = BTreeMap::new();
     for (k, v) in dict.iter() {
-        let key = str_of(field, &k)
-            .map_err(|_| Error::spec(field, format!("keys must be strings, got {}", type_name(&k))))?;
+        if !k.is_instance_of::<PyString>() {
+            return Err(wrong(format!("but key {} is not a string", shown(&k))));
+        }
+        let key = str_of(field, &k)?;
+        if !v.is_instance_of::<PyString>() {
+            return Err(wrong(format!("but the value of {key:?} is {}", shown(&v))));
+        }
         let val = str_of(&format!("{field}[{key:?}]"), &v)?;
         out.insert(key, val);
     }
     Ok(Some(out))
 }
 
+/// Pairs of strings; anything else in flytekit's words (flytekit/image_spec/image_spec.py:184-191).
+/// flytekit wants tuples; lists are taken too (YAML has no tuples).
 fn opt_mounts(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Vec<(String, String)>>> {
     if obj.is_none() {
         return Ok(None);
     }
-    let items = items_of(obj).ok_or_else(|| {
-        Error::spec(
+    let wrong = |detail: String| {
+        Error::invalid(
             field,
-            format!("must be a list of (source, target) pairs, got {}", type_name(obj)),
+            format!(
+                "{field} must be a list of tuples of two strings or None, {detail}; give (secret file, \
+                 where the install step sees it) pairs"
+            ),
         )
-    })?;
+    };
+    let items = items_of(obj).ok_or_else(|| wrong(format!("got {}", shown(obj))))?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
+        let pair = items_of(item)
+            .filter(|p| p.len() == 2 && p.iter().all(|s| s.is_instance_of::<PyString>()))
+            .ok_or_else(|| wrong(format!("but item {i} is {}", shown(item))))?;
         let f = format!("{field}[{i}]");
-        let pair = items_of(item).filter(|p| p.len() == 2).ok_or_else(|| {
-            Error::spec(
-                &f,
-                "must be a (source, target) pair: the secret's file and where it is mounted",
-            )
-        })?;
         out.push((str_of(&f, &pair[0])?, str_of(&f, &pair[1])?));
     }
     Ok(Some(out))
@@ -162,13 +212,17 @@ fn value_map(field: &str, dict: &Bound<'_, PyDict>) -> Result<Map> {
     Ok(out)
 }
 
+/// A dict; anything else in flytekit's words (flytekit/image_spec/image_spec.py:193-194).
 fn opt_value_map(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Map>> {
     if obj.is_none() {
         return Ok(None);
     }
-    let dict = obj
-        .cast::<PyDict>()
-        .map_err(|_| Error::spec(field, format!("must be a dict, got {}", type_name(obj))))?;
+    let dict = obj.cast::<PyDict>().map_err(|_| {
+        Error::invalid(
+            field,
+            format!("{field} must be a dictionary or None, got {}", shown(obj)),
+        )
+    })?;
     value_map(field, dict).map(Some)
 }
 
@@ -185,11 +239,12 @@ fn opt_base(obj: &Bound<'_, PyAny>) -> Result<Option<RawBase>> {
     }
     match str_of("base_image", obj) {
         Ok(s) => Ok(Some(RawBase::Name(s))),
-        Err(_) => Err(Error::spec(
+        Err(_) => Err(Error::invalid(
             "base_image",
             format!(
-                "must be an image reference string, an ImageSpec or a dict of its fields, got {}",
-                type_name(obj)
+                "base_image must be an image reference string, an ImageSpec, a dict of its fields or None, \
+                 got {}",
+                shown(obj)
             ),
         )),
     }
@@ -203,7 +258,7 @@ pub fn raw_spec(fields: &Bound<'_, PyDict>) -> Result<RawSpec> {
         let f = key.as_str();
         match f {
             "name" => raw.name = opt_str(f, &v)?,
-            "python_version" => raw.python_version = opt_str(f, &v)?,
+            "python_version" => raw.python_version = opt_python_version(&v)?,
             "builder" => raw.builder = opt_str(f, &v)?,
             "source_root" => raw.source_root = opt_str(f, &v)?,
             "source_copy_mode" => raw.source_copy_mode = opt_str(f, &v)?,
@@ -231,7 +286,11 @@ pub fn raw_spec(fields: &Bound<'_, PyDict>) -> Result<RawSpec> {
             "runtime_packages" => raw.runtime_packages = opt_str_list(f, &v)?,
             "builder_options" => raw.builder_options = opt_value_map(f, &v)?,
             "builder_config" => raw.builder_config = opt_value_map(f, &v)?,
-            other => return Err(Error::spec(other, suggest_field(other))),
+            other => {
+                return Err(Error::UnknownField {
+                    name: other.to_owned(),
+                })
+            }
         }
     }
     Ok(raw)

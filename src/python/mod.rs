@@ -8,8 +8,10 @@ mod registry;
 mod spec;
 
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyTuple, PyType};
 
 create_exception!(
     imagespec._core,
@@ -17,12 +19,50 @@ create_exception!(
     PyException,
     "Base class of every imagespec error."
 );
-create_exception!(
-    imagespec._core,
-    SpecError,
-    ImageSpecError,
-    "A spec field or spec file has a value that is not allowed."
-);
+/// `SpecError` and `UnknownFieldError` have two bases each (ours, and the builtin flytekit raises
+/// for the same input: ValueError, TypeError), which `create_exception!` cannot make: they are
+/// made with `type()` when the module loads.
+static SPEC_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static UNKNOWN_FIELD_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn make_type<'py>(
+    py: Python<'py>,
+    name: &str,
+    bases: Bound<'py, PyTuple>,
+    doc: &str,
+) -> PyResult<Bound<'py, PyType>> {
+    let ns = pyo3::types::PyDict::new(py);
+    ns.set_item("__module__", "imagespec._core")?;
+    ns.set_item("__doc__", doc)?;
+    Ok(py
+        .get_type::<PyType>()
+        .call1((name, bases, ns))?
+        .cast_into::<PyType>()?)
+}
+
+fn spec_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    SPEC_ERROR
+        .get_or_try_init(py, || {
+            let bases = PyTuple::new(
+                py,
+                [py.get_type::<ImageSpecError>(), py.get_type::<PyValueError>()],
+            )?;
+            let doc =
+                "A spec field or spec file has a value that is not allowed (a ValueError, as in flytekit).";
+            make_type(py, "SpecError", bases, doc).map(Bound::unbind)
+        })
+        .map(|t| t.bind(py))
+}
+
+fn unknown_field_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    UNKNOWN_FIELD_ERROR
+        .get_or_try_init(py, || {
+            let bases = PyTuple::new(py, [spec_error(py)?.clone(), py.get_type::<PyTypeError>()])?;
+            let doc = "A keyword that is no spec field (a TypeError, as for any function, and a SpecError).";
+            make_type(py, "UnknownFieldError", bases, doc).map(Bound::unbind)
+        })
+        .map(|t| t.bind(py))
+}
 create_exception!(
     imagespec._core,
     SourceError,
@@ -46,8 +86,15 @@ create_exception!(
 /// Maps a core error to its Python exception, with `field`, `path`, `line`, `column` attributes.
 pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
     Python::attach(|py| {
+        let typed = |t: PyResult<&Bound<'_, PyType>>| match t {
+            Ok(t) => PyErr::from_type(t.clone(), e.to_string()),
+            Err(err) => err,
+        };
         let err = match &e {
-            crate::Error::Spec { .. } | crate::Error::Yaml { .. } => SpecError::new_err(e.to_string()),
+            crate::Error::Spec { .. } | crate::Error::Invalid { .. } | crate::Error::Yaml { .. } => {
+                typed(spec_error(py))
+            }
+            crate::Error::UnknownField { .. } => typed(unknown_field_error(py)),
             crate::Error::Source { .. } => SourceError::new_err(e.to_string()),
             crate::Error::Reference(_) | crate::Error::Registry(_) => RegistryError::new_err(e.to_string()),
             crate::Error::Build(_) => BuildError::new_err(e.to_string()),
@@ -66,12 +113,20 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
                 let _ = value.setattr("path", path.to_string_lossy());
             }
             crate::Error::Spec { .. }
+            | crate::Error::Invalid { .. }
+            | crate::Error::UnknownField { .. }
             | crate::Error::Reference(_)
             | crate::Error::Registry(_)
             | crate::Error::Build(_) => {}
         }
         err
     })
+}
+
+/// "Did you mean 'packages'? Valid fields: ..." for a keyword that is no field.
+#[pyfunction]
+fn suggest_field(name: &str) -> String {
+    crate::spec::field_hint(name)
 }
 
 #[pymodule]
@@ -88,7 +143,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         }
     }
     m.add("ImageSpecError", py.get_type::<ImageSpecError>())?;
-    m.add("SpecError", py.get_type::<SpecError>())?;
+    m.add("SpecError", spec_error(py)?)?;
+    m.add("UnknownFieldError", unknown_field_error(py)?)?;
+    m.add("suggest_field", wrap_pyfunction!(suggest_field, m)?)?;
     m.add("SourceError", py.get_type::<SourceError>())?;
     m.add("RegistryError", py.get_type::<RegistryError>())?;
     m.add("BuildError", py.get_type::<BuildError>())?;

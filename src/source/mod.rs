@@ -57,6 +57,9 @@ pub enum FileKind {
     Symlink {
         target: String,
     },
+    /// A `copy` entry that does not exist: it still has a tag (flytekit's leaves such files out
+    /// of its digest), but no image can be built with it; every builder refuses it.
+    Missing,
 }
 
 /// ALL mode: every file under `root` that no ignore rule excludes, sorted by `path` (bytes).

@@ -1,12 +1,12 @@
 //! The names of the spec's fields, shared by the Python and YAML front doors.
 
-/// Every key the constructor and YAML files accept, in documentation order.
+/// Every key the constructor and YAML files accept, in the order of flytekit's ImageSpec dataclass
+/// (flytekit/image_spec/image_spec.py:81-109), which is also the order of positional arguments.
 pub const FIELDS: &[&str] = &[
     "name",
     "python_version",
     "builder",
     "source_root",
-    "source_copy_mode",
     "env",
     "registry",
     "packages",
@@ -26,6 +26,7 @@ pub const FIELDS: &[&str] = &[
     "entrypoint",
     "commands",
     "tag_format",
+    "source_copy_mode",
     "copy",
     "python_exec",
     "runtime_packages",
@@ -35,18 +36,20 @@ pub const FIELDS: &[&str] = &[
 
 /// The message for a key that is not a field: the closest field, then the valid ones.
 pub fn suggest_field(unknown: &str) -> String {
+    format!("unknown field '{unknown}'. {}", field_hint(unknown))
+}
+
+/// "Did you mean 'packages'? Valid fields: ..." for a key that is not a field.
+pub fn field_hint(unknown: &str) -> String {
     let best = FIELDS
         .iter()
         .map(|f| (edit_distance(unknown, f), *f))
         .min()
         .filter(|(d, f)| *d <= (f.len().max(unknown.len()) / 3).max(2));
     let hint = best
-        .map(|(_, f)| format!(" Did you mean '{f}'?"))
+        .map(|(_, f)| format!("Did you mean '{f}'? "))
         .unwrap_or_default();
-    format!(
-        "unknown field '{unknown}'.{hint} Valid fields: {}",
-        FIELDS.join(", ")
-    )
+    format!("{hint}Valid fields: {}", FIELDS.join(", "))
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

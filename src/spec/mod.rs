@@ -12,8 +12,11 @@ use crate::value::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use fields::{suggest_field, FIELDS};
-pub use validate::{check_apt_package, prefix_field, redact_userinfo, strip_userinfo};
+pub use fields::{field_hint, suggest_field, FIELDS};
+pub use validate::{
+    check_apt_package, prefix_field, python_version_of_number, redact_userinfo, split_name, strip_userinfo,
+    NameParts,
+};
 
 /// Which files of `source_root` end up in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,6 +152,16 @@ pub struct Spec {
     pub builder_options: Map,
     pub builder_config: Map,
     pub force_push: bool,
+    /// Values taken as given (as flytekit takes them) that no image can be made from: the spec
+    /// has an id and converts, but cannot be tagged, named or built (`usable`).
+    pub problems: Vec<Problem>,
+}
+
+/// A value of a spec that no image can be made from, found when the spec was made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
 }
 
 impl Spec {
@@ -156,21 +169,66 @@ impl Spec {
         validate::from_raw(raw, ctx)
     }
 
-    /// The copy mode in effect: ALL when a source root is set and no mode is, NO_COPY without a root.
+    /// The copy mode in effect: LOADED_MODULES when a source root is set and no mode is (as in
+    /// flytekit), NO_COPY without a root.
     pub fn effective_copy_mode(&self) -> CopyMode {
         match (&self.source_root, self.source_copy_mode) {
             (None, _) => CopyMode::NoCopy,
-            (Some(_), None) => CopyMode::All,
+            (Some(_), None) => CopyMode::LoadedModules,
             (Some(_), Some(mode)) => mode,
         }
     }
 
-    /// `registry/name` without a tag.
-    pub fn repository(&self) -> String {
-        match &self.registry {
-            Some(r) => format!("{r}/{}", self.name),
-            None => self.name.clone(),
+    /// Ok when an image can be made from this spec (and its base specs); else every problem,
+    /// first one's field named.
+    pub fn usable(&self) -> crate::Result<()> {
+        if let Some(BaseImage::Spec(base)) = &self.base_image {
+            base.usable().map_err(|e| prefix_field("base_image", e))?;
         }
+        let Some(first) = self.problems.first() else {
+            return Ok(());
+        };
+        let mut message = first.message.clone();
+        for p in &self.problems[1..] {
+            message.push_str(&format!("; {}: {}", p.field, p.message));
+        }
+        message.push_str(
+            " (the spec can be made with this value, as in flytekit, but no image can be built from it)",
+        );
+        Err(crate::Error::spec(first.field.clone(), message))
+    }
+
+    /// `registry/path` without a tag; a registry written in `name` counts as `registry`.
+    pub fn repository(&self) -> String {
+        let parts = split_name(&self.name);
+        match parts.registry.or(self.registry.as_deref()) {
+            Some(r) => format!("{r}/{}", parts.path),
+            None => parts.path.to_owned(),
+        }
+    }
+
+    /// The tag written in `name` (`repo:0.1.5`), which replaces the computed one.
+    pub fn name_tag(&self) -> Option<&str> {
+        split_name(&self.name).tag
+    }
+
+    /// Each `copy` entry as (the folder it is read relative to, the path below it), which is also
+    /// where it lands under /root. A relative entry is below the spec's folder; an absolute one
+    /// inside that folder is the same as its relative spelling; any other absolute one lands at
+    /// /root/<its path>.
+    pub fn copy_sources(&self) -> Vec<(PathBuf, String)> {
+        self.copy
+            .iter()
+            .map(|entry| match entry.strip_prefix('/') {
+                None => (self.copy_root.clone(), entry.clone()),
+                Some(rooted) => match Path::new(entry).strip_prefix(&self.copy_root) {
+                    Ok(rel) if !rel.as_os_str().is_empty() => {
+                        (self.copy_root.clone(), rel.to_string_lossy().into_owned())
+                    }
+                    _ => (PathBuf::from("/"), rooted.to_owned()),
+                },
+            })
+            .collect()
     }
 
     /// The fields as a map with the constructor's keys, leaving out those not set.

@@ -1,6 +1,6 @@
 //! RawSpec → Spec: every check that gives a user a clear message naming the field.
 
-use super::{BaseImage, Context, CopyMode, RawBase, RawSpec, Spec};
+use super::{BaseImage, Context, CopyMode, Problem, RawBase, RawSpec, Spec};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,77 +43,147 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
         force_push,
     } = raw;
 
-    let registry = registry.map(|r| check_registry(&r)).transpose()?;
-    let base_image = base_image.map(|b| check_base_image(b, ctx)).transpose()?;
+    // flytekit refuses these when the spec is made: so do we, at once, in its words.
+    let registry = registry
+        .map(|r| check_registry_words(&r.to_lowercase()).map(|()| r.to_lowercase()))
+        .transpose()?;
+    let source_copy_mode = source_copy_mode.map(|m| check_copy_mode(&m)).transpose()?;
+    let builder_options = builder_options.unwrap_or_default();
+    let builder_config = builder_config.unwrap_or_default();
+    check_finite("builder_options", &builder_options)?;
+    check_finite("builder_config", &builder_config)?;
+
+    // The rest flytekit takes as given, and so do we; a value no image can be made from is kept
+    // as given and reported by every use that needs an image (tag, name, build): `Spec::usable`.
+    let mut problems = Problems::default();
+    let registry = registry.map(|r| problems.keep(check_registry(&r), r));
+    let base_image = match base_image {
+        Some(RawBase::Name(n)) => Some(BaseImage::Name(problems.keep(check_base_name(&n), n))),
+        Some(b) => Some(check_base_image(b, ctx)?),
+        None => None,
+    };
     let python_version = match python_version {
-        Some(v) => Some(check_python_version(&v)?),
+        Some(v) => Some(problems.keep(check_python_version(&v), v)),
         // Without a base image the default base is python:X.Y-slim for the evaluating interpreter;
         // with one, None means "the base image's own Python", which is the same inside and out.
         None if base_image.is_none() => Some(ctx.python_version.clone()),
         None => None,
     };
     let platform = match platform {
-        Some(p) => check_platform(&p)?,
+        Some(p) => problems.keep(check_platform(&p), p),
         None => default_platform(registry.as_deref(), &ctx.host_arch).to_owned(),
     };
     let copy = copy
         .unwrap_or_default()
-        .iter()
-        .map(|c| check_copy_entry(c))
-        .collect::<Result<_>>()?;
-    let builder_options = builder_options.unwrap_or_default();
-    let builder_config = builder_config.unwrap_or_default();
-    check_map_text("builder_options", &builder_options)?;
-    check_map_text("builder_config", &builder_config)?;
+        .into_iter()
+        .map(|c| problems.keep(check_copy_entry(&c), c))
+        .collect();
+    let name = name.as_deref().unwrap_or(DEFAULT_NAME).to_lowercase();
+    problems.keep(check_name(&name, registry.as_deref(), tag_format.as_deref()), ());
+    let path = |field: &str, p: String, problems: &mut Problems| {
+        let lexical = std::path::absolute(ctx.base_dir.join(&p)).unwrap_or_else(|_| PathBuf::from(&p));
+        problems.keep(check_path(field, &p, &ctx.base_dir), lexical)
+    };
+    let source_root = source_root.map(|p| path("source_root", p, &mut problems));
+    let requirements = requirements.map(|p| path("requirements", p, &mut problems));
+    let registry_config = registry_config.map(|p| path("registry_config", p, &mut problems));
+    // A source root without a mode copies the loaded modules' files, as in flytekit
+    // (flytekit/image_spec/image_spec.py:157-158).
+    let source_copy_mode = match (&source_root, source_copy_mode) {
+        (Some(_), None) => Some(CopyMode::LoadedModules),
+        (_, mode) => mode,
+    };
+    problems.keep(check_map_text("builder_options", &builder_options), ());
+    problems.keep(check_map_text("builder_config", &builder_config), ());
+    let mut items = |field: &str, list: Option<Vec<String>>, check: fn(&str, &str) -> Result<String>| {
+        let list = list.unwrap_or_default();
+        problems.keep(check_items(field, Some(list.clone()), check), list)
+    };
+    let packages = items("packages", packages, check_line);
+    let conda_packages = items("conda_packages", conda_packages, check_line);
+    let conda_channels = items("conda_channels", conda_channels, check_line);
+    let apt_packages = items("apt_packages", apt_packages, check_apt_package);
+    let pip_extra_index_url = items("pip_extra_index_url", pip_extra_index_url, check_url);
+    let commands = items("commands", commands, check_text);
+    let runtime_packages = items("runtime_packages", runtime_packages, check_line);
+    let entrypoint = entrypoint.map(|e| items("entrypoint", Some(e), check_text));
+    let pip_secret_mounts = pip_secret_mounts
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| problems.keep(check_secret_mount(i, m.clone()), m))
+        .collect();
+    let keep_opt = |problems: &mut Problems, v: Option<String>, check: &dyn Fn(&str) -> Result<String>| {
+        v.map(|v| problems.keep(check(&v), v))
+    };
+    let builder = keep_opt(&mut problems, builder, &|b| check_word("builder", b));
+    let cuda = keep_opt(&mut problems, cuda, &|v| check_dotted_version("cuda", v));
+    let cudnn = keep_opt(&mut problems, cudnn, &|v| check_dotted_version("cudnn", v));
+    let pip_index = keep_opt(&mut problems, pip_index, &|u| check_url("pip_index", u));
+    let pip_extra_args = keep_opt(&mut problems, pip_extra_args, &|a| {
+        check_line("pip_extra_args", a)
+    });
+    let tag_format = keep_opt(&mut problems, tag_format, &check_tag_format);
+    let python_exec = keep_opt(&mut problems, python_exec, &check_python_exec);
+    let env = env.unwrap_or_default();
+    let env = problems.keep(check_env(env.clone()), env);
 
     Ok(Spec {
-        name: check_name(name.as_deref().unwrap_or(DEFAULT_NAME))?,
+        name,
         python_version,
-        builder: builder.map(|b| check_word("builder", &b)).transpose()?,
-        source_root: source_root
-            .map(|p| check_path("source_root", &p, &ctx.base_dir))
-            .transpose()?,
-        source_copy_mode: source_copy_mode.map(|m| check_copy_mode(&m)).transpose()?,
-        env: check_env(env.unwrap_or_default())?,
+        builder,
+        source_root,
+        source_copy_mode,
+        env,
         registry,
-        packages: check_items("packages", packages, check_line)?,
-        conda_packages: check_items("conda_packages", conda_packages, check_line)?,
-        conda_channels: check_items("conda_channels", conda_channels, check_line)?,
-        requirements: requirements
-            .map(|p| check_path("requirements", &p, &ctx.base_dir))
-            .transpose()?,
-        apt_packages: check_items("apt_packages", apt_packages, check_apt_package)?,
-        cuda: cuda.map(|v| check_dotted_version("cuda", &v)).transpose()?,
-        cudnn: cudnn.map(|v| check_dotted_version("cudnn", &v)).transpose()?,
+        packages,
+        conda_packages,
+        conda_channels,
+        requirements,
+        apt_packages,
+        cuda,
+        cudnn,
         base_image,
         platform,
-        pip_index: pip_index.map(|u| check_url("pip_index", &u)).transpose()?,
-        pip_extra_index_url: check_items("pip_extra_index_url", pip_extra_index_url, check_url)?,
-        pip_secret_mounts: pip_secret_mounts
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| check_secret_mount(i, m))
-            .collect::<Result<_>>()?,
-        pip_extra_args: pip_extra_args
-            .map(|a| check_line("pip_extra_args", &a))
-            .transpose()?,
-        registry_config: registry_config
-            .map(|p| check_path("registry_config", &p, &ctx.base_dir))
-            .transpose()?,
-        entrypoint: entrypoint
-            .map(|e| check_items("entrypoint", Some(e), check_text))
-            .transpose()?,
-        commands: check_items("commands", commands, check_text)?,
-        tag_format: tag_format.map(|t| check_tag_format(&t)).transpose()?,
+        pip_index,
+        pip_extra_index_url,
+        pip_secret_mounts,
+        pip_extra_args,
+        registry_config,
+        entrypoint,
+        commands,
+        tag_format,
         copy,
         copy_root: ctx.base_dir.clone(),
-        python_exec: python_exec.map(|p| check_python_exec(&p)).transpose()?,
-        runtime_packages: check_items("runtime_packages", runtime_packages, check_line)?,
+        python_exec,
+        runtime_packages,
         builder_options,
         builder_config,
         force_push,
+        problems: problems.0,
     })
+}
+
+/// The values of a spec that no image can be made from, as they are found.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    /// The checked value, or (when the check fails) the value as given, the failure kept.
+    fn keep<T>(&mut self, checked: Result<T>, given: T) -> T {
+        match checked {
+            Ok(v) => v,
+            Err(e) => {
+                let field = e.field().unwrap_or("spec").to_owned();
+                let message = match e {
+                    Error::Spec { message, .. } => message,
+                    other => other.to_string(),
+                };
+                self.0.push(Problem { field, message });
+                given
+            }
+        }
+    }
 }
 
 fn err<T>(field: &str, message: impl Into<String>) -> Result<T> {
@@ -201,19 +271,35 @@ fn is_path_component(s: &str) -> bool {
     true
 }
 
-fn check_name(name: &str) -> Result<String> {
+/// `name` as flytekit lets it be written: `[registry/]path[:tag]`. A registry there stands for
+/// `registry`, a tag for the computed one; with the field that says the same thing set too, the
+/// image cannot be named.
+fn check_name(name: &str, registry: Option<&str>, tag_format: Option<&str>) -> Result<()> {
     check_line("name", name)?;
-    let lowered = name.to_lowercase();
-    if let Some(i) = lowered.find([':', '@']) {
+    if let Some(i) = name.find('@') {
         return err(
             "name",
             format!(
-                "{name:?} contains {:?}; give the name without a tag or digest (the tag is computed)",
-                &lowered[i..i + 1]
+                "{name:?} contains a digest ({:?}); an image's digest is known only once it is built: give \
+                 name[:tag]",
+                &name[i..]
             ),
         );
     }
-    for part in lowered.split('/') {
+    let parts = split_name(name);
+    if let Some(host) = parts.registry {
+        check_registry(host).map_err(|e| Error::spec("name", e.to_string()))?;
+        if let Some(r) = registry {
+            return err(
+                "name",
+                format!(
+                    "{name:?} carries a registry ({host}) and registry is set too ({r:?}): keep one (the name \
+                     would be {r}/{name}, which is no image reference)"
+                ),
+            );
+        }
+    }
+    for part in parts.path.split('/') {
         if part.is_empty() {
             return err(
                 "name",
@@ -230,10 +316,61 @@ fn check_name(name: &str) -> Result<String> {
             );
         }
     }
-    if lowered.len() > 255 {
+    if let Some(tag) = parts.tag {
+        if !is_valid_tag(tag) {
+            return err(
+                "name",
+                format!(
+                    "{name:?}: {tag:?} is not a valid tag: letters, digits, '_', '.', '-', not starting with '.' or \
+                     '-', at most {MAX_TAG_LEN} characters"
+                ),
+            );
+        }
+        if let Some(fmt) = tag_format {
+            return err(
+                "name",
+                format!(
+                    "{name:?} carries a tag ({tag}) and tag_format is set too ({fmt:?}): both give the image its \
+                     tag; keep one"
+                ),
+            );
+        }
+    }
+    if name.len() > 255 {
         return err("name", "is longer than 255 characters");
     }
-    Ok(lowered)
+    Ok(())
+}
+
+/// The parts of a `name` written as an image reference: `[registry/]path[:tag]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameParts<'a> {
+    pub registry: Option<&'a str>,
+    pub path: &'a str,
+    pub tag: Option<&'a str>,
+}
+
+/// Splits like docker does: the tag follows the last ':' after the last '/'; the first part is a
+/// registry when more parts follow and it has a '.' or a ':' or is `localhost`.
+pub fn split_name(name: &str) -> NameParts<'_> {
+    let name = name.split('@').next().unwrap_or_default();
+    let after_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (rest, tag) = match name[after_slash..].find(':') {
+        Some(i) => (&name[..after_slash + i], Some(&name[after_slash + i + 1..])),
+        None => (name, None),
+    };
+    match rest.split_once('/') {
+        Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => NameParts {
+            registry: Some(first),
+            path,
+            tag,
+        },
+        _ => NameParts {
+            registry: None,
+            path: rest,
+            tag,
+        },
+    }
 }
 
 fn is_host(host: &str) -> bool {
@@ -247,6 +384,50 @@ fn is_host(host: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// flytekit's rule for `registry` (flytekit/image_spec/image_spec.py:559-565), applied when the spec
+/// is made, after lowercasing: `^(localhost:\d{1,5}|([a-z\d._-]+)(:\d{1,5})?)(/[\w.-]+)*$`.
+fn check_registry_words(registry: &str) -> Result<()> {
+    // Python's `$` also matches before one final newline.
+    let r = registry.strip_suffix('\n').unwrap_or(registry);
+    let (host, path) = match r.find('/') {
+        Some(i) => (&r[..i], &r[i..]),
+        None => (r, ""),
+    };
+    let port_ok = |p: &str| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    let host_ok = match host.split_once(':') {
+        Some((h, port)) => {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && port_ok(port)
+        }
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        }
+    };
+    let path_ok = path.is_empty()
+        || path[1..].split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-')
+        });
+    if host_ok && path_ok {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "registry",
+        format!(
+            "Invalid container registry name: '{registry}'.\n Expected formats:\n- 'localhost:30000' (for local \
+             registries)\n- 'ghcr.io/username' (for GitHub Container Registry)\n- 'docker.io/username' (for docker \
+             hub)\n"
+        ),
+    ))
 }
 
 fn check_registry(registry: &str) -> Result<String> {
@@ -427,12 +608,6 @@ fn check_secret_mount(i: usize, (source, target): (String, String)) -> Result<(S
     let field = format!("pip_secret_mounts[{i}]");
     check_line(&field, &source)?;
     check_line(&field, &target)?;
-    if !target.starts_with('/') {
-        return err(
-            &field,
-            format!("target {target:?} must be an absolute path inside the image"),
-        );
-    }
     Ok((source, target))
 }
 
@@ -465,14 +640,10 @@ pub fn default_platform(registry: Option<&str>, host_arch: &str) -> &'static str
     }
 }
 
+/// flytekit formats the tag with `tag_format.format(spec_hash=...)`: `{spec_hash}` is the only
+/// placeholder; without it the tag is fixed (the image is not rebuilt when the spec changes).
 fn check_tag_format(t: &str) -> Result<String> {
     check_line("tag_format", t)?;
-    if !t.contains("{spec_hash}") {
-        return err(
-            "tag_format",
-            format!("{t:?} must contain '{{spec_hash}}', e.g. '{{spec_hash}}-gpu'"),
-        );
-    }
     let sample = t.replace("{spec_hash}", &"a".repeat(crate::identity::HASH_CHARS));
     if sample.contains(['{', '}']) {
         return err(
@@ -502,26 +673,27 @@ pub fn is_valid_tag(tag: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+/// A `copy` entry, lexically normalised: relative to the spec's folder, or absolute (see
+/// `Spec::copy_sources` for where each lands).
 fn check_copy_entry(c: &str) -> Result<String> {
     let field = "copy";
     check_line(field, c)?;
-    if c.starts_with('/') {
-        return err(
-            field,
-            format!("{c:?} is absolute; give a path relative to the folder the spec is in"),
-        );
-    }
     let parts: Vec<&str> = c.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if parts.contains(&"..") {
         return err(
             field,
-            format!("{c:?} climbs out with '..'; only files below the spec's folder can be copied"),
+            format!("{c:?} climbs with '..'; give the path without '..' (relative to the spec's folder, or absolute)"),
         );
     }
     if parts.is_empty() {
         return err(field, format!("{c:?} names no file or folder"));
     }
-    Ok(parts.join("/"))
+    let joined = parts.join("/");
+    Ok(if c.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined
+    })
 }
 
 fn check_python_exec(p: &str) -> Result<String> {
@@ -545,7 +717,12 @@ fn check_map_text(field: &str, map: &super::Map) -> Result<()> {
     if bad {
         return err(field, "contains a NUL byte; remove it");
     }
-    // NaN has many encodings and no YAML spelling that keeps them apart, so it could not hash stably.
+    Ok(())
+}
+
+/// NaN has many encodings and no YAML spelling that keeps them apart, so it could not hash
+/// stably: refused when the spec is made, since even its id needs it.
+fn check_finite(field: &str, map: &super::Map) -> Result<()> {
     if map.values().any(has_non_finite) {
         return err(
             field,
@@ -565,18 +742,20 @@ fn has_non_finite(v: &crate::value::Value) -> bool {
     }
 }
 
+fn check_base_name(n: &str) -> Result<String> {
+    check_line("base_image", n)?;
+    if n.chars().any(|c| c.is_whitespace() || c.is_control()) || n.starts_with(['/', ':', '@']) {
+        return err(
+            "base_image",
+            format!("{n:?} is not an image reference like 'python:3.11-slim'"),
+        );
+    }
+    Ok(n.to_owned())
+}
+
 fn check_base_image(b: RawBase, ctx: &Context) -> Result<BaseImage> {
     match b {
-        RawBase::Name(n) => {
-            check_line("base_image", &n)?;
-            if n.chars().any(|c| c.is_whitespace() || c.is_control()) || n.starts_with(['/', ':', '@']) {
-                return err(
-                    "base_image",
-                    format!("{n:?} is not an image reference like 'python:3.11-slim'"),
-                );
-            }
-            Ok(BaseImage::Name(n))
-        }
+        RawBase::Name(n) => check_base_name(&n).map(BaseImage::Name),
         RawBase::Raw(raw) => from_raw(*raw, ctx)
             .map(|s| BaseImage::Spec(Box::new(s)))
             .map_err(|e| prefix_field("base_image", e)),
@@ -588,8 +767,34 @@ fn check_base_image(b: RawBase, ctx: &Context) -> Result<BaseImage> {
 pub fn prefix_field(prefix: &str, e: Error) -> Error {
     match e {
         Error::Spec { field, message } => Error::spec(format!("{prefix}.{field}"), message),
+        Error::Invalid { field, message } => {
+            let message = match message.strip_prefix(field.as_str()) {
+                Some(rest) => format!("{prefix}.{field}{rest}"),
+                None => message,
+            };
+            Error::invalid(format!("{prefix}.{field}"), message)
+        }
         other => other,
     }
+}
+
+/// `python_version` given as a number (`yaml.safe_load` reads an unquoted `3.11` as a float): its
+/// shortest decimal text, and a warning when that text is a guess. The one guess: `3.1`, which
+/// is how YAML reads an unquoted `3.10`; Python 3.1 has no base image or installer anyone can
+/// build with, so it is read as "3.10".
+pub fn python_version_of_number(number: f64) -> (String, Option<String>) {
+    let text = if number.fract() == 0.0 && number.abs() < 1e15 {
+        format!("{}", number as i64)
+    } else {
+        format!("{number:?}")
+    };
+    if text == "3.1" {
+        let warning =
+            "python_version 3.1 is a number, not a string: YAML reads an unquoted 3.10 as 3.1, and \
+                       Python 3.1 cannot be built, so it is read as '3.10'; quote the version ('3.10')";
+        return ("3.10".to_owned(), Some(warning.to_owned()));
+    }
+    (text, None)
 }
 
 /// Each URL's `user:password@` part replaced by `***@`, for anything shown to people.
