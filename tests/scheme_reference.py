@@ -176,7 +176,7 @@ def effective_copy_mode(fields: Mapping[str, Any]) -> str:
         return "NO_COPY"
     mode = fields.get("source_copy_mode")
     if mode is None:
-        return "LOADED_MODULES"  # as in flytekit (image_spec.py:157-158)
+        return "LOADED_MODULES"  # as in flytekit (image_spec.py:143-144 at v1.16.24)
     return str(getattr(mode, "name", mode)).upper()  # the core accepts any case
 
 

@@ -84,7 +84,7 @@ fn items_of<'py>(obj: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
 }
 
 /// A list (or tuple) of strings; anything else in flytekit's words
-/// (flytekit/image_spec/image_spec.py:178-182), with what was given and how to fix it.
+/// (flytekit/image_spec/image_spec.py:151-167 at v1.16.24), with what was given and how to fix it.
 fn opt_str_list(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Vec<String>>> {
     if obj.is_none() {
         return Ok(None);
@@ -142,7 +142,7 @@ fn opt_str_map(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<BTreeMap<St
     Ok(Some(out))
 }
 
-/// Pairs of strings; anything else in flytekit's words (flytekit/image_spec/image_spec.py:184-191).
+/// Pairs of strings; anything else in flytekit's words (flytekit/image_spec/image_spec.py:169-176 at v1.16.24).
 /// flytekit wants tuples; lists are taken too (YAML has no tuples).
 fn opt_mounts(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Vec<(String, String)>>> {
     if obj.is_none() {
@@ -212,7 +212,7 @@ fn value_map(field: &str, dict: &Bound<'_, PyDict>) -> Result<Map> {
     Ok(out)
 }
 
-/// A dict; anything else in flytekit's words (flytekit/image_spec/image_spec.py:193-194).
+/// A dict; anything else in flytekit's words (flytekit/image_spec/image_spec.py:178-179 at v1.16.24).
 fn opt_value_map(field: &str, obj: &Bound<'_, PyAny>) -> Result<Option<Map>> {
     if obj.is_none() {
         return Ok(None);

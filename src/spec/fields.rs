@@ -1,7 +1,7 @@
 //! The names of the spec's fields, shared by the Python and YAML front doors.
 
 /// Every key the constructor and YAML files accept, in the order of flytekit's ImageSpec dataclass
-/// (flytekit/image_spec/image_spec.py:81-109), which is also the order of positional arguments.
+/// (flytekit/image_spec/image_spec.py:84-112 at v1.16.24), which is also the order of positional arguments.
 pub const FIELDS: &[&str] = &[
     "name",
     "python_version",

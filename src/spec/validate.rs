@@ -88,7 +88,7 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
     let requirements = requirements.map(|p| path("requirements", p, &mut problems));
     let registry_config = registry_config.map(|p| path("registry_config", p, &mut problems));
     // A source root without a mode copies the loaded modules' files, as in flytekit
-    // (flytekit/image_spec/image_spec.py:157-158).
+    // (flytekit/image_spec/image_spec.py:143-144 at v1.16.24).
     let source_copy_mode = match (&source_root, source_copy_mode) {
         (Some(_), None) => Some(CopyMode::LoadedModules),
         (_, mode) => mode,
@@ -386,7 +386,7 @@ fn is_host(host: &str) -> bool {
         })
 }
 
-/// flytekit's rule for `registry` (flytekit/image_spec/image_spec.py:559-565), applied when the spec
+/// flytekit's rule for `registry` (flytekit/image_spec/image_spec.py:564-570 at v1.16.24), applied when the spec
 /// is made, after lowercasing: `^(localhost:\d{1,5}|([a-z\d._-]+)(:\d{1,5})?)(/[\w.-]+)*$`.
 fn check_registry_words(registry: &str) -> Result<()> {
     // Python's `$` also matches before one final newline.
