@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import imagespec
 from imagespec import ImageSpec
 
-from .conftest import write_tree
+from .conftest import FAKE_BUILDER, write_tree
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -85,3 +88,141 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "imagespec"
     out = subprocess.run([str(script), "tag", str(EXAMPLES / "image.yaml")], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("localhost:30000/imagespec:")
+
+
+# `imagespec build` takes pyflyte build's options (docs/cli.md, "pyflyte build's options")
+
+PYFLYTE_MODULE = (
+    FAKE_BUILDER
+    + """
+from imagespec import ImageSpec, task, workflow
+
+a_img = ImageSpec(name="a", registry="localhost:5000", python_version="3.11", packages=["six"])
+
+@task(container_image=a_img)
+def ta() -> int:
+    return 1
+
+@task
+def td() -> int:
+    return 2
+
+@workflow
+def wf() -> int:
+    return ta() + td()
+
+@workflow
+def only_a() -> int:
+    return ta()
+"""
+)
+
+# Every pyflyte build option but --image, with a valid value: none changes what a module of ours builds.
+NO_EFFECT_OPTIONS = [
+    "--fast", "--copy", "all", "--copy", "AUTO", "--copy-all", "-p", "proj", "--project", "proj",
+    "-d", "dev", "--domain", "dev", "--destination-dir", "/app", "--service-account", "sa",
+    "--wait", "--wait-execution", "--poll-interval", "5", "--dump-snippet", "--overwrite-cache",
+    "--interruptible", "false", "--envvars", "A=1", "--env", "B=2=3", "--resource-requests", "cpu=1,mem=2Gi",
+    "--resource-limits", "gpu=1", "--tags", "t1", "--tag", "t2", "--name", "run-1", "--labels", "team",
+    "--label", "k=v", "--annotations", "a=b", "--annotation", "c=", "--raw-output-data-prefix", "s3://x",
+    "--raw-data-prefix", "s3://y", "--max-parallelism", "0", "--disable-notifications", "-r", "--remote",
+    "--limit", "10", "--cluster-pool", "pool", "--execution-cluster-label", "ecl", "--ecl", "ecl2",
+]  # fmt: skip
+
+
+def build_rows(cwd: Path, *args: str) -> list[dict[str, object]]:
+    out = cli("build", *args, cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    rows: list[dict[str, object]] = json.loads(out.stdout)
+    return rows
+
+
+def test_build_takes_pyflyte_builds_options_and_builds_the_same_images(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"wf.py": PYFLYTE_MODULE})
+    for mode in (["--dry-run"], ["--builder", "fake"]):
+        plain = build_rows(tmp_path, *mode, "--json", "wf.py", "wf")
+        with_options = build_rows(tmp_path, *mode, "--json", *NO_EFFECT_OPTIONS, "wf.py", "wf")
+        assert with_options == plain
+        assert len(plain) == 2  # a_img and the default image, both specs of ours
+    # pyflyte's order (options, then FILE ENTITY) and ours (options anywhere) both work.
+    after = build_rows(tmp_path, "--dry-run", "--json", "wf.py", "only_a", *NO_EFFECT_OPTIONS)
+    assert [r["name"] for r in after] == ["a_img"]
+
+
+def test_image_reference_is_the_default_image_as_pyflyte_takes_it(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"wf.py": PYFLYTE_MODULE})
+    a = ImageSpec(name="a", registry="localhost:5000", python_version="3.11", packages=["six"])
+    ref = "ghcr.io/org/img:1.0"
+    for option in (["-i", ref], ["--image", ref], ["--image", f"default={ref}"]):
+        rows = build_rows(tmp_path, "--builder", "fake", "--json", *option, "wf.py", "wf")
+        # The task without container_image runs in the reference: nothing is built for it.
+        assert [(r["image"], r["outcome"]) for r in rows] == [(a.image_name(), "built"), (ref, "reference")]
+        assert [t["name"] for t in rows[1]["tasks"]] == ["wf.td"]  # type: ignore[union-attr]
+        assert rows[1]["tasks"][0]["image"] == ref  # type: ignore[index]
+    # A named image (NAME=REF) fills flytekit's {{.image.NAME...}} templates at registration: it changes
+    # nothing here, even for a NAME that is a module spec; neither does a default no task uses.
+    plain = build_rows(tmp_path, "--dry-run", "--json", "wf.py", "wf")
+    assert build_rows(tmp_path, "--dry-run", "--json", "-i", f"a_img={ref}", "wf.py", "wf") == plain
+    assert build_rows(tmp_path, "--dry-run", "--json", "-i", f"my-img={ref}", "wf.py", "wf") == plain
+    only_a = build_rows(tmp_path, "--dry-run", "--json", "wf.py", "only_a")
+    assert build_rows(tmp_path, "--dry-run", "--json", "-i", ref, "wf.py", "only_a") == only_a
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--limit", "abc"], "argument --limit: 'abc' is not a valid integer"),
+        (["--poll-interval", "1.5"], "argument --poll-interval: '1.5' is not a valid integer"),
+        (["--max-parallelism", "x"], "argument --max-parallelism: 'x' is not a valid integer"),
+        (["--interruptible", "maybe"], "argument --interruptible: 'maybe' is not a valid boolean"),
+        (["--envvars", "A"], "argument --envvars/--env: expected key-value pair of the form key=value"),
+        (["--annotation", "a"], "expected key-value pair of the form key=value, got 'a'"),
+        (["--resource-requests", "cpu"], "expected comma separated key-value pairs"),
+        (["--resource-limits", "disk=1"], "'mem', 'gpu', 'ephemeral_storage'], but got 'disk'"),
+        (["--resource-limits", "cpu=1,cpu=2"], "expected unique keys, but got 'cpu' multiple times"),
+        (["--copy", "none"], "argument --copy: 'none' is not one of 'all', 'auto'"),
+        (["-i", "python"], "--image python: an image reference needs a tag or a digest"),
+        (["-i", "localhost:5000/python"], "an image reference needs a tag or a digest"),
+        (["-i", "a:1", "-i", "default=b:2"], "only one default image can be given (a:1, default=b:2)"),
+        # --interruptible takes a value, as click's does: here FILE, which is no boolean.
+        (["--interruptible"], "argument --interruptible: 'wf.py' is not a valid boolean"),
+    ],
+)  # fmt: skip
+def test_bad_pyflyte_option_values_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    write_tree(tmp_path, {"wf.py": PYFLYTE_MODULE})
+    out = cli("build", "--dry-run", *args, "wf.py", "wf", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("folder", "folder: a folder, not a file; give a spec YAML file or a Python file"),
+        ("missing.py", "missing.py: no such file; give a spec YAML file or a Python file"),
+        ("notes.txt", "notes.txt: not a Python file (.py) or a spec YAML file (.yaml, .yml)"),
+        ("wf", "wf: not a Python file (.py) or a spec YAML file (.yaml, .yml)"),
+    ],
+)
+def test_a_path_that_is_no_python_or_spec_file_exits_1(tmp_path: Path, path: str, message: str) -> None:
+    write_tree(tmp_path, {"folder/x.py": "", "notes.txt": "name: x\n", "wf": "name: x\n"})
+    for args in ([path], [path, "wf"], ["--dry-run", path, "wf"], ["--fast", path, "wf"]):
+        out = cli("build", *args, cwd=tmp_path)
+        assert out.returncode == 1, (args, out.stderr)
+        assert f"imagespec: error: {message}" in out.stderr
+        assert "Traceback" not in out.stderr
+    out = cli("tag", path, cwd=tmp_path)
+    assert out.returncode == 1 and message in out.stderr
+    # A spec YAML file is the other FILE build takes.
+    (tmp_path / "spec.yml").write_text("name: x\npython_version: '3.11'\n")
+    assert cli("build", "--dry-run", "spec.yml", cwd=tmp_path).returncode == 0
+
+
+def test_docs_describe_every_build_option() -> None:
+    help_text = cli("build", "--help").stdout
+    options = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", help_text.split("\n\n", 1)[1]))
+    assert {"--fast", "--copy", "-i", "--image", "--envvars", "--ecl", "--dry-run"} <= options
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    undocumented = [o for o in options if f"`{o}" not in docs and f"{o}`" not in docs]
+    assert sorted(set(undocumented) - {"-h", "--help"}) == []

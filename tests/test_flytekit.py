@@ -648,7 +648,9 @@ def test_build_builds_flytekit_tasks_images_with_ours_in_one_plan(
     fk: Flytekit, mixed: tuple[Path, dict[str, str]]
 ) -> None:
     root, e = mixed
-    out = imagespec_cli(fk, root, "build", "mixed.py", "--builder", "fake", "--json")
+    # --fast: the declared specs as the bridge converts them (without it, pyflyte build's project
+    # root is added first: tests/compat/test_cli_pyflyte_build.py).
+    out = imagespec_cli(fk, root, "build", "--fast", "mixed.py", "--builder", "fake", "--json")
     rows = by_image(out)
     # The module's specs (ours and flytekit's), and the images of every task, each once; a task
     # with a plain reference has nothing to build and is listed as such.
@@ -685,15 +687,21 @@ def test_build_a_flytekit_workflow_builds_only_its_tasks_images(
     fk: Flytekit, mixed: tuple[Path, dict[str, str]]
 ) -> None:
     root, e = mixed
-    rows = by_image(imagespec_cli(fk, root, "build", "mixed.py", "fk_wf", "--builder", "fake", "--json"))
+    rows = by_image(
+        imagespec_cli(fk, root, "build", "--fast", "mixed.py", "fk_wf", "--builder", "fake", "--json")
+    )
     assert sorted(rows) == sorted([e["bridged"], e["native"]])
     assert [t["name"] for t in rows[e["bridged"]]["tasks"]] == ["mixed.via_bridge"]
     assert [t["name"] for t in rows[e["native"]]["tasks"]] == ["mixed.native"]
     # Through a sub-workflow and a map task.
-    rows = by_image(imagespec_cli(fk, root, "build", "mixed.py", "outer", "--builder", "fake", "--json"))
+    rows = by_image(
+        imagespec_cli(fk, root, "build", "--fast", "mixed.py", "outer", "--builder", "fake", "--json")
+    )
     assert sorted(rows) == sorted([e["bridged"], e["native"], "python:3.11-slim"])
     # A flytekit task alone.
-    rows = by_image(imagespec_cli(fk, root, "build", "mixed.py", "native", "--builder", "fake", "--json"))
+    rows = by_image(
+        imagespec_cli(fk, root, "build", "--fast", "mixed.py", "native", "--builder", "fake", "--json")
+    )
     assert list(rows) == [e["native"]]
 
 
@@ -722,7 +730,7 @@ def test_image_overrides_apply_to_flytekit_tasks(fk: Flytekit, mixed: tuple[Path
     root, e = mixed
 
     def images(*args: str) -> list[str]:
-        out = imagespec_cli(fk, root, "build", "--dry-run", "--json", "mixed.py", *args)
+        out = imagespec_cli(fk, root, "build", "--fast", "--dry-run", "--json", "mixed.py", *args)
         assert out.returncode == 0, out.stderr
         return sorted(str(r["image"]) for r in json.loads(out.stdout))
 
@@ -743,7 +751,7 @@ def test_flytekit_tasks_images_carry_flytekits_id_and_ours(
 ) -> None:
     root, e = mixed
     for extra, image in (((), e["native"]), (("--registry", "localhost:6000"), e["moved_native"])):
-        out = imagespec_cli(fk, root, "build", "--dry-run", "--json", "mixed.py", "native", *extra)
+        out = imagespec_cli(fk, root, "build", "--fast", "--dry-run", "--json", "mixed.py", "native", *extra)
         (row,) = json.loads(out.stdout)
         assert row["image"] == image
         text = row["dockerfile_text"]

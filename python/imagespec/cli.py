@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Union
 
-from imagespec import _core
+from imagespec import _core, _pyflyte
 from imagespec._spec import ImageSpec
 
 if TYPE_CHECKING:
@@ -70,11 +70,27 @@ def _load_module_specs(path: Path) -> list[tuple[str, ImageSpec]]:
     return _module_specs(_import_file(path))
 
 
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def _check_target(target: str) -> Path:
+    """A CLI argument that must be a Python file or a spec YAML file; else SpecError saying what it is."""
+    path = Path(target)
+    wanted = "give a spec YAML file or a Python file"
+    if path.is_dir():
+        raise _core.SpecError(f"{target}: a folder, not a file; {wanted}")
+    if not path.is_file():
+        raise _core.SpecError(f"{target}: no such file; {wanted}")
+    if path.suffix != ".py" and path.suffix.lower() not in SPEC_SUFFIXES:
+        raise _core.SpecError(
+            f"{target}: not a Python file (.py) or a spec YAML file (.yaml, .yml); {wanted}"
+        )
+    return path
+
+
 def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
     """Specs named by a CLI argument: a YAML spec file or a Python file."""
-    path = Path(target)
-    if not path.is_file():
-        raise _core.SpecError(f"{target}: no such file; give a spec YAML file or a Python file")
+    path = _check_target(target)
     if path.suffix == ".py":
         specs = _load_module_specs(path)
         if not specs:
@@ -129,17 +145,36 @@ def _apply_image_options(
     module: ModuleType, options: Sequence[str], tasks: Sequence[AnyTask], specs: list[tuple[str, ImageSpec]]
 ) -> None:
     """`--image SPEC.yaml` (the default image) and `--image NAME=SPEC.yaml` (the spec bound to the
-    module-level variable NAME), as `pyflyte run --image` does; `specs` (the module's) are updated.
-    flytekit tasks count too: a flytekit ImageSpec variable, or the `to_flytekit()` of ours."""
+    module-level variable NAME); `specs` (the module's) are updated. flytekit tasks count too: a
+    flytekit ImageSpec variable, or the `to_flytekit()` of ours. A value that is no file is an
+    image reference, as pyflyte's `--image` takes: `REF` (or `default=REF`) is the default image,
+    `NAME=REF` a named image of flytekit's ImageConfig, which nothing here builds or uses."""
     from imagespec._task import Task, override_image, set_default_image
 
     ours = [t for t in tasks if isinstance(t, Task)]
     theirs = [t for t in tasks if not isinstance(t, Task)]
+    defaults: list[str] = []
     for option in options:
         name, sep, file = option.partition("=")
         if not sep:
             name, file = "", option
-        elif not name.isidentifier():
+        elif not name:
+            raise UsageError(f"--image {option}: give SPEC.yaml, NAME=SPEC.yaml or an image reference")
+        reference = not file.lower().endswith(SPEC_SUFFIXES) and not Path(file).is_file()
+        if name in ("", "default") if reference else not name:
+            defaults.append(option)
+            if len(defaults) > 1:  # flytekit/configuration/__init__.py:290
+                raise UsageError(f"--image: only one default image can be given ({', '.join(defaults)})")
+        if reference:
+            problem = _pyflyte.image_reference_error(file)
+            if problem:
+                raise UsageError(f"--image {option}: {problem}; or give a spec YAML file")
+            if name in ("", "default"):
+                set_default_image(file)
+                for fk_task in theirs:
+                    fk_task.default = file
+            continue
+        if name and not name.isidentifier():
             raise UsageError(f"--image {option}: give SPEC.yaml or NAME=SPEC.yaml (NAME a module variable)")
         spec = ImageSpec.from_yaml(file)
         if not name:
@@ -200,10 +235,11 @@ def _flytekit_module_specs(module: ModuleType, _flytekit: ModuleType) -> list[tu
     return out
 
 
-def _images_of_file(path: Path, entity: str | None, image_options: Sequence[str]) -> _Targets:
+def _images_of_file(path: Path, entity: str | None, image_options: Sequence[str], fast: bool) -> _Targets:
     """The images FILE [ENTITY] needs: its tasks' (ours and, when the module imported flytekit,
-    flytekit's), and without ENTITY the module-level specs too."""
-    from imagespec._task import default_image, discover, tasks_of
+    flytekit's, as `pyflyte build [--fast]` serialises them), and without ENTITY the module-level
+    specs too."""
+    from imagespec._task import Task, default_image, discover, tasks_of
 
     module = _import_file(path)
     _flytekit = _flytekit_bridge()  # after the import: the module may have imported flytekit
@@ -230,6 +266,11 @@ def _images_of_file(path: Path, entity: str | None, image_options: Sequence[str]
             if fk_task.flytekit_spec is not None and isinstance(fk_task.container_image, ImageSpec):
                 fk_ids.update(_flytekit.flytekit_ids(fk_task.container_image, fk_task.flytekit_spec))
     _apply_image_options(module, image_options, tasks, module_specs)
+    if _flytekit is not None:
+        moved = _pyflyte.serialise([t for t in tasks if not isinstance(t, Task)], path, fast)
+        for new, fk_spec in moved.values():
+            fk_ids.update(_flytekit.flytekit_ids(new, fk_spec))
+        module_specs = [(label, moved[s][0] if s in moved else s) for label, s in module_specs]
     specs: list[tuple[str, ImageSpec]] = [] if entity is not None else list(module_specs)
     refs: list[str] = []
     labels = {s: label for label, s in module_specs}
@@ -249,9 +290,9 @@ def _images_of_file(path: Path, entity: str | None, image_options: Sequence[str]
 
 
 def _build_targets(args: argparse.Namespace) -> _Targets:
-    path = Path(args.target)
-    if path.suffix == ".py" and path.is_file():
-        targets = _images_of_file(path, args.entity, args.image or ())
+    path = _check_target(args.target)
+    if path.suffix == ".py":
+        targets = _images_of_file(path, args.entity, args.image or (), args.fast)
         for ref in targets.refs:
             print(f"image    {ref}: a reference, not built", file=sys.stderr)
         return _retargeted(args, targets)
@@ -661,7 +702,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 IMAGE_HELP = (
     "SPEC.yaml: the image of tasks without container_image; NAME=SPEC.yaml: instead of the ImageSpec "
-    "bound to the module variable NAME (repeatable)"
+    "bound to the module variable NAME; REF (name:tag, as pyflyte takes): tasks without container_image "
+    "run in that reference; NAME=REF: accepted, no effect (repeatable)"
 )
 WHEEL_HELP = "install this imagespec wheel in the images instead of the index's ($IMAGESPEC_WHEEL)"
 CA_HELP = "extra CA certificates for install steps: a PEM file or a folder ($IMAGESPEC_CA_BUNDLE)"
@@ -723,16 +765,18 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser(
         "build",
         help="build the images of a spec file or Python file that are missing",
-        description="Build every image of a spec YAML file, or every module-level ImageSpec of a Python file "
-        "(base images first), that its registry lacks; push them. Progress goes to stderr, one line per "
-        "image to stdout; exit 1 when any image failed. With --dry-run, print each image's Dockerfile, "
-        "context files and build secrets instead; nothing is written or built.",
+        description="Build every image of a spec YAML file, or of a Python file (its module-level ImageSpecs "
+        "and the images of its tasks; with ENTITY only that task's or workflow's), that its registry lacks, "
+        "base images first; push them. Progress goes to stderr, one line per image to stdout; exit 1 when "
+        "any image failed. With --dry-run, print each image's Dockerfile, context files and build secrets "
+        "instead; nothing is written or built. Takes pyflyte build's options too: `pyflyte build [OPTIONS] "
+        "FILE ENTITY` works as `imagespec build [OPTIONS] FILE ENTITY`.",
     )
     build.add_argument("target", metavar="SPEC.yaml|FILE.py")
     build.add_argument(
         "entity", nargs="?", metavar="ENTITY", help="only the images this task or workflow's tasks need"
     )
-    build.add_argument("--image", action="append", metavar="[NAME=]SPEC.yaml", help=IMAGE_HELP)
+    build.add_argument("-i", "--image", action="append", metavar="[NAME=]SPEC.yaml|REF", help=IMAGE_HELP)
     _add_location_options(build)
     build.add_argument("--dry-run", action="store_true", help="print the Dockerfiles and context files")
     build.add_argument("--json", action="store_true", help="print the result (or the dry run) as JSON")
@@ -757,6 +801,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--no-buildkit", action="store_true", help="dry run: write for a builder without BuildKit"
     )
+    _pyflyte.add_build_options(build)
     build.set_defaults(func=_cmd_build)
     run = commands.add_parser(
         "run",
