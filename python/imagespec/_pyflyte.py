@@ -18,7 +18,6 @@ own function, so the image is the one `pyflyte build` would have our builder bui
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import importlib
 from collections.abc import Sequence
@@ -210,6 +209,8 @@ def project_root(file: Path) -> Path:
 def _unfrozen_copy(fk_spec: Any) -> Any:
     """A copy of a flytekit ImageSpec whose cached ``id`` and ``tag`` are computed again: flytekit
     caches them (functools.cached_property), and serialisation changes the fields they hash."""
+    import copy
+
     out = copy.copy(fk_spec)
     for klass in type(fk_spec).__mro__:
         for name, attr in vars(klass).items():
@@ -241,6 +242,7 @@ def serialise(
     NAME=` replaced) the spec `pyflyte build [--fast] FILE` would build, converted as the bridge
     converts it. The user's specs are left as declared (copies are changed). Returns
     {old converted spec: (new converted spec, the changed flytekit spec)} for the specs that changed."""
+    from imagespec._core import SpecError
     from imagespec._flytekit import from_flytekit
     from imagespec._task import resolve_image
 
@@ -252,7 +254,12 @@ def serialise(
             continue
         fk_spec = _unfrozen_copy(t.flytekit_spec)
         _copy_handling(fk_spec, root)
-        new = from_flytekit(fk_spec, add_flytekit=True)
+        try:
+            new = from_flytekit(fk_spec, add_flytekit=True)
+        except (SpecError, TypeError, ValueError) as e:
+            raise SpecError(
+                f"flytekit task {t.name}: container_image, as pyflyte build serialises it: {e}"
+            ) from e
         if new != old:
             t.container_image, t.flytekit_spec = new, fk_spec
             moved[old] = (new, fk_spec)
