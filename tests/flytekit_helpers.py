@@ -77,8 +77,14 @@ class Flytekit:
         return proc
 
 
+# One venv and wheel per test session, whichever test module asks first.
+_MADE: list[Flytekit] = []
+
+
 def make_flytekit(workdir: Path) -> Flytekit:
     """The flytekit venv (made or reused) with a fresh wheel of imagespec on its path."""
+    if _MADE:
+        return _MADE[0]
     seconds: dict[str, float] = {}
     t = time.monotonic()
     proc = subprocess.run(
@@ -113,4 +119,5 @@ def make_flytekit(workdir: Path) -> Flytekit:
         check=True,
     )
     seconds["wheel"] = time.monotonic() - t
-    return Flytekit(python, site, wheel, seconds)
+    _MADE.append(Flytekit(python, site, wheel, seconds))
+    return _MADE[0]

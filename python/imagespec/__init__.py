@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ImageBuildEngine,
         ImageResult,
         ImageSpecBuilder,
+        NoOpBuilder,
         build,
     )
     from imagespec._inspect import ImageInfo, inspect
@@ -56,6 +57,7 @@ _LAZY = {
     "ImageBuildEngine": "imagespec._engine",
     "ImageResult": "imagespec._engine",
     "ImageSpecBuilder": "imagespec._engine",
+    "NoOpBuilder": "imagespec._engine",
     "build": "imagespec._engine",
     "Diff": "imagespec._diff",
     "diff": "imagespec._diff",
@@ -100,6 +102,7 @@ __all__ = [
     "ImageSpecBuilder",
     "ImageSpecError",
     "ImageStatus",
+    "NoOpBuilder",
     "RegistryError",
     "Resources",
     "SourceError",

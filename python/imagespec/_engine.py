@@ -1,8 +1,10 @@
-"""Builders and the build plan: which program builds each image, and building only what is missing.
+"""The build plan: every image once, bases first, existence checked in one batch, only what is
+missing built, by the builders registered in ``ImageBuildEngine`` (``_builders.py``).
 
->>> from imagespec import ImageBuildEngine
->>> sorted(ImageBuildEngine.get_registry())
-['buildah', 'docker', 'envd', 'native', 'noop', 'podman']
+>>> from imagespec import build
+>>> report = build([])
+>>> len(report), report.ok
+(0, True)
 """
 
 from __future__ import annotations
@@ -10,11 +12,32 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast, runtime_checkable
+from typing import Any, Literal
 
 from imagespec import _core
+from imagespec._builders import (
+    BuilderNotRegisteredError,
+    EngineBuilder,
+    ImageBuildEngine,
+    ImageSpecBuilder,
+    NoOpBaseImageError,
+    NoOpBuilder,
+)
 from imagespec._core import BuildError
 from imagespec._spec import _REAL_NAMES, ImageSpec
+
+__all__ = [
+    "BuildEvent",
+    "BuildReport",
+    "BuilderNotRegisteredError",
+    "EngineBuilder",
+    "ImageBuildEngine",
+    "ImageResult",
+    "ImageSpecBuilder",
+    "NoOpBaseImageError",
+    "NoOpBuilder",
+    "build",
+]
 
 Outcome = Literal["exists", "skipped", "assumed", "built", "failed"]
 EventKind = Literal[
@@ -23,57 +46,6 @@ EventKind = Literal[
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
-
-
-@runtime_checkable
-class ImageSpecBuilder(Protocol):
-    """What ``ImageBuildEngine.register`` takes: an object with ``build_image``.
-
-    ``build_image(spec)`` builds (and pushes) the image of ``spec`` and returns its full name, or
-    None to mean ``spec.image_name()``. A builder may also define ``should_build(spec) -> bool``:
-    its answer then replaces the registry check for the specs it builds.
-
-    >>> class Echo:
-    ...     def build_image(self, spec):
-    ...         return spec.image_name()
-    >>> isinstance(Echo(), ImageSpecBuilder)
-    True
-    """
-
-    def build_image(self, spec: ImageSpec) -> str | None: ...
-
-
-class EngineBuilder:
-    """A built-in engine (docker, buildah, podman, envd, noop). The plan runs it in Rust."""
-
-    def __init__(self, engine: str) -> None:
-        self.engine = engine
-
-    def available(self) -> str | None:
-        """None when the engine can build here now, else why not."""
-        return _core.engine_probe(self.engine)
-
-    def build_image(self, spec: ImageSpec) -> str | None:
-        """Builds (and pushes) ``spec`` alone, without checking whether it exists."""
-        out = _core.engine_build(
-            self.engine,
-            spec._core,
-            image=spec.image_name(),
-            push=bool(spec.registry),
-            loaded_modules=spec._loaded(),
-            imagespec_wheel=os.environ.get("IMAGESPEC_WHEEL") or None,
-            ca_bundle=os.environ.get("IMAGESPEC_CA_BUNDLE") or None,
-        )
-        return cast("str", out["name"])
-
-    def __repr__(self) -> str:
-        return f"EngineBuilder({self.engine!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, EngineBuilder) and other.engine == self.engine
-
-    def __hash__(self) -> int:
-        return hash(("EngineBuilder", self.engine))
 
 
 @dataclass(frozen=True)
@@ -154,65 +126,6 @@ class BuildReport:
         return "\n".join(lines)
 
 
-class ImageBuildEngine:
-    """The registered builders, by name, with priorities (flytekit's registry, same calls).
-
-    A spec that names a ``builder`` gets that one; a spec that names none gets the available one with
-    the highest priority. Built-in engines have priorities 3 (docker), 2 (buildah), 1 (podman,
-    envd, native: picked only for specs it can build, see docs/native.md) and 0 (noop, never
-    picked on its own); ``register`` defaults to 5, so a builder you
-    register is preferred.
-
-    >>> class Mine:
-    ...     def build_image(self, spec):
-    ...         return None
-    >>> ImageBuildEngine.register("mine", Mine(), priority=7)
-    >>> ImageBuildEngine.get_registry()["mine"][1]
-    7
-    >>> ImageBuildEngine.remove("mine")
-    """
-
-    _REGISTRY: dict[str, tuple[Any, int]] = {  # noqa: RUF012 - flytekit's name for the same table
-        name: (EngineBuilder(name), priority) for name, priority in _core.BUILTIN_ENGINES
-    }
-    _IMAGE_NAME_TO_REAL_NAME = _REAL_NAMES
-
-    @classmethod
-    def register(cls, builder_type: str, image_spec_builder: Any, priority: int = 5) -> None:
-        """Registers (or replaces) a builder under ``builder_type``."""
-        if not isinstance(builder_type, str) or not builder_type:
-            raise BuildError("register: builder_type must be a non-empty string")
-        if not callable(getattr(image_spec_builder, "build_image", None)):
-            raise BuildError(f"register: builder {builder_type!r} has no build_image(spec) method")
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise BuildError(f"register: priority of {builder_type!r} must be an int")
-        cls._REGISTRY[builder_type] = (image_spec_builder, priority)
-
-    @classmethod
-    def get_registry(cls) -> dict[str, tuple[Any, int]]:
-        return cls._REGISTRY
-
-    @classmethod
-    def get(cls, builder_type: str) -> Any:
-        """The builder registered as ``builder_type``."""
-        try:
-            return cls._REGISTRY[builder_type][0]
-        except KeyError:
-            raise BuildError(
-                f"builder {builder_type!r} is not registered (registered: {', '.join(sorted(cls._REGISTRY))})"
-            ) from None
-
-    @classmethod
-    def remove(cls, builder_type: str) -> None:
-        """Unregisters ``builder_type`` (a KeyError-free no-op when it is not registered)."""
-        cls._REGISTRY.pop(builder_type, None)
-
-    @classmethod
-    def build(cls, image_spec: ImageSpec, **options: Any) -> str:
-        """Builds ``image_spec`` (and its base specs) unless present; returns the name to run it by."""
-        return build(image_spec, **options)[image_spec].name
-
-
 def _env_flag(name: str) -> bool | None:
     value = os.environ.get(name, "").strip().lower()
     if value in _TRUE:
@@ -260,10 +173,32 @@ def _flytekit_ids(ids: Mapping[ImageSpec, str] | None) -> dict[str, str] | None:
     return flytekit_ids_by_image(ids)
 
 
-def _builders(builder: str | None) -> list[tuple[str, int, object]]:
+def _named(specs: Iterable[ImageSpec], builder: str | None) -> set[str]:
+    """The builder names a plan's specs (and their bases) ask for."""
+    names = {builder} if builder else set()
+    for s in specs:
+        base: object = s
+        while isinstance(base, ImageSpec):
+            if base.builder:
+                names.add(base.builder)
+            base = base.base_image
+    return names
+
+
+def _plan_builders(specs: list[ImageSpec], builder: str | None) -> list[tuple[str, int, object]]:
+    """The registry as the plan takes it: a built-in engine by its name (run in Rust), any other
+    builder as the Python object, whose ``should_build`` (if any) then replaces the registry check.
+
+    The default noop builder goes as the Rust noop unless the plan uses it: the plan asks every
+    image's builder first whenever a Python builder is registered, which costs engine probes."""
+    named = _named(specs, builder)
     out: list[tuple[str, int, object]] = []
     for name, (obj, priority) in ImageBuildEngine._REGISTRY.items():
-        target: object = obj.engine if isinstance(obj, EngineBuilder) else obj
+        target: object = obj
+        if isinstance(obj, EngineBuilder) and (
+            obj._runs_in_rust() or (type(obj) is NoOpBuilder and name == "noop" and name not in named)
+        ):
+            target = obj.engine
         out.append((name, priority, target))
     if builder is not None:
         ImageBuildEngine.get(builder)
@@ -345,7 +280,7 @@ def build(
 
     raw = _core.run_plan(
         [s._core for s in items],
-        _builders(builder),
+        _plan_builders(items, builder),
         from_core=ImageSpec._from_core,
         on_event=callback,
         loaded_modules=loaded,
