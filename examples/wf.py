@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imagespec import ImageSpec, Resources, task, workflow
+from imagespec import CopyFileDetection, ImageSpec, Resources, task, workflow
 
 HERE = Path(__file__).resolve().parent
 registry = os.environ.get("EXAMPLE_REGISTRY", "localhost:30000")
@@ -33,6 +33,8 @@ pandas_image_spec = ImageSpec(
     base_image=base_image,
     python_version="3.11",
     source_root=HERE,
+    # ALL, not LOADED_MODULES: heart.csv is data, not a module, and the tasks read it in the image.
+    source_copy_mode=CopyFileDetection.ALL,
 )
 
 # This module imports pandas at the top, so the scikit-learn image needs it too.
@@ -44,6 +46,8 @@ sklearn_image_spec = ImageSpec(
     base_image=base_image,
     python_version="3.11",
     source_root=HERE,
+    # ALL, not LOADED_MODULES: heart.csv is data, not a module, and the tasks read it in the image.
+    source_copy_mode=CopyFileDetection.ALL,
 )
 
 # True in the scikit-learn image and outside any container; False in the pandas image.

@@ -532,20 +532,32 @@ def test_entity_and_image_need_a_python_file() -> None:
 # Building for real with a Python builder, and running in "containers" through a docker stand-in
 
 
-# Runs `docker run --rm -v IO:/imagespec-io IMAGE CMD...` here: CMD with /imagespec-io mapped to IO.
+# Runs `docker run --rm [-v HOST:INNER[:ro]]... [-e K=V]... IMAGE CMD...` here: CMD (and the -e
+# values) with each INNER mapped to its HOST folder.
 FAKE_DOCKER = textwrap.dedent(
     """\
     #!{python}
     import json, os, subprocess, sys
     args = sys.argv[1:]
-    assert args[:3] == ["run", "--rm", "-v"], args
-    io, mount = args[3].rsplit(":", 1)
-    image, command = args[4], args[5:]
+    assert args[:2] == ["run", "--rm"], args
+    mounts, env, i = [], {{}}, 2
+    while args[i] in ("-v", "-e"):
+        if args[i] == "-v":
+            mounts.append(args[i + 1].split(":")[:2])
+        else:
+            env.update([args[i + 1].split("=", 1)])
+        i += 2
+    image, command = args[i], args[i + 1:]
     with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
         log.write(json.dumps({{"image": image, "command": command}}) + "\\n")
     assert command[:3] == ["python", "-m", "imagespec.execute"], command
-    command = [sys.executable] + [c.replace(mount, io) for c in command[1:]]
-    sys.exit(subprocess.run(command, cwd=os.environ["FAKE_DOCKER_ROOT"]).returncode)
+    def here(text):
+        for host, inner in mounts:
+            text = text.replace(inner, host)
+        return text
+    command = [sys.executable] + [here(c) for c in command[1:]]
+    env = {{**os.environ, **{{k: here(v) for k, v in env.items()}}}}
+    sys.exit(subprocess.run(command, cwd=os.environ["FAKE_DOCKER_ROOT"], env=env).returncode)
     """
 )
 

@@ -6,6 +6,11 @@ the call's keyword arguments and ``{{.outputPrefix}}`` the folder the task write
 ``outputs.pkl`` to, both in IO, a temporary folder shared by every call (and removed at the end).
 The workflow's body runs on the host, so each output is unpickled here: its type must be
 importable on the host too.
+
+When the image does not hold the task's module (a spec without ``source_root``), the module and
+its local imports are shipped as flytekit's fast registration ships them (see ``_ship``): a
+private read-only copy, mounted read-only at ``/imagespec-code`` and named by
+``IMAGESPEC_CODE_DIR``; the image is not changed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ from types import TracebackType
 from typing import Any
 
 from imagespec._core import ImageSpecError
-from imagespec._task import INPUT_PLACEHOLDER, OUTPUT_FILE, OUTPUT_PLACEHOLDER, Task, TaskRunner, set_runner
+from imagespec._ship import CODE_MOUNT, CodeBundle, image_holds, import_root, is_installed, local_files
+from imagespec._task import (
+    CODE_DIR_VAR,
+    INPUT_PLACEHOLDER,
+    OUTPUT_FILE,
+    OUTPUT_PLACEHOLDER,
+    Task,
+    TaskRunner,
+    set_runner,
+)
 
 IO_MOUNT = "/imagespec-io"
 DEFAULT_DOCKER = "/usr/bin/docker"
@@ -47,6 +61,8 @@ class ContainerRunner:
         self.calls = 0
         self.io: Path | None = None
         self._previous: TaskRunner | None = None
+        # One copy per import root and set of files: a module imported during the run ships anew.
+        self._bundles: dict[tuple[str, tuple[str, ...]], CodeBundle] = {}
 
     def __enter__(self) -> ContainerRunner:
         self.io = Path(tempfile.mkdtemp(prefix="imagespec-run-"))
@@ -60,19 +76,54 @@ class ContainerRunner:
         set_runner(self._previous)
         if self.io is not None:
             shutil.rmtree(self.io, ignore_errors=True)
+        for bundle in self._bundles.values():
+            bundle.close()
+        self._bundles.clear()
 
     def _say(self, line: str) -> None:
         if self.on_line is not None:
             self.on_line(line)
 
-    def argv(self, template: dict[str, Any], call: str) -> list[str]:
-        """The ``docker run`` command of one call: the template's command, placeholders filled."""
+    def argv(self, template: dict[str, Any], call: str, code: Path | None = None) -> list[str]:
+        """The ``docker run`` command of one call: the template's command, placeholders filled;
+        with ``code``, that folder mounted read-only where ``imagespec.execute`` looks for it."""
         inner = f"{IO_MOUNT}/{call}"
         command = [
             part.replace(INPUT_PLACEHOLDER, f"{inner}/inputs.pkl").replace(OUTPUT_PLACEHOLDER, inner)
             for part in template["command"]
         ]
-        return [self.docker, "run", "--rm", "-v", f"{self.io}:{IO_MOUNT}", template["image"], *command]
+        options = ["-v", f"{self.io}:{IO_MOUNT}"]
+        if code is not None:
+            options += ["-v", f"{code}:{CODE_MOUNT}:ro", "-e", f"{CODE_DIR_VAR}={CODE_MOUNT}"]
+        return [self.docker, "run", "--rm", *options, template["image"], *command]
+
+    def code_for(self, task: Task) -> Path | None:
+        """The folder of shipped code for a call of ``task``; None when its image holds its module
+        (or the module is installed code, which the image must install)."""
+        module = sys.modules.get(task.fn.__module__)
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or is_installed(file):
+            return None
+        name = task.module_name()
+        root, rel = import_root(name, file)
+        image = task.image()
+        if image_holds(image, rel):
+            return None
+        files = tuple(local_files(root, sys.modules.values()))
+        bundle = self._bundles.get((root, files))
+        if bundle is None:
+            bundle = CodeBundle(root, files)
+            if ":" in str(bundle.path):  # docker -v splits at colons
+                bundle.close()
+                raise TaskRunError(f"the temporary folder {bundle.path} has a ':'; set TMPDIR to one without")
+            self._bundles[(root, files)] = bundle
+            shown = image if isinstance(image, str) else image.image_name()
+            count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
+            self._say(
+                f"shipping {name} and its local imports ({count} of {root}) read-only to {CODE_MOUNT}: "
+                f"{shown} does not hold {rel}"
+            )
+        return bundle.path
 
     def run(self, task: Task, kwargs: dict[str, Any]) -> Any:
         assert self.io is not None, "ContainerRunner.run outside its with block"
@@ -84,6 +135,7 @@ class ContainerRunner:
         with open(folder / "inputs.pkl", "wb") as f:
             pickle.dump(kwargs, f)
         template = task.template()
+        code = self.code_for(task)
         self._say(f"running  {task.name} in {template['image']}")
         started = time.monotonic()
         try:
@@ -91,7 +143,7 @@ class ContainerRunner:
         except (AttributeError, OSError, ValueError):
             stdout = None
         try:
-            proc = subprocess.run(self.argv(template, call), stdout=stdout, check=False)
+            proc = subprocess.run(self.argv(template, call, code), stdout=stdout, check=False)
         except OSError as e:
             raise TaskRunError(f"task {task.name}: cannot run {self.docker}: {e}") from None
         seconds = time.monotonic() - started

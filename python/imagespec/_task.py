@@ -40,6 +40,9 @@ DEFAULT_IMAGE_VAR = "IMAGESPEC_DEFAULT_IMAGE"
 INPUT_PLACEHOLDER = "{{.input}}"
 OUTPUT_PLACEHOLDER = "{{.outputPrefix}}"
 OUTPUT_FILE = "outputs.pkl"
+# Set by `imagespec run --in-containers` when it ships the task's code: the folder, mounted
+# read-only, that `imagespec.execute` puts first on sys.path (and PYTHONPATH).
+CODE_DIR_VAR = "IMAGESPEC_CODE_DIR"
 
 # Kubernetes quantities: a decimal number with an optional binary (Ki..Ei) or decimal suffix.
 _QUANTITY = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|K|M|G|T|P|E)?$")
@@ -306,20 +309,25 @@ class Task(_Entity):
         the builder reported); a reference as given."""
         return image_name(self.image())
 
-    def command(self) -> list[str]:
-        """What runs this task inside its image (with the template's placeholders)."""
+    def module_name(self) -> str:
+        """The module the container imports to find this task: the function's module, or for a
+        script run as ``__main__``, the script's file name without ``.py``."""
         module = self.fn.__module__
         if module == "__main__":
             import sys
 
             main_file = getattr(sys.modules.get("__main__"), "__file__", None) or "__main__"
             module = os.path.splitext(os.path.basename(main_file))[0]
+        return module
+
+    def command(self) -> list[str]:
+        """What runs this task inside its image (with the template's placeholders)."""
         return [
             "python",
             "-m",
             "imagespec.execute",
             "--module",
-            module,
+            self.module_name(),
             "--task",
             self.fn.__qualname__,
             "--inputs",

@@ -2,8 +2,9 @@
 --inputs FILE --output-prefix FOLDER``.
 
 Imports module ``M`` (``/root``, where the spec's ``source_root`` files land, is on ``PYTHONPATH``
-in imagespec images), finds task ``T`` in it, reads the call's keyword arguments from ``FILE`` (a
-pickle of a dict), calls the task's function and writes its return value, pickled, to
+in imagespec images; with ``IMAGESPEC_CODE_DIR`` set, that folder of shipped code comes first on
+``sys.path`` and ``PYTHONPATH``), finds task ``T`` in it, reads the call's keyword arguments from
+``FILE`` (a pickle of a dict), calls the task's function and writes its return value, pickled, to
 ``FOLDER/outputs.pkl``. Exit codes: 0 done; 1 the module, the task or the inputs could not be
 loaded, or the task raised (its traceback on stderr); 2 bad usage.
 """
@@ -19,7 +20,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from imagespec._task import OUTPUT_FILE, Task
+from imagespec._task import CODE_DIR_VAR, OUTPUT_FILE, Task
 
 
 def _fail(message: str) -> int:
@@ -36,6 +37,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    code = os.environ.get(CODE_DIR_VAR)
+    if code:
+        if not os.path.isdir(code):
+            return _fail(f"{CODE_DIR_VAR}={code} is not a folder (the shipped code is not mounted there)")
+        # First, before the image's /root: shipped code is the code that was run with, as flytekit's
+        # fast registration unpacks its tarball over the working folder. PYTHONPATH too, for
+        # processes the task starts (flytekit/bin/entrypoint.py:792).
+        sys.path.insert(0, code)
+        previous = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = code + (os.pathsep + previous if previous else "")
     try:
         module = importlib.import_module(args.module)
     except BaseException as e:
