@@ -371,3 +371,16 @@ def test_loaded_modules_mode_does_not_import_lazy_modules(tmp_path: Path) -> Non
         """
     )
     assert run_python(code, cwd=tmp_path) == "['source/lazy_mod.py', 'source/wf.py']"
+
+
+def test_loaded_modules_from_a_script_on_stdin(tmp_path: Path) -> None:
+    # `python - < script` gives __main__ the file name "<stdin>", which names no file.
+    import subprocess
+    import sys
+
+    code = "from imagespec import ImageSpec\nprint(ImageSpec(source_root='.', python_version='3.11').tag)\n"
+    out = subprocess.run(
+        [sys.executable, "-"], input=code, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.strip()) == 32

@@ -100,7 +100,8 @@ def _loaded_module_files() -> list[str]:
             path = object.__getattribute__(module, "__dict__").get("__file__")
         except AttributeError:
             continue
-        if isinstance(path, str):
+        # "<stdin>", "<string>" and frozen modules name no file.
+        if isinstance(path, str) and os.path.isabs(path):
             files.append(path)
     return files
 
