@@ -118,6 +118,7 @@ def main() -> None:
                     packages=packages,
                     env={"Debug": "True"},
                     source_root=str(src),
+                    source_copy_mode="ALL",
                 )
                 cold = [timed(spec.force_push(), builder, wheel, True) for _ in range(args.repeat)]
                 medians[(builder, "cold")] = show(f"{builder} cold build + push", cold)

@@ -127,6 +127,7 @@ def full_spec(tmp: Path, registry: str, base: str, secrets: Secrets, name: str) 
         commands=["echo built-by-commands > /root/cmd.txt"],
         copy=["data"],
         source_root=str(src),
+        source_copy_mode="ALL",
         pip_secret_mounts=[(str(secrets.pip_conf), "/etc/pip.conf")],
     )
 

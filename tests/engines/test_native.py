@@ -132,7 +132,7 @@ def spec_for(registry: str | None, base: str, src: Path, name: str, **kw: Any) -
         packages=["six==1.16.0"],
         env={"NATIVE_ENV": "yes"},
         source_root=str(src),
-        **kw,
+        **{"source_copy_mode": "ALL", **kw},
     )
 
 
@@ -165,7 +165,8 @@ def test_build_push_inspect_and_run(
         "open('/root/pkg/data.txt').read().strip(), "
         "os.environ['_F_IMG_ID'], sys.prefix, os.getcwd(), os.getuid(), getpass.getuser()); "
         f"s = ImageSpec(name='native/six', registry={spec.registry!r}, base_image={python_base!r}, "
-        "packages=['six==1.16.0'], env={'NATIVE_ENV': 'yes'}, source_root='/root'); "
+        "packages=['six==1.16.0'], env={'NATIVE_ENV': 'yes'}, source_root='/root', "
+        "source_copy_mode='ALL'); "
         "print(s.is_container())"
     )
     out = docker_engine("run", "--rm", r.image, "python", "-c", script).split()
@@ -350,7 +351,7 @@ def in_image_check(spec: ImageSpec, base: str, imports: str, **fields: Any) -> s
     return (
         f"import {imports}; import app; from imagespec import ImageSpec; "
         f"s = ImageSpec(name={spec.name!r}, registry={spec.registry!r}, base_image={base!r}, "
-        f"packages={list(spec.packages)!r}, source_root='/root'{extra}); "
+        f"packages={list(spec.packages)!r}, source_root='/root', source_copy_mode='ALL'{extra}); "
         "print(app.VALUE, s.is_container())"
     )
 
@@ -372,6 +373,7 @@ def test_several_platforms_make_one_index(
         base_image=multiarch_base,
         packages=packages,
         source_root=str(src),
+        source_copy_mode="ALL",
         platform=platform,
     )
     # The arm64 image needs an imagespec wheel for aarch64, found beside the one given. No aarch64
