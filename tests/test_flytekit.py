@@ -76,8 +76,10 @@ def test_flytekit_finds_the_builder_through_its_entry_point(fk: Flytekit, tmp_pa
             loaded_by_flytekit = "imagespec._flytekit_plugin" in sys.modules
             spec = flytekit.ImageSpec(builder="imagespec", packages=["six"])
             builder = ImageBuildEngine._get_builder(spec.builder)
+            from imagespec._flytekit_hooks import installed
             print(json.dumps({
                 "loaded_by_flytekit": loaded_by_flytekit,
+                "hooks": installed(),
                 "entry_points": {e.name: e.value for e in entry_points(group="flytekit.plugins")},
                 "builder": type(builder).__module__ + "." + type(builder).__name__,
                 "is_flytekit_builder": isinstance(builder, ImageSpecBuilder),
@@ -93,6 +95,14 @@ def test_flytekit_finds_the_builder_through_its_entry_point(fk: Flytekit, tmp_pa
     assert out["entry_points"] == {"imagespec": "imagespec._flytekit_plugin"}
     assert out["builder"] == "imagespec.flytekit.FlytekitBuilder"
     assert out["is_flytekit_builder"] is True
+    # ... and flytekit takes our ImageSpec as a task's image (tests/compat/test_flytekit_decorators.py).
+    assert out["hooks"] == {
+        "PythonAutoContainerTask._container_image": True,
+        "PythonCustomizedContainerTask._container_image": True,
+        "ContainerTask._image": True,
+        "Node._container_image": True,
+        "get_registerable_container_image": True,
+    }
     # Installing imagespec does not take over specs that name no builder.
     assert out["priority"] == 0
     assert out["default_builder"] == "default"
@@ -169,6 +179,8 @@ specs = {
     "base spec, force push": ImageSpec(name="child", base_image=base, packages=["attrs"]).force_push(),
     "base reference": ImageSpec(base_image="localhost:5000/python:3.11", registry="localhost:5000"),
     "source_root, default mode": ImageSpec(source_root="src", registry="localhost:5000"),
+    "source_root, ALL": ImageSpec(source_root="src", source_copy_mode=CopyFileDetection.ALL),
+    "no source, NO_COPY": ImageSpec(source_copy_mode=CopyFileDetection.NO_COPY),
 }
 out = {}
 for label, s in specs.items():
@@ -225,6 +237,8 @@ def test_round_trips_keep_every_field_the_id_and_the_tag(fk: Flytekit, tmp_path:
         "base spec, force push",
         "base reference",
         "source_root, default mode",
+        "source_root, ALL",
+        "no source, NO_COPY",
     ):
         r = out[label]
         assert isinstance(r, dict)
@@ -245,9 +259,9 @@ def test_round_trips_keep_every_field_the_id_and_the_tag(fk: Flytekit, tmp_path:
     assert isinstance(chained, dict)
     assert chained["fk_force_push"] is True
     assert chained["fk_base_builder"] == "imagespec"
-    # imagespec's default mode with a source_root is ALL; flytekit's would be LOADED_MODULES.
+    # A source_root without a mode means LOADED_MODULES in both (flytekit/image_spec/image_spec.py:143-144).
     src = out["source_root, default mode"]
-    assert isinstance(src, dict) and src["fk_mode"] == "ALL"
+    assert isinstance(src, dict) and src["fk_mode"] == "LOADED_MODULES"
     assert out["default"]["fk_mode"] is None  # type: ignore[index]
     values = out["full values"]
     assert isinstance(values, dict)
@@ -772,7 +786,7 @@ from imagespec import ImageSpec
 @flytekit.task(container_image=42)
 def number() -> None: ...
 
-@flytekit.task(container_image=ImageSpec(name="ours"))
+@flytekit.task(container_image=ImageSpec.from_yaml("other/spec.yaml"))
 def ours() -> None: ...
 
 @flytekit.workflow
@@ -783,6 +797,8 @@ def wf_number() -> None:
 def wf_ours() -> None:
     ours()
 """
+# A spec flytekit cannot take: its copy paths are relative to other/, flytekit's to the working folder.
+BAD_FILES = {"bad.py": BAD_IMAGES, "other/spec.yaml": "copy:\n  - conf.txt\n"}
 
 
 @pytest.mark.parametrize(
@@ -791,12 +807,13 @@ def wf_ours() -> None:
         ({}, ["mixed.py", "lp"], 2,
          "mixed.py: 'lp' is a flytekit LaunchPlan, not a task or workflow; name its workflow (mixed.fk_wf)"),
         ({}, ["mixed.py", "fk_img"], 2, "mixed.py: 'fk_img' is a flytekit ImageSpec, not a task or workflow"),
-        ({"bad.py": BAD_IMAGES}, ["bad.py", "wf_number"], 1,
+        (BAD_FILES, ["bad.py", "wf_number"], 1,
          "flytekit task bad.number: container_image is a int (42), which imagespec cannot convert: "
-         "give a flytekit.ImageSpec (or spec.to_flytekit()) or an image name"),
-        ({"bad.py": BAD_IMAGES}, ["bad.py", "wf_ours"], 1,
-         "flytekit task bad.ours: container_image is a ImageSpec (ImageSpec(name='ours')), which imagespec "
-         "cannot convert; flytekit takes spec.to_flytekit()"),
+         "give an ImageSpec (imagespec's or flytekit's) or an image name"),
+        (BAD_FILES, ["bad.py", "wf_ours"], 1,
+         "flytekit task bad.ours: container_image: imagespec cannot give this ImageSpec to flytekit: copy: "
+         "its paths are relative to {root}/other, but flytekit reads them relative to the working directory "
+         "({root})"),
     ],
 )  # fmt: skip
 def test_bad_flytekit_inputs_have_clear_messages(
@@ -809,10 +826,11 @@ def test_bad_flytekit_inputs_have_clear_messages(
 ) -> None:
     root, _ = mixed
     for name, text in files.items():
+        (root / name).parent.mkdir(exist_ok=True)
         (root / name).write_text(text)
     out = imagespec_cli(fk, root, "build", "--dry-run", *args)
     assert out.returncode == code, (out.stdout, out.stderr)
-    assert f"imagespec: error: {message}" in out.stderr
+    assert f"imagespec: error: {message.format(root=root)}" in out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -77,6 +77,32 @@ def _is_flytekit(package: str) -> bool:
     return m is not None and m.group(1).lower().replace("_", "-") == "flytekit"
 
 
+def with_flytekit(spec: ImageSpec) -> ImageSpec:
+    """``spec`` as the flytekit bridge builds it: ``flytekit_requirement()`` added to ``packages``
+    (and to a base spec's, by the base's own options), since flytekit runs the task in the image.
+    Unchanged when a package already is flytekit or ``builder_options["imagespec_add_flytekit"]``
+    is false."""
+    changes: dict[str, Any] = {}
+    base = spec.base_image
+    if isinstance(base, ImageSpec):
+        added = with_flytekit(base)
+        if added is not base:
+            changes["base_image"] = added
+    wanted = (spec.builder_options or {}).get(ADD_FLYTEKIT_OPTION, True) is not False
+    if wanted and not any(_is_flytekit(p) for p in spec.packages or ()):
+        changes["packages"] = [*(spec.packages or ()), flytekit_requirement()]
+    return spec.replace(**changes) if changes else spec
+
+
+def bridged_id(spec: ImageSpec) -> str | None:
+    """The id of ``with_flytekit(spec)``: what ``IMAGESPEC_IMG_ID`` holds in the image the bridge
+    built for ``spec`` (``spec.is_container()`` reads it). None where flytekit is not installed."""
+    try:
+        return with_flytekit(spec).id
+    except ImportError:  # PackageNotFoundError: no flytekit, so no image the bridge built
+        return None
+
+
 # --------------------------------------------------------------------------------- conversions
 
 
@@ -85,10 +111,8 @@ def to_flytekit(spec: ImageSpec) -> Any:
 
     Every set field is carried over with its value; a base spec is converted too. ``builder``
     becomes ``builder_options["imagespec_builder"]``. ``python_version`` and ``platform`` are
-    passed as imagespec resolved them, so flytekit's defaults do not change them; with a
-    ``source_root`` and no ``source_copy_mode``, the mode in effect (``ALL``) is passed, since
-    flytekit's default would be ``LOADED_MODULES``. Raises ``SpecError`` for a set field the
-    installed flytekit does not have.
+    passed as imagespec resolved them, so flytekit's defaults do not change them. Raises
+    ``SpecError`` for a set field the installed flytekit does not have.
     """
     mod = _fk_image_spec_module()
     fk_class = mod.ImageSpec
@@ -104,10 +128,7 @@ def to_flytekit(spec: ImageSpec) -> Any:
             value = to_flytekit(base) if isinstance(base, ImageSpec) else base
         elif field == "source_copy_mode":
             mode = spec.source_copy_mode
-            name = mode.name if mode is not None else None
-            if name is None and spec.source_root is not None:
-                name = spec._core.effective_copy_mode
-            value = None if name is None else _fk_copy_mode(name)
+            value = None if mode is None else _fk_copy_mode(mode.name)
         elif field == "pip_secret_mounts":
             mounts = values.get(field)
             value = None if mounts is None else [(str(s), str(t)) for s, t in mounts]
@@ -146,9 +167,8 @@ def from_flytekit(fk_spec: Any, *, add_flytekit: bool = False) -> ImageSpec:
     """A ``flytekit.ImageSpec`` as an imagespec ``ImageSpec``; the inverse of ``to_flytekit``.
 
     ``builder="imagespec"`` becomes ``builder_options["imagespec_builder"]`` (or none: the plan's
-    choice), flytekit's ``"default"`` builder becomes none, other builder names are kept. A
-    ``source_copy_mode`` that only restates imagespec's default (``ALL`` with a ``source_root``,
-    ``NO_COPY`` without) is dropped. ``add_flytekit`` adds ``flytekit==<running version>`` to
+    choice), flytekit's ``"default"`` builder becomes none, other builder names are kept.
+    ``add_flytekit`` adds ``flytekit==<running version>`` to
     ``packages`` unless a package already is flytekit or ``builder_options["imagespec_add_flytekit"]``
     is false: what the flytekit builder does, since flytekit runs the task in the image.
     """
@@ -175,33 +195,24 @@ def from_flytekit(fk_spec: Any, *, add_flytekit: bool = False) -> ImageSpec:
         builder = None
     if builder is not None:
         fields["builder"] = builder
-    add = add_flytekit and options.get(ADD_FLYTEKIT_OPTION, True) is not False
     if options:
         fields["builder_options"] = options
 
     base = fields.get("base_image")
     if isinstance(base, mod.ImageSpec):
-        fields["base_image"] = from_flytekit(base, add_flytekit=add_flytekit)
+        fields["base_image"] = from_flytekit(base)
 
     mode = fields.get("source_copy_mode")
     if mode is not None:
-        name = getattr(mode, "name", mode)
-        default = "ALL" if fields.get("source_root") is not None else "NO_COPY"
-        if isinstance(name, str) and name.upper() == default:
-            del fields["source_copy_mode"]
-        else:
-            fields["source_copy_mode"] = name
+        fields["source_copy_mode"] = getattr(mode, "name", mode)
 
     if "pip_secret_mounts" in fields:
         fields["pip_secret_mounts"] = [tuple(m) for m in fields["pip_secret_mounts"]]
 
-    if add and not any(_is_flytekit(p) for p in fields.get("packages") or ()):
-        fields["packages"] = [*(fields.get("packages") or ()), flytekit_requirement()]
-
     spec = ImageSpec(**fields)
     if getattr(fk_spec, "_is_force_push", False) and not spec.is_force_push:
         spec = spec.force_push()
-    return spec
+    return with_flytekit(spec) if add_flytekit else spec
 
 
 # ------------------------------------------------------------------------------------- builder
@@ -318,14 +329,18 @@ def builder_class() -> type:
 
 
 def register(priority: int = DEFAULT_PRIORITY) -> None:
-    """Registers imagespec in flytekit's ``ImageBuildEngine`` as ``"imagespec"`` (again: replaces).
+    """Registers imagespec in flytekit's ``ImageBuildEngine`` as ``"imagespec"`` (again: replaces),
+    and makes flytekit take imagespec's ``ImageSpec`` as a task's image (``imagespec._flytekit_hooks``).
 
     The entry point does this when flytekit is imported, with priority 0, so only specs that name
     ``builder="imagespec"`` use it; a higher ``priority`` (flytekit's own builder has 1) makes it
     the builder of specs that name none.
     """
+    from imagespec._flytekit_hooks import install
+
     engine = _fk_image_spec_module().ImageBuildEngine
     engine.register(BUILDER_NAME, builder_class()(), priority)
+    install()
 
 
 def _register_from_entry_point() -> None:
@@ -452,7 +467,8 @@ class FlytekitTask:
 
     ``container_image`` is what the task declares, converted: a ``flytekit.ImageSpec`` becomes
     ``ImageSpec.from_flytekit(spec, add_flytekit=True)`` (the image the flytekit bridge builds for
-    it, with the same tag), a string stays an image reference (nothing to build), and None means
+    it, with the same tag; an imagespec spec is converted with ``to_flytekit()`` first, as flytekit
+    takes it), a string stays an image reference (nothing to build), and None means
     flytekit's default image (``default`` when ``--image SPEC.yaml`` replaces it). Anything else
     raises ``SpecError``. ``flytekit_spec`` is the flytekit spec it was converted from.
 
@@ -471,6 +487,10 @@ class FlytekitTask:
         _, image = _declared_image(task)
         self.container_image: ImageSpec | str | None
         where = f"flytekit task {self.name}: container_image"
+        if isinstance(image, ImageSpec):  # flytekit's hooks are not installed: convert as they would
+            from imagespec._flytekit_hooks import convert
+
+            image = convert(image, where)
         if image is None:
             self.container_image = None
         elif isinstance(image, str):
@@ -484,13 +504,9 @@ class FlytekitTask:
                 raise _core.SpecError(f"{where}: cannot convert its flytekit ImageSpec: {e}") from e
             self.flytekit_spec = image
         else:
-            hint = (
-                "; flytekit takes spec.to_flytekit()"
-                if isinstance(image, ImageSpec)
-                else ": give a flytekit.ImageSpec (or spec.to_flytekit()) or an image name"
-            )
             raise _core.SpecError(
-                f"{where} is a {type(image).__name__} ({image!r}), which imagespec cannot convert{hint}"
+                f"{where} is a {type(image).__name__} ({image!r}), which imagespec cannot convert: give an "
+                "ImageSpec (imagespec's or flytekit's) or an image name"
             )
 
     def uses(self, declared: object) -> bool:

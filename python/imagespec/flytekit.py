@@ -2,8 +2,10 @@
 plan and checked by its registry client, and specs convert both ways.
 
 With imagespec installed next to flytekit, ``import flytekit`` registers the builder through
-flytekit's plugin entry point (group ``flytekit.plugins``); ``register()`` does it explicitly (and
-takes a priority). Importing this module does not import flytekit. See docs/flytekit.md.
+flytekit's plugin entry point (group ``flytekit.plugins``) and makes flytekit take imagespec's
+``ImageSpec`` wherever it takes its own (``@flytekit.task(container_image=spec)``); ``register()``
+does both explicitly (and takes a priority). Importing this module does not import flytekit. See
+docs/flytekit.md.
 """
 
 from __future__ import annotations

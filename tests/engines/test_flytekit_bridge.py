@@ -63,7 +63,9 @@ import fk_bridge_tasks
 
 fk_spec = fk_bridge_tasks.double.container_image
 other_fk = flytekit.ImageSpec(name="other", packages=["six==1.16.0"], registry=os.environ["REG"])
-other = imagespec.ImageSpec(name="other", base_image=os.environ["BASE"], packages=["six==1.16.0"])
+# Our ids are the image's content (docs/tag-scheme.md): a spec differing by its name only would
+# be this image, so the other one differs by a package.
+other = imagespec.ImageSpec(name="other", base_image=os.environ["BASE"], packages=["six==1.16.0", "attrs"])
 ctx = FlyteContextManager.current_context()
 state = ctx.execution_state.with_params(mode=ExecutionState.Mode.TASK_EXECUTION)
 with FlyteContextManager.with_context(ctx.with_execution_state(state)):
@@ -72,6 +74,7 @@ with FlyteContextManager.with_context(ctx.with_execution_state(state)):
         "flytekit_mode": mode.name,
         "flytekit": fk_spec.is_container(),
         "ours": imagespec.ImageSpec.from_flytekit(fk_spec, add_flytekit=True).is_container(),
+        "ours_as_given": fk_bridge_tasks.spec.is_container(),  # without the flytekit the bridge adds
         "other_flytekit": other_fk.is_container(),
         "other_ours": other.is_container(),
     }))
@@ -130,8 +133,10 @@ def test_a_flytekit_task_serialises_with_an_image_our_engine_built_and_pushed(
         "1.16.0",
     ]
     # Inside, as in a task execution on a cluster, the task module's flytekit spec is the container
-    # by flytekit's own is_container(), and so is ours (converted as the builder did); other
-    # specs, flytekit's or ours, are not. The module is mounted for the image's user (not root).
+    # by flytekit's own is_container(), and so is ours (converted as the builder did, or as the
+    # user wrote it: the flytekit the bridge added is left out, as flytekit's own builder leaves
+    # it out of flytekit's id); other specs, flytekit's or ours, are not. The module is mounted for
+    # the image's user (not root).
     tmp_path.chmod(0o755)
     inside = docker_engine(
         "run",
@@ -156,6 +161,7 @@ def test_a_flytekit_task_serialises_with_an_image_our_engine_built_and_pushed(
         "flytekit_mode": "TASK_EXECUTION",
         "flytekit": True,
         "ours": True,
+        "ours_as_given": True,
         "other_flytekit": False,
         "other_ours": False,
     }
