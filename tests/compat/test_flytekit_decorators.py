@@ -38,7 +38,7 @@ def test_a_task_takes_our_spec_and_names_the_image_built_for_it(
     # flytekit/core/python_auto_container.py:445-450: a flytekit.ImageSpec is built and its name
     # (the builder's, flytekit/image_spec/image_spec.py:540-544) goes into the template; anything
     # else is taken as a name, and an object that is no string failed there with "expected string
-    # or bytes-like object, got 'ImageSpec'" (python_auto_container.py:453, a regex) before.
+    # or bytes-like object, got 'ImageSpec'" (python_auto_container.py:454, a regex) before.
     tasks = module(
         SPEC,
         """
@@ -92,9 +92,10 @@ def test_inside_the_image_both_is_container_checks_are_true(
     fk: Flytekit, tmp_path: Path, registry: Registry
 ) -> None:
     # flytekit/image_spec/image_spec.py:270-280: in a task execution, is_container() compares
-    # _F_IMG_ID with the spec's id (image_spec.py:182-202), which leaves out nothing the builder
-    # adds (flytekit's builder adds flytekit to the packages, default_builder.py). The bridge sets
-    # _F_IMG_ID to flytekit's id and IMAGESPEC_IMG_ID to ours, of the spec it built (flytekit added).
+    # _F_IMG_ID with the spec's id (image_spec.py:182-202), which has nothing the builder adds
+    # (flytekit's builder adds flytekit to the packages: default_builder.py:294-295). The bridge
+    # sets _F_IMG_ID to flytekit's id and IMAGESPEC_IMG_ID to ours, of the spec it built (flytekit
+    # added); ours of the spec as given is the container too.
     tasks = module(
         SPEC,
         """
