@@ -19,7 +19,7 @@ from typing import Any, ClassVar, cast
 
 from imagespec import _core
 from imagespec._core import BuildError, SpecError
-from imagespec._spec import _REAL_NAMES, ImageSpec
+from imagespec._spec import _REAL_NAMES, ImageSpec, flytekit_flag
 
 # flytekit's names for these variables (flytekit/image_spec/image_spec.py:25-29).
 IMAGE_ID_VAR = "_F_IMG_ID"
@@ -40,8 +40,7 @@ class NoOpBaseImageError(SpecError, ValueError):
 
 
 def _fast_fail() -> bool:
-    # flytekit's str2bool (flytekit/clis/helpers.py:26): every value but false/0/off/no is true.
-    return os.environ.get(FAST_FAIL_VAR, "FALSE").lower() not in ("false", "0", "off", "no")
+    return bool(flytekit_flag(FAST_FAIL_VAR))
 
 
 class _BuilderMeta(ABCMeta):

@@ -24,7 +24,7 @@ from imagespec._builders import (
     NoOpBuilder,
 )
 from imagespec._core import BuildError
-from imagespec._spec import _REAL_NAMES, ImageSpec
+from imagespec._spec import _REAL_NAMES, ImageSpec, flytekit_flag
 
 __all__ = [
     "BuildEvent",
@@ -138,7 +138,7 @@ def _env_flag(name: str) -> bool | None:
 def _assume_present(explicit: bool | None) -> bool:
     """FLYTE_IMG_FAST_FAIL keeps flytekit's meaning: true fails on an unknown answer whatever else
     says; false (explicitly) assumes present, as flytekit does. Unset: fail closed."""
-    fast_fail = _env_flag("FLYTE_IMG_FAST_FAIL")
+    fast_fail = flytekit_flag("FLYTE_IMG_FAST_FAIL")
     if fast_fail is True:
         return False
     if explicit is not None:

@@ -57,8 +57,21 @@ def _python_version() -> str:
     return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-def _env_flag(names: Sequence[str]) -> bool:
-    return any(os.environ.get(n, "").strip().lower() in ("1", "true", "yes", "on") for n in names)
+def flytekit_flag(name: str) -> bool | None:
+    """A FLYTE_* boolean variable as flytekit reads it (its str2bool, flytekit/clis/helpers.py:26-32:
+    any value but false, 0, off or no is true); None when unset. One reading for every such
+    variable, so a setting means the same to both tools."""
+    value = os.environ.get(name)
+    return None if value is None else value.strip().lower() not in ("false", "0", "off", "no")
+
+
+def _own_flag(name: str) -> bool:
+    # Our own variables: only a clear yes counts (a typo must not turn a safety off).
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _force_push_from_env() -> bool:
+    return bool(flytekit_flag(_FORCE_PUSH_VARS[0])) or _own_flag(_FORCE_PUSH_VARS[1])
 
 
 def _to_core_value(field: str, value: Any) -> Any:
@@ -230,7 +243,7 @@ class ImageSpec:
 
     def _init(self, fields: dict[str, Any], force_push: bool | None, base_dir: str | None) -> None:
         if force_push is None:
-            force_push = _env_flag(_FORCE_PUSH_VARS)
+            force_push = _force_push_from_env()
         core_fields = {k: _to_core_value(k, v) for k, v in fields.items()}
         core = _native.Spec(
             core_fields, python_version=_python_version(), base_dir=base_dir, force_push=force_push
@@ -356,7 +369,7 @@ class ImageSpec:
     @property
     def _fast_fail(self) -> bool:
         """flytekit's flag: ``FLYTE_IMG_FAST_FAIL`` true makes an unknown existence an error."""
-        return _env_flag((_FAST_FAIL_VAR,))
+        return bool(flytekit_flag(_FAST_FAIL_VAR))
 
     def exist(self) -> bool | None:
         """True when the image exists, False when it does not, None when that cannot be told.
@@ -446,7 +459,7 @@ class ImageSpec:
     def from_yaml(cls, path: str | os.PathLike[str]) -> ImageSpec:
         """Reads a YAML file with the constructor's keys; relative paths are relative to the file."""
         spec = cls._from_core(_native.load_yaml(path, python_version=_python_version()))
-        return spec.force_push() if _env_flag(_FORCE_PUSH_VARS) else spec
+        return spec.force_push() if _force_push_from_env() else spec
 
     @classmethod
     def from_dict(cls, fields: Mapping[str, Any]) -> ImageSpec:

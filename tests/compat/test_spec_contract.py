@@ -317,3 +317,17 @@ def test_from_env_errors_are_flytekits() -> None:
         ImageSpec.from_env(pinned_packages=["no-such-distribution-xyz"])
     assert isinstance(info.value, SpecError)
     assert "no-such-distribution-xyz" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "forced"), [("True", True), ("y", True), ("1", True), ("off", False), ("No", False)]
+)
+def test_flytekit_variables_read_as_flytekit_reads_them(
+    monkeypatch: pytest.MonkeyPatch, value: str, forced: bool
+) -> None:
+    # image_spec.py:118-119 reads FLYTE_FORCE_PUSH_IMAGE_SPEC and FLYTE_IMG_FAST_FAIL with str2bool
+    # (flytekit/clis/helpers.py:26-32): any value but false, 0, off or no is true.
+    monkeypatch.setenv("FLYTE_FORCE_PUSH_IMAGE_SPEC", value)
+    monkeypatch.setenv("FLYTE_IMG_FAST_FAIL", value)
+    spec = ImageSpec()
+    assert (spec._is_force_push, spec._fast_fail) == (forced, forced)
