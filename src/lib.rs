@@ -24,4 +24,4 @@ pub use error::{Error, Result};
 /// releases never push different content under one tag. Part of every tag. Recipe 1 is the
 /// Dockerfile of `build::dockerfile` as documented in docs/image-layout.md; the golden files in
 /// tests/golden/dockerfiles pin it.
-pub const RECIPE_VERSION: i64 = 2;
+pub const RECIPE_VERSION: i64 = 3;

@@ -18,11 +18,17 @@ ENV_VARS = (
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No test sees the caller's image id, force-push flags or digest cache."""
+def clean_env(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No test sees the caller's image id, force-push flags or digest cache. Tests that build no
+    image look at recipes: a released imagespec's, whose runtime is the index's imagespec-build
+    (tests/test_runtime.py covers this installation's own wheel)."""
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("IMAGESPEC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    if request.node.get_closest_marker("engines") is None:
+        monkeypatch.setenv("IMAGESPEC_WHEEL", "index")
     yield
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import imagespec
 from imagespec import BuildError, ImageSpec, SpecError, _core, write_context
 from imagespec._build import dockerfile, plan_context
 
@@ -28,7 +27,7 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 def test_the_core_and_the_wrapper_agree() -> None:
     spec = ImageSpec(packages=["pandas"], python_version="3.11")
-    assert dockerfile(spec) == spec._core.dockerfile()
+    assert dockerfile(spec, imagespec_wheel="index") == spec._core.dockerfile()
     assert plan_context(spec)["dockerfile_text"] == dockerfile(spec)
     assert words(dockerfile(spec)) == [
         "FROM", "USER", "RUN", "RUN", "ENV", "RUN", "WORKDIR", "USER", "LABEL", "ENV",
@@ -228,19 +227,6 @@ def test_loaded_modules_select_the_imported_files(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout) == ["Dockerfile", "source/helper.py", "source/wf.py"]
-
-
-def test_the_wheel_replaces_the_index_version(tmp_path: Path) -> None:
-    wheel = tmp_path / "imagespec-0.1.0-cp39-abi3-manylinux_2_34_x86_64.whl"
-    wheel.write_bytes(b"PK")
-    spec = ImageSpec(python_version="3.11")
-    assert f"imagespec=={imagespec.__version__}" in dockerfile(spec)
-    text = dockerfile(spec, imagespec_wheel=wheel)
-    assert "imagespec==" not in text and f"/tmp/imagespec/wheel/{wheel.name}" in text
-    built = write_context(spec, tmp_path / "ctx", imagespec_wheel=wheel)
-    assert f"imagespec/wheel/{wheel.name}" in built.files
-    with pytest.raises(BuildError, match="wheel"):
-        dockerfile(spec, imagespec_wheel=tmp_path / "evil name.whl")
 
 
 def test_build_dry_run_prints_dockerfiles_and_files(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from .test_golden import chdir, prepare_tree, resolve
 DOCKERFILES = Path(__file__).parent / "golden" / "dockerfiles"
 RECIPE_FILE = DOCKERFILES / "RECIPE"
 REGEN_VAR = "IMAGESPEC_REGEN_GOLDEN"
-WHEEL = "imagespec-9.9.9-cp39-abi3-manylinux_2_34_x86_64.whl"
+WHEEL = f"imagespec_build-{imagespec.__version__}-cp39-abi3-manylinux_2_17_x86_64.whl"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfakefakefake\n-----END CERTIFICATE-----\n"
 
 # name -> (spec fields with golden/trees-relative paths, build options). `python_version` is
@@ -140,8 +140,9 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 def generate(name: str, tree: Path) -> str:
     fields, options = CASES[name]
-    options = dict(options)
-    if "imagespec_wheel" in options:
+    # The recipe of a released imagespec: the index's imagespec-build (docs/runtime.md).
+    options = {"imagespec_wheel": "index", **options}
+    if options["imagespec_wheel"] != "index":
         wheel = tree / options["imagespec_wheel"]
         wheel.write_bytes(b"not a real wheel")
         options["imagespec_wheel"] = wheel
@@ -150,7 +151,10 @@ def generate(name: str, tree: Path) -> str:
         if "flytekit_id" in options:
             options["flytekit_ids"] = {spec: options.pop("flytekit_id")}
         text = dockerfile(spec, **options)
-    return text.replace(f"imagespec=={imagespec.__version__}", "imagespec=={VERSION}")
+    version = imagespec.__version__
+    return text.replace(f"imagespec-build=={version}", "imagespec-build=={VERSION}").replace(
+        f"imagespec_build-{version}-", "imagespec_build-{VERSION}-"
+    )
 
 
 @pytest.fixture(scope="module")

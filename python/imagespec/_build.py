@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagespec import _core
+from imagespec._runtime import wheel_for_build
 from imagespec._spec import ImageSpec
 
 
@@ -69,7 +70,7 @@ def dockerfile(
     `flytekit_ids` maps a spec built for a flytekit spec to flytekit's id (see `build`)."""
     return spec._core.dockerfile(
         loaded_modules=spec._loaded(),
-        imagespec_wheel=imagespec_wheel,
+        imagespec_wheel=wheel_for_build(imagespec_wheel),
         ca_bundle=ca_bundle,
         buildkit=buildkit,
         engine=engine,
@@ -90,7 +91,7 @@ def plan_context(
     return _core.plan_context(
         spec._core,
         loaded_modules=spec._loaded(),
-        imagespec_wheel=imagespec_wheel,
+        imagespec_wheel=wheel_for_build(imagespec_wheel),
         ca_bundle=ca_bundle,
         buildkit=buildkit,
         engine=engine,
@@ -116,7 +117,7 @@ def write_context(
             spec._core,
             dir,
             loaded_modules=spec._loaded(),
-            imagespec_wheel=imagespec_wheel,
+            imagespec_wheel=wheel_for_build(imagespec_wheel),
             ca_bundle=ca_bundle,
             buildkit=buildkit,
             engine=engine,

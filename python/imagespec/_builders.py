@@ -19,6 +19,7 @@ from typing import Any, ClassVar, cast
 
 from imagespec import _core
 from imagespec._core import BuildError, SpecError
+from imagespec._runtime import wheel_for_build
 from imagespec._spec import _REAL_NAMES, ImageSpec, flytekit_flag
 
 # flytekit's names for these variables (flytekit/image_spec/image_spec.py:25-29).
@@ -155,7 +156,7 @@ class EngineBuilder(ImageSpecBuilder):
             image=image_spec.image_name(),
             push=bool(image_spec.registry),
             loaded_modules=image_spec._loaded(),
-            imagespec_wheel=os.environ.get("IMAGESPEC_WHEEL") or None,
+            imagespec_wheel=wheel_for_build(None),
             ca_bundle=os.environ.get("IMAGESPEC_CA_BUNDLE") or None,
         )
         return cast("str", out["name"])

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Mapping
 from os import PathLike
+from pathlib import Path
 from typing import Any, Final, final
 
 __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
@@ -9,10 +10,13 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "RECIPE_VERSION",
     "FIELDS",
     "BUILTIN_ENGINES",
+    "DISTRIBUTION",
+    "RUNTIME_OPTION",
     "ImageSpecError",
     "SpecError",
     "UnknownFieldError",
     "suggest_field",
+    "cache_root",
     "SourceError",
     "RegistryError",
     "BuildError",
@@ -32,6 +36,8 @@ __version__: Final[str]
 RECIPE_VERSION: Final[int]
 FIELDS: Final[list[str]]
 BUILTIN_ENGINES: Final[list[tuple[str, int]]]
+DISTRIBUTION: Final[str]
+RUNTIME_OPTION: Final[str]
 
 class ImageSpecError(Exception):
     """Base class of every imagespec error."""
@@ -50,6 +56,9 @@ class UnknownFieldError(SpecError, TypeError):
 
 def suggest_field(name: str) -> str:
     """ "Did you mean 'packages'? Valid fields: ..." for a keyword that is no field."""
+
+def cache_root() -> Path | None:
+    """The cache folder: $IMAGESPEC_CACHE_DIR, else $XDG_CACHE_HOME/imagespec, else ~/.cache/imagespec."""
 
 class SourceError(ImageSpecError):
     """A file or folder the spec names is missing or unreadable."""

@@ -24,6 +24,7 @@ from imagespec._builders import (
     NoOpBuilder,
 )
 from imagespec._core import BuildError
+from imagespec._runtime import wheel_for_build
 from imagespec._spec import _REAL_NAMES, ImageSpec, flytekit_flag
 
 __all__ = [
@@ -232,8 +233,10 @@ def build(
 
     ``ca_bundle`` (a PEM file, a folder of them, or PEM text; default ``$IMAGESPEC_CA_BUNDLE``)
     reaches the install steps as a build secret, for package indexes behind a TLS-intercepting
-    proxy. ``imagespec_wheel`` (default ``$IMAGESPEC_WHEEL``) installs imagespec in the image from
-    that wheel instead of the package index.
+    proxy. ``imagespec_wheel`` (default ``$IMAGESPEC_WHEEL``) is the wheel of
+    imagespec-build the images get (wheels for other platforms beside it serve those), or
+    ``"index"`` for the index's release; by default an installation from the index gives the
+    index's, any other its own wheel (docs/runtime.md).
 
     ``flytekit_ids`` maps specs (of ``specs`` or their bases) that are built for a flytekit spec
     to flytekit's id of it (``fk_spec.id``): their image's ``_F_IMG_ID`` then holds that id, so
@@ -284,7 +287,7 @@ def build(
         from_core=ImageSpec._from_core,
         on_event=callback,
         loaded_modules=loaded,
-        imagespec_wheel=imagespec_wheel or os.environ.get("IMAGESPEC_WHEEL") or None,
+        imagespec_wheel=wheel_for_build(imagespec_wheel),
         ca_bundle=ca_bundle or os.environ.get("IMAGESPEC_CA_BUNDLE") or None,
         max_parallel=_max_parallel(max_parallel),
         assume_present=_assume_present(assume_present),

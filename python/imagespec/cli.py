@@ -705,7 +705,10 @@ IMAGE_HELP = (
     "bound to the module variable NAME; REF (name:tag, as pyflyte takes): tasks without container_image "
     "run in that reference; NAME=REF: accepted, no effect (repeatable)"
 )
-WHEEL_HELP = "install this imagespec wheel in the images instead of the index's ($IMAGESPEC_WHEEL)"
+WHEEL_HELP = (
+    "the imagespec-build wheel the images get (wheels for other platforms beside it serve those; 'index': "
+    "the package index's release; default: this installation, $IMAGESPEC_WHEEL)"
+)
 CA_HELP = "extra CA certificates for install steps: a PEM file or a folder ($IMAGESPEC_CA_BUNDLE)"
 
 
@@ -790,7 +793,7 @@ def _parser() -> argparse.ArgumentParser:
         "--wheel",
         metavar="FILE",
         default=os.environ.get("IMAGESPEC_WHEEL") or None,
-        help="install this imagespec wheel in the images instead of the index's ($IMAGESPEC_WHEEL)",
+        help=WHEEL_HELP,
     )
     build.add_argument(
         "--ca-bundle",

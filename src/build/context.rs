@@ -66,7 +66,7 @@ pub fn plan_context(spec: &Spec, options: &BuildOptions) -> Result<ContextPlan> 
     for selected in plan.selection.values() {
         files.push(context_path(selected, plan.requirements)?);
     }
-    if let Some((_, name)) = &plan.wheel {
+    if let Some((_, name)) = plan.wheel() {
         files.push(format!("imagespec/wheel/{name}"));
     }
     files.sort();
@@ -118,7 +118,7 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
         copy_selected(selected, &context.join(&rel))?;
         files.push(rel);
     }
-    if let Some((wheel, name)) = &plan.wheel {
+    if let Some((wheel, name)) = plan.wheel() {
         let rel = format!("imagespec/wheel/{name}");
         let dest = context.join(&rel);
         create_parent(&dest)?;

@@ -1,6 +1,7 @@
 //! The Dockerfile of a spec. Layer order and reasons: docs/image-layout.md.
 
 use super::plan::{Plan, ReqKind};
+use super::runtime::Runtime;
 use super::scripts::{self, PipEnv, IMAGESPEC_DIR, PIP_CACHE};
 use super::{BuildOptions, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, USER_UID, VENV};
 use crate::error::{Error, Result};
@@ -257,9 +258,10 @@ fn python_packages(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, plan
         args.push(format!("{IMAGESPEC_DIR}/requirements/requirements.txt"));
     }
     args.extend(spec.packages.iter().cloned());
-    match &plan.wheel {
-        Some((_, name)) => args.push(format!("{IMAGESPEC_DIR}/wheel/{name}")),
-        None => args.push(format!("imagespec=={}", env!("CARGO_PKG_VERSION"))),
+    match &plan.runtime {
+        Runtime::Wheel { name, .. } => args.push(format!("{IMAGESPEC_DIR}/wheel/{name}")),
+        Runtime::Index(requirement) => args.push(requirement.clone()),
+        Runtime::Off => {}
     }
     args.extend(spec.runtime_packages.iter().cloned());
     let cleanup = !bk && plan.has_imagespec_dir();

@@ -19,6 +19,7 @@ mod checks;
 mod context;
 pub(crate) mod dockerfile;
 pub(crate) mod plan;
+pub mod runtime;
 mod scripts;
 #[cfg(all(test, unix))]
 mod tests;
@@ -68,7 +69,8 @@ impl CaBundle {
 
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
-    /// A wheel of imagespec to install in the image; else `imagespec==<this version>` from the index.
+    /// A wheel of this project (or a folder's wheel per platform, found beside it) to install in
+    /// the image; else `imagespec-build==<this version>` from the index. See [`runtime`].
     pub imagespec_wheel: Option<PathBuf>,
     pub ca_bundle: Option<CaBundle>,
     /// Whether the engine runs BuildKit (secret, cache and bind mounts). Without it secrets are

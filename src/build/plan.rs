@@ -1,13 +1,14 @@
 //! Everything the Dockerfile and the context are derived from, checked once.
 
 use super::checks::{check_conda_channel, check_conda_package, check_mount_target};
+use super::runtime::{self, Runtime};
 use super::{check_requirement, secret_mount_id, BuildOptions};
 use crate::error::{Error, Result};
 use crate::identity::{self, SelectedFile};
 use crate::reference::Reference;
 use crate::spec::{strip_userinfo, BaseImage, Spec};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReqKind {
@@ -60,8 +61,10 @@ pub(crate) struct Plan {
     pub image: String,
     pub selection: BTreeMap<String, SelectedFile>,
     pub requirements: Option<ReqKind>,
-    /// The wheel's path and file name.
-    pub wheel: Option<(PathBuf, String)>,
+    /// The imagespec the image gets, for each of the spec's platforms in its order.
+    pub runtimes: Vec<(String, Runtime)>,
+    /// The first platform's, which a Dockerfile installs (one wheel serves one platform).
+    pub runtime: Runtime,
     pub pip: Pip,
     pub secret_mounts: Vec<SecretMount>,
     pub has_copy: bool,
@@ -91,7 +94,8 @@ impl Plan {
                     Some("poetry.lock") => ReqKind::Poetry,
                     _ => ReqKind::Plain,
                 });
-        let wheel = options.imagespec_wheel.as_deref().map(wheel_of).transpose()?;
+        let runtimes = runtimes_of(spec, options)?;
+        let runtime = runtimes.first().map_or(Runtime::Off, |(_, r)| r.clone());
         let pip = pip_of(spec)?;
         let secret_mounts = spec
             .pip_secret_mounts
@@ -126,7 +130,8 @@ impl Plan {
             has_source: selection.keys().any(|k| k.starts_with("source/")),
             selection,
             requirements,
-            wheel,
+            runtimes,
+            runtime,
             pip,
             secret_mounts,
             source_first,
@@ -158,9 +163,17 @@ impl Plan {
         }
     }
 
+    /// The wheel the context carries, with its file name.
+    pub fn wheel(&self) -> Option<(&Path, &str)> {
+        match &self.runtime {
+            Runtime::Wheel { path, name } => Some((path.as_path(), name.as_str())),
+            _ => None,
+        }
+    }
+
     /// Whether the context has an `imagespec/` folder (requirements files or a wheel).
     pub fn has_imagespec_dir(&self) -> bool {
-        self.requirements.is_some() || self.wheel.is_some()
+        self.requirements.is_some() || self.wheel().is_some()
     }
 }
 
@@ -171,6 +184,7 @@ fn check_values(spec: &Spec) -> Result<()> {
     ] {
         for (i, p) in items.iter().enumerate() {
             check_requirement(&format!("{field}[{i}]"), p)?;
+            runtime::check_package(&format!("{field}[{i}]"), p)?;
         }
     }
     for (i, p) in spec.conda_packages.iter().enumerate() {
@@ -225,27 +239,29 @@ fn base_of(spec: &Spec, options: &BuildOptions) -> Result<String> {
     Ok(from)
 }
 
-fn wheel_of(path: &Path) -> Result<(PathBuf, String)> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let ok = name.starts_with("imagespec-")
-        && name.ends_with(".whl")
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
-    if !ok {
+/// The runtime of every platform of the spec, chosen before anything is built: a platform no wheel
+/// fits fails here, naming it. A Dockerfile installs one wheel, so there a wheel serves one
+/// platform; the native builder installs each platform's own.
+fn runtimes_of(spec: &Spec, options: &BuildOptions) -> Result<Vec<(String, Runtime)>> {
+    let chosen = spec
+        .platform
+        .split(',')
+        .map(|p| {
+            Ok((
+                p.to_owned(),
+                runtime::choose(spec, options.imagespec_wheel.as_deref(), p)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let wheels = chosen.iter().any(|(_, r)| matches!(r, Runtime::Wheel { .. }));
+    if chosen.len() > 1 && wheels && options.engine != "native" {
         return Err(Error::build(format!(
-            "imagespec_wheel: {:?} is not an imagespec wheel file name (imagespec-<version>-<tags>.whl)",
-            path.display()
+            "a multi-platform Dockerfile build ({}) installs imagespec from the package index only, not \
+             from a wheel: build one platform per spec, or use builder=\"native\"",
+            spec.platform
         )));
     }
-    if !path.is_file() {
-        return Err(Error::source(
-            "imagespec_wheel",
-            path,
-            "does not exist or is not a file",
-        ));
-    }
-    Ok((path.to_path_buf(), name.to_owned()))
+    Ok(chosen)
 }
 
 fn has_userinfo(s: &str) -> bool {

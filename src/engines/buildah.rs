@@ -7,8 +7,10 @@
 //! and those the user lists as insecure, never by default.
 
 use super::process::{Run, TempDir};
-use super::{leading_digest, option_list, option_str, pinned, split_list, Built, Engine, Progress, Request};
-use crate::build::{write_context, BuildSecret};
+use super::{
+    leading_digest, option_list, option_str, pinned, split_list, verify, Built, Engine, Progress, Request,
+};
+use crate::build::{runtime, write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::spec::{is_loopback_registry, BaseImage, Spec};
@@ -93,6 +95,15 @@ impl Engine for Buildah {
                 }
             }
         })?;
+        verify::check(spec, request.image, request.progress, || {
+            self.run_check(&flags, request.image)
+        })
+        .inspect_err(|_| {
+            // The tag must not stay on an image with the wrong imagespec.
+            let mut args = flags.global();
+            args.extend(["rmi".to_owned(), request.image.to_owned()]);
+            let _ = Run::new(self.name, request.image, self.name, args).output();
+        })?;
         if !request.push {
             return Ok(pinned(request.image, None));
         }
@@ -110,6 +121,50 @@ impl Engine for Buildah {
             .ok()
             .and_then(|d| leading_digest(d.trim()));
         Ok(pinned(request.image, digest))
+    }
+}
+
+impl Buildah {
+    /// The imagespec check in the built image: podman runs it; buildah in a working container of
+    /// the image (removed after), with the build's isolation.
+    fn run_check(&self, flags: &Flags, image: &str) -> Result<String> {
+        let script = runtime::CHECK_SCRIPT.to_owned();
+        let run = |args: Vec<String>| {
+            let (status, lines) = Run::new(self.name, image, self.name, args).output()?;
+            if status.success() {
+                Ok(lines)
+            } else {
+                Err(Error::build(format!(
+                    "{}: checking the imagespec in {image} failed ({status}): {}",
+                    self.name,
+                    lines.join("\n")
+                )))
+            }
+        };
+        let with = |more: &[&str]| {
+            let mut args = flags.global();
+            args.extend(more.iter().map(|s| (*s).to_owned()));
+            args
+        };
+        if self.name == "podman" {
+            let mut args = with(&["run", "--rm", "--network=none", "--entrypoint"]);
+            args.extend([verify::python(), image.to_owned(), "-c".to_owned(), script]);
+            return run(args).map(|l| l.join("\n"));
+        }
+        let container = run(with(&["from", "--pull=never", "--quiet", image]))?
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        let mut args = with(&[
+            "run",
+            &format!("--isolation={}", flags.isolation),
+            &container,
+            "--",
+        ]);
+        args.extend([verify::python(), "-c".to_owned(), script]);
+        let out = run(args);
+        let _ = run(with(&["rm", &container]));
+        out.map(|l| l.join("\n"))
     }
 }
 

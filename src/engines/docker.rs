@@ -12,8 +12,8 @@
 //! or `builder_options.docker_context`, so a remote engine needs no code of its own.
 
 use super::process::{which_all, Run, TempDir};
-use super::{leading_digest, option_str, pinned, Built, Engine, Progress, Request};
-use crate::build::{write_context, BuildSecret};
+use super::{leading_digest, option_str, pinned, verify, Built, Engine, Progress, Request};
+use crate::build::{runtime, write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::spec::Spec;
 use std::collections::{HashMap, HashSet};
@@ -148,9 +148,32 @@ impl Engine for Docker {
             }
         })?;
         if settings.push_direct {
+            // BuildKit pushed it already: nothing local to check before the push.
+            (request.progress)(Progress::Step(
+                "the image's imagespec is not checked: buildx pushed it directly (a named builder or several platforms)",
+            ));
             let text = std::fs::read_to_string(&metadata).unwrap_or_default();
             return Ok(pinned(request.image, metadata_digest(&text)));
         }
+        let check = Run::new(
+            "docker",
+            request.image,
+            &client.path,
+            check_args(settings.docker_context, &spec.platform, request.image),
+        );
+        verify::check(spec, request.image, request.progress, || {
+            Ok(check.output()?.1.join("\n"))
+        })
+        .inspect_err(|_| {
+            // The tag must not stay on an image with the wrong imagespec.
+            let rmi = Run::new(
+                "docker",
+                request.image,
+                &client.path,
+                rmi_args(settings.docker_context, request.image),
+            );
+            let _ = rmi.output();
+        })?;
         if !request.push {
             return Ok(pinned(request.image, None));
         }
@@ -318,6 +341,35 @@ pub fn build_args(a: &BuildArgs<'_>) -> Vec<String> {
         }
     }
     args.push(a.context.to_string_lossy().into_owned());
+    args
+}
+
+/// `docker run` of the imagespec check in a built image: no network, the venv's Python.
+pub fn check_args(docker_context: Option<&str>, platform: &str, image: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(c) = docker_context {
+        args.extend(["--context".to_owned(), c.to_owned()]);
+    }
+    args.extend(["run", "--rm", "--network", "none"].map(str::to_owned));
+    if !platform.is_empty() {
+        args.push(format!("--platform={platform}"));
+    }
+    args.extend([
+        "--entrypoint".to_owned(),
+        verify::python(),
+        image.to_owned(),
+        "-c".to_owned(),
+        runtime::CHECK_SCRIPT.to_owned(),
+    ]);
+    args
+}
+
+fn rmi_args(docker_context: Option<&str>, image: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(c) = docker_context {
+        args.extend(["--context".to_owned(), c.to_owned()]);
+    }
+    args.extend(["rmi".to_owned(), image.to_owned()]);
     args
 }
 

@@ -8,6 +8,7 @@
 
 use super::process::{which, Run, TempDir};
 use super::{Built, Engine, Progress, Request};
+use crate::build::runtime::{self, Runtime};
 use crate::build::{write_context, BuildOptions};
 use crate::error::{Error, Result};
 use crate::spec::{BaseImage, CopyMode, Spec};
@@ -55,7 +56,11 @@ impl Engine for Envd {
             base: base_of(spec, &options)?,
             id: crate::identity::spec_id(spec),
             flytekit_id: options.flytekit_id(request.image).map(str::to_owned),
-            runtime: format!("imagespec=={}", env!("CARGO_PKG_VERSION")),
+            runtime: match runtime::choose(spec, options.imagespec_wheel.as_deref(), &spec.platform)? {
+                Runtime::Index(requirement) => Some(requirement),
+                Runtime::Off => None,
+                Runtime::Wheel { .. } => return Err(Error::build(WHEEL_REFUSED)),
+            },
             requirements: manifest
                 .files
                 .iter()
@@ -132,14 +137,15 @@ pub fn check(spec: &Spec, options: &BuildOptions) -> Result<()> {
     {
         return refuse("an index URL with credentials");
     }
-    if options.imagespec_wheel.is_some() {
-        return Err(Error::build(
-            "envd: installing imagespec from a wheel file is not supported; envd installs \
-             imagespec from the package index",
-        ));
+    if options.imagespec_wheel.is_some() && runtime::wanted(spec)? {
+        return Err(Error::build(WHEEL_REFUSED));
     }
     Ok(())
 }
+
+const WHEEL_REFUSED: &str = "envd: installing imagespec from a wheel file is not supported; envd \
+    installs imagespec-build from the package index (a released imagespec), or none with \
+    builder_config={\"imagespec_runtime\": False}";
 
 /// The `base(image=...)` of build.envd: as the Dockerfile's `FROM`, except that CUDA without a
 /// base takes envd's own Ubuntu base and `install.cuda` (as flytekit's envd builder does).
@@ -160,8 +166,8 @@ pub struct Inputs {
     pub id: String,
     /// flytekit's id when the image is built for a flytekit spec (`BuildOptions::flytekit_ids`).
     pub flytekit_id: Option<String>,
-    /// The imagespec runtime requirement (`imagespec==<version>`).
-    pub runtime: String,
+    /// The imagespec runtime requirement (`imagespec-build==<version>`), or none.
+    pub runtime: Option<String>,
     /// The requirements file, relative to the build folder.
     pub requirements: Option<String>,
     /// Whether `copy/` and `source/` are there.
@@ -233,7 +239,7 @@ pub fn render_envd(spec: &Spec, inputs: &Inputs) -> Result<String> {
     }
     let mut packages: Vec<String> = spec.packages.clone();
     packages.extend(spec.runtime_packages.iter().cloned());
-    packages.push(inputs.runtime.clone());
+    packages.extend(inputs.runtime.iter().cloned());
     line(format!(
         "install.python_packages(name={})",
         starlark_list(&packages)
@@ -327,7 +333,7 @@ mod tests {
         Inputs {
             base: base.into(),
             id: "ID".into(),
-            runtime: "imagespec==X.Y.Z".into(),
+            runtime: Some("imagespec-build==X.Y.Z".into()),
             ..Default::default()
         }
     }
@@ -354,7 +360,7 @@ mod tests {
             base: "localhost:5000/base:1".into(),
             id: "ID".into(),
             flytekit_id: None,
-            runtime: "imagespec==X.Y.Z".into(),
+            runtime: Some("imagespec-build==X.Y.Z".into()),
             requirements: Some("imagespec/requirements/requirements.txt".into()),
             copy: true,
             source: false,

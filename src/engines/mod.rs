@@ -62,6 +62,7 @@ pub mod docker;
 pub mod envd;
 pub mod noop;
 pub mod process;
+pub mod verify;
 
 use crate::error::Error;
 use crate::value::Value;

@@ -24,6 +24,7 @@ pub mod push;
 pub mod python;
 
 use crate::build::plan::{Plan, ReqKind};
+use crate::build::runtime::{self, Runtime};
 use crate::build::{BuildOptions, CaBundle, USER_UID, VENV};
 use crate::engines::{Built, Engine, Progress, Request};
 use crate::error::{Error, Result};
@@ -298,8 +299,10 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
             step(&format!("layer: Python packages{on}"));
             new_layers.extend(ctx.packages(mtime).map_err(|e| fail(image, e))?);
         }
-        step(&format!("layer: imagespec runtime{on}"));
-        new_layers.extend(ctx.runtime(mtime).map_err(|e| fail(image, e))?);
+        if ctx.runtime != Runtime::Off {
+            step(&format!("layer: imagespec runtime{on}"));
+            new_layers.extend(ctx.runtime(mtime).map_err(|e| fail(image, e))?);
+        }
         new_layers.extend(file_layers.iter().cloned());
 
         let meta = config::ImageMeta {
@@ -497,7 +500,7 @@ struct InstallCtx<'a> {
     cache: PathBuf,
     work: &'a Path,
     no_cache: bool,
-    wheel: Option<PathBuf>,
+    runtime: Runtime,
     compression: Compression,
 }
 
@@ -561,7 +564,11 @@ impl<'a> InstallCtx<'a> {
             cache: root.join("layers"),
             work,
             no_cache: request.no_cache,
-            wheel: request.options.imagespec_wheel.clone(),
+            runtime: plan
+                .runtimes
+                .iter()
+                .find(|(p, _)| Platform::parse(p).ok().as_ref() == Some(platform))
+                .map_or(Runtime::Off, |(_, r)| r.clone()),
             // Set by the caller from the checked options.
             compression: Compression::Gzip,
         })
@@ -730,26 +737,29 @@ impl<'a> InstallCtx<'a> {
             reqs.extend(self.spec.runtime_packages.iter().cloned());
             let files = self.requirement_files()?;
             self.install(&target, reqs, files, false)?;
+            runtime::check_installed(&target, false).map_err(Error::build)?;
             split_packages(&target, &self.site(), out, mtime, self.compression)
         })
     }
 
-    /// The imagespec runtime: the wheel given, or `imagespec==<this version>` from the index;
-    /// without its dependencies (the image needs only `ImageSpec` and `is_container()`).
+    /// The imagespec runtime (see `build::runtime`): a wheel, or `imagespec-build==<this version>`
+    /// from the index; without its dependencies (the image needs only `ImageSpec` and
+    /// `is_container()`). None when the spec turns it off.
     fn runtime(&self, mtime: u64) -> std::result::Result<Vec<Layer>, String> {
-        let wheel = self.wheel.as_deref().map(|w| self.wheel_for(w)).transpose()?;
-        let what = match &wheel {
-            Some(w) => format!("wheel:{}", layers::hex(&wheel_digest(w)?)),
-            None => format!("imagespec=={}", env!("CARGO_PKG_VERSION")),
+        let what = match &self.runtime {
+            Runtime::Off => return Ok(Vec::new()),
+            Runtime::Wheel { path, .. } => format!("wheel:{}", layers::hex(&wheel_digest(path)?)),
+            Runtime::Index(requirement) => requirement.clone(),
         };
         let key = self.key("runtime", std::slice::from_ref(&what));
         self.cached(&key, |out| {
             let target = self.work.join("runtime");
-            let req = match &wheel {
-                Some(w) => w.to_string_lossy().into_owned(),
-                None => what.clone(),
+            let req = match &self.runtime {
+                Runtime::Wheel { path, .. } => path.to_string_lossy().into_owned(),
+                _ => what.clone(),
             };
             self.install(&target, vec![req], Vec::new(), true)?;
+            runtime::check_installed(&target, true).map_err(Error::build)?;
             let mut ls = LayerSpec::default();
             add_tree(&mut ls, &target, &self.site())?;
             Ok(vec![layers::build_layer(
@@ -775,47 +785,6 @@ fn wheel_digest(wheel: &Path) -> std::result::Result<[u8; 32], String> {
     match files.first().map(|f| &f.kind) {
         Some(FileKind::Regular { sha256, .. }) => Ok(*sha256),
         _ => Err(bad(&"not a regular file")),
-    }
-}
-
-impl InstallCtx<'_> {
-    /// The imagespec wheel for this platform: the one given when its platform tag fits (or it is
-    /// `any`), else a wheel of the same version for this platform's CPU beside it (a folder of
-    /// wheels, one per platform, serves a build of several platforms), else an error saying so.
-    fn wheel_for(&self, given: &Path) -> std::result::Result<PathBuf, String> {
-        let arch = self.python_platform.split('-').next().unwrap_or("");
-        let name = |p: &Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        let fits = |n: &str| {
-            let tag = n.trim_end_matches(".whl").rsplit('-').next().unwrap_or("");
-            tag == "any" || tag.split('.').any(|t| t.ends_with(arch))
-        };
-        let given_name = name(given);
-        if fits(&given_name) {
-            return Ok(given.to_path_buf());
-        }
-        let version = given_name.split('-').nth(1).unwrap_or("");
-        let prefix = format!("imagespec-{version}-");
-        let dir = given.parent().unwrap_or(Path::new("."));
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|rd| rd.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        found.retain(|p| {
-            let n = name(p);
-            n.starts_with(&prefix) && n.ends_with(".whl") && fits(&n)
-        });
-        found.sort();
-        found.into_iter().next().ok_or_else(|| {
-            format!(
-                "imagespec_wheel {given_name} is not for {arch} ({}), and {} has no imagespec-{version} wheel for \
-                 {arch}; put one beside it (e.g. maturin build --target {arch}-unknown-linux-gnu)",
-                self.python_platform,
-                dir.display()
-            )
-        })
     }
 }
 

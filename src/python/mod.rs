@@ -123,6 +123,13 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
     })
 }
 
+/// The cache folder (`$IMAGESPEC_CACHE_DIR`, else `$XDG_CACHE_HOME/imagespec`, else
+/// `~/.cache/imagespec`); None without a home.
+#[pyfunction]
+fn cache_root() -> Option<std::path::PathBuf> {
+    crate::source::cache_root()
+}
+
 /// "Did you mean 'packages'? Valid fields: ..." for a keyword that is no field.
 #[pyfunction]
 fn suggest_field(name: &str) -> String {
@@ -136,6 +143,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RECIPE_VERSION", crate::RECIPE_VERSION)?;
     m.add("FIELDS", crate::spec::FIELDS.to_vec())?;
     m.add("BUILTIN_ENGINES", crate::engines::BUILTIN.to_vec())?;
+    m.add("DISTRIBUTION", crate::build::runtime::DISTRIBUTION)?;
+    m.add("RUNTIME_OPTION", crate::build::runtime::RUNTIME_OPTION)?;
     // Where `pip install imagespec` put uv (a dependency): the native builder runs it from there.
     if let Ok(prefix) = py.import("sys").and_then(|s| s.getattr("prefix")) {
         if let Ok(p) = prefix.extract::<std::path::PathBuf>() {
@@ -146,6 +155,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SpecError", spec_error(py)?)?;
     m.add("UnknownFieldError", unknown_field_error(py)?)?;
     m.add("suggest_field", wrap_pyfunction!(suggest_field, m)?)?;
+    m.add("cache_root", wrap_pyfunction!(cache_root, m)?)?;
     m.add("SourceError", py.get_type::<SourceError>())?;
     m.add("RegistryError", py.get_type::<RegistryError>())?;
     m.add("BuildError", py.get_type::<BuildError>())?;

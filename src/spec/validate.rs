@@ -43,6 +43,8 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
         force_push,
     } = raw;
 
+    // flytekit reads an empty registry as none (`if self.registry:`, image_spec.py:120 at v1.16.24).
+    let registry = registry.filter(|r| !r.is_empty());
     // flytekit refuses these when the spec is made: so do we, at once, in its words.
     let registry = registry
         .map(|r| check_registry_words(&r.to_lowercase()).map(|()| r.to_lowercase()))

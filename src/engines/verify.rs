@@ -1,0 +1,75 @@
+//! After a build and before its push, the image's `import imagespec` must be this project at this
+//! version ([`runtime::CHECK_SCRIPT`]): a wheel for another platform, an index serving another
+//! project under the name, or a package that shadows the module would otherwise reach the
+//! registry under a tag that says nothing of it. The engines that keep the built image locally
+//! (docker, buildah, podman) run the check in it; the native builder reads its runtime layer
+//! instead. An image of a platform this machine cannot run is not checked, and the build says so.
+
+use super::Progress;
+use crate::build::runtime;
+use crate::build::VENV;
+use crate::error::Result;
+use crate::spec::Spec;
+use std::path::Path;
+
+/// The image's Python, whose imagespec the check imports (every builder installs into this venv).
+pub fn python() -> String {
+    format!("{VENV}/bin/python")
+}
+
+/// `Ok` when this machine can run images of `platform` (its own CPU, or one qemu's binfmt handler
+/// runs), else why not.
+pub fn can_run(platform: &str) -> std::result::Result<(), String> {
+    let host = std::env::consts::ARCH;
+    let arch = runtime::wheel_arch(platform);
+    if arch == host {
+        return Ok(());
+    }
+    let handler = Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{arch}"));
+    match std::fs::read_to_string(&handler) {
+        Ok(text) if text.lines().next() == Some("enabled") => Ok(()),
+        _ => Err(format!(
+            "this {host} machine cannot run {platform} images (no enabled binfmt handler {}; \
+             qemu-user-static provides one)",
+            handler.display()
+        )),
+    }
+}
+
+/// Runs the check with `run` (which runs [`runtime::CHECK_SCRIPT`] with [`python`] in the built
+/// image and returns its output) unless the spec has no runtime or the image cannot run here.
+pub fn check(
+    spec: &Spec,
+    image: &str,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+    run: impl FnOnce() -> Result<String>,
+) -> Result<()> {
+    if !runtime::wanted(spec)? {
+        return Ok(());
+    }
+    let platform = spec.platform.split(',').next().unwrap_or_default();
+    if let Err(why) = can_run(platform) {
+        progress(Progress::Step(&format!(
+            "the image's imagespec is not checked: {why}"
+        )));
+        return Ok(());
+    }
+    progress(Progress::Step("check: the image's imagespec"));
+    runtime::check_output(image, &run()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_machine_runs_its_own_platform() {
+        let own = match std::env::consts::ARCH {
+            "aarch64" => "linux/arm64",
+            _ => "linux/amd64",
+        };
+        assert!(can_run(own).is_ok());
+        let e = can_run("linux/s390x").unwrap_err();
+        assert!(e.contains("qemu-s390x"), "{e}");
+    }
+}
