@@ -24,6 +24,7 @@ lint: setup ## formatting, lints and type checks (Rust and Python)
 	$(VENV)/ruff format --check python tests bench examples
 	$(VENV)/mypy
 	$(VENV)/python -m mypy.stubtest imagespec._core
+	$(VENV)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 .PHONY: test-rust
 test-rust: ## the core's own tests (no Python needed)
@@ -45,8 +46,13 @@ engines: ## install and start the real engines, make the test base image (script
 	bash scripts/engines.sh start
 	bash scripts/base-image.sh build
 
+.PHONY: dist
+dist: setup ## the abi3 manylinux wheel and the sdist a release publishes, into dist/ (scripts/dist.sh)
+	bash scripts/dist.sh
+
 .PHONY: test
-test: setup lint test-rust test-python ## everything CI runs
+# dist before test-python: tests/dist installs those files into every Python 3.9-3.13 here.
+test: setup lint test-rust dist test-python ## everything CI runs
 
 .PHONY: bench
 bench: setup ## tag benchmark, side by side with flytekit (see bench/README.md)

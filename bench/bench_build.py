@@ -438,7 +438,7 @@ def build_wheel(out: Path) -> Path:
     p = subprocess.run(
         [str(maturin), "build", "--release", "-o", str(out)], cwd=ROOT, capture_output=True, text=True
     )
-    wheels = sorted(out.glob("imagespec-*.whl"))
+    wheels = sorted(out.glob("imagespec_build-*.whl"))
     if p.returncode != 0 or not wheels:
         raise Fatal(f"maturin build failed:\n{p.stderr[-2000:]}")
     return wheels[-1]

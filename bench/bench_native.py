@@ -102,7 +102,7 @@ def main() -> None:
                 cwd=ROOT,
                 check=True,
             )
-            (wheel,) = wheel_dir.glob("imagespec-*.whl")
+            (wheel,) = wheel_dir.glob("imagespec_build-*.whl")
         images = {"small (six, attrs; 51 source files)": ["six==1.16.0", "attrs==23.2.0"]}
         if args.pandas:
             images["pandas (pandas, numpy; 51 source files)"] = ["pandas", "numpy"]

@@ -53,7 +53,7 @@ export EXAMPLE_REGISTRY=localhost:$PORT
 export EXAMPLE_BASE_IMAGE=$EXAMPLE_REGISTRY/imagespec-example/python:3.11-bookworm
 bash scripts/base-image.sh push "$EXAMPLE_BASE_IMAGE"
 "$VENV/maturin" build --release --quiet -o "$WORK/wheel" >/dev/null
-IMAGESPEC_WHEEL=$(ls "$WORK"/wheel/imagespec-*.whl)
+IMAGESPEC_WHEEL=$(ls "$WORK"/wheel/imagespec_build-*.whl)
 export IMAGESPEC_WHEEL IMAGESPEC_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 echo "==> imagespec build examples/images.py"

@@ -30,8 +30,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.tools-installed
 # pandas and scikit-learn: examples/wf.py runs (and unpickles its tasks' outputs) on the host too.
-# uv: the native builder (the `native` extra of imagespec).
+# uv: the native builder (the `native` extra of imagespec-build).
+# ziglang, auditwheel: `make dist` links a manylinux2014 wheel with zig and checks its tag.
+# check-jsonschema: `make lint` checks .github/workflows against the workflow schema it ships.
 tools="maturin>=1.9.4,<2 pytest>=8 pytest-timeout>=2 hypothesis>=6 ruff>=0.6 mypy>=1.10 pandas scikit-learn uv>=0.5"
+tools="$tools ziglang auditwheel check-jsonschema"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$tools" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     # shellcheck disable=SC2086

@@ -109,7 +109,7 @@ def make_flytekit(workdir: Path) -> Flytekit:
     )
     if proc.returncode != 0:
         raise AssertionError(f"maturin build failed:\n{proc.stderr[-4000:]}")
-    (wheel,) = wheel_dir.glob("imagespec-*.whl")
+    (wheel,) = wheel_dir.glob("imagespec_build-*.whl")
     site = workdir / "site"
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],

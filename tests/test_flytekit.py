@@ -57,7 +57,7 @@ def out_json(proc_stdout: str) -> dict[str, object]:
 def test_without_flytekit_the_conversion_says_how_to_get_it() -> None:
     from imagespec import ImageSpec
 
-    with pytest.raises(ImportError, match=r"pip install 'imagespec\[flytekit\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'imagespec-build\[flytekit\]'"):
         ImageSpec().to_flytekit()
 
 

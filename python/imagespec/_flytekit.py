@@ -41,7 +41,7 @@ def _import(module: str) -> Any:
         if e.name is not None and not e.name.startswith("flytekit"):
             raise
         raise ImportError(
-            "the flytekit bridge needs flytekit: pip install 'imagespec[flytekit]' (or flytekit>=1.10)"
+            "the flytekit bridge needs flytekit: pip install 'imagespec-build[flytekit]' (or flytekit>=1.10)"
         ) from e
 
 

@@ -119,7 +119,7 @@ def imagespec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=1200,
         check=False,
     )
-    wheels = sorted(out.glob("imagespec-*.whl"))
+    wheels = sorted(out.glob("imagespec_build-*.whl"))
     if proc.returncode != 0 or not wheels:
         pytest.fail(f"maturin build failed:\n{proc.stderr[-3000:]}", pytrace=False)
     return wheels[0]
