@@ -145,7 +145,8 @@ def test_wheels_that_are_not_this_project_for_this_image_are_refused(
 
 
 @pytest.mark.parametrize(
-    "package", ["imagespec", "ImageSpec==0.4.1", "imagespec-build", "imagespec_build>=0.1"]
+    "package",
+    ["imagespec", "ImageSpec==0.4.1", "imagespec-build", "imagespec_build>=0.1"],  # refused: dist-guard: ok
 )
 def test_packages_cannot_bring_another_imagespec(tmp_path: Path, package: str) -> None:
     spec = ImageSpec(python_version="3.11", packages=["six", package])
