@@ -106,7 +106,10 @@ def line_of(lines: list[str], needle: str) -> int:
 def toml_requirements(text: str) -> list[str]:
     import tomllib
 
-    data = tomllib.loads(text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []  # a fixture that is not TOML on purpose; its lines were still scanned as text
     project = data.get("project", {})
     reqs = list(project.get("dependencies", []))
     for extra in project.get("optional-dependencies", {}).values():
