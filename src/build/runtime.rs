@@ -221,16 +221,14 @@ try:
     import imagespec
     from importlib import metadata
     where = os.path.realpath(os.path.dirname(imagespec.__file__))
-    owner = None
+    owners = []
     for d in metadata.distributions():
         for f in d.files or ():
             if f.name == "__init__.py" and os.path.realpath(os.path.dirname(d.locate_file(f))) == where:
-                owner = (d.metadata["Name"], d.version)
+                owners.append([d.metadata["Name"], d.version])
                 break
-        if owner:
-            break
-    print(json.dumps({"distribution": owner and owner[0], "version": owner and owner[1],
-                      "module_version": getattr(imagespec, "__version__", None), "file": imagespec.__file__}))
+    print(json.dumps({"owners": sorted(owners), "module_version": getattr(imagespec, "__version__", None),
+                      "file": imagespec.__file__}))
 except Exception as e:
     print(json.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
 "#;
@@ -251,19 +249,43 @@ pub fn check_output(image: &str, stdout: &str) -> Result<()> {
              nothing was pushed"
         )));
     }
-    let get = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
-    let dist = get("distribution").to_lowercase().replace('_', "-");
-    if dist == DISTRIBUTION && get("version") == VERSION && get("module_version") == VERSION {
-        return Ok(());
+    let owners: Vec<(String, String)> = v
+        .get("owners")
+        .and_then(|o| o.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|pair| {
+                    let p = pair.as_array()?;
+                    Some((p.first()?.as_str()?.to_owned(), p.get(1)?.as_str()?.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let module_version = v.get("module_version").and_then(|x| x.as_str()).unwrap_or("");
+    match owners.as_slice() {
+        [one] if is_ours(one) && module_version == VERSION => Ok(()),
+        [] => Err(Error::build(format!(
+            "{image}: the image's imagespec ({}) belongs to no installed distribution, not {DISTRIBUTION} \
+             {VERSION}; nothing was pushed",
+            v.get("file").and_then(|x| x.as_str()).unwrap_or("?")
+        ))),
+        found => Err(Error::build(format!(
+            "{image}: the image's imagespec is {}, not {DISTRIBUTION} {VERSION} alone; nothing was pushed",
+            shown(found)
+        ))),
     }
-    let found = if dist.is_empty() {
-        format!("an imagespec no distribution owns ({})", get("file"))
-    } else {
-        format!("{} {}", get("distribution"), get("version"))
-    };
-    Err(Error::build(format!(
-        "{image}: the image's imagespec is {found}, not {DISTRIBUTION} {VERSION}; nothing was pushed"
-    )))
+}
+
+fn is_ours((name, version): &(String, String)) -> bool {
+    name.to_lowercase().replace('_', "-") == DISTRIBUTION && version == VERSION
+}
+
+fn shown(owners: &[(String, String)]) -> String {
+    owners
+        .iter()
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// A package of the spec's that names `imagespec` or this project: the first is another project on
@@ -326,15 +348,8 @@ fn imagespec_owners(target: &Path) -> Vec<(String, String)> {
 /// image): the runtime's target must hold exactly this project's imagespec, any other target none.
 pub fn check_installed(target: &Path, is_runtime: bool) -> std::result::Result<(), String> {
     let owners = imagespec_owners(target);
-    let ours = |(n, v): &(String, String)| n.to_lowercase().replace('_', "-") == DISTRIBUTION && v == VERSION;
-    let shown = |o: &[(String, String)]| {
-        o.iter()
-            .map(|(n, v)| format!("{n} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     match (is_runtime, owners.as_slice()) {
-        (true, [one]) if ours(one) => Ok(()),
+        (true, [one]) if is_ours(one) => Ok(()),
         (false, []) => Ok(()),
         (true, found) => Err(format!(
             "the image's imagespec would be {}, not {DISTRIBUTION} {VERSION}; nothing was pushed",
@@ -416,13 +431,20 @@ mod tests {
     #[test]
     fn the_check_names_both_versions() {
         let ok = format!(
-            r#"{{"distribution": "imagespec_build", "version": "{VERSION}", "module_version": "{VERSION}", "file": "/x"}}"#
+            r#"{{"owners": [["imagespec_build", "{VERSION}"]], "module_version": "{VERSION}", "file": "/x"}}"#
         );
         assert!(check_output("img", &ok).is_ok());
-        let foreign =
-            r#"{"distribution": "imagespec", "version": "0.1.0", "module_version": null, "file": "/x"}"#;
+        let foreign = r#"{"owners": [["imagespec", "0.1.0"]], "module_version": null, "file": "/x"}"#;
         let e = check_output("img", foreign).unwrap_err().to_string();
         assert!(e.contains("imagespec 0.1.0") && e.contains(VERSION), "{e}");
+        let both = format!(
+            r#"{{"owners": [["imagespec", "0.4.1"], ["imagespec-build", "{VERSION}"]], "module_version": "{VERSION}"}}"#
+        );
+        let e = check_output("img", &both).unwrap_err().to_string();
+        assert!(e.contains("imagespec 0.4.1 and imagespec-build"), "{e}");
+        let orphan = r#"{"owners": [], "module_version": "0.1.0", "file": "/root/imagespec/__init__.py"}"#;
+        let e = check_output("img", orphan).unwrap_err().to_string();
+        assert!(e.contains("/root/imagespec"), "{e}");
         let broken = r#"{"error": "ModuleNotFoundError: No module named 'imagespec'"}"#;
         assert!(check_output("img", broken)
             .unwrap_err()

@@ -95,8 +95,8 @@ impl Engine for Buildah {
                 }
             }
         })?;
-        verify::check(spec, request.image, request.progress, || {
-            self.run_check(&flags, request.image)
+        verify::check(spec, request.progress, || {
+            self.run_check(&flags, request.image, request.progress)
         })
         .inspect_err(|_| {
             // The tag must not stay on an image with the wrong imagespec.
@@ -127,7 +127,7 @@ impl Engine for Buildah {
 impl Buildah {
     /// The imagespec check in the built image: podman runs it; buildah in a working container of
     /// the image (removed after), with the build's isolation.
-    fn run_check(&self, flags: &Flags, image: &str) -> Result<String> {
+    fn run_check(&self, flags: &Flags, image: &str, progress: &(dyn Fn(Progress<'_>) + Sync)) -> Result<()> {
         let script = runtime::CHECK_SCRIPT.to_owned();
         let run = |args: Vec<String>| {
             let (status, lines) = Run::new(self.name, image, self.name, args).output()?;
@@ -147,14 +147,30 @@ impl Buildah {
             args
         };
         if self.name == "podman" {
-            let mut args = with(&["run", "--rm", "--network=none", "--entrypoint"]);
-            args.extend([verify::python(), image.to_owned(), "-c".to_owned(), script]);
-            return run(args).map(|l| l.join("\n"));
+            // `podman run` cannot be relied on (a sandbox that refuses its rlimits refuses every
+            // run): read the image's venv instead.
+            let mount = match run(with(&["image", "mount", image])) {
+                Ok(lines) => lines.last().cloned().unwrap_or_default(),
+                Err(e) => {
+                    // Rootless podman mounts only inside `podman unshare`: a check not made, not failed.
+                    progress(Progress::Step(&format!(
+                        "the image's imagespec is not checked: {e}"
+                    )));
+                    return Ok(());
+                }
+            };
+            let found = verify::check_venv(Path::new(mount.trim()), image);
+            let _ = run(with(&["image", "unmount", image]));
+            return found;
         }
-        let container = run(with(&["from", "--pull=never", "--quiet", image]))?
-            .last()
-            .cloned()
-            .unwrap_or_default();
+        // The build's own credentials (the spec's registry_config): `from` reads an auth file
+        // even when it pulls nothing.
+        let mut from = with(&["from", "--pull=never", "--quiet"]);
+        if let Some(f) = &flags.authfile {
+            from.extend(["--authfile".to_owned(), f.clone()]);
+        }
+        from.push(image.to_owned());
+        let container = run(from)?.last().cloned().unwrap_or_default();
         let mut args = with(&[
             "run",
             &format!("--isolation={}", flags.isolation),
@@ -164,7 +180,7 @@ impl Buildah {
         args.extend([verify::python(), "-c".to_owned(), script]);
         let out = run(args);
         let _ = run(with(&["rm", &container]));
-        out.map(|l| l.join("\n"))
+        runtime::check_output(image, &out?.join("\n"))
     }
 }
 

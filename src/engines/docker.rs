@@ -161,8 +161,8 @@ impl Engine for Docker {
             &client.path,
             check_args(settings.docker_context, &spec.platform, request.image),
         );
-        verify::check(spec, request.image, request.progress, || {
-            Ok(check.output()?.1.join("\n"))
+        verify::check(spec, request.progress, || {
+            runtime::check_output(request.image, &check.output()?.1.join("\n"))
         })
         .inspect_err(|_| {
             // The tag must not stay on an image with the wrong imagespec.

@@ -36,13 +36,13 @@ pub fn can_run(platform: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// Runs the check with `run` (which runs [`runtime::CHECK_SCRIPT`] with [`python`] in the built
-/// image and returns its output) unless the spec has no runtime or the image cannot run here.
+/// Runs `check_image` (the engine's way: [`runtime::CHECK_SCRIPT`] run with [`python`] in the
+/// image, or [`check_venv`] on its mounted files) unless the spec has no runtime or the image
+/// cannot run here.
 pub fn check(
     spec: &Spec,
-    image: &str,
     progress: &(dyn Fn(Progress<'_>) + Sync),
-    run: impl FnOnce() -> Result<String>,
+    check_image: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     if !runtime::wanted(spec)? {
         return Ok(());
@@ -55,7 +55,28 @@ pub fn check(
         return Ok(());
     }
     progress(Progress::Step("check: the image's imagespec"));
-    runtime::check_output(image, &run()?)
+    check_image()
+}
+
+/// The check without running the image: the venv under `root` (a mounted image) must hold this
+/// project's imagespec and no other.
+pub fn check_venv(root: &Path, image: &str) -> Result<()> {
+    let lib = root.join(VENV.trim_start_matches('/')).join("lib");
+    let sites: Vec<_> = std::fs::read_dir(&lib)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("site-packages"))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    let [site] = sites.as_slice() else {
+        return Err(crate::Error::build(format!(
+            "{image}: no single Python venv at {VENV} to check the imagespec in ({} found); nothing was pushed",
+            sites.len()
+        )));
+    };
+    runtime::check_installed(site, true).map_err(|e| crate::Error::build(format!("{image}: {e}")))
 }
 
 #[cfg(test)]

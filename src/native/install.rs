@@ -2,7 +2,7 @@
 //! `uv pip install --target DIR --python-platform P --python-version X.Y --only-binary :all:`.
 //!
 //! uv is found as `$IMAGESPEC_UV`, else `uv` beside the Python running imagespec (`sys.prefix/bin`,
-//! where `pip install imagespec` puts it as a dependency), else `$VIRTUAL_ENV/bin/uv`, else on
+//! where `pip install imagespec-build` puts it as a dependency), else `$VIRTUAL_ENV/bin/uv`, else on
 //! `PATH`.
 
 use super::python::BaseFacts;
@@ -34,7 +34,7 @@ pub fn find_uv() -> std::result::Result<PathBuf, String> {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join("uv")));
     }
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        "uv is not installed: the native builder installs packages with uv (pip install 'imagespec[native]', or set \
+        "uv is not installed: the native builder installs packages with uv (pip install 'imagespec-build[native]', or set \
          IMAGESPEC_UV to its path)"
             .to_owned()
     })

@@ -145,7 +145,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BUILTIN_ENGINES", crate::engines::BUILTIN.to_vec())?;
     m.add("DISTRIBUTION", crate::build::runtime::DISTRIBUTION)?;
     m.add("RUNTIME_OPTION", crate::build::runtime::RUNTIME_OPTION)?;
-    // Where `pip install imagespec` put uv (a dependency): the native builder runs it from there.
+    // Where `pip install imagespec-build` put uv (a dependency): the native builder runs it from there.
     if let Ok(prefix) = py.import("sys").and_then(|s| s.getattr("prefix")) {
         if let Ok(p) = prefix.extract::<std::path::PathBuf>() {
             let _ = crate::native::install::PYTHON_PREFIX.set(p);

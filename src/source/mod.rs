@@ -17,6 +17,7 @@
 //!   and empty folders contribute nothing.
 
 mod cache;
+#[cfg(feature = "python")]
 pub(crate) use cache::cache_root;
 /// Writes a file whole or not at all (a temporary file beside it, then a rename): every cache uses it.
 pub(crate) use cache::save as write_whole;
