@@ -94,22 +94,11 @@ def make_flytekit(workdir: Path) -> Flytekit:
     if proc.returncode != 0:
         missing(f"scripts/flytekit-venv.sh could not make the flytekit venv:\n{proc.stderr[-3000:]}")
     python = Path(proc.stdout.strip().splitlines()[-1])
-    maturin = ROOT / ".venv" / "bin" / "maturin"
-    if not maturin.exists():
-        missing("maturin is not in .venv (make setup)")
     t = time.monotonic()
-    wheel_dir = workdir / "wheel"
-    proc = subprocess.run(
-        [str(maturin), "build", "--release", "--quiet", "-o", str(wheel_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(f"maturin build failed:\n{proc.stderr[-4000:]}")
-    (wheel,) = wheel_dir.glob("imagespec_build-*.whl")
+    # This installation as a wheel (what its images get, docs/runtime.md): the code under test.
+    from imagespec._runtime import own_wheel
+
+    wheel = own_wheel()
     site = workdir / "site"
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
