@@ -44,6 +44,13 @@ fi
 
 # A stale extension in the source tree would shadow the fresh build.
 rm -f python/imagespec/_core*.so
+# This checkout installed under its old distribution name (imagespec, which on the index is another
+# project): its metadata would still claim the module. Only its own files go (not the shared
+# `imagespec` script, which the new install owns).
+for old in .venv/lib/python*/site-packages/imagespec-*.dist-info; do
+    [ -d "$old" ] && grep -q "\"file://$PWD\"" "$old/direct_url.json" 2>/dev/null || continue
+    rm -rf "$old" "$(dirname "$old")/imagespec.pth"
+done
 if ! log=$(VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release 2>&1); then
     echo "$log" >&2
     echo "setup: building imagespec failed" >&2
