@@ -15,24 +15,24 @@
 #                                     index of them to REF (e.g. amd64 arm64)
 #
 # --arch ARCH before the command (default: this machine's, `dpkg --print-architecture`) makes the
-# image for another Debian architecture. A foreign architecture cannot run here, so debootstrap
-# runs its first stage only (--foreign: real ARCH files, nothing executed, no qemu) with python3
-# alone, and the tree is completed without running anything, as the second stage would leave it
-# for the files the native builder reads: the downloaded packages unpacked (dpkg-deb -x, in name
-# order) and /etc/passwd and /etc/group from base-passwd's masters. Such an image is for builds
-# that only read it (builder="native"); it cannot run here.
+# image for another Debian architecture, with the same packages: debootstrap's first stage
+# (--foreign: downloads and unpacks, runs nothing), then its second stage (the maintainer scripts)
+# in a chroot of that tree, where the kernel hands every ARCH binary to qemu-user-static. That needs
+# the binfmt_misc handler of ARCH enabled with the F (fix-binary) flag, so that the interpreter need
+# not be inside the chroot: `scripts/engines.sh start` sets it up. Emulated, the second stage takes
+# several minutes (docs/engines.md has the figures); the image runs here through the same qemu
+# (`docker run --platform linux/ARCH`).
 #
 # The image is cached as an OCI image layout (one gzipped layer: a tar of the root filesystem with
 # sorted names and numeric owners) in ${IMAGESPEC_TEST_CACHE:-~/.cache/imagespec-test}/base/<key>,
 # where <key> hashes this script and the debootstrap arguments: the first run takes about a minute
-# (debootstrap), later runs only push or load (seconds). Delete the folder to rebuild.
-# Needs root (debootstrap), python3, gzip, and skopeo to push or load.
+# (debootstrap; several for a foreign ARCH), later runs only push or load (seconds). Delete the
+# folder to rebuild. Needs root (debootstrap, chroot), python3, gzip, and skopeo to push or load.
 set -euo pipefail
 
 SUITE=bookworm
 VARIANT=minbase
 INCLUDE=python3,python3-pip,python3-venv,ca-certificates
-INCLUDE_FOREIGN=python3
 ENV_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 log() { echo "base-image: $*" >&2; }
@@ -60,6 +60,23 @@ mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
+# The qemu binfmt_misc handler that runs ARCH's binaries (Debian's qemu-user-static names them
+# qemu-<qemu CPU name>); fails, saying how to get it, unless it is enabled with the F flag.
+need_emulation() {
+    local cpu handler
+    case $ARCH in
+    arm64) cpu=aarch64 ;;
+    armhf | armel) cpu=arm ;;
+    ppc64el) cpu=ppc64le ;;
+    *) cpu=$ARCH ;;
+    esac
+    handler=/proc/sys/fs/binfmt_misc/qemu-$cpu
+    grep -qsx enabled "$handler" ||
+        die "$ARCH binaries cannot run here: no enabled $handler (scripts/engines.sh start installs qemu-user-static and enables it)"
+    grep -q '^flags:.*F' "$handler" ||
+        die "$handler lacks the F (fix-binary) flag, so qemu cannot run inside a chroot (scripts/engines.sh start re-registers it)"
+}
+
 HOST_ARCH=$(dpkg --print-architecture)
 ARCH=$HOST_ARCH
 if [ "${1:-}" = --arch ]; then
@@ -72,7 +89,7 @@ if [ "$ARCH" = "$HOST_ARCH" ]; then
     DEBOOTSTRAP_ARGS=(--variant="$VARIANT" --include="$INCLUDE" --arch="$ARCH" "$SUITE")
 else
     FOREIGN=1
-    DEBOOTSTRAP_ARGS=(--foreign --variant="$VARIANT" --include="$INCLUDE_FOREIGN" --arch="$ARCH" "$SUITE")
+    DEBOOTSTRAP_ARGS=(--foreign --variant="$VARIANT" --include="$INCLUDE" --arch="$ARCH" "$SUITE")
 fi
 CACHE_ROOT=${IMAGESPEC_TEST_CACHE:-$HOME/.cache/imagespec-test}/base
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
@@ -96,8 +113,9 @@ build() {
     [ "$(id -u)" -eq 0 ] || die "debootstrap needs root (or a cached image at $DIR)"
     command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get install -y debootstrap (or scripts/engines.sh start)"
     command -v python3 >/dev/null || die "python3 is missing"
+    [ -z "$FOREIGN" ] || need_emulation
 
-    local work rootfs t0
+    local work rootfs t0 t1
     work=$(mktemp -d "$CACHE_ROOT/.build-$KEY.XXXXXX")
     chmod 755 "$work"
     # shellcheck disable=SC2064
@@ -112,15 +130,17 @@ build() {
     fi
     log "debootstrap done in $((SECONDS - t0)) s"
     if [ -n "$FOREIGN" ]; then
-        # The second stage cannot run (ARCH is foreign): unpack what it would install, in a fixed
-        # order, and write the users base-passwd's postinst would; no maintainer script runs.
-        local deb
-        for deb in $(find "$rootfs/var/cache/apt/archives" -maxdepth 1 -name '*.deb' | LC_ALL=C sort); do
-            dpkg-deb -x "$deb" "$rootfs" || die "unpacking $deb failed"
-        done
-        cp "$rootfs/usr/share/base-passwd/passwd.master" "$rootfs/etc/passwd"
-        cp "$rootfs/usr/share/base-passwd/group.master" "$rootfs/etc/group"
-        rm -rf "$rootfs/debootstrap"
+        # In a mount namespace of its own: the proc and sys the second stage mounts in the tree go
+        # with it, whatever happens, and never stay mounted under what is packed and removed next.
+        t1=$SECONDS
+        log "debootstrap --second-stage for $ARCH under qemu (several minutes)"
+        if ! unshare --mount --propagation private chroot "$rootfs" /debootstrap/debootstrap --second-stage \
+            >>"$work/debootstrap.log" 2>&1; then
+            tail -30 "$work/debootstrap.log" >&2
+            cp "$work/debootstrap.log" "$CACHE_ROOT/debootstrap-failed.log" 2>/dev/null || true
+            die "debootstrap --second-stage failed (log above; kept at $CACHE_ROOT/debootstrap-failed.log)"
+        fi
+        log "second stage done in $((SECONDS - t1)) s"
     fi
 
     # What an image does not carry: package lists and caches, logs, the build host's name and
@@ -162,8 +182,12 @@ with open(sys.argv[2], "w") as f:
     rm -rf "$rootfs"
 
     local description="imagespec test base: Debian with python3, pip, venv"
-    [ -n "$FOREIGN" ] && description="imagespec test base: Debian $ARCH with python3, unpacked without running (not runnable here)"
-    python3 - "$work" "$ARCH" "$ENV_PATH" "$TAG" "debootstrap ${DEBOOTSTRAP_ARGS[*]} $MIRROR" "$description" <<'PY'
+    local created_by="debootstrap ${DEBOOTSTRAP_ARGS[*]} $MIRROR"
+    if [ -n "$FOREIGN" ]; then
+        description="imagespec test base: Debian $ARCH with python3, pip, venv (made and run here through qemu)"
+        created_by="$created_by && chroot debootstrap --second-stage (qemu-user-static)"
+    fi
+    python3 - "$work" "$ARCH" "$ENV_PATH" "$TAG" "$created_by" "$description" <<'PY'
 import hashlib, json, os, shutil, sys
 
 work, arch, env_path, tag, created_by, description = sys.argv[1:7]

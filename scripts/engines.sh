@@ -2,13 +2,20 @@
 # The real container engines the engine tests use: install what is missing, start dockerd when no
 # engine answers on /var/run/docker.sock, and stop only what this script started.
 #
-#   scripts/engines.sh start    install (apt, only what is missing) and start dockerd if needed
+#   scripts/engines.sh start    install (apt, only what is missing), enable qemu's aarch64 handler
+#                               and start dockerd if needed
 #   scripts/engines.sh stop     drop this caller's lease; stop dockerd when this script started it
 #                               and no other live caller still holds a lease
 #   scripts/engines.sh status   what is installed and what answers (exit 1 when docker does not)
 #
 # dockerd started here listens on the unix socket and on a loopback TCP port (for the "remote
 # engine via DOCKER_HOST" tests); `status` prints DOCKER_TCP=tcp://127.0.0.1:PORT when it answers.
+#
+# arm64 images are made and run here through qemu-user-static: `start` mounts binfmt_misc and
+# enables the kernel's qemu-aarch64 handler with the F (fix-binary) flag, which opens qemu once at
+# registration so that it runs aarch64 binaries inside containers and chroots too, where its path
+# does not exist. That is a setting of the whole machine: `stop` leaves it. A failure there is an
+# error under CI (env CI set) and a warning elsewhere (only the arm64 tests need it).
 #
 # Environment:
 #   IMAGESPEC_ENGINES_STATE   state folder (pid file, log, TCP port, leases); /tmp/imagespec-engines
@@ -23,7 +30,10 @@ SOCK=/var/run/docker.sock
 DOCKER=/usr/bin/docker # the Debian 20.10 client: built-in BuildKit, no buildx needed
 LEASE=${IMAGESPEC_ENGINES_LEASE:-$PPID}
 # zstd: the native builder tests decode zstd layers with it.
-PACKAGES=(docker.io buildah podman skopeo debootstrap uidmap fuse-overlayfs zstd)
+# qemu-user-static, binfmt-support: arm64 binaries through qemu (update-binfmts registers them).
+PACKAGES=(docker.io buildah podman skopeo debootstrap uidmap fuse-overlayfs zstd qemu-user-static binfmt-support)
+BINFMT=/proc/sys/fs/binfmt_misc
+EMULATED=(aarch64) # qemu CPU names, as in /usr/share/binfmts/qemu-NAME
 
 log() { echo "engines: $*" >&2; }
 die() {
@@ -75,6 +85,33 @@ install_missing() {
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
         --no-install-recommends "${missing[@]}" >"$STATE/apt.log" 2>&1 ||
         { tail -20 "$STATE/apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
+}
+
+emulation_ok() { # $1: qemu CPU name; the handler is registered, enabled and has the F flag
+    grep -qsx enabled "$BINFMT/qemu-$1" && grep -qs '^flags:.*F' "$BINFMT/qemu-$1"
+}
+
+enable_emulation() {
+    local cpu handler
+    if [ ! -e "$BINFMT/register" ]; then
+        mount -t binfmt_misc binfmt_misc "$BINFMT" 2>"$STATE/binfmt.log" ||
+            { cat "$STATE/binfmt.log" >&2; return 1; }
+    fi
+    for cpu in "${EMULATED[@]}"; do
+        emulation_ok "$cpu" && continue
+        handler=$BINFMT/qemu-$cpu
+        # Registered without F (by hand or another tool): the flags of an entry cannot change, so
+        # it goes and binfmt-support registers Debian's, which has fix_binary.
+        if [ -e "$handler" ]; then
+            log "re-registering $handler ($(grep '^flags:' "$handler"), disabled or without F)"
+            echo -1 >"$handler" || return 1
+        fi
+        update-binfmts --enable "qemu-$cpu" >>"$STATE/binfmt.log" 2>&1 ||
+            { update-binfmts --import "qemu-$cpu" && update-binfmts --enable "qemu-$cpu"; } >>"$STATE/binfmt.log" 2>&1 ||
+            { tail -5 "$STATE/binfmt.log" >&2; return 1; }
+        emulation_ok "$cpu" || { log "$handler: $(tr '\n' ' ' <"$handler" 2>/dev/null)"; return 1; }
+        log "qemu-$cpu enabled ($(grep '^flags:' "$handler"))"
+    done
 }
 
 start_dockerd() {
@@ -137,6 +174,10 @@ with_lock() { # serializes start/stop between concurrent callers
 cmd_start() {
     with_lock
     install_missing
+    if ! enable_emulation; then
+        [ -n "${CI:-}" ] && die "could not enable qemu's binfmt_misc handlers (${EMULATED[*]}); see above"
+        log "WARNING: qemu's binfmt_misc handlers (${EMULATED[*]}) are not enabled: arm64 images cannot be made or run"
+    fi
     mkdir -p "$STATE/leases"
     touch "$STATE/leases/$LEASE"
     if docker_answers; then
@@ -173,6 +214,13 @@ cmd_status() {
     local p ok=0 port
     for p in "${PACKAGES[@]}"; do
         installed "$p" && echo "package $p: installed" || echo "package $p: MISSING"
+    done
+    for p in "${EMULATED[@]}"; do
+        if emulation_ok "$p"; then
+            echo "emulation $p: enabled ($(grep '^flags:' "$BINFMT/qemu-$p"), $(grep '^interpreter' "$BINFMT/qemu-$p"))"
+        else
+            echo "emulation $p: NOT enabled (with the F flag) in $BINFMT"
+        fi
     done
     if docker_answers; then
         echo "docker: unix://$SOCK answers (engine $(DOCKER_HOST=unix://$SOCK "$DOCKER" version --format '{{.Server.Version}}'))"

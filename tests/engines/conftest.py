@@ -1,5 +1,5 @@
 """Session fixtures of the real-engine tests: dockerd, buildah, a loopback registry and the Python
-base image pushed to it.
+base images pushed to it (this machine's architecture, arm64, and an index of both).
 
 A missing component fails the test loudly when ``CI`` is set (CI must have everything) and skips
 it elsewhere, with the reason and how to install it either way. Every test under tests/engines is
@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
 
 from engine_helpers import (
+    BASE_IMAGE_SH,
     Buildah,
     DockerEngine,
     Missing,
@@ -33,6 +35,10 @@ from engine_helpers import (
 from registry_servers import Registry, start_registry
 
 HERE = Path(__file__).resolve().parent
+#: What scripts/engines.sh enables so that arm64 binaries run here (qemu-user-static, F flag).
+AARCH64_HANDLER = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+#: A cold arm64 base runs debootstrap's second stage under qemu: minutes, not seconds.
+BASE_TIMEOUT = 1800
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -103,23 +109,59 @@ def python_base(loopback_registry: Registry, _engines: dict[str, str]) -> str:
         missing(str(e))
 
 
+def arm64_emulation() -> None:
+    """Fails (CI) or skips unless the kernel hands aarch64 binaries to qemu with the F flag, which
+    the arm64 base's second stage and every arm64 container need."""
+    text = AARCH64_HANDLER.read_text() if AARCH64_HANDLER.exists() else ""
+    flags = next((line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags:")), "")
+    if not text.startswith("enabled") or "F" not in flags:
+        missing(
+            f"aarch64 binaries cannot run here ({AARCH64_HANDLER}: {text.splitlines()[:1] or 'absent'}, "
+            f"flags {flags.strip() or 'none'}); scripts/engines.sh start installs qemu-user-static "
+            "and enables it with the F flag"
+        )
+
+
+def base_image(*args: str) -> None:
+    """Runs scripts/base-image.sh ARGS (a cached image is only pushed); missing() on failure."""
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(BASE_IMAGE_SH), *args], capture_output=True, text=True, timeout=BASE_TIMEOUT, check=False
+    )
+    if proc.returncode != 0:
+        missing(f"scripts/base-image.sh {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    print(f"base-image.sh {' '.join(args)}: {time.monotonic() - t0:.1f} s")  # shown with -s / -rP
+
+
+@pytest.fixture(scope="session")
+def arm64_base(loopback_registry: Registry, _engines: dict[str, str]) -> str:
+    """``localhost:PORT/imagespec-test/python-arm64:3.11-bookworm``: the Python base for arm64, the
+    same packages made by debootstrap's second stage under qemu, pushed to the loopback registry
+    (one manifest, not an index). Its containers run here through qemu."""
+    arm64_emulation()
+    ref = f"{loopback_registry.host}/imagespec-test/python-arm64:3.11-bookworm"
+    base_image("--arch", "arm64", "push", ref)
+    return ref
+
+
+@pytest.fixture(scope="session")
+def multiarch_base(loopback_registry: Registry, _engines: dict[str, str]) -> str:
+    """An OCI index of the Python base for amd64 and arm64 (both complete; the arm64 one runs
+    through qemu), pushed to the loopback registry."""
+    arm64_emulation()
+    ref = f"{loopback_registry.host}/imagespec-test/python-multi:3.11-bookworm"
+    base_image("push-index", ref, "amd64", "arm64")
+    return ref
+
+
 @pytest.fixture(scope="session")
 def imagespec_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel of this checkout (``maturin build --release``), for images to install imagespec
-    without the package index; built once per session into a temporary folder."""
-    maturin = shutil.which("maturin", path=str(Path(sys.executable).parent)) or shutil.which("maturin")
-    if maturin is None:
-        missing("maturin is not installed (make setup)")
-    out = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run(
-        [maturin, "build", "--release", "--quiet", "-o", str(out)],
-        cwd=HERE.parents[1],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    wheels = sorted(out.glob("imagespec_build-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        pytest.fail(f"maturin build failed:\n{proc.stderr[-3000:]}", pytrace=False)
-    return wheels[0]
+    """This installation as a wheel (``imagespec._runtime.own_wheel``, what its images get by
+    default: the code under test), for images to install imagespec without the package index. Made
+    in about a second, as the flytekit tests' is: no Rust build inside the test session; kept in
+    the session's temporary folder, not in the user's cache."""
+    from imagespec._runtime import own_wheel
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMAGESPEC_CACHE_DIR", str(tmp_path_factory.mktemp("wheel")))
+        return own_wheel()
