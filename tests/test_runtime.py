@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -73,13 +72,13 @@ def test_an_installation_from_an_index_gives_the_index_release(tmp_path: Path) -
     info = tmp_path / f"imagespec_build-{VERSION}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: imagespec-build\nVersion: {VERSION}\n")
-    assert _runtime.from_index(metadata.PathDistribution(info))
+    assert _runtime.from_index(info)
     (info / "direct_url.json").write_text('{"url": "file:///tmp/x.whl", "archive_info": {}}')
-    assert not _runtime.from_index(metadata.PathDistribution(info))
+    assert not _runtime.from_index(info)
     other = tmp_path / "imagespec-0.1.0.dist-info"
     other.mkdir()
     (other / "METADATA").write_text("Metadata-Version: 2.1\nName: imagespec\nVersion: 0.1.0\n")
-    assert not _runtime.from_index(metadata.PathDistribution(other))  # another project's name
+    assert not _runtime.from_index(other)  # another project's name
 
 
 def test_index_asks_for_this_project_by_its_own_name() -> None:

@@ -11,32 +11,33 @@ asks for the index's.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import platform
-import re
 import sys
-import tempfile
-import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import imagespec
 from imagespec import _core
 from imagespec._core import BuildError
 
+# Not `from typing import TYPE_CHECKING`: see _spec.py. The module is read on every build, also
+# one that finds every image present, so what only a new wheel needs is imported when it is made.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from importlib import metadata
+
 WHEEL_VAR = "IMAGESPEC_WHEEL"
 INDEX = "index"
 """The value of ``imagespec_wheel`` / ``IMAGESPEC_WHEEL`` that installs the index's release."""
 
-_GLIBC = re.compile(rb"GLIBC_2\.(\d+)")
+_GLIBC = rb"GLIBC_2\.(\d+)"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest time: the wheel's bytes depend on its files only
 
 
 def _distribution() -> metadata.Distribution | None:
     """The distribution that installed the running ``imagespec`` (ours; an old checkout's under the
     name ``imagespec``), if any."""
+    from importlib import metadata
+
     for name in (_core.DISTRIBUTION, "imagespec"):
         try:
             dist = metadata.distribution(name)
@@ -47,13 +48,27 @@ def _distribution() -> metadata.Distribution | None:
     return None
 
 
-def from_index(dist: metadata.Distribution | None = None) -> bool:
+def from_index(dist_info: Path | None = None) -> bool:
     """Whether this installation came from a package index under our name: then the index has
-    this version. pip and uv write ``direct_url.json`` (PEP 610) for every other source."""
-    dist = dist if dist is not None else _distribution()
-    if dist is None or (dist.metadata["Name"] or "").lower().replace("_", "-") != _core.DISTRIBUTION:
+    this version. A wheel install keeps its ``.dist-info`` beside the package; pip and uv write
+    ``direct_url.json`` (PEP 610) there for every source but an index, and an editable install
+    has none beside it."""
+    if dist_info is None:
+        site = Path(imagespec.__file__).resolve().parent.parent
+        dist_info = site / f"{_core.DISTRIBUTION.replace('-', '_')}-{imagespec.__version__}.dist-info"
+    try:
+        meta = (dist_info / "METADATA").read_text(encoding="utf-8", errors="replace")
+    except OSError:
         return False
-    return dist.read_text("direct_url.json") is None and "dev" not in dist.version and "+" not in dist.version
+    fields = dict(line.split(":", 1) for line in meta.splitlines()[:20] if ":" in line)
+    name = fields.get("Name", "").strip().lower().replace("_", "-")
+    version = fields.get("Version", "").strip()
+    return (
+        name == _core.DISTRIBUTION
+        and not (dist_info / "direct_url.json").exists()
+        and "dev" not in version
+        and "+" not in version
+    )
 
 
 def wheel_for_build(given: str | os.PathLike[str] | None) -> str | None:
@@ -86,7 +101,10 @@ def _platform_tag(extension: Path) -> str:
             f"of it can be made for an image; give one with imagespec_wheel (or {WHEEL_VAR}), e.g. built "
             "by `maturin build --release --target x86_64-unknown-linux-gnu --zig`"
         )
-    needed = [int(m) for m in _GLIBC.findall(extension.read_bytes())]
+    import platform
+    import re
+
+    needed = [int(m) for m in re.findall(_GLIBC, extension.read_bytes())]
     return f"manylinux_2_{max([17, *needed])}_{platform.machine()}"
 
 
@@ -104,6 +122,9 @@ def own_wheel() -> Path:
     abi = "abi3" if ".abi3." in extensions[0].name else None
     if abi is None:
         raise BuildError(f"{extensions[0]} is not an abi3 extension; give a wheel with imagespec_wheel")
+    import hashlib
+    import tempfile
+
     version = imagespec.__version__
     stem = f"{_core.DISTRIBUTION.replace('-', '_')}-{version}"
     key = hashlib.sha256(stem.encode())
@@ -130,11 +151,17 @@ def _metadata_text(version: str) -> str:
     text = dist.read_text("METADATA") if dist is not None else None
     if not text:
         return f"Metadata-Version: 2.1\nName: {_core.DISTRIBUTION}\nVersion: {version}\n"
+    import re
+
     # An install under another name (an old checkout) still makes a wheel of this project's name.
     return re.sub(r"(?m)^Name: .*$", f"Name: {_core.DISTRIBUTION}", text, count=1)
 
 
 def _write_wheel(path: Path, package: Path, files: list[Path], stem: str, tag: str) -> None:
+    import base64
+    import hashlib
+    import zipfile
+
     dist_info = f"{stem}.dist-info"
     version = imagespec.__version__
     entries: list[tuple[str, bytes]] = [
