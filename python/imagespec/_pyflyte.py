@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from imagespec._spec import ImageSpec
 
 if TYPE_CHECKING:
-    from imagespec._flytekit import FlytekitTask
+    from imagespec._flytekit_tasks import FlytekitTask
 
 # click's BoolParamType (click 8): what `--interruptible` takes.
 _TRUE = {"1", "true", "t", "yes", "y", "on"}

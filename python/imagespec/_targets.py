@@ -15,7 +15,7 @@ from imagespec import _core, _pyflyte
 from imagespec._spec import ImageSpec
 
 if TYPE_CHECKING:
-    from imagespec._flytekit import FlytekitTask
+    from imagespec._flytekit_tasks import FlytekitTask
     from imagespec._task import Task
 
     AnyTask = Union[Task, FlytekitTask]
@@ -92,13 +92,13 @@ def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
 
 
 def _flytekit_bridge() -> ModuleType | None:
-    """``imagespec._flytekit`` when flytekit is imported (the user's module imported it), else None:
-    a module without flytekit costs nothing more."""
+    """``imagespec._flytekit_tasks`` when flytekit is imported (the user's module imported it), else
+    None: a module without flytekit costs nothing more."""
     if "flytekit" not in sys.modules:
         return None
-    from imagespec import _flytekit
+    from imagespec import _flytekit_tasks
 
-    return _flytekit
+    return _flytekit_tasks
 
 
 def entity_named(module: ModuleType, name: str, path: Path, flytekit: bool = False) -> Any:
@@ -213,11 +213,13 @@ class Targets:
 
 def _flytekit_module_specs(module: ModuleType, _flytekit: ModuleType) -> list[tuple[str, ImageSpec, Any]]:
     """The module-level flytekit ImageSpecs, converted as the bridge builds them: (label, ours, theirs)."""
+    from imagespec._flytekit import from_flytekit
+
     out: list[tuple[str, ImageSpec, Any]] = []
     for name, value in vars(module).items():
         if _flytekit.is_image_spec(value) and not any(v is value for _, _, v in out):
             try:
-                converted = _flytekit.from_flytekit(value, add_flytekit=True)
+                converted = from_flytekit(value, add_flytekit=True)
             except (_core.SpecError, TypeError, ValueError) as e:
                 raise _core.SpecError(f"{name}: cannot convert this flytekit ImageSpec: {e}") from e
             out.append((name, converted, value))

@@ -32,7 +32,7 @@ from imagespec._targets import (
 )
 
 if TYPE_CHECKING:
-    from imagespec._flytekit import FlytekitTask
+    from imagespec._flytekit_tasks import FlytekitTask
     from imagespec._task import Task, Workflow
 
     AnyTask = Union[Task, FlytekitTask]
