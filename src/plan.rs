@@ -311,9 +311,10 @@ fn check_all(nodes: &[Node], skip: &[bool], timeout: Duration) -> Result<Vec<Opt
 }
 
 /// (platforms, registry_config, insecure registries): what a registry check depends on.
-type CheckKey = (Vec<String>, Option<PathBuf>, Vec<String>);
+pub(crate) type CheckKey = (Vec<String>, Option<PathBuf>, Vec<String>);
 
-fn check_key(spec: &Spec) -> CheckKey {
+/// A spec's check options, read by one rule for the plan and for `imagespec.check` alike.
+pub(crate) fn check_key(spec: &Spec) -> CheckKey {
     let platforms = spec
         .platform
         .split(',')

@@ -110,6 +110,9 @@ class Spec:
     @property
     def force_push(self) -> bool: ...
     @property
+    def check_options(self) -> tuple[list[str], str | None, list[str]]:
+        """(platforms, registry_config, insecure registries): what a registry check of its image uses."""
+    @property
     def repository(self) -> str: ...
     @property
     def copy_root(self) -> str: ...

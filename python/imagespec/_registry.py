@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Union, cast, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Union, cast
 
 from imagespec import _core
+
+if TYPE_CHECKING:
+    from imagespec._spec import ImageSpec
 
 Status = Literal["exists", "missing", "unknown"]
 
@@ -31,42 +34,9 @@ class ImageStatus:
         return self.status == "exists"
 
 
-@runtime_checkable
-class SpecLike(Protocol):
-    """What ``check`` reads from a spec: its name and where and for what it is pushed."""
-
-    def image_name(self) -> str: ...
-
-
-ImageLike = Union[str, SpecLike]
+ImageLike = Union[str, "ImageSpec"]
 
 _DEFAULT_TIMEOUT = 10.0
-
-
-def _platforms(value: object) -> list[str] | None:
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else list(cast("Iterable[str]", value))
-    out = [p.strip() for p in items if p.strip()]
-    return out or None
-
-
-def _spec_options(spec: SpecLike) -> tuple[bool, list[str] | None, str | None, list[str] | None, bool]:
-    """(has a registry, platforms, registry_config, insecure registries, bypass the cache)."""
-    registry = getattr(spec, "registry", None)
-    options = getattr(spec, "builder_options", None) or {}
-    insecure = options.get("insecure_registries") if isinstance(options, Mapping) else None
-    if isinstance(insecure, str):
-        insecure = [insecure]
-    config = getattr(spec, "registry_config", None)
-    force = bool(getattr(spec, "is_force_push", False))
-    return (
-        bool(registry),
-        _platforms(getattr(spec, "platform", None)),
-        os.fspath(config) if config else None,
-        list(insecure) if insecure else None,
-        force,
-    )
 
 
 def _status(d: dict[str, object]) -> ImageStatus:
@@ -97,7 +67,9 @@ def check(
     Keyword arguments apply to plain references and add to what specs bring.
     Raises ``RegistryError`` for a malformed reference or an unusable option.
     """
-    items: list[ImageLike] = [images] if isinstance(images, (str, SpecLike)) else list(images)
+    from imagespec._spec import ImageSpec
+
+    items: list[ImageLike] = [images] if isinstance(images, (str, ImageSpec)) else list(images)
     results: list[ImageStatus | None] = [None] * len(items)
     groups: dict[tuple[object, ...], list[tuple[int, str]]] = {}
     local: list[tuple[int, str]] = []
@@ -107,18 +79,22 @@ def check(
             key: tuple[object, ...] = (tuple(platforms or ()), config, tuple(insecure or ()), use_cache)
             groups.setdefault(key, []).append((i, item))
             continue
-        if not isinstance(item, SpecLike):
-            raise TypeError(f"check() takes image references or specs, not {type(item).__name__}")
-        has_registry, spec_platforms, spec_config, spec_insecure, force = _spec_options(item)
+        if not isinstance(item, ImageSpec):
+            hint = ""
+            if hasattr(item, "image_name"):
+                hint = "; convert a flytekit spec with ImageSpec.from_flytekit(spec)"
+            raise TypeError(f"check() takes image references or ImageSpecs, not {type(item).__name__}{hint}")
         name = item.image_name()
-        if not has_registry:
+        if not item.registry:
             local.append((i, name))
             continue
+        # The core's rule (the plan's): an insecure_registries string is split at commas, etc.
+        spec_platforms, spec_config, spec_insecure = item._core.check_options
         key = (
             tuple(spec_platforms or platforms or ()),
             spec_config or config,
-            tuple([*(insecure or ()), *(spec_insecure or ())]),
-            use_cache and not force,
+            tuple([*(insecure or ()), *spec_insecure]),
+            use_cache and not item.is_force_push,
         )
         groups.setdefault(key, []).append((i, name))
     for (plats, cfg, insec, cache), members in groups.items():
@@ -138,6 +114,6 @@ def check(
     return [r for r in results if r is not None]
 
 
-def exist(spec: SpecLike, *, timeout: float = _DEFAULT_TIMEOUT) -> bool | None:
+def exist(spec: ImageSpec, *, timeout: float = _DEFAULT_TIMEOUT) -> bool | None:
     """True when the spec's image exists, False when it does not, None when that cannot be told."""
     return check([spec], timeout=timeout)[0].exists

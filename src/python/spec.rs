@@ -80,6 +80,17 @@ impl Spec {
         self.inner.force_push
     }
 
+    /// (platforms, registry_config, insecure registries): what a registry check of its image uses.
+    #[getter]
+    fn check_options(&self) -> (Vec<String>, Option<String>, Vec<String>) {
+        let (platforms, config, insecure) = crate::plan::check_key(&self.inner);
+        (
+            platforms,
+            config.map(|p| p.to_string_lossy().into_owned()),
+            insecure,
+        )
+    }
+
     #[getter]
     fn repository(&self) -> String {
         self.inner.repository()
