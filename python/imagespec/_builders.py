@@ -23,7 +23,7 @@ from imagespec._runtime import wheel_for_build
 from imagespec._spec import _REAL_NAMES, ImageSpec, flytekit_flag
 
 # flytekit's names for these variables (flytekit/image_spec/image_spec.py:25-29).
-IMAGE_ID_VAR = "_F_IMG_ID"
+IMAGE_ID_VAR = _core.IMAGE_ID_VAR
 FORCE_PUSH_VAR = "FLYTE_FORCE_PUSH_IMAGE_SPEC"
 FAST_FAIL_VAR = "FLYTE_IMG_FAST_FAIL"
 

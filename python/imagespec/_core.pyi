@@ -11,6 +11,9 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "FIELDS",
     "BUILTIN_ENGINES",
     "DISTRIBUTION",
+    "DEFAULT_NAME",
+    "IMAGE_ID_VAR",
+    "OWN_ID_VAR",
     "RUNTIME_OPTION",
     "ImageSpecError",
     "SpecError",
@@ -37,6 +40,9 @@ RECIPE_VERSION: Final[int]
 FIELDS: Final[list[str]]
 BUILTIN_ENGINES: Final[list[tuple[str, int]]]
 DISTRIBUTION: Final[str]
+DEFAULT_NAME: Final[str]
+IMAGE_ID_VAR: Final[str]
+OWN_ID_VAR: Final[str]
 RUNTIME_OPTION: Final[str]
 
 class ImageSpecError(Exception):

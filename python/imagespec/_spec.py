@@ -31,11 +31,11 @@ _LIST_FIELDS = (
 _MAP_FIELDS = ("env", "builder_options", "builder_config")
 _FORCE_PUSH_VARS = ("FLYTE_FORCE_PUSH_IMAGE_SPEC", "IMAGESPEC_FORCE_PUSH_IMAGE_SPEC")
 _FAST_FAIL_VAR = "FLYTE_IMG_FAST_FAIL"
-_DEFAULT_NAME = "imagespec"
-_DEFAULT_PLATFORM = "linux/amd64"
-IMAGE_ID_VAR = "_F_IMG_ID"
+_DEFAULT_NAME = _native.DEFAULT_NAME
+_DEFAULT_PLATFORM = "linux/amd64"  # repr leaves it out: the default but on arm64 hosts' loopback
+IMAGE_ID_VAR = _native.IMAGE_ID_VAR
 # In an image built for a flytekit spec (whose _F_IMG_ID is flytekit's id): "<our id>:<that id>".
-OWN_ID_VAR = "IMAGESPEC_IMG_ID"
+OWN_ID_VAR = _native.OWN_ID_VAR
 
 
 # Tag-scheme name -> the name a build reported for it (flytekit's _IMAGE_NAME_TO_REAL_NAME).

@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use fields::{field_hint, suggest_field, FIELDS};
+pub use validate::DEFAULT_NAME;
 pub use validate::{
-    check_apt_package, prefix_field, python_version_of_number, redact_userinfo, split_name, strip_userinfo,
-    NameParts,
+    check_apt_package, has_redacted_userinfo, has_userinfo, prefix_field, python_version_of_number,
+    redact_userinfo, split_name, strip_userinfo, NameParts,
 };
 
 /// Which files of `source_root` end up in the image.
@@ -259,7 +260,8 @@ impl Spec {
             Value::Map(self.env.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect()),
         );
         put("registry", Value::opt_str(self.registry.as_deref()));
-        put("packages", Value::strs(&self.packages));
+        let urls = |items: &[String]| Value::List(items.iter().map(|s| Value::Str(url(s))).collect());
+        put("packages", urls(&self.packages));
         put("conda_packages", Value::strs(&self.conda_packages));
         put("conda_channels", Value::strs(&self.conda_channels));
         put(
@@ -284,15 +286,7 @@ impl Spec {
                 .as_deref()
                 .map_or(Value::Null, |u| Value::Str(url(u))),
         );
-        put(
-            "pip_extra_index_url",
-            Value::List(
-                self.pip_extra_index_url
-                    .iter()
-                    .map(|u| Value::Str(url(u)))
-                    .collect(),
-            ),
-        );
+        put("pip_extra_index_url", urls(&self.pip_extra_index_url));
         put(
             "pip_secret_mounts",
             Value::List(
@@ -320,7 +314,7 @@ impl Spec {
         put("tag_format", Value::opt_str(self.tag_format.as_deref()));
         put("copy", Value::strs(&self.copy));
         put("python_exec", Value::opt_str(self.python_exec.as_deref()));
-        put("runtime_packages", Value::strs(&self.runtime_packages));
+        put("runtime_packages", urls(&self.runtime_packages));
         put("builder_options", Value::Map(self.builder_options.clone()));
         put("builder_config", Value::Map(self.builder_config.clone()));
         m
