@@ -40,9 +40,11 @@ pub struct TagInputs {
 /// The fields that say what the image contains, by name, as canonical values.
 /// Left out on purpose (where the image lives or how it is built, not what it is): name,
 /// registry, registry_config, builder, builder_options, tag_format, pip_secret_mounts, force push,
-/// and the absolute paths of source_root and requirements.
+/// and the absolute paths of source_root and requirements. URL credentials are left out of every
+/// field (they name who may download, not what is installed, and a rotated token keeps the tag).
 pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
     let stripped = |s: &str| Value::Str(strip_userinfo(s));
+    let stripped_all = |items: &[String]| Value::List(items.iter().map(|s| stripped(s)).collect());
     vec![
         ("python_version", Value::opt_str(spec.python_version.as_deref())),
         (
@@ -53,7 +55,7 @@ pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
             "env",
             Value::Map(spec.env.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect()),
         ),
-        ("packages", Value::strs(&spec.packages)),
+        ("packages", stripped_all(&spec.packages)),
         ("conda_packages", Value::strs(&spec.conda_packages)),
         ("conda_channels", Value::strs(&spec.conda_channels)),
         (
@@ -78,10 +80,7 @@ pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
             "pip_index",
             spec.pip_index.as_deref().map_or(Value::Null, stripped),
         ),
-        (
-            "pip_extra_index_url",
-            Value::List(spec.pip_extra_index_url.iter().map(|u| stripped(u)).collect()),
-        ),
+        ("pip_extra_index_url", stripped_all(&spec.pip_extra_index_url)),
         (
             "pip_extra_args",
             spec.pip_extra_args.as_deref().map_or(Value::Null, stripped),
@@ -101,7 +100,7 @@ pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
             ),
         ),
         ("python_exec", Value::opt_str(spec.python_exec.as_deref())),
-        ("runtime_packages", Value::strs(&spec.runtime_packages)),
+        ("runtime_packages", stripped_all(&spec.runtime_packages)),
         ("builder_config", Value::Map(spec.builder_config.clone())),
     ]
 }
@@ -283,6 +282,10 @@ pub fn selected_files(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<Selecti
     }
     source_files(spec, loaded, &mut files)?;
     for (base, rel) in spec.copy_sources() {
+        // Entries of the spec's folder stay in it; an absolute path elsewhere names its place itself.
+        if base == spec.copy_root {
+            source::check_inside(&base, &rel, "copy")?;
+        }
         let path = base.join(&rel);
         if matches!(path.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
             let file = SourceFile {

@@ -19,10 +19,12 @@ pub fn check_requirement(field: &str, s: &str) -> Result<()> {
     if s.len() > MAX_LEN {
         return Err(Error::spec(field, format!("is longer than {MAX_LEN} characters")));
     }
+    // Messages show the requirement without the credentials of its URL.
+    let shown = crate::spec::redact_userinfo(s);
     if s.trim_start().starts_with('-') {
         return Err(Error::spec(
             field,
-            format!("{s:?} is a pip option, not a requirement; put options in pip_extra_args"),
+            format!("{shown:?} is a pip option, not a requirement; put options in pip_extra_args"),
         ));
     }
     let mut p = Parser {
@@ -33,7 +35,7 @@ pub fn check_requirement(field: &str, s: &str) -> Result<()> {
         Ok(()) => Ok(()),
         Err(at) => Err(Error::spec(
             field,
-            format!("{s:?} {hint} (unexpected text at character {})", at + 1),
+            format!("{shown:?} {hint} (unexpected text at character {})", at + 1),
         )),
     }
 }

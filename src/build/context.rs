@@ -3,7 +3,7 @@
 
 use super::dockerfile::render;
 use super::plan::{Plan, ReqKind};
-use super::{BuildOptions, CaBundle, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF};
+use super::{BuildOptions, CaBundle, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, SECRET_PIP_REQS};
 use crate::error::{Error, Result};
 use crate::identity::SelectedFile;
 use crate::source::FileKind;
@@ -80,6 +80,9 @@ pub fn plan_context(spec: &Spec, options: &BuildOptions) -> Result<ContextPlan> 
     if plan.pip.args_secret.is_some() {
         secret_ids.push(SECRET_PIP_ARGS.to_owned());
     }
+    if plan.pip.reqs_secret.is_some() {
+        secret_ids.push(SECRET_PIP_REQS.to_owned());
+    }
     secret_ids.extend(plan.secret_mounts.iter().map(|m| m.id.clone()));
     Ok(ContextPlan {
         dockerfile_text,
@@ -98,7 +101,8 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
     let plan = Plan::new(spec, options)?;
     let text = render(spec, options, &plan)?;
     let io = |what: &str, p: &Path, e: std::io::Error| Error::build(format!("{what} {}: {e}", p.display()));
-    fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
+    // Made private: the context holds the project's files, and the secrets are written beside it.
+    crate::source::private::create_dir(dir).map_err(|e| io("cannot create", dir, e))?;
     if fs::read_dir(dir)
         .map_err(|e| io("cannot read", dir, e))?
         .next()
@@ -110,7 +114,9 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
         )));
     }
     let context = dir.join("context");
-    fs::create_dir(&context).map_err(|e| io("cannot create", &context, e))?;
+    // 0700 whatever `dir` is: other users must not read the files; the folder itself is never copied
+    // into the image (its contents are), so its mode changes nothing there.
+    crate::source::private::create_dir(&context).map_err(|e| io("cannot create", &context, e))?;
     let mut files = Vec::new();
 
     for selected in plan.selection.values() {
@@ -280,9 +286,8 @@ fn write_secrets(spec: &Spec, options: &BuildOptions, plan: &Plan, dir: &Path) -
     let mut out = Vec::new();
     let materialise = |id: &str, bytes: &[u8]| -> Result<PathBuf> {
         if !secrets_dir.exists() {
-            fs::create_dir(&secrets_dir)
+            crate::source::private::create_dir(&secrets_dir)
                 .map_err(|e| Error::build(format!("cannot create {}: {e}", secrets_dir.display())))?;
-            set_mode(&secrets_dir, 0o700)?;
         }
         let p = secrets_dir.join(id);
         write_file(&p, bytes, 0o600)?;
@@ -309,6 +314,13 @@ fn write_secrets(spec: &Spec, options: &BuildOptions, plan: &Plan, dir: &Path) -
         let path = materialise(SECRET_PIP_ARGS, args.as_bytes())?;
         out.push(BuildSecret {
             id: SECRET_PIP_ARGS.to_owned(),
+            path,
+        });
+    }
+    if let Some(reqs) = &plan.pip.reqs_secret {
+        let path = materialise(SECRET_PIP_REQS, reqs.as_bytes())?;
+        out.push(BuildSecret {
+            id: SECRET_PIP_REQS.to_owned(),
             path,
         });
     }

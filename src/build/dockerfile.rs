@@ -3,7 +3,7 @@
 use super::plan::{Plan, ReqKind};
 use super::runtime::Runtime;
 use super::scripts::{self, PipEnv, IMAGESPEC_DIR, PIP_CACHE};
-use super::{BuildOptions, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, USER_UID, VENV};
+use super::{BuildOptions, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, SECRET_PIP_REQS, USER_UID, VENV};
 use crate::error::{Error, Result};
 use crate::identity::identity_fields;
 use crate::spec::{BaseImage, Spec};
@@ -159,7 +159,7 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
     );
     d.line(&format!("ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH"));
 
-    python_packages(&mut d, spec, options, plan);
+    python_packages(&mut d, options, plan);
 
     if plan.has_copy {
         d.line(&format!(
@@ -207,13 +207,14 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
 /// The pip steps: a lock file's pinned requirements first (their own step: hash-checked installs
 /// cannot mix with unpinned packages), then one resolution of a plain requirements file,
 /// `packages`, the imagespec runtime and `runtime_packages`.
-fn python_packages(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, plan: &Plan) {
+fn python_packages(d: &mut Dockerfile, options: &BuildOptions, plan: &Plan) {
     let bk = options.buildkit;
     let env = PipEnv {
         ca: options.ca_bundle.is_some(),
         buildkit: bk,
         conf_secret: plan.pip.conf_secret.is_some(),
         args_secret: plan.pip.args_secret.is_some(),
+        reqs_secret: plan.pip.reqs_secret.is_some(),
     };
     let mut flags = Vec::new();
     if bk {
@@ -241,6 +242,12 @@ fn python_packages(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, plan
             &scripts::secret_path(SECRET_PIP_ARGS),
         ));
     }
+    if env.reqs_secret {
+        flags.push(secret_flag(
+            SECRET_PIP_REQS,
+            &scripts::secret_path(SECRET_PIP_REQS),
+        ));
+    }
     for m in &plan.secret_mounts {
         flags.push(secret_flag(&m.id, &m.target));
     }
@@ -257,13 +264,13 @@ fn python_packages(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, plan
         args.push("-r".to_owned());
         args.push(format!("{IMAGESPEC_DIR}/requirements/requirements.txt"));
     }
-    args.extend(spec.packages.iter().cloned());
+    args.extend(plan.pip.packages.iter().cloned());
     match &plan.runtime {
         Runtime::Wheel { name, .. } => args.push(format!("{IMAGESPEC_DIR}/wheel/{name}")),
         Runtime::Index(requirement) => args.push(requirement.clone()),
         Runtime::Off => {}
     }
-    args.extend(spec.runtime_packages.iter().cloned());
+    args.extend(plan.pip.runtime_packages.iter().cloned());
     let cleanup = !bk && plan.has_imagespec_dir();
     d.run(&flags, &scripts::pip_install(env, cleanup), &args);
 }

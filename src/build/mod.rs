@@ -12,7 +12,8 @@
 //!   break is refused (a Dockerfile cannot hold one there);
 //! * user file names never appear in the Dockerfile: files are copied folder by folder
 //!   (`copy/`, `source/`);
-//! * secrets (a CA bundle, index URLs with credentials, `pip_secret_mounts`) only ever reach a
+//! * secrets (a CA bundle, index URLs with credentials, packages whose URL has credentials,
+//!   `pip_secret_mounts`) only ever reach a
 //!   `RUN --mount=type=secret`: never the Dockerfile text, the context, a layer or a label.
 
 mod checks;
@@ -36,6 +37,8 @@ pub use dockerfile::{dockerfile, shown_spec};
 pub const SECRET_CA: &str = "imagespec_ca";
 pub const SECRET_PIP_CONF: &str = "imagespec_pip_conf";
 pub const SECRET_PIP_ARGS: &str = "imagespec_pip_args";
+/// `packages` and `runtime_packages` entries with URL credentials, one per line.
+pub const SECRET_PIP_REQS: &str = "imagespec_pip_reqs";
 
 /// The id of `pip_secret_mounts[i]`.
 pub fn secret_mount_id(i: usize) -> String {

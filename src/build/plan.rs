@@ -6,7 +6,7 @@ use super::{check_requirement, secret_mount_id, BuildOptions};
 use crate::error::{Error, Result};
 use crate::identity::{self, SelectedFile};
 use crate::reference::Reference;
-use crate::spec::{strip_userinfo, BaseImage, Spec};
+use crate::spec::{has_redacted_userinfo, has_userinfo, BaseImage, Spec};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -33,6 +33,13 @@ pub(crate) struct Pip {
     pub args: Vec<String>,
     /// The same, one per line, when it does.
     pub args_secret: Option<String>,
+    /// `packages` whose URL carries no credentials: the install's arguments.
+    pub packages: Vec<String>,
+    /// `runtime_packages` whose URL carries no credentials.
+    pub runtime_packages: Vec<String>,
+    /// The entries of both whose URL carries credentials, one per line: they reach the install
+    /// as a build secret (or a private file), never as arguments or Dockerfile text.
+    pub reqs_secret: Option<String>,
 }
 
 /// One of `pip_secret_mounts`.
@@ -149,6 +156,17 @@ impl Plan {
             Some("pip_secret_mounts")
         } else if self.pip.conf_secret.is_some() || self.pip.args_secret.is_some() {
             Some("index URLs with credentials")
+        } else if self.pip.reqs_secret.is_some() {
+            Some("packages or runtime_packages with credentials in their URL")
+        } else if let Some(f) = self.requirements_with_credentials() {
+            return Err(Error::build(format!(
+                "requirements: {} holds a URL with credentials, and the engine {:?} has no BuildKit, so the \
+                 file would stay in a layer of the image; use an engine with BuildKit (which mounts the file \
+                 for the install step only), or take the credentials out of the file (pip_index, \
+                 pip_extra_index_url, or a netrc given as pip_secret_mounts)",
+                f.path.display(),
+                options.engine
+            )));
         } else {
             None
         };
@@ -161,6 +179,15 @@ impl Plan {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// The first requirements file (or its pyproject.toml) with a URL credential in it. Without
+    /// BuildKit the files are copied into a layer, where a credential would stay.
+    fn requirements_with_credentials(&self) -> Option<&SelectedFile> {
+        self.selection.values().find(|f| {
+            f.key.starts_with("requirements/")
+                && std::fs::read(&f.path).is_ok_and(|b| has_userinfo(&String::from_utf8_lossy(&b)))
+        })
     }
 
     /// The wheel the context carries, with its file name.
@@ -187,6 +214,7 @@ fn check_values(spec: &Spec) -> Result<()> {
             runtime::check_package(&format!("{field}[{i}]"), p)?;
         }
     }
+    check_no_redacted_credentials(spec)?;
     for (i, p) in spec.conda_packages.iter().enumerate() {
         check_conda_package(&format!("conda_packages[{i}]"), p)?;
     }
@@ -210,6 +238,39 @@ fn check_values(spec: &Spec) -> Result<()> {
             return Err(Error::spec(
                 format!("env[{k:?}]"),
                 "contains a line break, which a Dockerfile ENV value cannot hold; remove it",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A URL whose credentials read `***` comes from text imagespec wrote with them left out
+/// (`to_yaml`, `repr`): an install with it would fail with an index's "401 Unauthorized".
+fn check_no_redacted_credentials(spec: &Spec) -> Result<()> {
+    let lists = [
+        ("packages", &spec.packages),
+        ("runtime_packages", &spec.runtime_packages),
+        ("pip_extra_index_url", &spec.pip_extra_index_url),
+    ];
+    let listed = lists.iter().flat_map(|(field, items)| {
+        items
+            .iter()
+            .enumerate()
+            .map(move |(i, v)| (format!("{field}[{i}]"), v))
+    });
+    let single = [
+        ("pip_index", &spec.pip_index),
+        ("pip_extra_args", &spec.pip_extra_args),
+    ]
+    .into_iter()
+    .filter_map(|(field, v)| v.as_ref().map(|v| (field.to_owned(), v)));
+    for (field, value) in listed.chain(single) {
+        if has_redacted_userinfo(value) {
+            return Err(Error::spec(
+                field,
+                "has a URL whose credentials were left out (`***`, as to_yaml and repr write them); give the \
+                 credentials again, or keep them out of the spec: a netrc file given as pip_secret_mounts \
+                 (e.g. [(\"~/.netrc\", \"/root/.netrc\")]), which the native builder reads from ~/.netrc",
             ));
         }
     }
@@ -264,10 +325,6 @@ fn runtimes_of(spec: &Spec, options: &BuildOptions) -> Result<Vec<(String, Runti
     Ok(chosen)
 }
 
-fn has_userinfo(s: &str) -> bool {
-    strip_userinfo(s) != s
-}
-
 fn pip_of(spec: &Spec) -> Result<Pip> {
     let mut pip = Pip::default();
     let urls_secret = spec.pip_index.as_deref().is_some_and(has_userinfo)
@@ -285,6 +342,18 @@ fn pip_of(spec: &Spec) -> Result<Pip> {
     } else {
         pip.index = spec.pip_index.clone().unwrap_or_default();
         pip.extra_index = extra;
+    }
+    let secret: Vec<&String> = spec
+        .packages
+        .iter()
+        .chain(&spec.runtime_packages)
+        .filter(|p| has_userinfo(p))
+        .collect();
+    let shown = |items: &[String]| items.iter().filter(|p| !has_userinfo(p)).cloned().collect();
+    pip.packages = shown(&spec.packages);
+    pip.runtime_packages = shown(&spec.runtime_packages);
+    if !secret.is_empty() {
+        pip.reqs_secret = Some(secret.iter().map(|p| format!("{p}\n")).collect());
     }
     if let Some(args) = &spec.pip_extra_args {
         let split = shlex::split(args).ok_or_else(|| {

@@ -302,17 +302,18 @@ pub fn check_package(field: &str, requirement: &str) -> Result<()> {
         "the image gets {DISTRIBUTION} {VERSION} (imported as imagespec) without it; \
          builder_config={{\"{RUNTIME_OPTION}\": False}} leaves it out"
     );
+    let redacted = crate::spec::redact_userinfo(requirement);
     if name == "imagespec" {
         return Err(Error::spec(
             field,
             format!(
-                "{requirement:?}: `imagespec` on the package index is another project, whose \
+                "{redacted:?}: `imagespec` on the package index is another project, whose \
                  `imagespec` module would replace this one; remove it ({hint})"
             ),
         ));
     }
     if name == DISTRIBUTION {
-        return Err(Error::spec(field, format!("{requirement:?}: remove it ({hint})")));
+        return Err(Error::spec(field, format!("{redacted:?}: remove it ({hint})")));
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The fixed shell scripts of the `RUN` steps. No user value is ever spliced into them: values
 //! arrive as positional arguments (`"$@"`, `$1`), which `sh` never re-parses.
 
-use super::{SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, USER_UID, VENV};
+use super::{SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, SECRET_PIP_REQS, USER_UID, VENV};
 
 /// Where the context's `imagespec/` folder (requirements files, wheel) is mounted or copied.
 pub const IMAGESPEC_DIR: &str = "/tmp/imagespec";
@@ -116,6 +116,8 @@ pub struct PipEnv {
     pub buildkit: bool,
     pub conf_secret: bool,
     pub args_secret: bool,
+    /// Requirements with URL credentials (the main install only).
+    pub reqs_secret: bool,
 }
 
 fn pip_prelude(env: PipEnv) -> String {
@@ -138,17 +140,25 @@ fn pip_prelude(env: PipEnv) -> String {
         ));
     }
     if env.args_secret {
-        s.push_str(&format!(
-            "while IFS= read -r a || [ -n \"$a\" ]; do set -- \"$@\" \"$a\"; done < {}\n",
-            secret_path(SECRET_PIP_ARGS)
-        ));
+        s.push_str(&append_lines_of(SECRET_PIP_ARGS));
     }
     s
+}
+
+/// Each line of the secret `id` appended to `"$@"` as one argument.
+fn append_lines_of(id: &str) -> String {
+    format!(
+        "while IFS= read -r a || [ -n \"$a\" ]; do set -- \"$@\" \"$a\"; done < {}\n",
+        secret_path(id)
+    )
 }
 
 /// pip install of `"$@"` into the virtualenv.
 pub fn pip_install(env: PipEnv, cleanup: bool) -> String {
     let mut s = pip_prelude(env);
+    if env.reqs_secret {
+        s.push_str(&append_lines_of(SECRET_PIP_REQS));
+    }
     s.push_str(&format!("{VENV}/bin/python -m pip install \"$@\"\n"));
     if cleanup {
         s.push_str(&format!("rm -rf {IMAGESPEC_DIR}\n"));

@@ -297,7 +297,11 @@ fn hostile_packages_are_refused_before_anything_is_written() {
 fn credentials_and_secrets_never_reach_the_dockerfile() {
     let s = spec(RawSpec {
         python_version: Some("3.11".into()),
-        packages: strs(&["pandas"]),
+        packages: strs(&[
+            "pandas",
+            "lib @ git+https://oauth2:pkgt0ken@git.example.com/lib.git",
+        ]),
+        runtime_packages: strs(&["tool @ https://rtt0ken@files.example.com/tool-1.0-py3-none-any.whl"]),
         pip_index: Some("https://user:s3cret@pypi.example.com/simple".into()),
         pip_extra_index_url: strs(&["https://tok3n@extra.example.com/simple"]),
         pip_extra_args: Some("--extra-index-url https://u:pa55@third.example.com --pre".into()),
@@ -311,10 +315,16 @@ fn credentials_and_secrets_never_reach_the_dockerfile() {
         ..BuildOptions::default()
     };
     let text = dockerfile(&s, &options).unwrap();
-    for secret in ["s3cret", "tok3n", "pa55", "QUJD", "user:"] {
+    for secret in ["s3cret", "tok3n", "pa55", "QUJD", "user:", "pkgt0ken", "rtt0ken"] {
         assert!(!text.contains(secret), "{secret} leaked");
     }
-    for id in [SECRET_CA, SECRET_PIP_CONF, SECRET_PIP_ARGS, "imagespec_secret_0"] {
+    for id in [
+        SECRET_CA,
+        SECRET_PIP_CONF,
+        SECRET_PIP_ARGS,
+        SECRET_PIP_REQS,
+        "imagespec_secret_0",
+    ] {
         assert!(
             text.contains(&format!("--mount=type=secret,id={id},")),
             "{id} not mounted"

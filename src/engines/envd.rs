@@ -137,6 +137,14 @@ pub fn check(spec: &Spec, options: &BuildOptions) -> Result<()> {
     {
         return refuse("an index URL with credentials");
     }
+    if spec
+        .packages
+        .iter()
+        .chain(&spec.runtime_packages)
+        .any(|p| has_userinfo(p))
+    {
+        return refuse("a package URL with credentials");
+    }
     if options.imagespec_wheel.is_some() && runtime::wanted(spec)? {
         return Err(Error::build(WHEEL_REFUSED));
     }
@@ -463,6 +471,15 @@ mod tests {
         });
         let e = check(&cred, &BuildOptions::default()).unwrap_err().to_string();
         assert!(e.contains("credentials") && !e.contains("u:p"), "{e}");
+        let package = spec(RawSpec {
+            runtime_packages: Some(vec!["p @ https://u:t0ken@files.example/p.whl".into()]),
+            ..Default::default()
+        });
+        let e = check(&package, &BuildOptions::default()).unwrap_err().to_string();
+        assert!(
+            e.contains("package URL with credentials") && !e.contains("t0ken"),
+            "{e}"
+        );
         assert!(check(&s, &BuildOptions::default()).is_ok());
         let lock = Inputs {
             requirements: Some("imagespec/requirements/uv.lock".into()),

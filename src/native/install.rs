@@ -1,12 +1,17 @@
 //! Python packages installed on this machine for the image's platform and Python, with uv:
 //! `uv pip install --target DIR --python-platform P --python-version X.Y --only-binary :all:`.
 //!
+//! Credentials never reach uv's command line, which every local user can read in /proc: index
+//! URLs, `pip_extra_args` URLs and requirements with credentials go into a requirements file
+//! (mode 0600) in the build's private work folder, which uv reads (see [`split_secrets`]).
+//!
 //! uv is found as `$IMAGESPEC_UV`, else `uv` beside the Python running imagespec (`sys.prefix/bin`,
 //! where `pip install imagespec-build` puts it as a dependency), else `$VIRTUAL_ENV/bin/uv`, else on
 //! `PATH`.
 
 use super::python::BaseFacts;
 use crate::error::{Error, Result};
+use crate::spec::{has_userinfo, redact_userinfo};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -111,9 +116,102 @@ pub struct Install<'a> {
     pub no_deps: bool,
     pub ca_file: Option<&'a Path>,
     pub cache_dir: Option<PathBuf>,
+    /// A folder only this user can enter (the build's work folder), for the file of credentials.
+    pub private_dir: &'a Path,
+}
+
+/// The options of uv that take a URL and that uv also reads from a requirements file.
+const URL_OPTIONS: &[&str] = &["-i", "--index-url", "--extra-index-url", "-f", "--find-links"];
+
+/// uv's arguments split in two: those without credentials, for the command line, and the lines of
+/// a requirements file for the others (`--index-url URL`, `pkg @ URL`). A `pip_extra_args` value
+/// with credentials that is not the URL of an index or find-links option is refused: uv reads no
+/// other option from a file.
+fn split_secrets(i: &Install<'_>) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut args, mut secret) = (Vec::new(), Vec::new());
+    let mut url_option = |option: &str, url: &str, args: &mut Vec<String>| {
+        if has_userinfo(url) {
+            secret.push(format!("{option} {url}"));
+        } else {
+            args.extend([option.to_owned(), url.to_owned()]);
+        }
+    };
+    if let Some(u) = i.index_url {
+        url_option("--index-url", u, &mut args);
+    }
+    for u in i.extra_index_urls {
+        url_option("--extra-index-url", u, &mut args);
+    }
+    let mut option_before = false;
+    for a in i.extra_args {
+        let after_option = std::mem::replace(&mut option_before, URL_OPTIONS.contains(&a.as_str()));
+        if !has_userinfo(a) {
+            args.push(a.clone());
+            continue;
+        }
+        if let Some((option, url)) = a.split_once('=').filter(|(o, _)| URL_OPTIONS.contains(o)) {
+            url_option(option, url, &mut args);
+        } else if after_option {
+            let option = args.pop().unwrap_or_default();
+            url_option(&option, a, &mut args);
+        } else {
+            return Err(Error::spec(
+                "pip_extra_args",
+                format!(
+                    "{:?} carries credentials, and the native builder passes credentials to uv only as the \
+                     URL of {}; move it to pip_index or pip_extra_index_url",
+                    redact_userinfo(a),
+                    URL_OPTIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    for r in &i.requirements {
+        if has_userinfo(r) {
+            secret.push(r.clone());
+        } else {
+            args.push(r.clone());
+        }
+    }
+    Ok((args, secret))
+}
+
+/// A file removed when dropped.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `lines` as a new requirements file in `dir`, readable by this user only.
+fn write_private(dir: &Path, lines: &[String]) -> Result<Removed> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(format!(
+        ".uv-credentials-{}-{:016x}.txt",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path);
+    let written = file.and_then(|mut f| f.write_all((lines.join("\n") + "\n").as_bytes()));
+    let removed = Removed(path);
+    written.map_err(|e| super::io_error("write", &removed.0, &e))?;
+    Ok(removed)
 }
 
 pub fn run(i: &Install<'_>) -> Result<()> {
+    let (args, secret) = split_secrets(i)?;
+    let secret_file = if secret.is_empty() {
+        None
+    } else {
+        Some(write_private(i.private_dir, &secret)?)
+    };
     let mut cmd = Command::new(i.uv);
     cmd.args(["pip", "install", "--quiet", "--no-progress", "--target"])
         .arg(i.target)
@@ -123,17 +221,14 @@ pub fn run(i: &Install<'_>) -> Result<()> {
     if i.no_deps {
         cmd.arg("--no-deps");
     }
-    if let Some(u) = i.index_url {
-        cmd.args(["--index-url", u]);
-    }
-    for u in i.extra_index_urls {
-        cmd.args(["--extra-index-url", u]);
-    }
-    cmd.args(i.extra_args);
-    for f in &i.requirement_files {
+    for f in i
+        .requirement_files
+        .iter()
+        .chain(secret_file.as_ref().map(|f| &f.0))
+    {
         cmd.arg("-r").arg(f);
     }
-    cmd.args(&i.requirements);
+    cmd.args(&args);
     // No user or project uv config: the same spec installs the same way everywhere.
     cmd.env("UV_NO_CONFIG", "1");
     trust(&mut cmd, i.ca_file);
@@ -147,7 +242,7 @@ pub fn run(i: &Install<'_>) -> Result<()> {
         return Ok(());
     }
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    let text = crate::spec::redact_userinfo(&text);
+    let text = redact_userinfo(&text);
     // uv's own words for ENOSPC: the same message as the builder's own writes.
     if text.contains("No space left on device") || text.contains("os error 28") {
         return Err(Error::build(super::no_space(i.target)));
@@ -188,7 +283,7 @@ pub fn export_poetry(
     if done.status.success() && out.is_file() {
         return Ok(());
     }
-    let text = crate::spec::redact_userinfo(&String::from_utf8_lossy(&done.stderr));
+    let text = redact_userinfo(&String::from_utf8_lossy(&done.stderr));
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     Err(Error::build(format!(
         "native: poetry export of {} failed (is poetry.lock up to date with pyproject.toml? run `poetry lock`); \
@@ -293,6 +388,85 @@ mod tests {
         );
         assert!(e.contains("\"pycrypto\" has no wheel"), "{e}");
         assert!(e.contains("builder=\"docker\""), "{e}");
+    }
+
+    fn install<'a>(dir: &'a Path, extra_args: &'a [String], requirements: &[&str]) -> Install<'a> {
+        Install {
+            uv: Path::new("uv"),
+            target: dir,
+            python_platform: "x86_64-manylinux_2_28",
+            python_version: "3.11",
+            requirements: requirements.iter().map(|r| (*r).to_owned()).collect(),
+            requirement_files: Vec::new(),
+            index_url: Some("https://me:IDXSECRET@pypi.example.com/simple"),
+            extra_index_urls: &[],
+            extra_args,
+            no_deps: false,
+            ca_file: None,
+            cache_dir: None,
+            private_dir: dir,
+        }
+    }
+
+    #[test]
+    fn credentials_go_to_the_file_and_nothing_else_does() {
+        let args: Vec<String> = [
+            "--extra-index-url",
+            "https://t:ARGSECRET@x.example.com/s",
+            "--find-links=https://FLSECRET@y.example.com/w",
+            "--pre",
+            "-f",
+            "https://z.example.com/plain",
+        ]
+        .map(String::from)
+        .to_vec();
+        let i = install(
+            Path::new("/x"),
+            &args,
+            &["six", "p @ https://u:PKGSECRET@h.example.com/p.whl"],
+        );
+        let (cli, file) = split_secrets(&i).unwrap();
+        assert_eq!(
+            cli,
+            ["--pre", "-f", "https://z.example.com/plain", "six"].map(String::from)
+        );
+        assert_eq!(
+            file,
+            [
+                "--index-url https://me:IDXSECRET@pypi.example.com/simple",
+                "--extra-index-url https://t:ARGSECRET@x.example.com/s",
+                "--find-links https://FLSECRET@y.example.com/w",
+                "p @ https://u:PKGSECRET@h.example.com/p.whl",
+            ]
+            .map(String::from)
+        );
+    }
+
+    #[test]
+    fn a_credential_uv_cannot_read_from_a_file_is_refused() {
+        let args = vec!["--cert-url=https://u:OTHERSECRET@h.example.com/x".to_owned()];
+        let e = split_secrets(&install(Path::new("/x"), &args, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("pip_extra_args: "), "{e}");
+        assert!(e.contains("pip_index") && !e.contains("OTHERSECRET"), "{e}");
+    }
+
+    #[test]
+    fn the_credentials_file_is_private_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let path = {
+            let f = write_private(d.path(), &["--index-url https://u:p@h/s".to_owned()]).unwrap();
+            let md = std::fs::metadata(&f.0).unwrap();
+            assert_eq!(md.permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::read_to_string(&f.0).unwrap(),
+                "--index-url https://u:p@h/s\n"
+            );
+            f.0.clone()
+        };
+        assert!(!path.exists(), "removed when uv is done");
     }
 
     #[test]

@@ -43,9 +43,23 @@ pub const OWN_LAYER_BYTES: u64 = 16 << 20;
 /// Bumped when what the native builder puts in a layer changes (part of the layer cache keys).
 const LAYOUT: &str = "native-layout-1";
 
-/// Where the native builder keeps its caches (layers, base facts): `<user cache>/native`.
+/// Where the native builder keeps its caches (layers, base facts): `<user cache>/native` (see
+/// `crate::source::cache_root`), a folder only this user can enter.
 pub fn cache_root() -> Option<PathBuf> {
-    crate::registry::cache::Cache::default_root().map(|d| d.join("native"))
+    crate::source::cache_root().map(|d| d.join("native"))
+}
+
+/// [`cache_root`], created (0700) for a build, or the reason there is none.
+fn private_cache_root() -> Result<PathBuf> {
+    let root = cache_root().ok_or_else(|| {
+        let why = crate::source::private::temp_root().err().map_or(String::new(), |e| format!(": {e}"));
+        Error::build(format!(
+            "native: no cache folder for the layers (HOME is not set, and the temporary folder's is not usable{why}); \
+             set IMAGESPEC_CACHE_DIR to a folder of your own"
+        ))
+    })?;
+    crate::source::private::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
+    Ok(root)
 }
 
 /// The error of a failed file operation on `p`. A full disk (ENOSPC) says so and names the
@@ -66,15 +80,17 @@ pub(crate) fn no_space(p: &Path) -> String {
     )
 }
 
-/// A folder removed when dropped.
+/// A folder removed when dropped, which only this user can enter: it holds the layers being made
+/// and, while uv runs, a file of the index credentials.
 pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new_in(parent: &Path) -> Result<TempDir> {
-        std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, &e))?;
+        use std::os::unix::fs::DirBuilderExt;
+        crate::source::private::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
         for _ in 0..16 {
             let p = parent.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
-            match std::fs::create_dir(&p) {
+            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
                 Ok(()) => return Ok(TempDir(p)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io_error("create a temporary folder in", parent, &e)),
@@ -254,7 +270,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
                 .map_err(|e| fail(image, e))?,
         );
     }
-    let root = cache_root().unwrap_or_else(|| std::env::temp_dir().join("imagespec-native"));
+    let root = private_cache_root()?;
     let work = TempDir::new_in(&root.join("work"))?;
     let mtime = layers::epoch();
     // The copied files are the same on every platform: their layers are made once.
@@ -641,14 +657,6 @@ impl<'a> InstallCtx<'a> {
         no_deps: bool,
     ) -> Result<()> {
         let pip = &self.plan.pip;
-        let (index, extra): (Option<String>, Vec<String>) = if pip.conf_secret.is_some() {
-            (self.spec.pip_index.clone(), self.spec.pip_extra_index_url.clone())
-        } else {
-            (
-                Some(pip.index.clone()).filter(|s| !s.is_empty()),
-                self.spec.pip_extra_index_url.clone(),
-            )
-        };
         let extra_args: Vec<String> = match &pip.args_secret {
             Some(text) => text.lines().map(str::to_owned).collect(),
             None => pip.args.clone(),
@@ -660,12 +668,13 @@ impl<'a> InstallCtx<'a> {
             python_version: &self.facts.version,
             requirements,
             requirement_files: files,
-            index_url: index.as_deref(),
-            extra_index_urls: &extra,
+            index_url: self.spec.pip_index.as_deref().filter(|s| !s.is_empty()),
+            extra_index_urls: &self.spec.pip_extra_index_url,
             extra_args: &extra_args,
             no_deps,
             ca_file: self.ca_file.as_deref(),
             cache_dir: None,
+            private_dir: self.work,
         })?;
         install::fix_up(target, &format!("{VENV}/bin/python"))
     }

@@ -640,9 +640,11 @@ fn load(file: &Path, scope: &[u8]) -> Option<Map> {
 /// Makes the temporary file names of concurrent writers in one process distinct.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Writes `file` whole or not at all, readable by this user only (caches record which files a
+/// project has, which images exist and how they were made): folders made 0700, the file 0600.
 pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
-    std::fs::create_dir_all(dir)?;
+    super::private::create_dir(dir)?;
     let name = file.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
     let tmp = dir.join(format!(
         ".{}.{}.{}.tmp",
@@ -650,7 +652,7 @@ pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
+    let result = super::private::write_new(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -658,7 +660,8 @@ pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// The cache folder: `$IMAGESPEC_CACHE_DIR`, else `$XDG_CACHE_HOME/imagespec`, else
-/// `~/.cache/imagespec`.
+/// `~/.cache/imagespec`, else `imagespec-<uid>` in the temporary folder when that is this user's
+/// private folder (see [`super::private::temp_root`]; `None` when it is not).
 pub(crate) fn cache_root() -> Option<PathBuf> {
     let nonempty = |name: &str| {
         std::env::var_os(name)
@@ -671,7 +674,10 @@ pub(crate) fn cache_root() -> Option<PathBuf> {
     if let Some(dir) = nonempty("XDG_CACHE_HOME") {
         return Some(dir.join("imagespec"));
     }
-    nonempty("HOME").map(|home| home.join(".cache").join("imagespec"))
+    if let Some(home) = nonempty("HOME") {
+        return Some(home.join(".cache").join("imagespec"));
+    }
+    super::private::temp_root().ok()
 }
 
 /// Is the digest cache disabled (`IMAGESPEC_NO_DIGEST_CACHE` set to anything but "" or "0")?

@@ -17,8 +17,8 @@
 //!   and empty folders contribute nothing.
 
 mod cache;
-#[cfg(feature = "python")]
 pub(crate) use cache::cache_root;
+pub(crate) mod private;
 /// Writes a file whole or not at all (a temporary file beside it, then a rename): every cache uses it.
 pub(crate) use cache::save as write_whole;
 mod rules;
@@ -81,9 +81,37 @@ pub fn hash_listed(root: &Path, files: &[PathBuf], field: &str) -> Result<Vec<So
 /// requirements file). A file gives one [`SourceFile`] with `path = rel`; a folder is walked with
 /// the rules of [`hash_all`] (its own `.dockerignore` and `.gitignore` files, the standard
 /// ignores), paths prefixed with `rel` ("conf/a.yaml"). The entry itself is followed if it is a
-/// symlink (as `COPY` does with its sources); symlinks inside a folder are not.
+/// symlink (as `COPY` does with its sources; for `copy` entries, [`check_inside`] first);
+/// symlinks inside a folder are not.
 pub fn hash_path(base: &Path, rel: &str, field: &str) -> Result<Vec<SourceFile>> {
     hash_path_with(base, rel, field, cache::global().as_deref())
+}
+
+/// Refuses a `copy` entry `rel` of the spec's folder `base` that a symlink (the entry itself or
+/// any folder on its path) takes outside `base`: following it would put files of this machine
+/// that the project does not hold (`~/.ssh`, `/etc/shadow`) into the image, from a spec or a YAML
+/// file that only names a path inside the project. A link that stays inside is followed, as
+/// [`hash_path`] follows the entry. A missing entry passes (the caller reports it).
+pub fn check_inside(base: &Path, rel: &str, field: &str) -> Result<()> {
+    let full = base.join(rel);
+    let Ok(real) = std::fs::canonicalize(&full) else {
+        return Ok(());
+    };
+    let real_base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    if real.starts_with(&real_base) {
+        return Ok(());
+    }
+    Err(Error::source(
+        field,
+        full,
+        format!(
+            "is a symlink (or lies in a linked folder) that leads to {}, outside the spec's folder {}; a \
+             copy entry only takes files from that folder: replace the link by the files, or give the \
+             target's absolute path if you mean it (it then lands at /root/<that path>)",
+            real.display(),
+            base.display()
+        ),
+    ))
 }
 
 /// Trees with fewer selected files than this (at the last call) are walked on the calling thread:

@@ -206,7 +206,10 @@ fn check_line(field: &str, s: &str) -> Result<String> {
     if s.contains(['\n', '\r']) {
         return err(
             field,
-            format!("{s:?} contains a line break; give one value per line"),
+            format!(
+                "{:?} contains a line break; give one value per line",
+                redact_userinfo(s)
+            ),
         );
     }
     if s.trim().is_empty() {
@@ -801,15 +804,33 @@ pub fn python_version_of_number(number: f64) -> (String, Option<String>) {
 
 /// Each URL's `user:password@` part replaced by `***@`, for anything shown to people.
 pub fn redact_userinfo(s: &str) -> String {
-    map_userinfo(s, "***@")
+    map_userinfo(s, |_| "***@".to_owned())
 }
 
 /// Each URL's `user:password@` part removed, for anything hashed.
 pub fn strip_userinfo(s: &str) -> String {
-    map_userinfo(s, "")
+    map_userinfo(s, |_| String::new())
 }
 
-fn map_userinfo(s: &str, replacement: &str) -> String {
+/// Whether any URL in `s` carries a userinfo part (`user:password@`, `token@`): a credential, to
+/// be kept out of everything shown, hashed or written into an image.
+pub fn has_userinfo(s: &str) -> bool {
+    strip_userinfo(s) != s
+}
+
+/// Whether a URL in `s` has the userinfo `***`, which [`redact_userinfo`] writes (`repr`,
+/// `to_yaml`) in place of credentials: a value read back from such text, which no index accepts.
+pub fn has_redacted_userinfo(s: &str) -> bool {
+    let mut found = false;
+    map_userinfo(s, |userinfo| {
+        found |= userinfo == "***";
+        String::new()
+    });
+    found
+}
+
+/// `s` with each URL's userinfo (without its `@`) replaced by what `replace` returns for it.
+fn map_userinfo(s: &str, mut replace: impl FnMut(&str) -> String) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("://") {
@@ -824,7 +845,7 @@ fn map_userinfo(s: &str, replacement: &str) -> String {
         let authority = &tail[..end];
         match authority.rfind('@') {
             Some(at) => {
-                out.push_str(replacement);
+                out.push_str(&replace(&authority[..at]));
                 out.push_str(&authority[at + 1..]);
             }
             None => out.push_str(authority),
@@ -853,5 +874,11 @@ mod tests {
         assert_eq!(strip_userinfo("https://a@b;https://c:d@e"), "https://b;https://e");
         assert_eq!(redact_userinfo("https://u:p@h"), "https://***@h");
         assert_eq!(strip_userinfo("no url at all"), "no url at all");
+        assert!(has_userinfo(
+            "pkg @ git+https://oauth2:t@gitlab.example.com/g/p.git"
+        ));
+        assert!(!has_userinfo("pkg @ https://example.com/path@not-a-credential"));
+        assert!(has_redacted_userinfo("pkg @ https://***@h/x.whl"));
+        assert!(!has_redacted_userinfo("pkg @ https://u:p@h/x.whl"));
     }
 }

@@ -243,9 +243,11 @@ fn friendly(msg: &str) -> String {
     msg.replace("expected a sequence", "expected a list of strings")
 }
 
-/// The spec as YAML, with the constructor's keys in documentation order.
+/// The spec as YAML, with the constructor's keys in documentation order. URL credentials are
+/// written as `***`: a YAML file is meant to be kept and shared, a token is not (a spec read back
+/// from it refuses to build until they are given again).
 pub fn dump(spec: &Spec) -> String {
-    let map = spec.to_map(false);
+    let map = spec.to_map(true);
     serde_yaml_ng::to_string(&ordered(&map)).expect("a Value map always serialises")
 }
 
