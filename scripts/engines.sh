@@ -9,7 +9,17 @@
 #   scripts/engines.sh status   what is installed and what answers (exit 1 when docker does not)
 #
 # dockerd started here listens on the unix socket and on a loopback TCP port (for the "remote
-# engine via DOCKER_HOST" tests); `status` prints DOCKER_TCP=tcp://127.0.0.1:PORT when it answers.
+# engine via DOCKER_HOST" tests) that takes only TLS clients with a certificate of a CA made at
+# each dockerd start: any local user can connect to a loopback port, so without that the port would
+# be root's API for everyone. The CA's key is deleted once the server and client certificates are
+# signed; the client certificate and key sit in the private state folder. `status` prints
+# DOCKER_TCP=tcp://127.0.0.1:PORT and DOCKER_CERT_PATH=FOLDER when the port answers (a client sets
+# DOCKER_HOST, DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH).
+#
+# The state folder (pid file, log, port, certificates, leases, lock) is private: made 0700 by this
+# script, or an existing one owned by the caller and writable by no one else; a folder owned by
+# another user, a symlink, or one in a folder others can rename entries of, is refused (root
+# acts on what is there: a planted pid file, lock symlink or log symlink would be followed).
 #
 # arm64 images are made and run here through qemu-user-static: `start` mounts binfmt_misc and
 # enables the kernel's qemu-aarch64 handler with the F (fix-binary) flag, which opens qemu once at
@@ -18,16 +28,18 @@
 # error under CI (env CI set) and a warning elsewhere (only the arm64 tests need it).
 #
 # Environment:
-#   IMAGESPEC_ENGINES_STATE   state folder (pid file, log, TCP port, leases); /tmp/imagespec-engines
+#   IMAGESPEC_ENGINES_STATE   state folder (see above); default $XDG_RUNTIME_DIR/imagespec-engines,
+#                             else ~/.cache/imagespec-engines
 #   IMAGESPEC_ENGINES_LEASE   lease name of this caller (default: the parent process id); `start`
 #                             and `stop` with the same name pair up
 #   IMAGESPEC_DOCKER_TCP_PORT loopback TCP port for dockerd (default: a free one)
 #   IMAGESPEC_ENGINES_NO_INSTALL=1  never call apt-get; fail when something is missing
 set -euo pipefail
 
-STATE=${IMAGESPEC_ENGINES_STATE:-/tmp/imagespec-engines}
+STATE=${IMAGESPEC_ENGINES_STATE:-${XDG_RUNTIME_DIR:-${HOME:?HOME is not set}/.cache}/imagespec-engines}
 SOCK=/var/run/docker.sock
 DOCKER=/usr/bin/docker # the Debian 20.10 client: built-in BuildKit, no buildx needed
+TLS=$STATE/tls
 LEASE=${IMAGESPEC_ENGINES_LEASE:-$PPID}
 # zstd: the native builder tests decode zstd layers with it.
 # qemu-user-static, binfmt-support: arm64 binaries through qemu (update-binfmts registers them).
@@ -43,9 +55,66 @@ die() {
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
-docker_answers() { # $1: DOCKER_HOST (default the unix socket)
+docker_answers() { # $1: DOCKER_HOST (default the unix socket); a tcp:// one with our client certificate
     [ -x "$DOCKER" ] || return 1
-    DOCKER_HOST=${1:-unix://$SOCK} timeout 10 "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1
+    local host=${1:-unix://$SOCK}
+    if [[ $host == tcp://* ]]; then
+        DOCKER_HOST=$host DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$TLS/client \
+            timeout 10 "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1
+    else
+        DOCKER_HOST=$host timeout 10 "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1
+    fi
+}
+
+owner_mode() { stat -c '%u %a' -- "$1"; } # of the entry itself (a symlink is not followed)
+
+private_state() { # makes or accepts $STATE as the caller's private folder; dies otherwise
+    local parent me owner mode
+    me=$(id -u)
+    parent=$(dirname -- "$STATE")
+    mkdir -p -- "$parent" || die "cannot make $parent (the state folder's parent)"
+    parent=$(realpath -- "$parent")
+    read -r owner mode <<<"$(owner_mode "$parent")"
+    # A folder others may write in, without the sticky bit, lets them rename the state folder away
+    # and put their own in its place between the checks below and its use.
+    if { [ "$owner" != "$me" ] && [ "$owner" != 0 ]; } || { ((8#$mode & 8#022)) && ! ((8#$mode & 8#1000)); }; then
+        die "the state folder's parent $parent (owner uid $owner, mode $mode) can be changed by other users; set IMAGESPEC_ENGINES_STATE to a folder under one only you (or root) can write"
+    fi
+    mkdir -m 0700 -- "$STATE" 2>/dev/null && return 0
+    [ -L "$STATE" ] && die "the state folder $STATE is a symlink (to $(readlink -- "$STATE")): refused, as another user may have planted it; remove it or set IMAGESPEC_ENGINES_STATE"
+    [ -d "$STATE" ] || die "the state folder $STATE exists and is not a folder; remove it or set IMAGESPEC_ENGINES_STATE"
+    read -r owner mode <<<"$(owner_mode "$STATE")"
+    [ "$owner" = "$me" ] || die "the state folder $STATE is owned by uid $owner, not by you (uid $me): refused, as another user may have made it to plant files there; remove it or set IMAGESPEC_ENGINES_STATE"
+    ((8#$mode & 8#022)) && die "the state folder $STATE (mode $mode) is writable by other users: refused, its files cannot be trusted; remove it or set IMAGESPEC_ENGINES_STATE"
+    chmod 0700 -- "$STATE" # an older, readable one (its log and pid file) becomes private
+}
+
+make_tls() { # a fresh CA, server and client certificates for dockerd's TCP port, in $TLS
+    local ca_key=$TLS/ca-key.pem old_umask
+    # Keys 0600 even though the folder is private (not for the whole script: apt-get and dockerd
+    # must create what they create with their usual modes).
+    old_umask=$(umask)
+    umask 077
+    rm -rf -- "$TLS"
+    mkdir -m 0700 -- "$TLS" "$TLS/client"
+    command -v openssl >/dev/null || die "openssl is missing (apt-get install -y openssl)"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+            -subj "/CN=imagespec-engines CA" -keyout "$ca_key" -out "$TLS/ca.pem" &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -subj "/CN=localhost" -keyout "$TLS/server-key.pem" -out "$TLS/server.csr" &&
+            openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.pem" -CAkey "$ca_key" -CAcreateserial \
+                -days 7 -out "$TLS/server.pem" \
+                -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -subj "/CN=imagespec-engines client" -keyout "$TLS/client/key.pem" -out "$TLS/client.csr" &&
+            openssl x509 -req -in "$TLS/client.csr" -CA "$TLS/ca.pem" -CAkey "$ca_key" -CAcreateserial \
+                -days 7 -out "$TLS/client/cert.pem" -extfile <(printf 'extendedKeyUsage=clientAuth\n')
+    } >"$STATE/tls.log" 2>&1 || { tail -20 "$STATE/tls.log" >&2; die "making the TLS certificates failed"; }
+    # Nothing is signed after this: without the CA key no one can make another client certificate.
+    rm -f -- "$ca_key" "$TLS"/*.csr "$TLS"/*.srl
+    cp -- "$TLS/ca.pem" "$TLS/client/ca.pem"
+    umask "$old_umask"
 }
 
 ours_running() { # the dockerd this script started is alive
@@ -121,11 +190,13 @@ start_dockerd() {
     command -v dockerd >/dev/null || die "dockerd not found (apt-get install docker.io)"
     # A stale socket from a dead daemon makes dockerd refuse to start.
     [ -S "$SOCK" ] && ! docker_answers && rm -f "$SOCK"
-    log "starting dockerd (log: $log_file, tcp://127.0.0.1:$port)"
+    make_tls
+    log "starting dockerd (log: $log_file, tcp://127.0.0.1:$port with TLS client certificates)"
     # setsid: the daemon outlives the shell that started it (make's recipe shell) and gets no
     # terminal signals; stop kills it by pid. 9>&-: it must not hold the lock of this script.
     setsid dockerd \
         -H "unix://$SOCK" -H "tcp://127.0.0.1:$port" \
+        --tlsverify --tlscacert "$TLS/ca.pem" --tlscert "$TLS/server.pem" --tlskey "$TLS/server-key.pem" \
         --pidfile "$STATE/dockerd.daemon.pid" \
         >"$log_file" 2>&1 </dev/null 9>&- &
     pid=$!
@@ -164,6 +235,7 @@ stop_dockerd() {
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$STATE/dockerd.pid" "$STATE/dockerd.tcp"
+    rm -rf -- "$TLS"
 }
 
 with_lock() { # serializes start/stop between concurrent callers
@@ -233,6 +305,7 @@ cmd_status() {
         port=$(cat "$STATE/dockerd.tcp" 2>/dev/null || true)
         if [ -n "$port" ] && docker_answers "tcp://127.0.0.1:$port"; then
             echo "DOCKER_TCP=tcp://127.0.0.1:$port"
+            echo "DOCKER_CERT_PATH=$TLS/client"
         else
             echo "dockerd: no answer on its loopback TCP port"
         fi
@@ -240,10 +313,11 @@ cmd_status() {
         echo "dockerd: not started by this script"
     fi
     echo "leases: $(live_leases | tr '\n' ' ')"
+    echo "ENGINES_STATE=$STATE"
     return $ok
 }
 
-mkdir -p "$STATE"
+private_state
 case "${1:-}" in
 start) cmd_start ;;
 stop) cmd_stop ;;

@@ -139,11 +139,11 @@ RUNNER = textwrap.dedent(
 
     with ContainerRunner(docker="docker") as runner:
         shipped, again, own = (runner.code_for(t) for t in (wf.bare, wf.bare_too, wf.holding))
-        argv = runner.argv(wf.bare.template(), "001-bare", shipped)
-        plain = runner.argv(wf.holding.template(), "002-holding", own)
+        argv = runner.create_argv(wf.bare, wf.bare.template(), "001-bare", shipped)
+        plain = runner.create_argv(wf.holding, wf.holding.template(), "002-holding", own)
         files = sorted(str(p.relative_to(shipped)) for p in shipped.rglob("*"))
     out = {"same": shipped == again, "own": own, "files": files, "argv": argv, "plain": plain}
-    out.update(shipped=str(shipped), io=str(runner.io), left=shipped.parent.exists())
+    out.update(shipped=str(shipped), left=shipped.parent.exists())
     print(json.dumps(out))
     """
 )
@@ -171,20 +171,20 @@ def test_calls_of_images_without_the_module_share_one_read_only_copy(tmp_path: P
     assert out["same"] and out["own"] is None  # the holding image (LOADED_MODULES of .) runs its own
     assert out["files"] == ["helpers.py", "wf.py"]
     assert not out["left"]  # removed with the runner
-    io, shipped = out["io"], out["shipped"]
+    shipped = out["shipped"]
     command = ["python", "-m", "imagespec.execute", "--module", "wf", "--task"]
-    assert out["argv"][:10] == [
+    # The inputs and outputs go through the engine (docker cp), not a host folder: no IO mount.
+    assert out["argv"][:8] == [
         "docker",
-        "run",
-        "--rm",
-        "-v",
-        f"{io}:/imagespec-io",
+        "create",
         "-v",
         f"{shipped}:/imagespec-code:ro",
         "-e",
         "IMAGESPEC_CODE_DIR=/imagespec-code",
-        out["argv"][9],
+        "--",
+        out["argv"][7],
     ]
-    assert out["argv"][10:16] == command
-    assert out["plain"][:5] == ["docker", "run", "--rm", "-v", f"{io}:/imagespec-io"]
-    assert out["plain"][6:12] == command and "/imagespec-code" not in " ".join(out["plain"])
+    assert out["argv"][7].startswith("bare:")
+    assert out["argv"][8:14] == command
+    assert out["plain"][:3] == ["docker", "create", "--"]
+    assert out["plain"][4:10] == command and "/imagespec-code" not in " ".join(out["plain"])

@@ -532,32 +532,63 @@ def test_entity_and_image_need_a_python_file() -> None:
 # Building for real with a Python builder, and running in "containers" through a docker stand-in
 
 
-# Runs `docker run --rm [-v HOST:INNER[:ro]]... [-e K=V]... IMAGE CMD...` here: CMD (and the -e
-# values) with each INNER mapped to its HOST folder.
+# Runs the calls `imagespec run --in-containers` makes here, each container a folder: `create
+# [-v HOST:INNER[:ro]]... [-e K=V]... -- IMAGE CMD...` records it, `cp - ID:/` unpacks the tar from
+# stdin into its folder, `start -a ID` runs CMD (and the -e values) with each INNER mapped to its
+# HOST folder and /imagespec-io to the container's, `cp ID:PATH -` writes a tar of that file to
+# stdout, `rm -f ID` removes it.
 FAKE_DOCKER = textwrap.dedent(
     """\
     #!{python}
-    import json, os, subprocess, sys
+    import json, os, shutil, subprocess, sys, tarfile, uuid
     args = sys.argv[1:]
-    assert args[:2] == ["run", "--rm"], args
-    mounts, env, i = [], {{}}, 2
-    while args[i] in ("-v", "-e"):
-        if args[i] == "-v":
-            mounts.append(args[i + 1].split(":")[:2])
-        else:
-            env.update([args[i + 1].split("=", 1)])
-        i += 2
-    image, command = args[i], args[i + 1:]
-    with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
-        log.write(json.dumps({{"image": image, "command": command}}) + "\\n")
-    assert command[:3] == ["python", "-m", "imagespec.execute"], command
-    def here(text):
-        for host, inner in mounts:
-            text = text.replace(inner, host)
-        return text
-    command = [sys.executable] + [here(c) for c in command[1:]]
-    env = {{**os.environ, **{{k: here(v) for k, v in env.items()}}}}
-    sys.exit(subprocess.run(command, cwd=os.environ["FAKE_DOCKER_ROOT"], env=env).returncode)
+    boxes = os.environ["FAKE_DOCKER_LOG"] + ".containers"
+    os.makedirs(boxes, exist_ok=True)
+    box = lambda cid: os.path.join(boxes, cid)
+    if args[0] == "create":
+        mounts, env, i = [], {{}}, 1
+        while args[i] in ("-v", "-e"):
+            if args[i] == "-v":
+                mounts.append(args[i + 1].split(":")[:2])
+            else:
+                env.update([args[i + 1].split("=", 1)])
+            i += 2
+        assert args[i] == "--", args
+        image, command = args[i + 1], args[i + 2:]
+        with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+            log.write(json.dumps({{"image": image, "command": command}}) + "\\n")
+        assert command[:3] == ["python", "-m", "imagespec.execute"], command
+        cid = uuid.uuid4().hex
+        os.makedirs(box(cid))
+        with open(box(cid) + ".json", "w") as f:
+            json.dump({{"mounts": mounts, "env": env, "command": command}}, f)
+        print(cid)
+    elif args[:2] == ["cp", "-"]:
+        cid, dest = args[2].split(":", 1)
+        with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+            tar.extractall(box(cid) + dest)
+    elif args[:2] == ["start", "-a"]:
+        with open(box(args[2]) + ".json") as f:
+            c = json.load(f)
+        mounts = c["mounts"] + [[box(args[2]) + "/imagespec-io", "/imagespec-io"]]
+        def here(text):
+            for host, inner in mounts:
+                text = text.replace(inner, host)
+            return text
+        command = [sys.executable] + [here(part) for part in c["command"][1:]]
+        env = {{**os.environ, **{{k: here(v) for k, v in c["env"].items()}}}}
+        sys.exit(subprocess.run(command, cwd=os.environ["FAKE_DOCKER_ROOT"], env=env).returncode)
+    elif args[0] == "cp":
+        cid, path = args[1].split(":", 1)
+        if not os.path.exists(box(cid) + path):
+            sys.exit(f"Error: Could not find the file {{path}} in container {{cid}}")
+        with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+            tar.add(box(cid) + path, arcname=os.path.basename(path))
+    elif args[:2] == ["rm", "-f"]:
+        shutil.rmtree(box(args[2]))
+        os.remove(box(args[2]) + ".json")
+    else:
+        sys.exit(f"fake docker: unexpected {{args}}")
     """
 )
 
@@ -658,6 +689,17 @@ def test_a_failing_container_task_fails_the_run(tmp_path: Path, fake_docker: dic
         env={**fake_docker, "IMAGESPEC_DOCKER": "/nonexistent/docker"},
     )
     assert missing.returncode == 1 and "cannot run /nonexistent/docker" in missing.stderr
+
+
+def test_a_container_image_that_docker_would_read_as_an_option_is_refused(
+    tmp_path: Path, fake_docker: dict[str, str]
+) -> None:
+    module = "from imagespec import task\n@task(container_image='--privileged')\ndef t() -> None: ...\n"
+    proj = write_tree(tmp_path / "proj", {"opt.py": module})
+    out = cli("run", "opt.py", "t", "--in-containers", cwd=proj, env=fake_docker)
+    assert out.returncode == 1
+    assert "task opt.t: its container_image '--privileged' is not an image reference" in out.stderr
+    assert not Path(fake_docker["FAKE_DOCKER_LOG"]).exists()  # docker never ran
 
 
 def test_import_of_the_task_names_stays_light(tmp_path: Path) -> None:

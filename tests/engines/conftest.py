@@ -67,7 +67,7 @@ def docker_engine(_engines: dict[str, str], loopback_registry: Registry) -> Iter
     the images built in the session and the local names in the session's registry are removed."""
     if not os.access("/usr/bin/docker", os.X_OK):
         missing("/usr/bin/docker is missing (apt-get install -y docker.io)")
-    engine = DockerEngine(tcp_host=_engines.get("DOCKER_TCP"))
+    engine = DockerEngine(tcp_host=_engines.get("DOCKER_TCP"), cert_path=_engines.get("DOCKER_CERT_PATH"))
     engine("version")
     yield engine
     engine.cleanup(loopback_registry.host)

@@ -110,12 +110,27 @@ class DockerEngine:
     #: The same engine over loopback TCP (``tcp://127.0.0.1:PORT``), for the remote-engine path;
     #: None when the engine was not started by scripts/engines.sh.
     tcp_host: str | None = None
+    #: The folder of the client certificate that port wants (``ca.pem``, ``cert.pem``, ``key.pem``):
+    #: scripts/engines.sh makes them at each dockerd start, in its private state folder.
+    cert_path: str | None = None
     #: What this session built: removed at the end of the session.
     created: set[str] = field(default_factory=set)
 
     def env(self, host: str | None = None, **extra: str) -> dict[str, str]:
-        """The environment for the CLI: DOCKER_HOST and BuildKit on, plus ``extra``."""
-        return {**os.environ, "DOCKER_HOST": host or self.host, "DOCKER_BUILDKIT": "1", **extra}
+        """The environment for the CLI: DOCKER_HOST (with the TLS client variables for the TCP
+        port) and BuildKit on, plus ``extra``."""
+        env = {**os.environ, "DOCKER_HOST": host or self.host, "DOCKER_BUILDKIT": "1", **extra}
+        for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+            env.pop(name, None)
+        if host is not None and host == self.tcp_host:
+            env.update(self.tls_env())
+        return env
+
+    def tls_env(self) -> dict[str, str]:
+        """What a Docker client needs to be let in on ``tcp_host``."""
+        if self.cert_path is None:
+            raise Missing("scripts/engines.sh gave no DOCKER_CERT_PATH for the engine's TCP port")
+        return {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": self.cert_path}
 
     def __call__(self, *args: str, host: str | None = None, timeout: float = 600, check: bool = True) -> str:
         """Runs ``docker ARGS`` and returns its stdout."""

@@ -125,6 +125,13 @@ def test_docker_remote_engine_over_tcp(
         missing("dockerd has no TCP address (start it with scripts/engines.sh)")
     monkeypatch.setenv("DOCKER_HOST", docker_env.tcp_host)
     monkeypatch.setenv("IMAGESPEC_DOCKER", "/usr/bin/docker")
+    # The port lets in only clients with the run's certificate: without it the probe says so.
+    monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+    monkeypatch.delenv("DOCKER_CERT_PATH", raising=False)
+    why = _core.engine_probe("docker")
+    assert why is not None and f"{docker_env.tcp_host} does not answer" in why, why
+    for name, value in docker_env.tls_env().items():
+        monkeypatch.setenv(name, value)
     build_and_check(
         "docker", "adapters-docker-tcp", docker_env, loopback_registry.host, python_base, imagespec_wheel
     )
