@@ -688,7 +688,7 @@ def test_a_failing_container_task_fails_the_run(tmp_path: Path, fake_docker: dic
         cwd=proj,
         env={**fake_docker, "IMAGESPEC_DOCKER": "/nonexistent/docker"},
     )
-    assert missing.returncode == 1 and "cannot run /nonexistent/docker" in missing.stderr
+    assert missing.returncode == 1 and "/nonexistent/docker is not installed" in missing.stderr
 
 
 def test_a_container_image_that_docker_would_read_as_an_option_is_refused(

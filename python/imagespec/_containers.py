@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import pickle
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from imagespec import _core
 from imagespec._core import ImageSpecError
 from imagespec._ship import CODE_MOUNT, CodeBundle, image_holds, import_root, is_installed, local_files
 from imagespec._task import (
@@ -46,7 +46,6 @@ from imagespec._task import (
 )
 
 IO_MOUNT = "/imagespec-io"
-DEFAULT_DOCKER = "/usr/bin/docker"
 INPUT_FILE = "inputs.pkl"
 #: How long the engine may take to copy a call's data in or out, or remove its container.
 ENGINE_TIMEOUT = 300
@@ -57,8 +56,8 @@ class TaskRunError(ImageSpecError):
 
 
 def docker_cli() -> str:
-    """``$IMAGESPEC_DOCKER``, else ``/usr/bin/docker``."""
-    return os.environ.get("IMAGESPEC_DOCKER") or DEFAULT_DOCKER
+    """The docker client the engine adapter uses (``$IMAGESPEC_DOCKER``, else one on PATH)."""
+    return str(_core.docker_client())
 
 
 def inputs_archive(call: str, kwargs: dict[str, Any]) -> bytes:

@@ -20,6 +20,8 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "UnknownFieldError",
     "suggest_field",
     "cache_root",
+    "split_name",
+    "docker_client",
     "SourceError",
     "RegistryError",
     "BuildError",
@@ -62,6 +64,12 @@ class UnknownFieldError(SpecError, TypeError):
 
 def suggest_field(name: str) -> str:
     """ "Did you mean 'packages'? Valid fields: ..." for a keyword that is no field."""
+
+def split_name(reference: str) -> tuple[str | None, str, str | None]:
+    """(registry, path, tag) of ``[registry/]path[:tag]``, split as docker splits a reference."""
+
+def docker_client() -> Path:
+    """The docker client the engine adapter would use (for ``run`` and ``inspect`` too)."""
 
 def cache_root() -> Path | None:
     """The cache folder: $IMAGESPEC_CACHE_DIR, else $XDG_CACHE_HOME/imagespec, else ~/.cache/imagespec."""

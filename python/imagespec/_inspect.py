@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,32 +54,18 @@ class ImageInfo:
 
 def _registry_of(reference: str, name: str) -> str | None:
     """``localhost:5000/team`` for ``localhost:5000/team/app:tag`` and the spec name ``app``."""
-    repo = reference.partition("@")[0]
-    last_slash = repo.rfind("/")
-    if repo.rfind(":") > last_slash:
-        repo = repo[: repo.rfind(":")]
+    registry, path, _ = _core.split_name(reference)
     suffix = "/" + name.lower()
-    if name and repo.lower().endswith(suffix) and _has_registry_host(repo):
+    repo = f"{registry}/{path}" if registry else path
+    if name and registry and repo.lower().endswith(suffix):
         return repo[: -len(suffix)]
     return None
-
-
-def _has_registry_host(reference: str) -> bool:
-    first, sep, _ = reference.partition("/")
-    return bool(sep) and ("." in first or ":" in first or first == "localhost" or first.startswith("["))
-
-
-def _docker_cli() -> str:
-    for candidate in (os.environ.get("IMAGESPEC_DOCKER"), shutil.which("docker"), "/usr/bin/docker"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise _core.RegistryError("inspect: no docker client found to read a local image; install docker.io")
 
 
 def _local(reference: str) -> ImageInfo:
     try:
         out = subprocess.run(
-            [_docker_cli(), "image", "inspect", reference],
+            [str(_core.docker_client()), "image", "inspect", "--", reference],
             capture_output=True,
             text=True,
             timeout=30,
@@ -120,7 +105,7 @@ def inspect(
     ['pandas']
     """
     if local is None:
-        local = not _has_registry_host(reference)
+        local = _core.split_name(reference)[0] is None
     if local:
         return _local(reference)
     digest, config_text = _core.inspect(

@@ -130,6 +130,29 @@ fn cache_root() -> Option<std::path::PathBuf> {
     crate::source::cache_root()
 }
 
+/// `[registry/]path[:tag]` split as docker splits a reference (the registry only when the first part
+/// has a '.' or a ':' or is `localhost`; a digest is left out).
+#[pyfunction]
+fn split_name(reference: &str) -> (Option<String>, String, Option<String>) {
+    let parts = crate::spec::split_name(reference);
+    (
+        parts.registry.map(str::to_owned),
+        parts.path.to_owned(),
+        parts.tag.map(str::to_owned),
+    )
+}
+
+/// The docker client the engine adapter would use (`$IMAGESPEC_DOCKER`, else the first one on PATH
+/// that answers, BuildKit-capable preferred), for the commands Python runs (`run`, `inspect`).
+#[pyfunction]
+fn docker_client(py: Python<'_>) -> PyResult<std::path::PathBuf> {
+    py.detach(|| {
+        let candidates = crate::engines::docker::candidates(None)?;
+        crate::engines::docker::detect(&candidates).map(|c| c.path)
+    })
+    .map_err(to_py_err)
+}
+
 /// "Did you mean 'packages'? Valid fields: ..." for a keyword that is no field.
 #[pyfunction]
 fn suggest_field(name: &str) -> String {
@@ -159,6 +182,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UnknownFieldError", unknown_field_error(py)?)?;
     m.add("suggest_field", wrap_pyfunction!(suggest_field, m)?)?;
     m.add("cache_root", wrap_pyfunction!(cache_root, m)?)?;
+    m.add("split_name", wrap_pyfunction!(split_name, m)?)?;
+    m.add("docker_client", wrap_pyfunction!(docker_client, m)?)?;
     m.add("SourceError", py.get_type::<SourceError>())?;
     m.add("RegistryError", py.get_type::<RegistryError>())?;
     m.add("BuildError", py.get_type::<BuildError>())?;
