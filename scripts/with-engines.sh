@@ -11,7 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 child=
-stop() { bash scripts/engines.sh stop || echo "with-engines: scripts/engines.sh stop failed" >&2; }
+arm64=
+stop() {
+    # An arm64 base still being made is not waited for: its next run starts over (nothing partial
+    # is kept, base-image.sh renames a finished base into its cache).
+    [ -n "$arm64" ] && kill "$arm64" 2>/dev/null
+    bash scripts/engines.sh stop || echo "with-engines: scripts/engines.sh stop failed" >&2
+}
 # On INT/TERM: pass the signal on to the command, let it finish its teardown, then stop the engines.
 on_signal() {
     [ -n "$child" ] && kill "-$1" "$child" 2>/dev/null && wait "$child"
@@ -28,6 +34,13 @@ if ! bash scripts/engines.sh start; then
 elif ! bash scripts/base-image.sh build >/dev/null; then
     [ -n "${CI:-}" ] && { echo "with-engines: the base image could not be made (see above)" >&2; exit 1; }
     echo "with-engines: no base image: the engine tests will skip" >&2
+else
+    # A cold arm64 base runs debootstrap's second stage under qemu (minutes): made while the other
+    # tests run, which the tests needing it come after (tests/engines/conftest.py); they wait for
+    # it on base-image.sh's lock.
+    log=$(mktemp "${TMPDIR:-/tmp}/imagespec-arm64-base.XXXXXX")
+    bash scripts/base-image.sh --arch arm64 build >"$log" 2>&1 &
+    arm64=$!
 fi
 # In the background, so that a signal reaches the trap at once rather than after the command ends.
 "$@" &

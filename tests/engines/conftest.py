@@ -41,10 +41,16 @@ AARCH64_HANDLER = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 BASE_TIMEOUT = 1800
 
 
+#: Fixtures that need the arm64 base, made in the background by scripts/with-engines.sh.
+ARM64_FIXTURES = {"arm64_base", "multiarch_base"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.engines)
+    # Tests that need the arm64 base last: a cold one is made while the others run.
+    items.sort(key=lambda item: bool(ARM64_FIXTURES & set(getattr(item, "fixturenames", ()))))
 
 
 @pytest.fixture(scope="session")
