@@ -15,12 +15,13 @@ arm64=
 stop() {
     # An arm64 base still being made is not waited for: its next run starts over (nothing partial
     # is kept, base-image.sh renames a finished base into its cache).
-    [ -n "$arm64" ] && kill "$arm64" 2>/dev/null
+    # (It may have finished already: kill then fails, which must not end this trap under set -e.)
+    if [ -n "$arm64" ]; then kill "$arm64" 2>/dev/null || true; fi
     bash scripts/engines.sh stop || echo "with-engines: scripts/engines.sh stop failed" >&2
 }
 # On INT/TERM: pass the signal on to the command, let it finish its teardown, then stop the engines.
 on_signal() {
-    [ -n "$child" ] && kill "-$1" "$child" 2>/dev/null && wait "$child"
+    if [ -n "$child" ]; then kill "-$1" "$child" 2>/dev/null && wait "$child" || true; fi
     exit "$2"
 }
 trap stop EXIT
