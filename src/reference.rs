@@ -159,12 +159,12 @@ pub fn normalise_registry(registry: &str) -> String {
 }
 
 /// Whether a host is loopback (`localhost`, `127.0.0.0/8`, `::1`), where plain HTTP is allowed.
+/// Names are compared, never resolved: `x.localhost` and `127.x.example` are names a resolver
+/// may send anywhere, so they are not loopback.
 pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn is_registry(first: &str) -> bool {
@@ -391,11 +391,19 @@ mod tests {
             "::1",
             "[::1]",
             "LOCALHOST",
-            "a.localhost",
         ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["10.0.0.1", "example.com", "localhost.example.com", "::2"] {
+        for h in [
+            "10.0.0.1",
+            "example.com",
+            "localhost.example.com",
+            "::2",
+            "a.localhost",
+            "127.example.com",
+            "127.0.0.1.example.com",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }

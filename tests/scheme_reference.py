@@ -197,7 +197,8 @@ def identity_values(fields: Mapping[str, Any], *, base_dir: str = ".", host_arch
         values[f] = dict(fields.get(f) or {})
     for f in _LIST_FIELDS:
         values[f] = list(fields.get(f) or [])
-    values["pip_extra_index_url"] = [strip_credentials(u) for u in values["pip_extra_index_url"]]
+    for f in ("pip_extra_index_url", "packages", "runtime_packages"):
+        values[f] = [strip_credentials(u) for u in values[f]]
     values["copy"] = [normalise_copy_path(p, base_dir) for p in values["copy"]]
     requirements = fields.get("requirements")
     values["requirements"] = None if requirements is None else Path(str(requirements)).name

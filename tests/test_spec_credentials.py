@@ -20,6 +20,7 @@ import pytest
 from imagespec import BuildError, ImageSpec, SpecError, write_context
 from imagespec._build import dockerfile
 
+from . import scheme_reference as ref
 from .dockerfile_parser import flags_and_json, instructions, quoted_pairs
 
 TOKEN = "glpat-Tok3nThatMustNotLeak"
@@ -47,6 +48,10 @@ def test_the_tag_and_id_do_not_hold_or_follow_the_token() -> None:
     assert spec.tag == rotated.tag == without.tag
     assert spec.id == rotated.id == without.id
     assert TOKEN not in json.dumps(spec.tag_inputs(), default=str)
+    # As docs/tag-scheme.md says: each entry with every URL's userinfo removed.
+    stripped = [ref.strip_credentials(p) for p in spec.packages or []]
+    assert stripped[1] == "private-lib @ git+https://gitlab.example.com/team/private-lib.git@v1.2"
+    assert spec.tag_inputs()["fields"]["packages"] == ref.H(["packages", stripped]).hex()
 
 
 def test_repr_and_yaml_show_no_token(tmp_path: Path) -> None:

@@ -471,7 +471,9 @@ class ImageSpec:
         return self._core.to_dict()
 
     def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The spec as YAML; written to `path` too when one is given."""
+        """The spec as YAML; written to `path` too when one is given. URL credentials are written as
+        ``***`` (a YAML file is kept and shared; a spec read back from it builds once they are given
+        again), as in ``repr``; ``to_dict()`` keeps them."""
         text = self._core.to_yaml()
         if path is not None:
             with open(path, "w", encoding="utf-8") as f:

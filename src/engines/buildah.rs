@@ -426,6 +426,15 @@ mod tests {
         assert!(f.is_insecure("registry.lan:5000"));
         assert!(!f.is_insecure("registry.lan"));
         assert!(!f.is_insecure("ghcr.io"));
+        assert!(f.is_insecure("[::1]:5000"));
+        // Names are not addresses: whatever they resolve to, TLS is verified there.
+        for name in [
+            "127.evil.example:5000",
+            "127.0.0.1.nip.io:5000",
+            "registry.localhost:5000",
+        ] {
+            assert!(!f.is_insecure(name), "{name}");
+        }
         let d = Path::new("/t/digest");
         assert_eq!(
             Buildah::BUILDAH

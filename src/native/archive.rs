@@ -41,9 +41,9 @@ pub async fn write(client: &Client, img: &Image<'_>, repo_tag: &str, path: &Path
     let mut layer_names = Vec::new();
     let mut files: Vec<(String, Source)> = vec![(config_name.clone(), Source::Bytes(img.config.to_vec()))];
     for d in &img.base.layers {
-        let bytes = client.blob(&img.base.reference, &d.digest, usize::MAX).await?;
+        let path = client.blob_file(&img.base.reference, &d.digest).await?;
         layer_names.push(blob_name(&d.digest));
-        files.push((blob_name(&d.digest), Source::Bytes(bytes)));
+        files.push((blob_name(&d.digest), Source::File(path)));
     }
     for l in img.layers {
         layer_names.push(blob_name(&l.digest));

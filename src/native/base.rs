@@ -37,7 +37,15 @@ pub fn oci_layer_type(mt: &str) -> String {
     }
 }
 
+/// The base for `platform`. Its errors quote the registry (platform names from an index), made
+/// safe for a terminal.
 pub async fn resolve(client: &Client, name: &str, platform: &Platform) -> Result<Base, String> {
+    resolve_quoting(client, name, platform)
+        .await
+        .map_err(|e| crate::registry::clean_text(&e))
+}
+
+async fn resolve_quoting(client: &Client, name: &str, platform: &Platform) -> Result<Base, String> {
     let r = Reference::parse(name).map_err(|e| format!("base_image {name:?}: {e}"))?;
     let (doc, mt, digest) = client
         .manifest(&r)
@@ -69,10 +77,14 @@ pub async fn resolve(client: &Client, name: &str, platform: &Platform) -> Result
                 }
             ));
         };
+        // The child is then asked for by this digest, and what arrives must hash to it.
         let child = entry
             .get("digest")
             .and_then(|d| d.as_str())
-            .ok_or_else(|| format!("base image {name}: an index entry has no digest"))?;
+            .filter(|d| crate::registry::strict_digest(d))
+            .ok_or_else(|| {
+                format!("base image {name}: the index entry for {platform} has no valid digest")
+            })?;
         let pinned = Reference {
             tag: None,
             digest: Some(child.to_owned()),

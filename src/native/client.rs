@@ -6,7 +6,7 @@ use crate::reference::Reference;
 use crate::registry::{self, Answer, Call, Checker, Response};
 use crate::spec::Spec;
 use reqwest::Method;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Blobs up to this size go in one PUT; bigger ones in PATCH chunks of this size.
@@ -18,15 +18,17 @@ pub struct Client {
     checker: Checker,
 }
 
+/// What went wrong with a request, the registry's words made safe for a terminal.
 fn describe(what: &str, a: Answer) -> String {
-    match a {
+    let text = match a {
         Answer::Resp(r) => format!(
             "{what}: HTTP {}{}",
             r.status,
             error_text(&r).map(|t| format!(" ({t})")).unwrap_or_default()
         ),
         Answer::Unknown(why) => format!("{what}: {why}"),
-    }
+    };
+    registry::clean_text(&text)
 }
 
 /// The registry's error message (`{"errors":[{"code","message"}]}`), when it sent one.
@@ -40,16 +42,21 @@ fn error_text(r: &Response) -> Option<String> {
 
 impl Client {
     pub fn new(spec: &Spec) -> crate::Result<Client> {
-        let opts = registry::Options {
+        Client::with_options(&registry::Options {
             registry_config: spec.registry_config.clone(),
             insecure: crate::engines::insecure_registries(spec),
             use_cache: false,
             timeout: Duration::from_secs(60),
             concurrency: 8,
             ..Default::default()
-        };
+        })
+    }
+
+    /// A client with `opts.timeout` for connecting, for each answer's headers and for each read
+    /// of a blob's body.
+    pub(crate) fn with_options(opts: &registry::Options) -> crate::Result<Client> {
         Ok(Client {
-            checker: registry::checker(&opts, Vec::new())?,
+            checker: registry::checker(opts, Vec::new())?,
         })
     }
 
@@ -75,8 +82,69 @@ impl Client {
         self.checker.get_manifest(r).await
     }
 
-    /// A blob's bytes (at most `max`).
+    /// A blob as a file (base layers: never held whole in memory), kept by digest in
+    /// `<cache>/native/blobs/` (0700). It is written as it arrives, each read given the timeout
+    /// (not the whole body: a large layer on a slow link is fine while bytes keep coming), hashed
+    /// on the way and renamed into place only when the hash is its digest. A kept file is hashed
+    /// again before it is used.
+    pub async fn blob_file(&self, r: &Reference, digest: &str) -> Result<PathBuf, String> {
+        self.blob_file_in(r, digest, &blob_dir()?).await
+    }
+
+    async fn blob_file_in(&self, r: &Reference, digest: &str, dir: &Path) -> Result<PathBuf, String> {
+        let name = blob_name(digest).ok_or_else(|| format!("blob {digest} of {r}: not a valid digest"))?;
+        let path = dir.join(&name);
+        if hash_file(&path, digest).await.as_deref() == Some(digest) {
+            return Ok(path);
+        }
+        let part = dir.join(format!(
+            ".{name}.{}.{:016x}.part",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let blob_path = format!("/v2/{}/blobs/{digest}", r.repository);
+        let a = self
+            .call(
+                r,
+                Call {
+                    method: Method::GET,
+                    path: &blob_path,
+                    download: Some(&part),
+                    ..Call::default()
+                },
+            )
+            .await;
+        let got = match a {
+            Answer::Resp(resp) if resp.status == 200 => {
+                match (&resp.downloaded, digest.starts_with("sha256:")) {
+                    (Some((d, _)), true) => Some(d.clone()),
+                    _ => hash_file(&part, digest).await,
+                }
+            }
+            other => {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(describe(&format!("cannot read blob {digest} of {r}"), other));
+            }
+        };
+        if got.as_deref() != Some(digest) {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(format!(
+                "digest mismatch: blob {digest} of {r} arrived with content whose hash is {}",
+                got.unwrap_or_else(|| "unknown".into())
+            ));
+        }
+        tokio::fs::rename(&part, &path).await.map_err(|e| {
+            let _ = std::fs::remove_file(&part);
+            super::io_error("keep", &path, &e).to_string()
+        })?;
+        Ok(path)
+    }
+
+    /// A small blob's bytes (at most `max`), checked against its digest.
     pub async fn blob(&self, r: &Reference, digest: &str, max: usize) -> Result<Vec<u8>, String> {
+        if !registry::strict_digest(digest) {
+            return Err(format!("blob {digest} of {r}: not a valid digest"));
+        }
         let path = format!("/v2/{}/blobs/{digest}", r.repository);
         let a = self
             .call(
@@ -92,11 +160,7 @@ impl Client {
             .await;
         match a {
             Answer::Resp(resp) if resp.status == 200 => {
-                if sha256_of(&resp.body) != digest {
-                    return Err(format!(
-                        "blob {digest} of {r}: the content does not match its digest"
-                    ));
-                }
+                registry::verify_blob(r, digest, &resp.body)?;
                 Ok(resp.body)
             }
             other => Err(describe(&format!("cannot read blob {digest} of {r}"), other)),
@@ -159,14 +223,15 @@ impl Client {
     }
 
     async fn upload_once(&self, r: &Reference, digest: &str, file: &Path) -> Result<(), String> {
-        let data = tokio::fs::read(file)
-            .await
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+        let mut f = tokio::fs::File::open(file).await.map_err(unreadable)?;
+        let len = f.metadata().await.map_err(unreadable)?.len() as usize;
         let mut loc = self.start_upload(r).await?;
         let mut offset = 0usize;
-        if data.len() > CHUNK {
-            while offset < data.len() {
-                let end = (offset + CHUNK).min(data.len());
+        if len > CHUNK {
+            while offset < len {
+                let end = (offset + CHUNK).min(len);
+                let chunk = read_chunk(&mut f, end - offset, file).await?;
                 let a = self
                     .call(
                         r,
@@ -178,7 +243,7 @@ impl Client {
                                 ("content-type", "application/octet-stream".into()),
                                 ("content-range", format!("{offset}-{}", end - 1)),
                             ],
-                            body: Some(data[offset..end].to_vec()),
+                            body: Some(chunk),
                             ..Call::default()
                         },
                     )
@@ -192,7 +257,7 @@ impl Client {
         }
         let sep = if loc.contains('?') { '&' } else { '?' };
         let put = format!("{loc}{sep}digest={digest}");
-        let body = data[offset..].to_vec();
+        let body = read_chunk(&mut f, len - offset, file).await?;
         let a = self
             .call(
                 r,
@@ -247,6 +312,74 @@ impl Client {
     }
 }
 
+/// The next `n` bytes of an upload's file: one chunk in memory at a time, since a base layer
+/// copied between registries can be large.
+async fn read_chunk(f: &mut tokio::fs::File, n: usize, file: &Path) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; n];
+    f.read_exact(&mut buf)
+        .await
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    Ok(buf)
+}
+
+/// The file name of a blob kept by digest: the hex of a sha256 (as base configs are kept), or
+/// `sha512-<hex>`; `None` for anything that is not a well-formed digest.
+fn blob_name(digest: &str) -> Option<String> {
+    if !registry::strict_digest(digest) {
+        return None;
+    }
+    match digest.split_once(':')? {
+        ("sha256", hex) => Some(hex.to_owned()),
+        (algo, hex) => Some(format!("{algo}-{hex}")),
+    }
+}
+
+/// `<cache>/native/blobs`, made 0700 (the base layers of private images are kept there).
+fn blob_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = super::cache_root()
+        .ok_or("no cache folder for base layers: set IMAGESPEC_CACHE_DIR (or HOME)")?
+        .join("blobs");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| super::io_error("create", &dir, &e).to_string())?;
+    Ok(dir)
+}
+
+/// The digest of a file in the algorithm of `like`; `None` when it cannot be read.
+async fn hash_file(path: &Path, like: &str) -> Option<String> {
+    let (path, sha512) = (path.to_path_buf(), like.starts_with("sha512:"));
+    tokio::task::spawn_blocking(move || {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).ok()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let (mut a, mut b) = (sha2::Sha256::new(), sha2::Sha512::new());
+        loop {
+            let n = f.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            if sha512 {
+                b.update(&buf[..n]);
+            } else {
+                a.update(&buf[..n]);
+            }
+        }
+        Some(if sha512 {
+            format!("sha512:{}", super::layers::hex(&b.finalize()))
+        } else {
+            format!("sha256:{}", super::layers::hex(&a.finalize()))
+        })
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 fn location(resp: &Response) -> Result<String, String> {
     resp.header("location")
         .filter(|l| !l.is_empty())
@@ -257,4 +390,143 @@ fn location(resp: &Response) -> Result<String, String> {
 pub fn sha256_of(b: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     format!("sha256:{}", super::layers::hex(&Sha256::digest(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Base layers against a real HTTP server on loopback that sends slowly, stalls or lies.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// How the server sends a blob's body: `(bytes, pause before them)` pieces.
+    type Pieces = Vec<(Vec<u8>, Duration)>;
+
+    /// Serves every request with a `200` whose body is `pieces`, sent with their pauses.
+    async fn serve(pieces: Pieces) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let pieces = pieces.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut b).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&b[..n]),
+                        }
+                    }
+                    let len: usize = pieces.iter().map(|p| p.0.len()).sum();
+                    let h = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nContent-Type: application/octet-stream\r\n\r\n");
+                    let _ = sock.write_all(h.as_bytes()).await;
+                    for (bytes, pause) in pieces {
+                        tokio::time::sleep(pause).await;
+                        if sock.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = sock.flush().await;
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                });
+            }
+        });
+        addr.to_string()
+    }
+
+    fn client(timeout: Duration) -> Client {
+        Client::with_options(&registry::Options {
+            use_cache: false,
+            timeout,
+            retries: 0,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// A blob that takes three times the timeout to arrive, a piece every half timeout: slow,
+    /// never silent. It is a file with its bytes, whatever the whole download took.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_steady_blob_arrives_whole() {
+        let data: Vec<u8> = (0..6 * 65_536u32).map(|i| (i % 251) as u8).collect();
+        let digest = sha256_of(&data);
+        let pieces: Pieces = data
+            .chunks(65_536)
+            .map(|c| (c.to_vec(), Duration::from_millis(250)))
+            .collect();
+        let host = serve(pieces).await;
+        let r = Reference::parse(&format!("{host}/base:1")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = std::time::Instant::now();
+        let path = client(Duration::from_millis(500))
+            .blob_file_in(&r, &digest, dir.path())
+            .await
+            .unwrap();
+        assert!(
+            t0.elapsed() > Duration::from_millis(1000),
+            "the body was meant to outlast the timeout"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert_eq!(path, dir.path().join(digest.trim_start_matches("sha256:")));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(leftovers(dir.path()).len(), 1);
+    }
+
+    /// A blob whose sender goes silent half-way: a timeout naming where and after how much,
+    /// and nothing left in the folder.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_blob_times_out_and_leaves_nothing() {
+        let data = vec![7u8; 1 << 17];
+        let digest = sha256_of(&data);
+        let pieces: Pieces = vec![
+            (data[..1 << 16].to_vec(), Duration::ZERO),
+            (data[1 << 16..].to_vec(), Duration::from_secs(3)),
+        ];
+        let host = serve(pieces).await;
+        let r = Reference::parse(&format!("{host}/base:1")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = client(Duration::from_millis(500))
+            .blob_file_in(&r, &digest, dir.path())
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "timeout: {host}/v2/base/blobs/{digest} sent nothing for 0.5 s after 65536 bytes"
+            )),
+            "{e}"
+        );
+        assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+    }
+
+    /// Other bytes than the digest names: refused, not kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_blob_with_other_content_is_refused() {
+        let digest = sha256_of(b"the layer that was asked for");
+        let host = serve(vec![(b"something else".to_vec(), Duration::ZERO)]).await;
+        let r = Reference::parse(&format!("{host}/base:1")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = client(Duration::from_secs(5))
+            .blob_file_in(&r, &digest, dir.path())
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "digest mismatch: blob {digest} of {host}/base:1 arrived with content whose hash is sha256:"
+            )),
+            "{e}"
+        );
+        assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+    }
 }

@@ -52,10 +52,12 @@ pub fn cache_root() -> Option<PathBuf> {
 /// [`cache_root`], created (0700) for a build, or the reason there is none.
 fn private_cache_root() -> Result<PathBuf> {
     let root = cache_root().ok_or_else(|| {
-        let why = crate::source::private::temp_root().err().map_or(String::new(), |e| format!(": {e}"));
+        let why = crate::source::private::temp_root()
+            .err()
+            .map_or("the temporary folder cannot hold it".to_owned(), |e| e.to_string());
         Error::build(format!(
-            "native: no cache folder for the layers (HOME is not set, and the temporary folder's is not usable{why}); \
-             set IMAGESPEC_CACHE_DIR to a folder of your own"
+            "native: no folder for the layer cache (IMAGESPEC_CACHE_DIR, XDG_CACHE_HOME and HOME are not set, \
+             and {why})"
         ))
     })?;
     crate::source::private::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;

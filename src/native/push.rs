@@ -186,20 +186,8 @@ async fn push_blobs(
                         counts[1].fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
-                    let bytes = client.blob(&base_ref, &digest, usize::MAX).await?;
-                    let dir = std::env::temp_dir();
-                    let p = dir.join(format!(
-                        ".imagespec-blob-{}-{:016x}",
-                        std::process::id(),
-                        fastrand::u64(..)
-                    ));
-                    if let Err(e) = tokio::fs::write(&p, &bytes).await {
-                        let _ = tokio::fs::remove_file(&p).await;
-                        return Err(io_text("write", &p, &e));
-                    }
-                    let r = client.upload(&target, &digest, &p).await;
-                    let _ = tokio::fs::remove_file(&p).await;
-                    r?;
+                    let p = client.blob_file(&base_ref, &digest).await?;
+                    client.upload(&target, &digest, &p).await?;
                     counts[0].fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -275,8 +263,8 @@ pub async fn write_layout(
         for d in &img.base.layers {
             let p = blobs.join(d.digest.trim_start_matches("sha256:"));
             if !p.is_file() {
-                let bytes = client.blob(&img.base.reference, &d.digest, usize::MAX).await?;
-                put(&d.digest, &|t| std::fs::write(t, &bytes))?;
+                let src = client.blob_file(&img.base.reference, &d.digest).await?;
+                put(&d.digest, &|t| std::fs::copy(&src, t).map(|_| ()))?;
             }
         }
         for l in img.layers {

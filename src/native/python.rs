@@ -79,11 +79,14 @@ fn glibc_minor_of(bytes: &[u8]) -> Option<u32> {
 }
 
 impl Scan {
-    fn layer(&mut self, blob: &[u8]) -> Result<(), String> {
+    fn layer(&mut self, mut blob: impl std::io::BufRead) -> Result<(), String> {
+        let head = blob
+            .fill_buf()
+            .map_err(|e| format!("cannot read a base layer: {e}"))?;
         // A base built by the native builder with compression="zstd" has zstd layers.
-        let dec: Box<dyn Read + '_> = if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let dec: Box<dyn Read + '_> = if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Box::new(
-                zstd::stream::read::Decoder::new(blob)
+                zstd::stream::read::Decoder::with_buffer(blob)
                     .map_err(|e| format!("cannot read a base layer: {e}"))?,
             )
         } else {
@@ -215,11 +218,14 @@ pub async fn facts(client: &Client, base: &Base, base_name: &str) -> Result<Base
     }
     let mut scan = Scan::default();
     for layer in base.layers.iter().rev() {
-        let bytes = client
-            .blob(&base.reference, &layer.digest, usize::MAX)
+        // Read from the file it streamed to: a base layer is never held whole in memory.
+        let path = client
+            .blob_file(&base.reference, &layer.digest)
             .await
             .map_err(|e| format!("base image {base_name}: {e}"))?;
-        scan.layer(&bytes)
+        let file = std::fs::File::open(&path)
+            .map_err(|e| format!("base image {base_name}: cannot read {}: {e}", path.display()))?;
+        scan.layer(std::io::BufReader::new(file))
             .map_err(|e| format!("base image {base_name}: {e}"))?;
     }
     let facts = scan.finish(base_name)?;
@@ -262,7 +268,7 @@ mod tests {
             0,
         );
         let mut scan = Scan::default();
-        scan.layer(&layer(&s)).unwrap();
+        scan.layer(&layer(&s)[..]).unwrap();
         let f = scan.finish("b").unwrap();
         assert_eq!(
             (f.version.as_str(), f.exe.as_str()),
@@ -274,8 +280,8 @@ mod tests {
         let mut top = LayerSpec::default();
         top.add("usr/local/bin/python3.12", Content::Bytes(vec![0]), true, 0);
         let mut scan = Scan::default();
-        scan.layer(&layer(&top)).unwrap();
-        scan.layer(&layer(&s)).unwrap();
+        scan.layer(&layer(&top)[..]).unwrap();
+        scan.layer(&layer(&s)[..]).unwrap();
         assert_eq!(scan.finish("b").unwrap().exe, "/usr/local/bin/python3.12");
     }
 
@@ -284,7 +290,7 @@ mod tests {
         let mut s = LayerSpec::default();
         s.add("bin/sh", Content::Bytes(vec![0]), true, 0);
         let mut scan = Scan::default();
-        scan.layer(&layer(&s)).unwrap();
+        scan.layer(&layer(&s)[..]).unwrap();
         let e = scan.finish("tiny:1").unwrap_err();
         assert!(
             e.contains("tiny:1 has no Python") && e.contains("builder=\"docker\""),

@@ -63,6 +63,8 @@ pub(crate) struct Call<'a> {
     pub body: Option<Vec<u8>>,
     pub read_body: bool,
     pub max_body: Option<usize>,
+    /// A `200` answer's body goes to this file (see [`Request::download`]).
+    pub download: Option<&'a std::path::Path>,
 }
 
 impl Default for Call<'_> {
@@ -75,6 +77,7 @@ impl Default for Call<'_> {
             body: None,
             read_body: false,
             max_body: None,
+            download: None,
         }
     }
 }
@@ -149,6 +152,16 @@ impl Checker {
                         .filter(|d| valid_digest(d))
                         .map(str::to_string);
                     if let (Some(mt), Some(d)) = (&mt, &digest) {
+                        match &r.digest {
+                            // A HEAD carries no content to hash: a pinned reference exists when
+                            // the registry names exactly the digest asked for.
+                            Some(want) if d == want => {}
+                            Some(want) if same_algorithm(d, want) => {
+                                return unknown(mismatch(r, want, d, "named in Docker-Content-Digest"))
+                            }
+                            Some(_) => return self.get_and_check(input, r).await,
+                            None => {}
+                        }
                         if is_known(mt) {
                             return exists(input, d.clone(), mt.clone());
                         }
@@ -158,6 +171,12 @@ impl Checker {
                 _ => return self.not_ok(input, r, &head),
             }
         }
+        self.get_and_check(input, r).await
+    }
+
+    /// The manifest's content: its digest hashed from it, and its platforms when asked for.
+    async fn get_and_check(&self, input: &str, r: &Reference) -> CheckResult {
+        let unknown = |reason: String| CheckResult::unknown(input, reason);
         let get = match self.manifest(r, Method::GET).await {
             Answer::Resp(resp) => resp,
             Answer::Unknown(reason) => return unknown(reason),
@@ -169,18 +188,10 @@ impl Checker {
             Ok(x) => x,
             Err(e) => return unknown(format!("unexpected answer: {e}")),
         };
-        let digest = get
-            .header("docker-content-digest")
-            .filter(|d| valid_digest(d))
-            .map_or_else(
-                || {
-                    format!(
-                        "sha256:{}",
-                        data_encoding::HEXLOWER.encode(&Sha256::digest(&get.body))
-                    )
-                },
-                str::to_string,
-            );
+        let digest = match manifest_digest(r, &get) {
+            Ok(d) => d,
+            Err(reason) => return unknown(reason),
+        };
         if self.platforms.is_empty() {
             return exists(input, digest, mt);
         }
@@ -279,6 +290,7 @@ impl Checker {
         let path = format!("/v2/{}/blobs/{digest}", r.repository);
         match self.request(r, Method::GET, &path, true).await {
             Answer::Resp(resp) if resp.status == 200 => {
+                verify_blob(r, digest, &resp.body)?;
                 let v: serde_json::Value = serde_json::from_slice(&resp.body)
                     .map_err(|_| "unexpected answer: the image config is not JSON".to_string())?;
                 Ok(Platform::from_json(&v))
@@ -333,12 +345,21 @@ impl Checker {
             };
             let auth = auth.map(|(_, v)| v);
             stale = auth.clone();
-            let resp = match self.send_to(&session, c, auth).await {
-                Ok(resp) => resp,
+            let (resp, own) = match self.send_to(&session, c, auth).await {
+                Ok(answered) => answered,
                 Err(reason) => return Answer::Unknown(reason),
             };
             if resp.status != 401 {
                 return Answer::Resp(resp);
+            }
+            // A challenge names where credentials go (the token realm): only the registry may
+            // say that, not a host it redirected to (blob storage, or anyone a redirect names).
+            if let Some(elsewhere) = Self::foreign(&own, &resp) {
+                return Answer::Unknown(format!(
+                    "auth refused: {} redirected to {elsewhere}, which asked for authentication \
+                     (HTTP 401); imagespec authenticates only with the registry's own address",
+                    r.registry
+                ));
             }
             let fresh = resp
                 .header("www-authenticate")
@@ -354,6 +375,11 @@ impl Checker {
         unreachable!("the loop returns on its second pass")
     }
 
+    /// The origin that answered, when it is not `own`, the registry's (scheme, host, port).
+    fn foreign(own: &Url, resp: &Response) -> Option<String> {
+        (origin(own) != resp.origin).then(|| resp.origin.clone())
+    }
+
     /// Sends to the registry's chosen address, or tries its candidates in order until one answers
     /// like a registry (no connection failure, no `400` from a TLS port spoken to in plain HTTP).
     async fn send_to(
@@ -361,7 +387,7 @@ impl Checker {
         session: &Session,
         c: &Call<'_>,
         auth: Option<String>,
-    ) -> Result<Response, String> {
+    ) -> Result<(Response, Url), String> {
         let path = c.path;
         let chosen = *session.chosen.lock().unwrap_or_else(|e| e.into_inner());
         let order: Vec<usize> = match chosen {
@@ -382,6 +408,7 @@ impl Checker {
             if let Some(max) = c.max_body {
                 req.max_body = max;
             }
+            req.download = c.download.map(std::path::Path::to_path_buf);
             req.auth = auth.clone().map(|v| (origin(base), v));
             let result = self.transport.send(&req).await;
             // Plain HTTP to a TLS port gets a 400; TLS to a plain-HTTP port fails the handshake.
@@ -397,13 +424,15 @@ impl Checker {
                 if result.is_ok() {
                     *session.chosen.lock().unwrap_or_else(|e| e.into_inner()) = Some(i);
                 }
-                return result.map_err(|f| f.reason());
+                return result.map(|r| (r, base.clone())).map_err(|f| f.reason());
             }
             tried.push((i, result));
         }
         if tried.len() == 1 {
-            let (_, only) = tried.remove(0);
-            return only.map_err(|f| f.reason());
+            let (i, only) = tried.remove(0);
+            return only
+                .map(|r| (r, session.candidates[i].clone()))
+                .map_err(|f| f.reason());
         }
         // No candidate answered like a registry: say what each did.
         let prefix = tried
@@ -545,6 +574,7 @@ fn kind(f: &Failure) -> &'static str {
         Failure::Unreachable(_) => "registry unreachable",
         Failure::Reset(_) => "connection reset",
         Failure::Protocol(_) | Failure::Redirect(_) => "unexpected answer",
+        Failure::Local(_) => "local failure",
     }
 }
 
@@ -574,6 +604,85 @@ fn exists(input: &str, digest: String, mt: String) -> CheckResult {
 fn content_type(resp: &Response) -> Option<String> {
     resp.header("content-type")
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// `algorithm:hex` as a reference may pin it: sha256 or sha512, lowercase hex of their length.
+/// What an index names as a child must be this before it goes into a URL.
+pub(crate) fn strict_digest(d: &str) -> bool {
+    let want = match d.split_once(':') {
+        Some(("sha256", h)) => (64, h),
+        Some(("sha512", h)) => (128, h),
+        _ => return false,
+    };
+    want.1.len() == want.0
+        && want
+            .1
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn same_algorithm(a: &str, b: &str) -> bool {
+    a.split_once(':').map(|x| x.0) == b.split_once(':').map(|x| x.0)
+}
+
+/// `bytes` hashed with the algorithm of `like` (sha256 unless it says sha512).
+pub(crate) fn digest_like(like: &str, bytes: &[u8]) -> String {
+    if like.starts_with("sha512:") {
+        format!(
+            "sha512:{}",
+            data_encoding::HEXLOWER.encode(&sha2::Sha512::digest(bytes))
+        )
+    } else {
+        format!(
+            "sha256:{}",
+            data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
+        )
+    }
+}
+
+fn mismatch(r: &Reference, want: &str, got: &str, how: &str) -> String {
+    format!(
+        "digest mismatch: asked {} for {}@{want}, it answered with {got} ({how}); \
+         the registry (or something between) serves other content under that digest",
+        r.registry, r.repository
+    )
+}
+
+/// The digest of a manifest answer, hashed from its body. A pinned reference's digest must be
+/// it; a `Docker-Content-Digest` that the registry sent along must be it too.
+pub(crate) fn manifest_digest(r: &Reference, resp: &Response) -> Result<String, String> {
+    if let Some(want) = &r.digest {
+        let got = digest_like(want, &resp.body);
+        return if got == *want {
+            Ok(got)
+        } else {
+            Err(mismatch(r, want, &got, "the hash of the manifest it sent"))
+        };
+    }
+    let header = resp.header("docker-content-digest").filter(|d| valid_digest(d));
+    let got = digest_like(header.unwrap_or("sha256:"), &resp.body);
+    match header {
+        Some(h) if h != got => Err(format!(
+            "digest mismatch: {} named {h} as the digest of {}:{} but sent a manifest whose hash \
+             is {got}",
+            r.registry,
+            r.repository,
+            r.manifest_ref()
+        )),
+        _ => Ok(got),
+    }
+}
+
+/// A blob's body must hash to the digest it was asked by.
+pub(crate) fn verify_blob(r: &Reference, digest: &str, body: &[u8]) -> Result<(), String> {
+    let got = digest_like(digest, body);
+    if got == digest {
+        return Ok(());
+    }
+    Err(format!(
+        "digest mismatch: blob {digest} of {}/{} arrived with content whose hash is {got}",
+        r.registry, r.repository
+    ))
 }
 
 pub(crate) fn valid_digest(d: &str) -> bool {

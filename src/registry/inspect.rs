@@ -1,7 +1,9 @@
 //! The config of an image in a registry (its labels say what it was built from): the manifest,
 //! for an index the entry of the wanted platform, then the config blob.
 
-use super::check::{is_index, parse_manifest, valid_digest, Answer, Checker};
+use super::check::{
+    is_index, manifest_digest, parse_manifest, strict_digest, valid_digest, verify_blob, Answer, Checker,
+};
 use super::platform::Platform;
 use crate::reference::Reference;
 use reqwest::Method;
@@ -35,8 +37,8 @@ impl Checker {
         let child = entry
             .get("digest")
             .and_then(|d| d.as_str())
-            .filter(|d| valid_digest(d))
-            .ok_or("unexpected answer: an index entry has no digest")?;
+            .filter(|d| strict_digest(d))
+            .ok_or("unexpected answer: the index entry for the platform has no valid digest")?;
         let pinned = Reference {
             tag: None,
             digest: Some(child.to_owned()),
@@ -62,18 +64,8 @@ impl Checker {
             let why = self.not_ok(&r.to_string(), r, &resp);
             return Err(why.reason.unwrap_or_else(|| format!("HTTP {}", resp.status)));
         }
+        let digest = manifest_digest(r, &resp)?;
         let (doc, mt) = parse_manifest(&resp).map_err(|e| format!("unexpected answer: {e}"))?;
-        let digest = resp
-            .header("docker-content-digest")
-            .filter(|d| valid_digest(d))
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                use sha2::{Digest, Sha256};
-                format!(
-                    "sha256:{}",
-                    data_encoding::HEXLOWER.encode(&Sha256::digest(&resp.body))
-                )
-            });
         Ok((doc, mt, digest))
     }
 
@@ -91,6 +83,7 @@ impl Checker {
         let path = format!("/v2/{}/blobs/{config}", r.repository);
         match self.request(r, Method::GET, &path, true).await {
             Answer::Resp(resp) if resp.status == 200 => {
+                verify_blob(r, config, &resp.body)?;
                 let config = serde_json::from_slice(&resp.body)
                     .map_err(|_| "unexpected answer: the image config is not JSON".to_string())?;
                 Ok(Inspected { digest, config })

@@ -13,7 +13,7 @@ pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
-pub(crate) use check::{is_index, Answer, Call, Checker};
+pub(crate) use check::{is_index, strict_digest, verify_blob, Answer, Call, Checker};
 pub use inspect::Inspected;
 pub(crate) use transport::Response;
 
@@ -165,7 +165,37 @@ pub async fn check(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> 
             Err(e) => return Err(Error::Registry(format!("a check task failed: {e}"))),
         }
     }
-    Ok(out.into_iter().map(|r| r.expect("every task reported")).collect())
+    Ok(out
+        .into_iter()
+        .map(|r| cleaned(r.expect("every task reported")))
+        .collect())
+}
+
+/// Text from a registry (or anything else outside this process) as it may reach a terminal or a
+/// log: control characters (escape sequences, carriage returns, newlines) and the Unicode
+/// controls that reorder text are shown as `\u{..}` instead of acting.
+pub fn clean_text(s: &str) -> String {
+    if !s.chars().any(hostile) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hostile(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn hostile(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn cleaned(mut r: CheckResult) -> CheckResult {
+    r.reason = r.reason.as_deref().map(clean_text);
+    r
 }
 
 /// A checker for `opts`: transport, credentials, cache and insecure registries.
@@ -212,7 +242,7 @@ pub async fn inspect(reference: &str, opts: &Options) -> Result<Inspected> {
     let c = checker(opts, platforms)?;
     c.inspect(&r)
         .await
-        .map_err(|why| Error::Registry(format!("cannot read {reference}: {why}")))
+        .map_err(|why| Error::Registry(clean_text(&format!("cannot read {reference}: {why}"))))
 }
 
 /// Blocking form of [`check`] on the shared runtime.
@@ -224,7 +254,19 @@ pub fn check_blocking(refs: &[String], opts: &Options) -> Result<Vec<CheckResult
 pub async fn check_local(names: &[String], timeout: Duration) -> Result<Vec<CheckResult>> {
     let mut out = Vec::with_capacity(names.len());
     for n in names {
-        out.push(local::check_local(n, timeout).await);
+        out.push(cleaned(local::check_local(n, timeout).await));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clean_text_shows_controls_instead_of_running_them() {
+        assert_eq!(super::clean_text("plain: HTTP 500"), "plain: HTTP 500");
+        assert_eq!(
+            super::clean_text("arch \u{1b}[2J\u{1b}]0;pwned\u{7}\r\nx\u{9b}1m \u{202e}txt"),
+            "arch \\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{d}\\u{a}x\\u{9b}1m \\u{202e}txt"
+        );
+    }
 }

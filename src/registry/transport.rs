@@ -3,7 +3,8 @@
 //! to the origin they belong to.
 //!
 //! Redirects are followed here rather than by reqwest so that the rule is explicit: the
-//! `Authorization` header goes only to the scheme, host and port it was made for.
+//! `Authorization` header goes only to the scheme, host and port it was made for, and HTTPS is
+//! never given up for plain HTTP on the way.
 
 use crate::reference::is_loopback;
 use reqwest::header::HeaderMap;
@@ -39,6 +40,9 @@ pub struct Request {
     pub read_body: bool,
     /// The largest body read (default: 4 MiB, the manifest limit).
     pub max_body: usize,
+    /// Where a `200` answer's body goes instead of memory (a blob): written as it arrives, with
+    /// the timeout applying to each read rather than to the whole body, and hashed on the way.
+    pub download: Option<std::path::PathBuf>,
 }
 
 impl Request {
@@ -51,6 +55,7 @@ impl Request {
             body: None,
             read_body: false,
             max_body: MAX_BODY,
+            download: None,
         }
     }
 }
@@ -59,6 +64,11 @@ pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// The origin (`scheme://host:port`) that answered: the request's, or where its redirects
+    /// ended.
+    pub origin: String,
+    /// For a [`Request::download`] that was written: the `sha256:` of what arrived and its size.
+    pub downloaded: Option<(String, u64)>,
 }
 
 impl Response {
@@ -75,6 +85,8 @@ pub enum Failure {
     Reset(String),
     Protocol(String),
     Redirect(String),
+    /// This machine failed (a download's file could not be written), not the registry.
+    Local(String),
 }
 
 impl Failure {
@@ -85,6 +97,7 @@ impl Failure {
             Failure::Reset(s) => format!("connection reset: {s}"),
             Failure::Protocol(s) => format!("unexpected answer: {s}"),
             Failure::Redirect(s) => format!("unexpected answer: {s}"),
+            Failure::Local(s) => s.clone(),
         }
     }
 
@@ -95,7 +108,8 @@ impl Failure {
             | Failure::Unreachable(s)
             | Failure::Reset(s)
             | Failure::Protocol(s)
-            | Failure::Redirect(s) => s,
+            | Failure::Redirect(s)
+            | Failure::Local(s) => s,
         }
     }
 
@@ -181,7 +195,23 @@ impl Transport {
             if let Some(b) = &body {
                 rb = rb.body(b.clone());
             }
-            let resp = rb.send().await.map_err(|e| classify(&e, &url))?;
+            let downloading = req.download.is_some() && method != Method::HEAD;
+            let resp = if downloading {
+                // The client's whole-request deadline would cut a large blob on a slow link: the
+                // headers get the timeout here, and each read of the body its own.
+                let rb = rb.timeout(DOWNLOAD_DEADLINE);
+                match tokio::time::timeout(self.opts.timeout, rb.send()).await {
+                    Ok(r) => r.map_err(|e| classify(&e, &url))?,
+                    Err(_) => {
+                        return Err(Failure::Timeout(format!(
+                            "no answer from {} in time",
+                            where_(&url)
+                        )))
+                    }
+                }
+            } else {
+                rb.send().await.map_err(|e| classify(&e, &url))?
+            };
             let status = resp.status().as_u16();
             if matches!(status, 301 | 302 | 303 | 307 | 308) {
                 let loc = resp
@@ -200,12 +230,12 @@ impl Transport {
                 if !matches!(next.scheme(), "http" | "https") {
                     return Err(Failure::Redirect(format!("redirect to a {} URL", next.scheme())));
                 }
-                if url.scheme() == "https"
-                    && next.scheme() == "http"
-                    && !next.host_str().is_some_and(is_loopback)
-                {
+                // Not even to a loopback host: any local user may listen on a loopback port, and
+                // what comes from there would stand for what the HTTPS registry vouches for.
+                if url.scheme() == "https" && next.scheme() == "http" {
                     return Err(Failure::Redirect(format!(
-                        "redirect from HTTPS to plain HTTP at {}",
+                        "{} redirected from HTTPS to plain HTTP at {}, which is refused",
+                        where_(&url),
                         where_(&next)
                     )));
                 }
@@ -218,35 +248,100 @@ impl Transport {
             }
             let headers = resp.headers().clone();
             let mut out = Vec::new();
-            if req.read_body && method != Method::HEAD {
-                let mut resp = resp;
-                loop {
-                    match resp.chunk().await {
-                        Ok(Some(c)) => {
-                            if out.len() + c.len() > req.max_body {
-                                return Err(Failure::Protocol(format!(
-                                    "{} sent more than {} MiB",
-                                    where_(&url),
-                                    req.max_body >> 20
-                                )));
-                            }
-                            out.extend_from_slice(&c);
-                        }
-                        Ok(None) => break,
-                        Err(e) => return Err(classify(&e, &url)),
-                    }
+            let mut downloaded = None;
+            match &req.download {
+                Some(path) if downloading && status == 200 => {
+                    downloaded = Some(self.download(resp, path, &url).await?);
                 }
+                // Anything but the blob itself (an error document) is small and read whole.
+                Some(_) if downloading => {
+                    out = read_whole(resp, req.max_body.min(MAX_BODY), &url).await?;
+                }
+                _ if req.read_body && method != Method::HEAD => {
+                    out = read_whole(resp, req.max_body, &url).await?;
+                }
+                _ => {}
             }
             return Ok(Response {
                 status,
                 headers,
                 body: out,
+                origin: super::auth::origin(&url),
+                downloaded,
             });
         }
         Err(Failure::Redirect(format!(
             "more than {MAX_REDIRECTS} redirects from {}",
             where_(&req.url)
         )))
+    }
+
+    /// Writes a body to `path` (created or truncated, 0600) as it arrives, each read given the
+    /// timeout; returns the `sha256:` of what was written and its size.
+    async fn download(
+        &self,
+        mut resp: reqwest::Response,
+        path: &std::path::Path,
+        url: &Url,
+    ) -> Result<(String, u64), Failure> {
+        use sha2::{Digest, Sha256};
+        use tokio::io::AsyncWriteExt;
+        let local =
+            |what: &str, e: std::io::Error| Failure::Local(format!("cannot {what} {}: {e}", path.display()));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .await
+            .map_err(|e| local("create", e))?;
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let chunk = match tokio::time::timeout(self.opts.timeout, resp.chunk()).await {
+                Ok(Ok(Some(c))) => c,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return Err(classify(&e, url)),
+                Err(_) => {
+                    return Err(Failure::Timeout(format!(
+                        "{} sent nothing for {} s after {size} bytes",
+                        where_(url),
+                        self.opts.timeout.as_secs_f64()
+                    )))
+                }
+            };
+            hash.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(|e| local("write", e))?;
+        }
+        file.flush().await.map_err(|e| local("write", e))?;
+        let digest = format!("sha256:{}", data_encoding::HEXLOWER.encode(&hash.finalize()));
+        Ok((digest, size))
+    }
+}
+
+/// How long a download may take in all: effectively unbounded, as long as every read is in time.
+const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(7 * 86_400);
+
+/// A body read into memory, at most `max` bytes, within the request's deadline.
+async fn read_whole(mut resp: reqwest::Response, max: usize, url: &Url) -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() + c.len() > max {
+                    return Err(Failure::Protocol(format!(
+                        "{} sent more than {} MiB",
+                        where_(url),
+                        max >> 20
+                    )));
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(classify(&e, url)),
+        }
     }
 }
 

@@ -332,13 +332,11 @@ pub fn is_unset(field: &str, v: &Value) -> bool {
     }
 }
 
-/// A registry host that is this machine: plain HTTP is allowed there, as docker allows it.
+/// A registry host that is this machine: plain HTTP (and, for buildah and podman, no TLS
+/// verification) is allowed there, as docker allows it. The one rule of the registry client
+/// ([`crate::reference::is_loopback`]): `localhost`, 127.0.0.0/8 and `::1` as addresses, never a
+/// name that merely starts with `127.` or ends in `.localhost`.
 pub fn is_loopback_registry(registry: &str) -> bool {
     let host_port = registry.split('/').next().unwrap_or("");
-    let host = if let Some(rest) = host_port.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
-    };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    crate::reference::is_loopback(crate::reference::hostname_of(host_port))
 }

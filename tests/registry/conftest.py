@@ -125,6 +125,7 @@ case "$IMAGESPEC_TEST_HELPER_MODE" in
   notfound) echo "credentials not found in native keychain"; exit 1 ;;
   fail) echo "the keychain is locked" >&2; exit 3 ;;
   garbage) echo "Secret=wonderland-pw but not json" ;;
+  escapes) printf 'locked\033]0;pwned\007\033[2J\r\n' >&2; exit 3 ;;
 esac
 """
 

@@ -301,10 +301,11 @@ class Pusher:
         return d
 
     def image(
-        self, repo: str, tag: str | None, arch: str = "amd64", variant: str | None = None
+        self, repo: str, tag: str | None, arch: str = "amd64", variant: str | None = None, note: str = ""
     ) -> dict[str, Any]:
-        """Pushes a one-layer image; returns its manifest descriptor (digest, size, mediaType)."""
-        raw, gz = _layer(f"imagespec test image {arch}\n".encode())
+        """Pushes a one-layer image (``note`` makes its content differ from the usual one);
+        returns its manifest descriptor (digest, size, mediaType)."""
+        raw, gz = _layer(f"imagespec test image {arch}{note}\n".encode())
         cfg: dict[str, Any] = {
             "architecture": arch,
             "os": "linux",
@@ -560,3 +561,86 @@ def hard_close(sock: socket.socket) -> None:
     # The handler's file objects share the socket; detach so that closing the descriptor here is
     # final (and their later use fails with OSError instead of touching a reused descriptor).
     os.close(sock.detach())
+
+
+# ------------------------------------------------------------------------------ TLS front server
+
+# Answers one request (on the handler's writer): (the server, the request, the writer).
+TlsHandler = Callable[["TlsServer", RawRequest, Any], None]
+
+
+class TlsServer:
+    """An HTTPS server with the test PKI's localhost certificate whose every answer ``handler``
+    writes. Plain HTTP gets the ``400`` a Go server (the CNCF registry) answers on a TLS port, so a
+    client that tries plain HTTP first on loopback moves on to HTTPS, as with a real registry.
+    Every request is recorded as (method, path, headers)."""
+
+    def __init__(self, pki: Pki, handler: TlsHandler) -> None:
+        self.handler = handler
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+        owner = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                sock: socket.socket = self.request
+                try:
+                    if sock.recv(1, socket.MSG_PEEK)[:1] != b"\x16":
+                        with sock.makefile("rwb") as plain:
+                            body = b"Client sent an HTTP request to an HTTPS server."
+                            send(plain, 400, {"Connection": "close"}, body)
+                        return
+                    with ctx.wrap_socket(sock, server_side=True) as tls, tls.makefile("rwb") as f:
+                        while True:
+                            req = read_request(f)
+                            if req is None:
+                                return
+                            owner.seen.append((req.method, req.path, req.headers))
+                            owner.handler(owner, req, f)
+                except (OSError, ssl.SSLError, ValueError):
+                    pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        # The certificate names localhost (and 127.0.0.1); references use the name.
+        self.host = f"localhost:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def non_loopback_address() -> str | None:
+    """This machine's address on a non-loopback interface (no packet is sent), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.254.254.254", 1))
+        except OSError:
+            return None
+        addr = str(s.getsockname()[0])
+    return None if addr.startswith("127.") else addr
+
+
+def with_hosts(lines: str, cmd: list[str], tmp: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Runs ``cmd`` where /etc/hosts is ``lines``: in a mount namespace of its own (unshare, as
+    root), so that a name resolves where a test says without touching the machine's file. Fails
+    under CI, skips elsewhere, when this machine cannot make one."""
+    import pytest
+
+    unshare = need("unshare")
+    hosts = tmp / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n::1 localhost\n" + lines)
+    probe = subprocess.run(
+        [unshare, "--mount", "sh", "-c", f"mount --bind {hosts} /etc/hosts"], capture_output=True, text=True
+    )
+    if probe.returncode != 0:
+        message = (
+            f"cannot give a process its own /etc/hosts (unshare --mount, as root): {probe.stderr.strip()}"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    return subprocess.run([unshare, "--mount", "sh", "-c", script, str(hosts), *cmd], text=True, **kw)
