@@ -245,11 +245,6 @@ pub async fn inspect(reference: &str, opts: &Options) -> Result<Inspected> {
         .map_err(|why| Error::Registry(clean_text(&format!("cannot read {reference}: {why}"))))
 }
 
-/// Blocking form of [`check`] on the shared runtime.
-pub fn check_blocking(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> {
-    runtime()?.block_on(check(refs, opts))
-}
-
 /// Existence of images in the local engine (Docker socket, then podman); unknown when none answers.
 pub async fn check_local(names: &[String], timeout: Duration) -> Result<Vec<CheckResult>> {
     let mut out = Vec::with_capacity(names.len());
