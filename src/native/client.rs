@@ -3,7 +3,7 @@
 //! blob existence, cross-repository mounts, uploads and the manifest PUT.
 
 use crate::reference::Reference;
-use crate::registry::{self, Answer, Call, Checker, Response};
+use crate::registry::{self, Answer, Call, Response};
 use crate::spec::Spec;
 use reqwest::Method;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ pub const CHUNK: usize = 16 << 20;
 const UPLOAD_ATTEMPTS: u32 = 3;
 
 pub struct Client {
-    checker: Checker,
+    registry: registry::Client,
 }
 
 /// What went wrong with a request, the registry's words made safe for a terminal.
@@ -56,7 +56,7 @@ impl Client {
     /// of a blob's body.
     pub(crate) fn with_options(opts: &registry::Options) -> crate::Result<Client> {
         Ok(Client {
-            checker: registry::checker(opts, Vec::new())?,
+            registry: registry::client(opts, Vec::new())?,
         })
     }
 
@@ -74,12 +74,12 @@ impl Client {
     }
 
     async fn call(&self, r: &Reference, c: Call<'_>) -> Answer {
-        self.checker.call(r, &c).await
+        self.registry.call(r, &c).await
     }
 
     /// The manifest (or index) `r` names: its JSON, media type and digest.
     pub async fn manifest(&self, r: &Reference) -> Result<(serde_json::Value, String, String), String> {
-        self.checker.get_manifest(r).await
+        self.registry.get_manifest(r).await
     }
 
     /// A blob as a file (base layers: never held whole in memory), kept by digest in

@@ -41,7 +41,10 @@ struct Session {
     creds: OnceCell<Result<Option<Credential>, String>>,
 }
 
-pub struct Checker {
+/// The registry client: what every request to a registry goes through (the address that
+/// answers, auth challenges, tokens, credentials), with the platforms and the cache of the
+/// existence checks it makes.
+pub struct Client {
     pub transport: Transport,
     pub insecure: Vec<String>,
     pub platforms: Vec<Platform>,
@@ -52,7 +55,7 @@ pub struct Checker {
     tokens: TokenCache,
 }
 
-/// One request of [`Checker::call`].
+/// One request of [`Client::call`].
 pub(crate) struct Call<'a> {
     pub method: Method,
     /// A path on the registry, or an absolute URL on it (an upload's `Location`).
@@ -87,7 +90,7 @@ pub(crate) enum Answer {
     Unknown(String),
 }
 
-impl Checker {
+impl Client {
     pub fn new(
         transport: Transport,
         insecure: Vec<String>,
@@ -95,7 +98,7 @@ impl Checker {
         cache: Option<Cache>,
         explicit_config: Option<DockerConfig>,
     ) -> Self {
-        Checker {
+        Client {
             transport,
             insecure,
             platforms,
@@ -324,7 +327,7 @@ impl Checker {
         .await
     }
 
-    /// [`Checker::request`] with a body, headers, a body limit and the actions wanted on the
+    /// [`Client::request`] with a body, headers, a body limit and the actions wanted on the
     /// repository (`pull` unless said).
     pub(crate) async fn call(&self, r: &Reference, c: &Call<'_>) -> Answer {
         let session = self.session(r);

@@ -2,7 +2,7 @@
 //! for an index the entry of the wanted platform, then the config blob.
 
 use super::check::{
-    is_index, manifest_digest, parse_manifest, strict_digest, valid_digest, verify_blob, Answer, Checker,
+    is_index, manifest_digest, parse_manifest, strict_digest, valid_digest, verify_blob, Answer, Client,
 };
 use super::platform::Platform;
 use crate::reference::Reference;
@@ -16,7 +16,7 @@ pub struct Inspected {
     pub config: serde_json::Value,
 }
 
-impl Checker {
+impl Client {
     pub async fn inspect(&self, r: &Reference) -> Result<Inspected, String> {
         let (doc, media_type, digest) = self.get_manifest(r).await?;
         if !is_index(&media_type) {
