@@ -13,7 +13,7 @@ pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
-pub(crate) use check::{is_index, strict_digest, verify_blob, Answer, Call, Client};
+pub(crate) use check::{Answer, Call, Client};
 pub use inspect::Inspected;
 pub(crate) use transport::Response;
 
