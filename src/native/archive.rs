@@ -7,9 +7,9 @@
 //! 0, numeric owners) and written to a temporary file renamed over the target at the end, so that
 //! the path never holds half an archive.
 
-use super::client::Client;
 use super::push::Image;
 use crate::oci::sha256_of;
+use crate::registry::Client;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +42,7 @@ pub async fn write(client: &Client, img: &Image<'_>, repo_tag: &str, path: &Path
     let mut layer_names = Vec::new();
     let mut files: Vec<(String, Source)> = vec![(config_name.clone(), Source::Bytes(img.config.to_vec()))];
     for d in &img.base.layers {
-        let path = client.blob_file(&img.base.reference, &d.digest).await?;
+        let path = super::client::blob_file(client, &img.base.reference, &d.digest).await?;
         layer_names.push(blob_name(&d.digest));
         files.push((blob_name(&d.digest), Source::File(path)));
     }

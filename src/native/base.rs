@@ -1,10 +1,10 @@
 //! The base image: its manifest and config for the target platform (through an index when the
 //! reference names one), from its registry.
 
-use super::client::Client;
 use crate::oci::{self, is_index};
 use crate::reference::Reference;
 use crate::registry::platform::Platform;
+use crate::registry::Client;
 
 /// A layer, config or manifest as a manifest lists it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,7 +45,7 @@ pub async fn resolve(client: &Client, name: &str, platform: &Platform) -> Result
 async fn resolve_quoting(client: &Client, name: &str, platform: &Platform) -> Result<Base, String> {
     let r = Reference::parse(name).map_err(|e| format!("base_image {name:?}: {e}"))?;
     let (doc, mt, digest) = client
-        .manifest(&r)
+        .get_manifest(&r)
         .await
         .map_err(|e| format!("base image {name}: {e}"))?;
     let (doc, digest) = if is_index(&mt) {
@@ -88,7 +88,7 @@ async fn resolve_quoting(client: &Client, name: &str, platform: &Platform) -> Re
             ..r.clone()
         };
         let (doc, _, digest) = client
-            .manifest(&pinned)
+            .get_manifest(&pinned)
             .await
             .map_err(|e| format!("base image {name}: {e}"))?;
         (doc, digest)

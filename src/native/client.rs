@@ -1,327 +1,55 @@
-//! The registry calls of a native build, on the registry client of [`crate::registry`] (its
-//! transport, retries, auth challenges, tokens and credentials): manifests and blobs to read,
-//! blob existence, cross-repository mounts, uploads and the manifest PUT.
+//! The native builder's side of the registry client ([`crate::registry::Client`]): the settings
+//! of a build's client, and the folder where base layers are kept by digest, so that a rebuild
+//! reads them from disk instead of the registry.
 
 use crate::oci;
 use crate::reference::Reference;
-use crate::registry::{self, Answer, Call, Response};
+use crate::registry::{self, Client};
 use crate::spec::Spec;
-use reqwest::Method;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Blobs up to this size go in one PUT; bigger ones in PATCH chunks of this size.
-pub const CHUNK: usize = 16 << 20;
-/// Attempts of one blob upload (each from the start).
-const UPLOAD_ATTEMPTS: u32 = 3;
-
-pub struct Client {
-    registry: registry::Client,
-}
-
-/// What went wrong with a request, the registry's words made safe for a terminal.
-fn describe(what: &str, a: Answer) -> String {
-    let text = match a {
-        Answer::Resp(r) => format!(
-            "{what}: HTTP {}{}",
-            r.status,
-            error_text(&r).map(|t| format!(" ({t})")).unwrap_or_default()
-        ),
-        Answer::Unknown(why) => format!("{what}: {why}"),
-    };
-    registry::clean_text(&text)
-}
-
-/// The registry's error message (`{"errors":[{"code","message"}]}`), when it sent one.
-fn error_text(r: &Response) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
-    let e = v.get("errors")?.as_array()?.first()?;
-    let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
-    let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
-    Some(format!("{code} {msg}").trim().to_owned())
-}
-
-impl Client {
-    pub fn new(spec: &Spec) -> crate::Result<Client> {
-        Client::with_options(&registry::Options {
+/// The registry client of a build of `spec`: its `registry_config` and insecure registries, no
+/// existence cache, and a minute for each answer and each read of a blob.
+pub fn new(spec: &Spec) -> crate::Result<Client> {
+    registry::client(
+        &registry::Options {
             registry_config: spec.registry_config.clone(),
             insecure: crate::engines::insecure_registries(spec),
             use_cache: false,
             timeout: Duration::from_secs(60),
             concurrency: 8,
             ..Default::default()
-        })
-    }
-
-    /// A client with `opts.timeout` for connecting, for each answer's headers and for each read
-    /// of a blob's body.
-    pub(crate) fn with_options(opts: &registry::Options) -> crate::Result<Client> {
-        Ok(Client {
-            registry: registry::client(opts, Vec::new())?,
-        })
-    }
-
-    /// An empty `POST` with push access (starting or mounting an upload).
-    async fn post_empty(&self, r: &Reference, path: &str) -> Answer {
-        let call = Call {
-            method: Method::POST,
-            path,
-            actions: "pull,push",
-            headers: vec![("content-length", "0".into())],
-            body: Some(Vec::new()),
-            ..Call::default()
-        };
-        self.call(r, call).await
-    }
-
-    async fn call(&self, r: &Reference, c: Call<'_>) -> Answer {
-        self.registry.call(r, &c).await
-    }
-
-    /// The manifest (or index) `r` names: its JSON, media type and digest.
-    pub async fn manifest(&self, r: &Reference) -> Result<(serde_json::Value, String, String), String> {
-        self.registry.get_manifest(r).await
-    }
-
-    /// A blob as a file (base layers: never held whole in memory), kept by digest in
-    /// `<cache>/native/blobs/` (0700). It is written as it arrives, each read given the timeout
-    /// (not the whole body: a large layer on a slow link is fine while bytes keep coming), hashed
-    /// on the way and renamed into place only when the hash is its digest. A kept file is hashed
-    /// again before it is used.
-    pub async fn blob_file(&self, r: &Reference, digest: &str) -> Result<PathBuf, String> {
-        self.blob_file_in(r, digest, &blob_dir()?).await
-    }
-
-    async fn blob_file_in(&self, r: &Reference, digest: &str, dir: &Path) -> Result<PathBuf, String> {
-        let name = blob_name(digest).ok_or_else(|| format!("blob {digest} of {r}: not a valid digest"))?;
-        let path = dir.join(&name);
-        if oci::hash_file(&path, digest).await.as_deref() == Some(digest) {
-            return Ok(path);
-        }
-        let part = dir.join(format!(
-            ".{name}.{}.{:016x}.part",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        let blob_path = format!("/v2/{}/blobs/{digest}", r.repository);
-        let a = self
-            .call(
-                r,
-                Call {
-                    method: Method::GET,
-                    path: &blob_path,
-                    download: Some(&part),
-                    ..Call::default()
-                },
-            )
-            .await;
-        let got = match a {
-            Answer::Resp(resp) if resp.status == 200 => {
-                match (&resp.downloaded, digest.starts_with("sha256:")) {
-                    (Some((d, _)), true) => Some(d.clone()),
-                    _ => oci::hash_file(&part, digest).await,
-                }
-            }
-            other => {
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(describe(&format!("cannot read blob {digest} of {r}"), other));
-            }
-        };
-        if got.as_deref() != Some(digest) {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(format!(
-                "digest mismatch: blob {digest} of {r} arrived with content whose hash is {}",
-                got.unwrap_or_else(|| "unknown".into())
-            ));
-        }
-        tokio::fs::rename(&part, &path).await.map_err(|e| {
-            let _ = std::fs::remove_file(&part);
-            super::io_error("keep", &path, &e).to_string()
-        })?;
-        Ok(path)
-    }
-
-    /// A small blob's bytes (at most `max`), checked against its digest.
-    pub async fn blob(&self, r: &Reference, digest: &str, max: usize) -> Result<Vec<u8>, String> {
-        if !oci::strict_digest(digest) {
-            return Err(format!("blob {digest} of {r}: not a valid digest"));
-        }
-        let path = format!("/v2/{}/blobs/{digest}", r.repository);
-        let a = self
-            .call(
-                r,
-                Call {
-                    method: Method::GET,
-                    path: &path,
-                    read_body: true,
-                    max_body: Some(max),
-                    ..Call::default()
-                },
-            )
-            .await;
-        match a {
-            Answer::Resp(resp) if resp.status == 200 => {
-                oci::verify_blob(r, digest, &resp.body)?;
-                Ok(resp.body)
-            }
-            other => Err(describe(&format!("cannot read blob {digest} of {r}"), other)),
-        }
-    }
-
-    pub async fn has_blob(&self, r: &Reference, digest: &str) -> Result<bool, String> {
-        let path = format!("/v2/{}/blobs/{digest}", r.repository);
-        let a = self
-            .call(
-                r,
-                Call {
-                    method: Method::HEAD,
-                    path: &path,
-                    actions: "pull,push",
-                    ..Call::default()
-                },
-            )
-            .await;
-        match a {
-            Answer::Resp(resp) if resp.status == 200 => Ok(true),
-            Answer::Resp(resp) if resp.status == 404 => Ok(false),
-            other => Err(describe(&format!("cannot check blob {digest} in {r}"), other)),
-        }
-    }
-
-    /// Mounts a blob of another repository of the same registry; false when the registry
-    /// declined (the caller uploads it instead).
-    pub async fn mount(&self, r: &Reference, digest: &str, from: &str) -> Result<bool, String> {
-        let path = format!("/v2/{}/blobs/uploads/?mount={digest}&from={from}", r.repository);
-        match self.post_empty(r, &path).await {
-            Answer::Resp(resp) if resp.status == 201 => Ok(true),
-            // 202: an upload was started instead; it is left to expire.
-            Answer::Resp(resp) if resp.status == 202 => Ok(false),
-            other => Err(describe(&format!("cannot mount {digest} into {r}"), other)),
-        }
-    }
-
-    /// Uploads a blob from a file, retrying the whole upload on failure.
-    pub async fn upload(&self, r: &Reference, digest: &str, file: &Path) -> Result<(), String> {
-        let mut last = String::new();
-        for attempt in 0..UPLOAD_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            match self.upload_once(r, digest, file).await {
-                Ok(()) => return Ok(()),
-                Err(e) => last = e,
-            }
-        }
-        Err(format!("{last} (after {UPLOAD_ATTEMPTS} attempts)"))
-    }
-
-    async fn start_upload(&self, r: &Reference) -> Result<String, String> {
-        let path = format!("/v2/{}/blobs/uploads/", r.repository);
-        match self.post_empty(r, &path).await {
-            Answer::Resp(resp) if resp.status == 202 => location(&resp),
-            other => Err(describe(&format!("cannot start an upload to {r}"), other)),
-        }
-    }
-
-    async fn upload_once(&self, r: &Reference, digest: &str, file: &Path) -> Result<(), String> {
-        let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
-        let mut f = tokio::fs::File::open(file).await.map_err(unreadable)?;
-        let len = f.metadata().await.map_err(unreadable)?.len() as usize;
-        let mut loc = self.start_upload(r).await?;
-        let mut offset = 0usize;
-        if len > CHUNK {
-            while offset < len {
-                let end = (offset + CHUNK).min(len);
-                let chunk = read_chunk(&mut f, end - offset, file).await?;
-                let a = self
-                    .call(
-                        r,
-                        Call {
-                            method: Method::PATCH,
-                            path: &loc,
-                            actions: "pull,push",
-                            headers: vec![
-                                ("content-type", "application/octet-stream".into()),
-                                ("content-range", format!("{offset}-{}", end - 1)),
-                            ],
-                            body: Some(chunk),
-                            ..Call::default()
-                        },
-                    )
-                    .await;
-                loc = match a {
-                    Answer::Resp(resp) if resp.status == 202 => location(&resp)?,
-                    other => return Err(describe(&format!("upload of {digest} to {r} failed"), other)),
-                };
-                offset = end;
-            }
-        }
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let put = format!("{loc}{sep}digest={digest}");
-        let body = read_chunk(&mut f, len - offset, file).await?;
-        let a = self
-            .call(
-                r,
-                Call {
-                    method: Method::PUT,
-                    path: &put,
-                    actions: "pull,push",
-                    headers: vec![
-                        ("content-type", "application/octet-stream".into()),
-                        ("content-length", body.len().to_string()),
-                    ],
-                    body: Some(body),
-                    ..Call::default()
-                },
-            )
-            .await;
-        match a {
-            Answer::Resp(resp) if resp.status == 201 => Ok(()),
-            other => Err(describe(&format!("upload of {digest} to {r} failed"), other)),
-        }
-    }
-
-    /// PUTs a manifest under `reference` (a tag or a digest); returns its digest.
-    pub async fn put_manifest(
-        &self,
-        r: &Reference,
-        reference: &str,
-        body: &[u8],
-        media_type: &str,
-    ) -> Result<String, String> {
-        let path = format!("/v2/{}/manifests/{reference}", r.repository);
-        let a = self
-            .call(
-                r,
-                Call {
-                    method: Method::PUT,
-                    path: &path,
-                    actions: "pull,push",
-                    headers: vec![("content-type", media_type.to_owned())],
-                    body: Some(body.to_vec()),
-                    ..Call::default()
-                },
-            )
-            .await;
-        match a {
-            Answer::Resp(resp) if resp.status == 201 => Ok(oci::sha256_of(body)),
-            other => Err(describe(
-                &format!("the registry refused the manifest of {r}"),
-                other,
-            )),
-        }
-    }
+        },
+        Vec::new(),
+    )
 }
 
-/// The next `n` bytes of an upload's file: one chunk in memory at a time, since a base layer
-/// copied between registries can be large.
-async fn read_chunk(f: &mut tokio::fs::File, n: usize, file: &Path) -> Result<Vec<u8>, String> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; n];
-    f.read_exact(&mut buf)
-        .await
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    Ok(buf)
+/// A blob as a file (base layers: never held whole in memory), kept by digest in
+/// `<cache>/native/blobs/` (0700). It is written as it arrives (see
+/// [`Client::blob_to_file`]) and renamed into place only when its hash is its digest. A kept file
+/// is hashed again before it is used.
+pub async fn blob_file(client: &Client, r: &Reference, digest: &str) -> Result<PathBuf, String> {
+    blob_file_in(client, r, digest, &blob_dir()?).await
+}
+
+async fn blob_file_in(client: &Client, r: &Reference, digest: &str, dir: &Path) -> Result<PathBuf, String> {
+    let name = blob_name(digest).ok_or_else(|| format!("blob {digest} of {r}: not a valid digest"))?;
+    let path = dir.join(&name);
+    if oci::hash_file(&path, digest).await.as_deref() == Some(digest) {
+        return Ok(path);
+    }
+    let part = dir.join(format!(
+        ".{name}.{}.{:016x}.part",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    client.blob_to_file(r, digest, &part).await?;
+    tokio::fs::rename(&part, &path).await.map_err(|e| {
+        let _ = std::fs::remove_file(&part);
+        super::io_error("keep", &path, &e).to_string()
+    })?;
+    Ok(path)
 }
 
 /// The file name of a blob kept by digest: the hex of a sha256 (as base configs are kept), or
@@ -348,13 +76,6 @@ fn blob_dir() -> Result<PathBuf, String> {
         .create(&dir)
         .map_err(|e| super::io_error("create", &dir, &e).to_string())?;
     Ok(dir)
-}
-
-fn location(resp: &Response) -> Result<String, String> {
-    resp.header("location")
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| "the registry started an upload without a Location".to_owned())
 }
 
 #[cfg(test)]
@@ -400,13 +121,18 @@ mod tests {
         addr.to_string()
     }
 
+    /// A client with `timeout` for connecting, for each answer's headers and for each read of a
+    /// blob's body.
     fn client(timeout: Duration) -> Client {
-        Client::with_options(&registry::Options {
-            use_cache: false,
-            timeout,
-            retries: 0,
-            ..Default::default()
-        })
+        registry::client(
+            &registry::Options {
+                use_cache: false,
+                timeout,
+                retries: 0,
+                ..Default::default()
+            },
+            Vec::new(),
+        )
         .unwrap()
     }
 
@@ -431,8 +157,7 @@ mod tests {
         let r = Reference::parse(&format!("{host}/base:1")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let t0 = std::time::Instant::now();
-        let path = client(Duration::from_millis(500))
-            .blob_file_in(&r, &digest, dir.path())
+        let path = blob_file_in(&client(Duration::from_millis(500)), &r, &digest, dir.path())
             .await
             .unwrap();
         assert!(
@@ -462,8 +187,7 @@ mod tests {
         let host = serve(pieces).await;
         let r = Reference::parse(&format!("{host}/base:1")).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let e = client(Duration::from_millis(500))
-            .blob_file_in(&r, &digest, dir.path())
+        let e = blob_file_in(&client(Duration::from_millis(500)), &r, &digest, dir.path())
             .await
             .unwrap_err();
         assert!(
@@ -482,8 +206,7 @@ mod tests {
         let host = serve(vec![(b"something else".to_vec(), Duration::ZERO)]).await;
         let r = Reference::parse(&format!("{host}/base:1")).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let e = client(Duration::from_secs(5))
-            .blob_file_in(&r, &digest, dir.path())
+        let e = blob_file_in(&client(Duration::from_secs(5)), &r, &digest, dir.path())
             .await
             .unwrap_err();
         assert!(

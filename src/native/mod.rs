@@ -12,7 +12,7 @@
 //! Modules, one per step: [`base`] (manifest and config for the platform), [`python`] (the base's
 //! Python, venv, libc and users), [`install`] (uv), [`layers`] (tar + gzip or zstd), [`config`]
 //! (config, manifest and index), [`push`] (registry or OCI layout), [`archive`] (a `docker load`
-//! archive), [`client`] (the registry calls).
+//! archive), [`client`] (the build's registry client, and the base layers kept on disk).
 
 pub mod archive;
 pub mod base;
@@ -261,7 +261,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
     let plan = Plan::new(spec, &options)?;
     let step = |s: &str| (request.progress)(Progress::Step(s));
     let several = platforms.len() > 1;
-    let client = std::sync::Arc::new(client::Client::new(spec)?);
+    let client = std::sync::Arc::new(client::new(spec)?);
     let rt = crate::registry::runtime()?;
     // Every platform's base first: one the base lacks fails before anything is built.
     let mut bases = Vec::new();

@@ -4,10 +4,11 @@
 //! on a partial image. Without a registry: an OCI image layout folder.
 
 use super::base::Base;
-use super::client::Client;
+use super::client::blob_file;
 use super::layers::Layer;
 use crate::oci::{sha256_of, OCI_INDEX, OCI_MANIFEST};
 use crate::reference::Reference;
+use crate::registry::Client;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -181,7 +182,7 @@ async fn push_blobs(
                         counts[1].fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
-                    let p = client.blob_file(&base_ref, &digest).await?;
+                    let p = blob_file(&client, &base_ref, &digest).await?;
                     client.upload(&target, &digest, &p).await?;
                     counts[0].fetch_add(1, Ordering::Relaxed);
                 }
@@ -258,7 +259,7 @@ pub async fn write_layout(
         for d in &img.base.layers {
             let p = blobs.join(d.digest.trim_start_matches("sha256:"));
             if !p.is_file() {
-                let src = client.blob_file(&img.base.reference, &d.digest).await?;
+                let src = blob_file(client, &img.base.reference, &d.digest).await?;
                 put(&d.digest, &|t| std::fs::copy(&src, t).map(|_| ()))?;
             }
         }

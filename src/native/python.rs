@@ -4,7 +4,7 @@
 //! is cached under the user cache folder by the config's digest.
 
 use super::base::Base;
-use super::client::Client;
+use crate::registry::Client;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
@@ -219,8 +219,7 @@ pub async fn facts(client: &Client, base: &Base, base_name: &str) -> Result<Base
     let mut scan = Scan::default();
     for layer in base.layers.iter().rev() {
         // Read from the file it streamed to: a base layer is never held whole in memory.
-        let path = client
-            .blob_file(&base.reference, &layer.digest)
+        let path = super::client::blob_file(client, &base.reference, &layer.digest)
             .await
             .map_err(|e| format!("base image {base_name}: {e}"))?;
         let file = std::fs::File::open(&path)

@@ -2,7 +2,7 @@
 //! the address that answers (plain HTTP or HTTPS, see `Session`), authenticates as the
 //! registry's challenge asks (Basic, or Bearer tokens per scope) with the user's credentials, and
 //! tries once more with a fresh token when a `401` says the one it had is stale. What the client
-//! asks is in exists.rs and inspect.rs.
+//! asks is in exists.rs, inspect.rs, manifests.rs and blobs.rs.
 
 use super::auth::{basic_header, fetch_token, origin, parse_challenges, Challenge, TokenCache};
 use super::cache::Cache;
@@ -43,7 +43,7 @@ pub struct Client {
 }
 
 /// One request of [`Client::call`].
-pub(crate) struct Call<'a> {
+pub(super) struct Call<'a> {
     pub method: Method,
     /// A path on the registry, or an absolute URL on it (an upload's `Location`).
     pub path: &'a str,
@@ -72,7 +72,9 @@ impl Default for Call<'_> {
     }
 }
 
-pub(crate) enum Answer {
+/// What a request came to: the registry's answer, or why there was none (its kind first, as
+/// in "timeout: ...").
+pub(super) enum Answer {
     Resp(Response),
     Unknown(String),
 }
@@ -97,12 +99,6 @@ impl Client {
         }
     }
 
-    pub(super) async fn manifest(&self, r: &Reference, method: Method) -> Answer {
-        let path = format!("/v2/{}/manifests/{}", r.repository, r.manifest_ref());
-        let read = method == Method::GET;
-        self.request(r, method, &path, read).await
-    }
-
     /// One authenticated request; a 401 gets one more try with a fresh token for the scope the
     /// registry's challenge names, then it is the answer.
     pub(super) async fn request(&self, r: &Reference, method: Method, path: &str, read_body: bool) -> Answer {
@@ -120,7 +116,7 @@ impl Client {
 
     /// [`Client::request`] with a body, headers, a body limit and the actions wanted on the
     /// repository (`pull` unless said).
-    pub(crate) async fn call(&self, r: &Reference, c: &Call<'_>) -> Answer {
+    pub(super) async fn call(&self, r: &Reference, c: &Call<'_>) -> Answer {
         let session = self.session(r);
         let scope = format!("repository:{}:{}", r.repository, c.actions);
         let mut stale: Option<String> = None;
@@ -383,4 +379,26 @@ fn pick(all: Vec<Challenge>) -> Option<Challenge> {
         }
     }
     basic
+}
+
+/// What went wrong with a request, the registry's words made safe for a terminal.
+pub(super) fn describe(what: &str, a: Answer) -> String {
+    let text = match a {
+        Answer::Resp(r) => format!(
+            "{what}: HTTP {}{}",
+            r.status,
+            error_text(&r).map(|t| format!(" ({t})")).unwrap_or_default()
+        ),
+        Answer::Unknown(why) => format!("{what}: {why}"),
+    };
+    super::clean_text(&text)
+}
+
+/// The registry's error message (`{"errors":[{"code","message"}]}`), when it sent one.
+fn error_text(r: &Response) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    let e = v.get("errors")?.as_array()?.first()?;
+    let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+    let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
+    Some(format!("{code} {msg}").trim().to_owned())
 }

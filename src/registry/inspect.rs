@@ -3,7 +3,7 @@
 
 use super::client::{Answer, Client};
 use super::platform::Platform;
-use crate::oci::{is_index, manifest_digest, parse_manifest, strict_digest, valid_digest, verify_blob};
+use crate::oci::{is_index, strict_digest, valid_digest, verify_blob};
 use crate::reference::Reference;
 use reqwest::Method;
 
@@ -45,28 +45,6 @@ impl Client {
         };
         let (doc, _, digest) = self.get_manifest(&pinned).await?;
         self.config_of(r, &doc, digest).await
-    }
-
-    /// The manifest (or index) `r` names: its JSON, media type and digest.
-    pub(crate) async fn get_manifest(
-        &self,
-        r: &Reference,
-    ) -> Result<(serde_json::Value, String, String), String> {
-        let resp = match self.manifest(r, Method::GET).await {
-            Answer::Resp(resp) => resp,
-            Answer::Unknown(reason) => return Err(reason),
-        };
-        if resp.status == 404 {
-            return Err(format!("{r} does not exist (HTTP 404)"));
-        }
-        if resp.status != 200 {
-            let why = self.not_ok(&r.to_string(), r, &resp);
-            return Err(why.reason.unwrap_or_else(|| format!("HTTP {}", resp.status)));
-        }
-        let digest = manifest_digest(r, resp.header("docker-content-digest"), &resp.body)?;
-        let (doc, mt) = parse_manifest(resp.media_type().as_deref(), &resp.body)
-            .map_err(|e| format!("unexpected answer: {e}"))?;
-        Ok((doc, mt, digest))
     }
 
     async fn config_of(

@@ -4,19 +4,20 @@
 //! The answer is `Exists`, `Missing` or `Unknown` with a reason: never a guess presented as a fact.
 
 mod auth;
+mod blobs;
 pub mod cache;
 mod client;
 pub mod credentials;
 mod exists;
 mod inspect;
 mod local;
+mod manifests;
 pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
-pub(crate) use client::{Answer, Call, Client};
+pub(crate) use client::Client;
 pub use inspect::Inspected;
-pub(crate) use transport::Response;
 
 use crate::reference::Reference;
 use crate::{Error, Result};
