@@ -13,6 +13,7 @@ mod inspect;
 mod local;
 mod manifests;
 pub mod platform;
+mod tls;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
