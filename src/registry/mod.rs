@@ -2,6 +2,9 @@
 //! user's credentials, or in the local engine for images without a registry.
 //!
 //! The answer is `Exists`, `Missing` or `Unknown` with a reason: never a guess presented as a fact.
+//!
+//! The same `Client` reads and writes what the native builder pulls and pushes: manifests
+//! (manifests.rs) and blobs (blobs.rs: reads, `HEAD`, cross-repository mounts, uploads).
 
 mod auth;
 mod blobs;
