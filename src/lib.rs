@@ -7,7 +7,6 @@ pub mod build;
 pub mod engines;
 pub mod error;
 pub mod identity;
-pub mod native;
 pub mod plan;
 pub mod reference;
 pub mod registry;

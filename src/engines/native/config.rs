@@ -263,7 +263,7 @@ mod tests {
             size: 5,
             path: "/x".into(),
             created_by: "imagespec: source".into(),
-            media_type: crate::native::layers::MEDIA_TYPE_GZIP.into(),
+            media_type: crate::engines::native::layers::MEDIA_TYPE_GZIP.into(),
         };
         let env: BTreeMap<String, String> = [("Debug".to_owned(), "True".to_owned())].into();
         let ep = vec!["python".to_owned()];
@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(m["config"]["mediaType"], MEDIA_TYPE_CONFIG);
         assert_eq!(
             m["layers"][0]["mediaType"],
-            crate::native::layers::MEDIA_TYPE_GZIP
+            crate::engines::native::layers::MEDIA_TYPE_GZIP
         );
         assert_eq!(m["layers"][1]["digest"], "sha256:dd");
     }
@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(i["manifests"][1]["platform"]["architecture"], "amd64");
         assert_eq!(
             i["manifests"][1]["digest"],
-            crate::native::client::sha256_of(b"m2")
+            crate::engines::native::client::sha256_of(b"m2")
         );
         assert_eq!(i["manifests"][1]["size"], 2);
     }
