@@ -3,10 +3,10 @@
 //! the config are uploaded; the manifest is PUT by tag last, so that a failure never leaves a tag
 //! on a partial image. Without a registry: an OCI image layout folder.
 
-use super::base::Base;
-use super::client::{sha256_of, Client};
-use super::config::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
-use super::layers::Layer;
+use crate::engines::native::base::Base;
+use crate::engines::native::client::{sha256_of, Client};
+use crate::engines::native::config::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use crate::engines::native::layers::Layer;
 use crate::reference::Reference;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -318,7 +318,7 @@ pub async fn write_layout(
 }
 
 fn io_text(what: &str, p: &Path, e: &std::io::Error) -> String {
-    super::io_error(what, p, e).to_string()
+    crate::engines::native::io_error(what, p, e).to_string()
 }
 
 /// Which blobs this machine has seen a registry repository accept, in
@@ -337,8 +337,8 @@ mod known {
     impl Record {
         pub fn of(target: &Reference) -> Record {
             let key = format!("{}/{}", target.registry, target.repository);
-            let name = super::super::layers::hex(&Sha256::digest(key.as_bytes()));
-            Record(super::super::cache_root().map(|d| d.join("pushed").join(name)))
+            let name = crate::engines::native::layers::hex(&Sha256::digest(key.as_bytes()));
+            Record(crate::engines::native::cache_root().map(|d| d.join("pushed").join(name)))
         }
 
         pub fn load(&self) -> HashSet<String> {
