@@ -174,7 +174,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Where `pip install imagespec-build` put uv (a dependency): the native builder runs it from there.
     if let Ok(prefix) = py.import("sys").and_then(|s| s.getattr("prefix")) {
         if let Ok(p) = prefix.extract::<std::path::PathBuf>() {
-            let _ = crate::engines::native::install::PYTHON_PREFIX.set(p);
+            let _ = crate::engines::native::uv::PYTHON_PREFIX.set(p);
         }
     }
     m.add("ImageSpecError", py.get_type::<ImageSpecError>())?;

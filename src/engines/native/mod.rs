@@ -13,10 +13,10 @@
 //! caches. `build` runs the steps in order, one module each: [`base`] (manifest and config for the
 //! platform), [`python`] (the base's Python, venv, libc and users), `skeleton` (the venv and user
 //! layer, the copied files' layers), `packages` (the cached package and runtime layers), which
-//! runs [`install`] (uv) and `split` (installed files into layers), [`layers`] (tar + gzip or
-//! zstd), [`config`] (config, manifest and index), [`client`] (the registry calls); then
-//! [`publish`]: the registry push or the OCI layout ([`publish::registry`]), a `docker load`
-//! archive ([`publish::archive`]).
+//! runs [`install`] (`uv pip install`; [`uv`] finds and runs uv) and `split` (installed files into
+//! layers), [`layers`] (tar + gzip or zstd), [`config`] (config, manifest and index), [`client`]
+//! (the registry calls); then [`publish`]: the registry push or the OCI layout
+//! ([`publish::registry`]), a `docker load` archive ([`publish::archive`]).
 
 pub mod base;
 mod build;
@@ -29,6 +29,7 @@ pub mod publish;
 pub mod python;
 mod skeleton;
 mod split;
+pub mod uv;
 
 use crate::engines::{Built, Engine, Request};
 use crate::error::{Error, Result};
@@ -208,7 +209,7 @@ impl Engine for NativeEngine {
     }
 
     fn probe(&self) -> std::result::Result<(), String> {
-        install::find_uv().map(|_| ())
+        uv::find_uv().map(|_| ())
     }
 
     fn can_build(&self, spec: &Spec) -> std::result::Result<(), String> {

@@ -6,7 +6,7 @@
 use super::layers::{self, Compression, Layer, LayerSpec};
 use super::python::BaseFacts;
 use super::split::{add_tree, split_packages};
-use super::{builder_option, fail, install, io_error, TempDir, LAYOUT};
+use super::{builder_option, fail, install, io_error, uv, TempDir, LAYOUT};
 use crate::build::plan::{Plan, ReqKind};
 use crate::build::runtime::{self, Runtime};
 use crate::build::{CaBundle, VENV};
@@ -44,8 +44,8 @@ impl<'a> InstallCtx<'a> {
         root: &Path,
         work: &'a Path,
     ) -> Result<InstallCtx<'a>> {
-        let uv = install::find_uv().map_err(|e| fail(request.image, e))?;
-        let uv_version = install::uv_version(&uv, Some(&root.join("uv-version")))?;
+        let uv = uv::find_uv().map_err(|e| fail(request.image, e))?;
+        let uv_version = uv::uv_version(&uv, Some(&root.join("uv-version")))?;
         let python_platform = match builder_option(spec, "python_platform") {
             Some(p) => p.to_owned(),
             None => install::python_platform(&platform.arch, facts).map_err(|e| fail(request.image, e))?,
@@ -203,7 +203,7 @@ impl<'a> InstallCtx<'a> {
         if self.plan.requirements == Some(ReqKind::Poetry) {
             let out = self.work.join("poetry-lock-requirements.txt");
             let index = self.spec.pip_index.as_deref().filter(|s| !s.is_empty());
-            install::export_poetry(&self.uv, dir, &out, self.work, index, self.ca_file.as_deref())?;
+            uv::export_poetry(&self.uv, dir, &out, self.work, index, self.ca_file.as_deref())?;
             return Ok(vec![out]);
         }
         if self.plan.requirements != Some(ReqKind::Uv) {
