@@ -5,14 +5,14 @@
 //! URLs, `pip_extra_args` URLs and requirements with credentials go into a requirements file
 //! (mode 0600) in the build's private work folder, which uv reads (see [`split_secrets`]).
 //!
-//! Where uv is, its version and the lock-file exports before an install are in [`super::uv`].
+//! Where uv is, its version, how it runs (the engines' program runner: Ctrl-C stops it) and the
+//! lock-file exports before an install are in [`super::uv`].
 
 use super::python::BaseFacts;
-use super::uv::trust;
+use super::uv::{output, path_arg, trust, uv_run};
 use crate::error::{Error, Result};
 use crate::spec::{has_userinfo, redact_userinfo};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The `--python-platform` of uv for the image: `<arch>-manylinux_2_<N>` from the base's glibc
 /// (clamped to what uv knows, 2.17 to 2.40; 2.28 when it could not be read), or
@@ -36,6 +36,8 @@ pub fn python_platform(arch: &str, facts: &BaseFacts) -> std::result::Result<Str
 
 /// What one `uv pip install` gets.
 pub struct Install<'a> {
+    /// The image being built, for the runner's messages.
+    pub image: &'a str,
     pub uv: &'a Path,
     pub target: &'a Path,
     pub python_platform: &'a str,
@@ -144,37 +146,34 @@ pub fn run(i: &Install<'_>) -> Result<()> {
     } else {
         Some(write_private(i.private_dir, &secret)?)
     };
-    let mut cmd = Command::new(i.uv);
-    cmd.args(["pip", "install", "--quiet", "--no-progress", "--target"])
-        .arg(i.target)
-        .args(["--python-platform", i.python_platform])
-        .args(["--python-version", i.python_version])
-        .args(["--only-binary", ":all:", "--link-mode", "copy"]);
+    let mut cmd: Vec<String> = ["pip", "install", "--quiet", "--no-progress", "--target"]
+        .map(String::from)
+        .into();
+    cmd.push(path_arg(i.target));
+    cmd.extend(["--python-platform", i.python_platform].map(String::from));
+    cmd.extend(["--python-version", i.python_version].map(String::from));
+    cmd.extend(["--only-binary", ":all:", "--link-mode", "copy"].map(String::from));
     if i.no_deps {
-        cmd.arg("--no-deps");
+        cmd.push("--no-deps".into());
     }
     for f in i
         .requirement_files
         .iter()
         .chain(secret_file.as_ref().map(|f| &f.0))
     {
-        cmd.arg("-r").arg(f);
+        cmd.extend(["-r".into(), path_arg(f)]);
     }
-    cmd.args(&args);
+    cmd.extend(args);
     // No user or project uv config: the same spec installs the same way everywhere.
-    cmd.env("UV_NO_CONFIG", "1");
-    trust(&mut cmd, i.ca_file);
+    let mut env = vec![("UV_NO_CONFIG".to_owned(), "1".to_owned())];
+    trust(&mut env, i.ca_file);
     if let Some(c) = &i.cache_dir {
-        cmd.env("UV_CACHE_DIR", c);
+        env.push(("UV_CACHE_DIR".into(), path_arg(c)));
     }
-    let out = cmd
-        .output()
-        .map_err(|e| Error::build(format!("native: cannot run {}: {e}", i.uv.display())))?;
-    if out.status.success() {
+    let (status, text) = output(&uv_run(i.image, i.uv, cmd, env))?;
+    if status.success() {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    let text = redact_userinfo(&text);
     // uv's own words for ENOSPC: the same message as the builder's own writes.
     if text.contains("No space left on device") || text.contains("os error 28") {
         return Err(Error::build(super::no_space(i.target)));
@@ -271,6 +270,7 @@ mod tests {
 
     fn install<'a>(dir: &'a Path, extra_args: &'a [String], requirements: &[&str]) -> Install<'a> {
         Install {
+            image: "img:1",
             uv: Path::new("uv"),
             target: dir,
             python_platform: "x86_64-manylinux_2_28",
@@ -346,6 +346,64 @@ mod tests {
             f.0.clone()
         };
         assert!(!path.exists(), "removed when uv is done");
+    }
+
+    /// A cancel (Ctrl-C) stops a running uv at once, as it stops a docker build. The cancel flag is
+    /// the whole process's: set here it would stop the programs of the tests running beside this
+    /// one, so the test runs again, alone, in a process of its own.
+    #[test]
+    fn a_cancelled_install_stops_uv_at_once() {
+        use crate::engines::process::{cancel_all, reset_cancel};
+        use std::time::{Duration, Instant};
+        const ALONE: &str = "IMAGESPEC_TEST_CANCEL_ALONE";
+        let name = "engines::native::install::tests::a_cancelled_install_stops_uv_at_once";
+        if std::env::var_os(ALONE).is_none() {
+            let child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--test-threads=1", "--nocapture"])
+                .env(ALONE, "1")
+                .output()
+                .unwrap();
+            let said =
+                String::from_utf8_lossy(&child.stdout).into_owned() + &String::from_utf8_lossy(&child.stderr);
+            assert!(child.status.success() && said.contains("1 passed"), "{said}");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let uv = d.path().join("uv");
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o755)
+                .open(&uv)
+                .unwrap();
+            std::io::Write::write_all(&mut f, b"#!/bin/sh\necho resolving >&2\nexec sleep 60\n").unwrap();
+        }
+        let mut i = install(d.path(), &[], &["six"]);
+        i.uv = &uv;
+        let cancel = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(500));
+            cancel_all();
+        });
+        let started = Instant::now();
+        let e = run(&i).unwrap_err().to_string();
+        cancel.join().unwrap();
+        reset_cancel();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(e, "native: uv of img:1 was interrupted");
+        assert!(
+            std::fs::read_dir(d.path()).unwrap().all(|f| !f
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".uv-credentials")),
+            "the credentials file is removed"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 /// Everything the installs need, and their cache keys' common part.
 pub(super) struct InstallCtx<'a> {
+    /// The image being built, for the messages of the uv runs.
+    image: &'a str,
     spec: &'a Spec,
     plan: &'a Plan,
     facts: &'a BaseFacts,
@@ -37,7 +39,7 @@ pub(super) struct InstallCtx<'a> {
 impl<'a> InstallCtx<'a> {
     pub(super) fn new(
         spec: &'a Spec,
-        request: &Request<'_>,
+        request: &Request<'a>,
         plan: &'a Plan,
         facts: &'a BaseFacts,
         platform: &Platform,
@@ -45,7 +47,7 @@ impl<'a> InstallCtx<'a> {
         work: &'a Path,
     ) -> Result<InstallCtx<'a>> {
         let uv = uv::find_uv().map_err(|e| fail(request.image, e))?;
-        let uv_version = uv::uv_version(&uv, Some(&root.join("uv-version")))?;
+        let uv_version = uv::uv_version(request.image, &uv, Some(&root.join("uv-version")))?;
         let python_platform = match builder_option(spec, "python_platform") {
             Some(p) => p.to_owned(),
             None => install::python_platform(&platform.arch, facts).map_err(|e| fail(request.image, e))?,
@@ -84,6 +86,7 @@ impl<'a> InstallCtx<'a> {
             }
         };
         Ok(InstallCtx {
+            image: request.image,
             spec,
             plan,
             facts,
@@ -176,6 +179,7 @@ impl<'a> InstallCtx<'a> {
             None => pip.args.clone(),
         };
         install::run(&install::Install {
+            image: self.image,
             uv: &self.uv,
             target,
             python_platform: &self.python_platform,
@@ -203,36 +207,22 @@ impl<'a> InstallCtx<'a> {
         if self.plan.requirements == Some(ReqKind::Poetry) {
             let out = self.work.join("poetry-lock-requirements.txt");
             let index = self.spec.pip_index.as_deref().filter(|s| !s.is_empty());
-            uv::export_poetry(&self.uv, dir, &out, self.work, index, self.ca_file.as_deref())?;
+            uv::export_poetry(
+                self.image,
+                &self.uv,
+                dir,
+                &out,
+                self.work,
+                index,
+                self.ca_file.as_deref(),
+            )?;
             return Ok(vec![out]);
         }
         if self.plan.requirements != Some(ReqKind::Uv) {
             return Ok(vec![req.clone()]);
         }
         let out = self.work.join("uv-lock-requirements.txt");
-        let status = std::process::Command::new(&self.uv)
-            .args([
-                "export",
-                "--frozen",
-                "--no-dev",
-                "--no-emit-project",
-                "--no-header",
-                "--quiet",
-                "-o",
-            ])
-            .arg(&out)
-            .arg("--project")
-            .arg(dir)
-            .env("UV_NO_CONFIG", "1")
-            .output()
-            .map_err(|e| Error::build(format!("native: cannot run uv export: {e}")))?;
-        if !status.status.success() {
-            return Err(Error::build(format!(
-                "native: uv export of {} failed: {}",
-                req.display(),
-                String::from_utf8_lossy(&status.stderr).trim()
-            )));
-        }
+        uv::export_uv(self.image, &self.uv, dir, &out, req)?;
         Ok(vec![out])
     }
 
