@@ -19,7 +19,7 @@
 mod checks;
 mod context;
 pub(crate) mod dockerfile;
-pub(crate) mod plan;
+pub(crate) mod recipe;
 pub mod runtime;
 mod scripts;
 #[cfg(all(test, unix))]

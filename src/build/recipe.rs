@@ -61,7 +61,9 @@ pub(crate) fn mount_target(target: &str) -> String {
     }
 }
 
-pub(crate) struct Plan {
+/// One spec's recipe: the base, the files, the pip settings, the secrets and the imagespec runtime,
+/// checked once. The Dockerfile, the context and the native builder are all made from it.
+pub(crate) struct Recipe {
     pub from: String,
     pub id: String,
     pub tag: String,
@@ -80,8 +82,8 @@ pub(crate) struct Plan {
     pub source_first: bool,
 }
 
-impl Plan {
-    pub fn new(spec: &Spec, options: &BuildOptions) -> Result<Plan> {
+impl Recipe {
+    pub fn new(spec: &Spec, options: &BuildOptions) -> Result<Recipe> {
         check_values(spec)?;
         let from = base_of(spec, options)?;
         let loaded = options.loaded_modules.as_deref();
@@ -128,7 +130,7 @@ impl Plan {
                 ))
             }
         };
-        let plan = Plan {
+        let recipe = Recipe {
             from,
             image: format!("{}:{}", spec.repository(), tags.tag),
             id: tags.id,
@@ -144,9 +146,9 @@ impl Plan {
             source_first,
         };
         if !options.buildkit {
-            plan.refuse_secrets_without_buildkit(options)?;
+            recipe.refuse_secrets_without_buildkit(options)?;
         }
-        Ok(plan)
+        Ok(recipe)
     }
 
     fn refuse_secrets_without_buildkit(&self, options: &BuildOptions) -> Result<()> {

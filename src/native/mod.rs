@@ -23,7 +23,7 @@ pub mod layers;
 pub mod push;
 pub mod python;
 
-use crate::build::plan::{Plan, ReqKind};
+use crate::build::recipe::{Recipe, ReqKind};
 use crate::build::runtime::{self, Runtime};
 use crate::build::{BuildOptions, CaBundle, USER_UID, VENV};
 use crate::engines::{Built, Engine, Progress, Request};
@@ -258,7 +258,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         engine: NAME.to_owned(),
         ..request.options.clone()
     };
-    let plan = Plan::new(spec, &options)?;
+    let plan = Recipe::new(spec, &options)?;
     let step = |s: &str| (request.progress)(Progress::Step(s));
     let several = platforms.len() > 1;
     let client = std::sync::Arc::new(client::Client::new(spec)?);
@@ -395,7 +395,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
 
 /// The layers of the `copy` entries and of the source, under `/root` (none when empty).
 fn files_layers(
-    plan: &Plan,
+    plan: &Recipe,
     work: &Path,
     mtime: u64,
     compression: Compression,
@@ -509,7 +509,7 @@ fn skeleton(facts: &BaseFacts) -> LayerSpec {
 /// Everything the installs need, and their cache keys' common part.
 struct InstallCtx<'a> {
     spec: &'a Spec,
-    plan: &'a Plan,
+    plan: &'a Recipe,
     facts: &'a BaseFacts,
     uv: PathBuf,
     uv_version: String,
@@ -526,7 +526,7 @@ impl<'a> InstallCtx<'a> {
     fn new(
         spec: &'a Spec,
         request: &Request<'_>,
-        plan: &'a Plan,
+        plan: &'a Recipe,
         facts: &'a BaseFacts,
         platform: &Platform,
         root: &Path,
