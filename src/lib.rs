@@ -11,6 +11,7 @@ pub mod native;
 pub mod plan;
 pub mod reference;
 pub mod registry;
+pub mod runtime;
 pub mod source;
 pub mod spec;
 pub mod value;

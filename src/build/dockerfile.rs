@@ -1,11 +1,11 @@
 //! The Dockerfile of a spec. Layer order and reasons: docs/image-layout.md.
 
 use super::recipe::{Recipe, ReqKind};
-use super::runtime::Runtime;
 use super::scripts::{self, PipEnv, IMAGESPEC_DIR, PIP_CACHE};
 use super::{BuildOptions, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, SECRET_PIP_REQS, USER_UID, VENV};
 use crate::error::{Error, Result};
 use crate::identity::identity_fields;
+use crate::runtime::Runtime;
 use crate::spec::{BaseImage, Spec};
 use crate::value::Value;
 use std::collections::BTreeMap;

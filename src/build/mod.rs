@@ -20,7 +20,6 @@ mod checks;
 mod context;
 pub(crate) mod dockerfile;
 pub(crate) mod recipe;
-pub mod runtime;
 mod scripts;
 #[cfg(all(test, unix))]
 mod tests;
@@ -73,7 +72,7 @@ impl CaBundle {
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
     /// A wheel of this project (or a folder's wheel per platform, found beside it) to install in
-    /// the image; else `imagespec-build==<this version>` from the index. See [`runtime`].
+    /// the image; else `imagespec-build==<this version>` from the index. See [`crate::runtime`].
     pub imagespec_wheel: Option<PathBuf>,
     pub ca_bundle: Option<CaBundle>,
     /// Whether the engine runs BuildKit (secret, cache and bind mounts). Without it secrets are

@@ -1,11 +1,11 @@
 //! Everything the Dockerfile and the context are derived from, checked once.
 
 use super::checks::{check_conda_channel, check_conda_package, check_mount_target};
-use super::runtime::{self, Runtime};
 use super::{check_requirement, secret_mount_id, BuildOptions};
 use crate::error::{Error, Result};
 use crate::identity::{self, SelectedFile};
 use crate::reference::Reference;
+use crate::runtime::{self, Runtime};
 use crate::spec::{has_redacted_userinfo, has_userinfo, BaseImage, Spec};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -10,9 +10,10 @@ use super::process::{Run, TempDir};
 use super::{
     leading_digest, option_list, option_str, pinned, split_list, verify, Built, Engine, Progress, Request,
 };
-use crate::build::{runtime, write_context, BuildSecret};
+use crate::build::{write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
+use crate::runtime;
 use crate::spec::{is_loopback_registry, BaseImage, Spec};
 use crate::value::Value;
 use std::collections::HashSet;

@@ -13,8 +13,9 @@
 
 use super::process::{which_all, Run, TempDir};
 use super::{leading_digest, option_str, pinned, verify, Built, Engine, Progress, Request};
-use crate::build::{runtime, write_context, BuildSecret};
+use crate::build::{write_context, BuildSecret};
 use crate::error::{Error, Result};
+use crate::runtime;
 use crate::spec::Spec;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

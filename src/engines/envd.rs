@@ -8,9 +8,9 @@
 
 use super::process::{which, Run, TempDir};
 use super::{Built, Engine, Progress, Request};
-use crate::build::runtime::{self, Runtime};
 use crate::build::{write_context, BuildOptions};
 use crate::error::{Error, Result};
+use crate::runtime::{self, Runtime};
 use crate::spec::{BaseImage, CopyMode, Spec};
 use std::fmt::Write as _;
 use std::time::Duration;

@@ -24,11 +24,11 @@ pub mod push;
 pub mod python;
 
 use crate::build::recipe::{Recipe, ReqKind};
-use crate::build::runtime::{self, Runtime};
 use crate::build::{BuildOptions, CaBundle, USER_UID, VENV};
 use crate::engines::{Built, Engine, Progress, Request};
 use crate::error::{Error, Result};
 use crate::registry::platform::Platform;
+use crate::runtime::{self, Runtime};
 use crate::source::FileKind;
 use crate::spec::Spec;
 use layers::{Compression, Content, Layer, LayerSpec};
@@ -753,7 +753,7 @@ impl<'a> InstallCtx<'a> {
         })
     }
 
-    /// The imagespec runtime (see `build::runtime`): a wheel, or `imagespec-build==<this version>`
+    /// The imagespec runtime (see `crate::runtime`): a wheel, or `imagespec-build==<this version>`
     /// from the index; without its dependencies (the image needs only `ImageSpec` and
     /// `is_container()`). None when the spec turns it off.
     fn runtime(&self, mtime: u64) -> std::result::Result<Vec<Layer>, String> {
