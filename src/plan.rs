@@ -7,7 +7,7 @@
 //! ImagePullBackOff on the cluster). Two processes running the same plan at once serialise on a
 //! lock file per image, and the second one checks the registry again before building.
 
-use crate::build::BuildOptions;
+use crate::dockerfile::BuildOptions;
 use crate::engines::{self, Engine, Progress, Request};
 use crate::error::{Error, Result};
 use crate::identity;

@@ -10,7 +10,7 @@ use super::process::{Run, TempDir};
 use super::{
     leading_digest, option_list, option_str, pinned, split_list, verify, Built, Engine, Progress, Request,
 };
-use crate::build::{write_context, BuildSecret};
+use crate::dockerfile::{write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::runtime;

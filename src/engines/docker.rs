@@ -13,7 +13,7 @@
 
 use super::process::{which_all, Run, TempDir};
 use super::{leading_digest, option_str, pinned, verify, Built, Engine, Progress, Request};
-use crate::build::{write_context, BuildSecret};
+use crate::dockerfile::{write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::runtime;
 use crate::spec::Spec;

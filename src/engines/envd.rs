@@ -8,7 +8,7 @@
 
 use super::process::{which, Run, TempDir};
 use super::{Built, Engine, Progress, Request};
-use crate::build::{write_context, BuildOptions};
+use crate::dockerfile::{write_context, BuildOptions};
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};
 use crate::spec::{BaseImage, CopyMode, Spec};
@@ -273,7 +273,7 @@ pub fn render_envd(spec: &Spec, inputs: &Inputs) -> Result<String> {
     env.retain(|(k, _)| !spec.env.contains_key(k));
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(
-        crate::build::image_id_env(&inputs.id, inputs.flytekit_id.as_deref())
+        crate::dockerfile::image_id_env(&inputs.id, inputs.flytekit_id.as_deref())
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v)),
     );
@@ -461,7 +461,7 @@ mod tests {
     fn secrets_and_lock_files_are_refused() {
         let s = spec(RawSpec::default());
         let ca = BuildOptions {
-            ca_bundle: Some(crate::build::CaBundle::Path("/x.pem".into())),
+            ca_bundle: Some(crate::dockerfile::CaBundle::Path("/x.pem".into())),
             ..Default::default()
         };
         assert!(check(&s, &ca).unwrap_err().to_string().contains("CA bundle"));

@@ -1,12 +1,12 @@
 //! Engines: programs that turn a spec's build context into an image (docker, buildah, podman,
 //! envd) or name one without building (noop).
 //!
-//! An engine writes the spec's context (see [`crate::build`]) with the options it can honour
+//! An engine writes the spec's context (see [`crate::dockerfile`]) with the options it can honour
 //! (BuildKit or not), runs its program, pushes when the spec has a registry (tags locally when
 //! not), and returns the image's full name, pinned by digest when the program reports one. The
 //! plan ([`crate::plan`]) decides what to build and in which order; engines build one image.
 
-use crate::build::BuildOptions;
+use crate::dockerfile::BuildOptions;
 use crate::error::Result;
 use crate::spec::Spec;
 

@@ -6,7 +6,7 @@
 //! instead. An image of a platform this machine cannot run is not checked, and the build says so.
 
 use super::Progress;
-use crate::build::VENV;
+use crate::dockerfile::VENV;
 use crate::error::Result;
 use crate::runtime;
 use crate::spec::Spec;

@@ -3,7 +3,7 @@
 
 use super::base::{oci_layer_type, Base, Descriptor};
 use super::layers::Layer;
-use crate::build::{USER_UID, VENV};
+use crate::dockerfile::{USER_UID, VENV};
 use serde_json::{json, Map, Value};
 
 pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -93,7 +93,7 @@ pub fn config(base: &Base, layers: &[Layer], meta: &ImageMeta<'_>) -> Vec<u8> {
     if !meta.env.contains_key("PYTHONPATH") {
         set_env(&mut env, "PYTHONPATH", "/root".into());
     }
-    for (k, v) in crate::build::image_id_env(meta.id, meta.flytekit_id) {
+    for (k, v) in crate::dockerfile::image_id_env(meta.id, meta.flytekit_id) {
         set_env(&mut env, k, v);
     }
     c.insert(

@@ -23,8 +23,8 @@ pub mod layers;
 pub mod push;
 pub mod python;
 
-use crate::build::recipe::{Recipe, ReqKind};
-use crate::build::{BuildOptions, CaBundle, USER_UID, VENV};
+use crate::dockerfile::recipe::{Recipe, ReqKind};
+use crate::dockerfile::{BuildOptions, CaBundle, USER_UID, VENV};
 use crate::engines::{Built, Engine, Progress, Request};
 use crate::error::{Error, Result};
 use crate::registry::platform::Platform;
@@ -326,7 +326,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         let meta = config::ImageMeta {
             env: &spec.env,
             entrypoint: spec.entrypoint.as_deref(),
-            labels: crate::build::dockerfile::image_labels(spec, &plan, NAME),
+            labels: crate::dockerfile::dockerfile::image_labels(spec, &plan, NAME),
             id: &plan.id,
             flytekit_id: request.options.flytekit_id(image),
             created: config::rfc3339(mtime),

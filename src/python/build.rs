@@ -2,7 +2,7 @@
 
 use super::spec::Spec;
 use super::to_py_err;
-use crate::build::{self, BuildOptions, CaBundle};
+use crate::dockerfile::{self, BuildOptions, CaBundle};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use std::collections::BTreeMap;
@@ -67,7 +67,7 @@ pub fn write_context<'py>(
         flytekit_ids,
     )?;
     let m = py
-        .detach(|| build::write_context(&spec.inner, &opts, &dir))
+        .detach(|| dockerfile::write_context(&spec.inner, &opts, &dir))
         .map_err(to_py_err)?;
     let out = PyDict::new(py);
     out.set_item("dir", m.dir)?;
@@ -112,7 +112,7 @@ pub fn plan_context<'py>(
         flytekit_ids,
     )?;
     let p = py
-        .detach(|| build::plan_context(&spec.inner, &opts))
+        .detach(|| dockerfile::plan_context(&spec.inner, &opts))
         .map_err(to_py_err)?;
     let out = PyDict::new(py);
     out.set_item("dockerfile_text", p.dockerfile_text)?;

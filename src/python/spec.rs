@@ -171,7 +171,7 @@ impl Spec {
             engine,
             flytekit_ids,
         )?;
-        py.detach(|| crate::build::dockerfile(&self.inner, &opts))
+        py.detach(|| crate::dockerfile::dockerfile(&self.inner, &opts))
             .map_err(to_py_err)
     }
 
@@ -185,7 +185,7 @@ impl Spec {
                 Some(BaseImage::Spec(b)) => Some(identity::image_name(b, loaded_ref(&loaded_modules))?),
                 _ => None,
             };
-            Ok(crate::build::shown_spec(&self.inner, base.as_deref(), true))
+            Ok(crate::dockerfile::shown_spec(&self.inner, base.as_deref(), true))
         })
         .map_err(to_py_err)
     }

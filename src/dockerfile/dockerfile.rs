@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 pub const IMAGE_ID_VAR: &str = "_F_IMG_ID";
 
 /// The Dockerfile for `spec`: deterministic, and safe for any field values (see the module docs
-/// of [`crate::build`]). Reads the spec's files only to compute its tag (for the labels).
+/// of [`crate::dockerfile`]). Reads the spec's files only to compute its tag (for the labels).
 pub fn dockerfile(spec: &Spec, options: &BuildOptions) -> Result<String> {
     let recipe = Recipe::new(spec, options)?;
     render(spec, options, &recipe)
