@@ -23,6 +23,6 @@ pub use error::{Error, Result};
 
 /// Bumped whenever the images the build code generates for a spec would change, so that two
 /// releases never push different content under one tag. Part of every tag. Recipe 1 is the
-/// Dockerfile of `dockerfile::dockerfile` as documented in docs/image-layout.md; the golden files in
+/// Dockerfile of `dockerfile::render` as documented in docs/image-layout.md; the golden files in
 /// tests/golden/dockerfiles pin it.
 pub const RECIPE_VERSION: i64 = 3;

@@ -1,8 +1,8 @@
 //! Writing a build context: the Dockerfile, exactly the files the tag hashed (checked against
 //! their digests while copied), and, beside the context and never inside it, the secrets.
 
-use super::dockerfile::render;
 use super::recipe::{Recipe, ReqKind};
+use super::render::render;
 use super::{BuildOptions, CaBundle, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, SECRET_PIP_REQS};
 use crate::error::{Error, Result};
 use crate::identity::SelectedFile;

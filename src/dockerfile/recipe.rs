@@ -230,7 +230,7 @@ fn check_values(spec: &Spec) -> Result<()> {
         ));
     }
     for (k, v) in &spec.env {
-        if k == crate::dockerfile::dockerfile::IMAGE_ID_VAR || k == super::OWN_ID_VAR {
+        if k == super::IMAGE_ID_VAR || k == super::OWN_ID_VAR {
             return Err(Error::spec(
                 "env",
                 format!("{k} is set by imagespec to the image's id; remove it"),

@@ -326,7 +326,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         let meta = config::ImageMeta {
             env: &spec.env,
             entrypoint: spec.entrypoint.as_deref(),
-            labels: crate::dockerfile::dockerfile::image_labels(spec, &plan, NAME),
+            labels: crate::dockerfile::render::image_labels(spec, &plan, NAME),
             id: &plan.id,
             flytekit_id: request.options.flytekit_id(image),
             created: config::rfc3339(mtime),

@@ -168,7 +168,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BUILTIN_ENGINES", crate::engines::BUILTIN.to_vec())?;
     m.add("DISTRIBUTION", crate::runtime::DISTRIBUTION)?;
     m.add("DEFAULT_NAME", crate::spec::DEFAULT_NAME)?;
-    m.add("IMAGE_ID_VAR", crate::dockerfile::dockerfile::IMAGE_ID_VAR)?;
+    m.add("IMAGE_ID_VAR", crate::dockerfile::IMAGE_ID_VAR)?;
     m.add("OWN_ID_VAR", crate::dockerfile::OWN_ID_VAR)?;
     m.add("RUNTIME_OPTION", crate::runtime::RUNTIME_OPTION)?;
     // Where `pip install imagespec-build` put uv (a dependency): the native builder runs it from there.

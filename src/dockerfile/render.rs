@@ -10,6 +10,7 @@ use crate::spec::{BaseImage, Spec};
 use crate::value::Value;
 use std::collections::BTreeMap;
 
+/// The variable that holds the image's id, which flytekit's `is_container()` reads.
 pub const IMAGE_ID_VAR: &str = "_F_IMG_ID";
 
 /// The Dockerfile for `spec`: deterministic, and safe for any field values (see the module docs
