@@ -6,8 +6,9 @@
 //! scheme version and a new golden file.
 
 use crate::error::{Error, Result};
+use crate::redact::strip_userinfo;
 use crate::source::{self, FileKind, SourceFile};
-use crate::spec::{strip_userinfo, BaseImage, CopyMode, Spec};
+use crate::spec::{BaseImage, CopyMode, Spec};
 use crate::value::Value;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod identity;
 pub mod native;
 pub mod plan;
+pub mod redact;
 pub mod reference;
 pub mod registry;
 pub mod runtime;

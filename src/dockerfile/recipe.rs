@@ -4,9 +4,10 @@ use super::checks::{check_conda_channel, check_conda_package, check_mount_target
 use super::{check_requirement, secret_mount_id, BuildOptions};
 use crate::error::{Error, Result};
 use crate::identity::{self, SelectedFile};
+use crate::redact::{has_redacted_userinfo, has_userinfo, redact_userinfo};
 use crate::reference::Reference;
 use crate::runtime::{self, Runtime};
-use crate::spec::{has_redacted_userinfo, has_userinfo, BaseImage, Spec};
+use crate::spec::{BaseImage, Spec};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -363,7 +364,7 @@ fn pip_of(spec: &Spec) -> Result<Pip> {
                 "pip_extra_args",
                 format!(
                     "{:?} has an unclosed quote or a trailing backslash",
-                    crate::spec::redact_userinfo(args)
+                    redact_userinfo(args)
                 ),
             )
         })?;

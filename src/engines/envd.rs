@@ -10,6 +10,7 @@ use super::process::{which, Run, TempDir};
 use super::{Built, Engine, Progress, Request};
 use crate::dockerfile::{write_context, BuildOptions};
 use crate::error::{Error, Result};
+use crate::redact::has_userinfo;
 use crate::runtime::{self, Runtime};
 use crate::spec::{BaseImage, CopyMode, Spec};
 use std::fmt::Write as _;
@@ -130,7 +131,6 @@ pub fn check(spec: &Spec, options: &BuildOptions) -> Result<()> {
     if !spec.pip_secret_mounts.is_empty() {
         return refuse("pip_secret_mounts");
     }
-    let has_userinfo = |u: &str| crate::spec::strip_userinfo(u) != u;
     if spec.pip_index.as_deref().is_some_and(has_userinfo)
         || spec.pip_extra_index_url.iter().any(|u| has_userinfo(u))
         || spec.pip_extra_args.as_deref().is_some_and(has_userinfo)

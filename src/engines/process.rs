@@ -2,7 +2,7 @@
 //! last lines kept for the error, credentials in URLs redacted from everything kept or reported.
 
 use crate::error::{Error, Result};
-use crate::spec::redact_userinfo;
+use crate::redact::redact_userinfo;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 
 use super::python::BaseFacts;
 use crate::error::{Error, Result};
-use crate::spec::{has_userinfo, redact_userinfo};
+use crate::redact::{has_userinfo, redact_userinfo};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

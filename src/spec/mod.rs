@@ -8,16 +8,14 @@ mod fields;
 mod validate;
 pub mod yaml;
 
+use crate::redact::redact_userinfo;
 use crate::value::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use fields::{field_hint, suggest_field, FIELDS};
 pub use validate::DEFAULT_NAME;
-pub use validate::{
-    check_apt_package, has_redacted_userinfo, has_userinfo, prefix_field, python_version_of_number,
-    redact_userinfo, split_name, strip_userinfo, NameParts,
-};
+pub use validate::{check_apt_package, prefix_field, python_version_of_number, split_name, NameParts};
 
 /// Which files of `source_root` end up in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
