@@ -7,14 +7,12 @@
 //! and those the user lists as insecure, never by default.
 
 use super::process::{Run, TempDir};
-use super::{
-    leading_digest, option_list, option_str, pinned, split_list, verify, Built, Engine, Progress, Request,
-};
+use super::{leading_digest, pinned, verify, Built, Engine, Progress, Request};
 use crate::dockerfile::{write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::runtime;
-use crate::spec::{is_loopback_registry, BaseImage, Spec};
+use crate::spec::{is_loopback_registry, option_list, option_str, split_list, BaseImage, Spec};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::path::Path;

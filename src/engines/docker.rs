@@ -12,11 +12,11 @@
 //! or `builder_options.docker_context`, so a remote engine needs no code of its own.
 
 use super::process::{which_all, Run, TempDir};
-use super::{leading_digest, option_str, pinned, verify, Built, Engine, Progress, Request};
+use super::{leading_digest, pinned, verify, Built, Engine, Progress, Request};
 use crate::dockerfile::{write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::runtime;
-use crate::spec::Spec;
+use crate::spec::{option_str, Spec};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

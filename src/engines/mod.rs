@@ -64,8 +64,6 @@ pub mod noop;
 pub mod process;
 pub mod verify;
 
-use crate::error::Error;
-use crate::value::Value;
 use std::sync::Arc;
 
 /// The engines imagespec ships, with their default priority: the highest available one builds
@@ -94,52 +92,6 @@ pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
         "native" => Arc::new(crate::native::NativeEngine),
         _ => return None,
     })
-}
-
-/// A string option of `builder_options`; an option of another type is a mistake worth a message.
-pub(crate) fn option_str<'a>(spec: &'a Spec, key: &str) -> Result<Option<&'a str>> {
-    match spec.builder_options.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Str(s)) if s.is_empty() => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::spec(format!("builder_options.{key}"), "must be a string")),
-    }
-}
-
-/// `builder_options["insecure_registries"]`: registries reached over plain HTTP besides loopback
-/// ones (a malformed value counts as none here; the engines report it).
-pub(crate) fn insecure_registries(spec: &Spec) -> Vec<String> {
-    option_list(spec, "insecure_registries").unwrap_or_default()
-}
-
-/// A list-of-strings option (a comma-separated string is accepted too).
-pub(crate) fn option_list(spec: &Spec, key: &str) -> Result<Vec<String>> {
-    match spec.builder_options.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Str(s)) => Ok(split_list(s)),
-        Some(Value::List(items)) => items
-            .iter()
-            .map(|v| match v {
-                Value::Str(s) => Ok(s.trim().to_owned()),
-                _ => Err(Error::spec(
-                    format!("builder_options.{key}"),
-                    "must be a list of strings",
-                )),
-            })
-            .collect(),
-        Some(_) => Err(Error::spec(
-            format!("builder_options.{key}"),
-            "must be a list of strings",
-        )),
-    }
-}
-
-pub(crate) fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// `sha256:<64 hex>` at the start of `s`, if there is one.

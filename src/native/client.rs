@@ -44,7 +44,7 @@ impl Client {
     pub fn new(spec: &Spec) -> crate::Result<Client> {
         Client::with_options(&registry::Options {
             registry_config: spec.registry_config.clone(),
-            insecure: crate::engines::insecure_registries(spec),
+            insecure: crate::spec::insecure_registries(spec),
             use_cache: false,
             timeout: Duration::from_secs(60),
             concurrency: 8,

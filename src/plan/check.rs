@@ -27,7 +27,7 @@ pub fn check_key(spec: &Spec) -> CheckKey {
     (
         platforms,
         spec.registry_config.clone(),
-        crate::engines::insecure_registries(spec),
+        crate::spec::insecure_registries(spec),
     )
 }
 

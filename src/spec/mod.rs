@@ -5,6 +5,7 @@
 //! tag and build steps read.
 
 mod fields;
+mod options;
 mod validate;
 pub mod yaml;
 
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use fields::{field_hint, suggest_field, FIELDS};
+pub(crate) use options::{insecure_registries, option_list, option_str, split_list};
 pub use validate::DEFAULT_NAME;
 pub use validate::{check_apt_package, prefix_field, python_version_of_number, split_name, NameParts};
 
