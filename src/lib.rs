@@ -13,6 +13,7 @@ pub mod reference;
 pub mod registry;
 pub mod source;
 pub mod spec;
+pub mod support;
 pub mod value;
 
 #[cfg(feature = "python")]

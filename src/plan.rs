@@ -655,7 +655,7 @@ fn build_node(
         });
         (Outcome::Failed, image.clone(), builder, Some(reason), seconds)
     };
-    if engines::process::is_cancelled() {
+    if crate::support::exec::is_cancelled() {
         return failed("interrupted before it started".into(), None, 0.0);
     }
     let (name, builder) = match pre

@@ -6,7 +6,6 @@
 //! config names a driver. Plain HTTP (`--tls-verify=false`) is used only for loopback registries
 //! and those the user lists as insecure, never by default.
 
-use super::process::{Run, TempDir};
 use super::{
     leading_digest, option_list, option_str, pinned, split_list, verify, Built, Engine, Progress, Request,
 };
@@ -14,6 +13,7 @@ use crate::build::{runtime, write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::spec::{is_loopback_registry, BaseImage, Spec};
+use crate::support::exec::{Run, TempDir};
 use crate::value::Value;
 use std::collections::HashSet;
 use std::path::Path;

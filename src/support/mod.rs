@@ -1,0 +1,9 @@
+//! Shared plumbing, below every other module: what several layers need and none of them owns.
+//!
+//! Arrows point down only: nothing here knows about specs, registries, plans or engines, so any
+//! module may use it without making a cycle.
+//!
+//! * [`exec`]: the program runner (output streamed and redacted, timeout, the process-wide
+//!   cancel flag Ctrl-C sets) and `which`.
+
+pub mod exec;
