@@ -52,7 +52,7 @@ pub fn cache_root() -> Option<PathBuf> {
 /// [`cache_root`], created (0700) for a build, or the reason there is none.
 fn private_cache_root() -> Result<PathBuf> {
     let root = cache_root().ok_or_else(|| {
-        let why = crate::source::private::temp_root()
+        let why = crate::support::fs::temp_root()
             .err()
             .map_or("the temporary folder cannot hold it".to_owned(), |e| e.to_string());
         Error::build(format!(
@@ -60,7 +60,7 @@ fn private_cache_root() -> Result<PathBuf> {
              and {why})"
         ))
     })?;
-    crate::source::private::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
+    crate::support::fs::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
     Ok(root)
 }
 
@@ -89,7 +89,7 @@ pub(crate) struct TempDir(PathBuf);
 impl TempDir {
     pub fn new_in(parent: &Path) -> Result<TempDir> {
         use std::os::unix::fs::DirBuilderExt;
-        crate::source::private::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
+        crate::support::fs::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
         for _ in 0..16 {
             let p = parent.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
             match std::fs::DirBuilder::new().mode(0o700).create(&p) {

@@ -644,7 +644,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// project has, which images exist and how they were made): folders made 0700, the file 0600.
 pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
-    super::private::create_dir(dir)?;
+    crate::support::fs::create_dir(dir)?;
     let name = file.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
     let tmp = dir.join(format!(
         ".{}.{}.{}.tmp",
@@ -652,7 +652,7 @@ pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = super::private::write_new(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
+    let result = crate::support::fs::write_new(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -661,7 +661,7 @@ pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The cache folder: `$IMAGESPEC_CACHE_DIR`, else `$XDG_CACHE_HOME/imagespec`, else
 /// `~/.cache/imagespec`, else `imagespec-<uid>` in the temporary folder when that is this user's
-/// private folder (see [`super::private::temp_root`]; `None` when it is not).
+/// private folder (see [`crate::support::fs::temp_root`]; `None` when it is not).
 pub(crate) fn cache_root() -> Option<PathBuf> {
     let nonempty = |name: &str| {
         std::env::var_os(name)
@@ -677,7 +677,7 @@ pub(crate) fn cache_root() -> Option<PathBuf> {
     if let Some(home) = nonempty("HOME") {
         return Some(home.join(".cache").join("imagespec"));
     }
-    super::private::temp_root().ok()
+    crate::support::fs::temp_root().ok()
 }
 
 /// Is the digest cache disabled (`IMAGESPEC_NO_DIGEST_CACHE` set to anything but "" or "0")?

@@ -18,7 +18,6 @@
 
 mod cache;
 pub(crate) use cache::cache_root;
-pub(crate) mod private;
 /// Writes a file whole or not at all (a temporary file beside it, then a rename): every cache uses it.
 pub(crate) use cache::save as write_whole;
 mod rules;

@@ -5,5 +5,7 @@
 //!
 //! * [`exec`]: the program runner (output streamed and redacted, timeout, the process-wide
 //!   cancel flag Ctrl-C sets) and `which`.
+//! * [`fs`]: folders and files only this user can read or change.
 
 pub mod exec;
+pub mod fs;
