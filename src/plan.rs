@@ -751,7 +751,7 @@ fn lock_path(options: &PlanOptions, image: &str) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
     let dir = match &options.lock_dir {
         Some(d) => d.clone(),
-        None => registry::cache::Cache::default_root()
+        None => crate::support::dirs::configured_cache_root()
             .map(|d| d.join("locks"))
             .unwrap_or_else(|| std::env::temp_dir().join("imagespec-locks")),
     };

@@ -44,15 +44,15 @@ pub const OWN_LAYER_BYTES: u64 = 16 << 20;
 const LAYOUT: &str = "native-layout-1";
 
 /// Where the native builder keeps its caches (layers, base facts): `<user cache>/native` (see
-/// `crate::source::cache_root`), a folder only this user can enter.
+/// `crate::support::dirs::cache_root`), a folder only this user can enter.
 pub fn cache_root() -> Option<PathBuf> {
-    crate::source::cache_root().map(|d| d.join("native"))
+    crate::support::dirs::cache_root().map(|d| d.join("native"))
 }
 
 /// [`cache_root`], created (0700) for a build, or the reason there is none.
 fn private_cache_root() -> Result<PathBuf> {
     let root = cache_root().ok_or_else(|| {
-        let why = crate::support::fs::temp_root()
+        let why = crate::support::dirs::temp_root()
             .err()
             .map_or("the temporary folder cannot hold it".to_owned(), |e| e.to_string());
         Error::build(format!(
@@ -60,7 +60,7 @@ fn private_cache_root() -> Result<PathBuf> {
              and {why})"
         ))
     })?;
-    crate::support::fs::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
+    crate::support::dirs::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
     Ok(root)
 }
 

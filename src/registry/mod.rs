@@ -78,7 +78,7 @@ pub struct Options {
     pub insecure: Vec<String>,
     pub use_cache: bool,
     pub cache_ttl: Duration,
-    /// Overrides the cache location (default: see `cache::Cache::default_root`).
+    /// Overrides the cache location (default: see `crate::support::dirs::configured_cache_root`).
     pub cache_dir: Option<PathBuf>,
     /// Connect and answer timeout of each request.
     pub timeout: Duration,
@@ -220,7 +220,7 @@ pub(crate) fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checke
     let cache = if opts.use_cache {
         opts.cache_dir
             .clone()
-            .or_else(cache::Cache::default_root)
+            .or_else(crate::support::dirs::configured_cache_root)
             .map(|d| cache::Cache::new(&d, opts.cache_ttl))
     } else {
         None

@@ -659,27 +659,6 @@ pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// The cache folder: `$IMAGESPEC_CACHE_DIR`, else `$XDG_CACHE_HOME/imagespec`, else
-/// `~/.cache/imagespec`, else `imagespec-<uid>` in the temporary folder when that is this user's
-/// private folder (see [`crate::support::fs::temp_root`]; `None` when it is not).
-pub(crate) fn cache_root() -> Option<PathBuf> {
-    let nonempty = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = nonempty("IMAGESPEC_CACHE_DIR") {
-        return Some(dir);
-    }
-    if let Some(dir) = nonempty("XDG_CACHE_HOME") {
-        return Some(dir.join("imagespec"));
-    }
-    if let Some(home) = nonempty("HOME") {
-        return Some(home.join(".cache").join("imagespec"));
-    }
-    crate::support::fs::temp_root().ok()
-}
-
 /// Is the digest cache disabled (`IMAGESPEC_NO_DIGEST_CACHE` set to anything but "" or "0")?
 pub(crate) fn disabled() -> bool {
     std::env::var_os("IMAGESPEC_NO_DIGEST_CACHE").is_some_and(|v| !v.is_empty() && v != "0")
@@ -694,7 +673,7 @@ pub(crate) fn global() -> Option<Arc<DigestCache>> {
     if disabled() {
         return None;
     }
-    let dir = cache_root().map(|root| root.join("digests"));
+    let dir = crate::support::dirs::cache_root().map(|root| root.join("digests"));
     let mut caches = CACHES.lock().unwrap_or_else(|e| e.into_inner());
     Some(
         caches

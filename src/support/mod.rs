@@ -3,9 +3,11 @@
 //! Arrows point down only: nothing here knows about specs, registries, plans or engines, so any
 //! module may use it without making a cycle.
 //!
+//! * [`dirs`]: the cache folder, one rule for every cache.
 //! * [`exec`]: the program runner (output streamed and redacted, timeout, the process-wide
 //!   cancel flag Ctrl-C sets) and `which`.
 //! * [`fs`]: folders and files only this user can read or change.
 
+pub mod dirs;
 pub mod exec;
 pub mod fs;
