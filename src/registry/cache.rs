@@ -60,7 +60,7 @@ impl Cache {
         };
         let path = self.path(r, platforms);
         let Ok(bytes) = serde_json::to_vec(&e) else { return };
-        let _ = crate::source::write_whole(&path, &bytes);
+        let _ = crate::support::fs::write_whole(&path, &bytes);
     }
 }
 

@@ -48,6 +48,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use super::tree::Tree;
+use crate::support::fs::write_whole;
 
 /// Minimum age of mtime and ctime, relative to the start of the read, for an entry to be stored.
 pub(crate) const MIN_AGE: Duration = Duration::from_secs(2);
@@ -539,7 +540,7 @@ impl DigestCache {
                     return;
                 }
                 if let Some(file) = &file {
-                    if save(file, &tree.encode(scope)).is_ok() {
+                    if write_whole(file, &tree.encode(scope)).is_ok() {
                         self.stats.tree_writes.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -619,7 +620,7 @@ impl DigestCache {
             .unwrap_or_else(|e| e.into_inner())
             .insert(scope.to_vec(), map.clone());
         if let Some(file) = self.file_for(scope) {
-            if save(&file, map.bytes()).is_ok() {
+            if write_whole(&file, map.bytes()).is_ok() {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -635,28 +636,6 @@ impl DigestCache {
 
 fn load(file: &Path, scope: &[u8]) -> Option<Map> {
     Map::parse(std::fs::read(file).ok()?, scope)
-}
-
-/// Makes the temporary file names of concurrent writers in one process distinct.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `file` whole or not at all, readable by this user only (caches record which files a
-/// project has, which images exist and how they were made): folders made 0700, the file 0600.
-pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = file.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
-    crate::support::fs::create_dir(dir)?;
-    let name = file.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = crate::support::fs::write_new(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Is the digest cache disabled (`IMAGESPEC_NO_DIGEST_CACHE` set to anything but "" or "0")?

@@ -5,11 +5,15 @@
 //! Every folder imagespec creates there gets mode 0700 and every file 0600, from the moment it
 //! exists (the mode is given to `mkdir`/`open`, never set afterwards). Where the caches go, and
 //! the check of the one cache folder another user could make first: [`super::dirs`].
+//!
+//! Every cache file is written through [`write_whole`], so a reader (another process, or the next
+//! run after a crash or a full disk) finds the old file or the new one, never half of one.
 
 use std::fs::DirBuilder;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Creates `dir` and its missing parents with mode 0700. Folders that exist are left as they are.
 pub(crate) fn create_dir(dir: &Path) -> io::Result<()> {
@@ -24,6 +28,28 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(bytes)
+}
+
+/// Makes the temporary file names of concurrent writers in one process distinct.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `file` whole or not at all (a temporary file beside it, then a rename), readable by this user only (caches record which files a
+/// project has, which images exist and how they were made): folders made 0700, the file 0600.
+pub(crate) fn write_whole(file: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = file.parent().ok_or(io::ErrorKind::InvalidInput)?;
+    create_dir(dir)?;
+    let name = file.file_name().ok_or(io::ErrorKind::InvalidInput)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = write_new(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]

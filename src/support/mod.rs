@@ -6,7 +6,8 @@
 //! * [`dirs`]: the cache folder, one rule for every cache.
 //! * [`exec`]: the program runner (output streamed and redacted, timeout, the process-wide
 //!   cancel flag Ctrl-C sets) and `which`.
-//! * [`fs`]: folders and files only this user can read or change.
+//! * [`fs`]: folders and files only this user can read or change; the atomic writer of every
+//!   cache.
 
 pub mod dirs;
 pub mod exec;
