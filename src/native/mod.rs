@@ -262,7 +262,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
     let step = |s: &str| (request.progress)(Progress::Step(s));
     let several = platforms.len() > 1;
     let client = std::sync::Arc::new(client::Client::new(spec)?);
-    let rt = crate::registry::runtime()?;
+    let rt = crate::support::runtime::runtime()?;
     // Every platform's base first: one the base lacks fails before anything is built.
     let mut bases = Vec::new();
     for platform in &platforms {

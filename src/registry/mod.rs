@@ -21,7 +21,7 @@ use crate::reference::Reference;
 use crate::{Error, Result};
 use platform::Platform;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,21 +104,6 @@ impl Default for Options {
             backoff_base: Duration::from_millis(200),
         }
     }
-}
-
-/// The process's one runtime, created by the first check (never at import).
-pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("imagespec-io")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::Registry(format!("cannot start the I/O runtime: {e}")))
 }
 
 /// The registries listed in `$IMAGESPEC_INSECURE_REGISTRIES` (comma-separated).
@@ -247,7 +232,7 @@ pub async fn inspect(reference: &str, opts: &Options) -> Result<Inspected> {
 
 /// Blocking form of [`check`] on the shared runtime.
 pub fn check_blocking(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> {
-    runtime()?.block_on(check(refs, opts))
+    crate::support::runtime::runtime()?.block_on(check(refs, opts))
 }
 
 /// Existence of images in the local engine (Docker socket, then podman); unknown when none answers.

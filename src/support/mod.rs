@@ -8,7 +8,9 @@
 //!   cancel flag Ctrl-C sets) and `which`.
 //! * [`fs`]: folders and files only this user can read or change; the atomic writer of every
 //!   cache.
+//! * [`runtime`]: the process's one tokio runtime, made on first use.
 
 pub mod dirs;
 pub mod exec;
 pub mod fs;
+pub mod runtime;
