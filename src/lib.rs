@@ -15,6 +15,7 @@ pub mod registry;
 pub mod runtime;
 pub mod source;
 pub mod spec;
+pub mod support;
 pub mod value;
 
 #[cfg(feature = "python")]

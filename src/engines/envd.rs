@@ -6,13 +6,13 @@
 //! value enters the file as a Starlark string literal built by [`starlark_str`], so no value can
 //! end a string and add code.
 
-use super::process::{which, Run, TempDir};
 use super::{Built, Engine, Progress, Request};
 use crate::dockerfile::{write_context, BuildOptions};
 use crate::error::{Error, Result};
 use crate::redact::has_userinfo;
 use crate::runtime::{self, Runtime};
 use crate::spec::{BaseImage, CopyMode, Spec};
+use crate::support::exec::{which, Run, TempDir};
 use std::fmt::Write as _;
 use std::time::Duration;
 

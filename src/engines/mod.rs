@@ -61,7 +61,6 @@ pub mod buildah;
 pub mod docker;
 pub mod envd;
 pub mod noop;
-pub mod process;
 pub mod verify;
 
 use std::sync::Arc;

@@ -164,6 +164,6 @@ fn cached_blob(digest: &str) -> Option<Vec<u8>> {
 /// Best effort: a blob that cannot be kept is fetched again next time.
 fn keep_blob(digest: &str, bytes: &[u8]) {
     if let Some(p) = blob_path(digest) {
-        let _ = crate::source::write_whole(&p, bytes);
+        let _ = crate::support::fs::write_whole(&p, bytes);
     }
 }

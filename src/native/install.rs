@@ -61,7 +61,7 @@ pub fn uv_version(uv: &Path, cache: Option<&Path>) -> Result<String> {
     let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if let (Some(f), true) = (remembered, out.status.success() && !version.is_empty()) {
         // Best effort: a cache that cannot be written only costs the next build a process start.
-        let _ = crate::source::write_whole(&f, version.as_bytes());
+        let _ = crate::support::fs::write_whole(&f, version.as_bytes());
     }
     Ok(version)
 }

@@ -44,15 +44,15 @@ pub const OWN_LAYER_BYTES: u64 = 16 << 20;
 const LAYOUT: &str = "native-layout-1";
 
 /// Where the native builder keeps its caches (layers, base facts): `<user cache>/native` (see
-/// `crate::source::cache_root`), a folder only this user can enter.
+/// `crate::support::dirs::cache_root`), a folder only this user can enter.
 pub fn cache_root() -> Option<PathBuf> {
-    crate::source::cache_root().map(|d| d.join("native"))
+    crate::support::dirs::cache_root().map(|d| d.join("native"))
 }
 
 /// [`cache_root`], created (0700) for a build, or the reason there is none.
 fn private_cache_root() -> Result<PathBuf> {
     let root = cache_root().ok_or_else(|| {
-        let why = crate::source::private::temp_root()
+        let why = crate::support::dirs::temp_root()
             .err()
             .map_or("the temporary folder cannot hold it".to_owned(), |e| e.to_string());
         Error::build(format!(
@@ -60,7 +60,7 @@ fn private_cache_root() -> Result<PathBuf> {
              and {why})"
         ))
     })?;
-    crate::source::private::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
+    crate::support::dirs::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
     Ok(root)
 }
 
@@ -89,7 +89,7 @@ pub(crate) struct TempDir(PathBuf);
 impl TempDir {
     pub fn new_in(parent: &Path) -> Result<TempDir> {
         use std::os::unix::fs::DirBuilderExt;
-        crate::source::private::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
+        crate::support::fs::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
         for _ in 0..16 {
             let p = parent.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
             match std::fs::DirBuilder::new().mode(0o700).create(&p) {
@@ -262,7 +262,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
     let step = |s: &str| (request.progress)(Progress::Step(s));
     let several = platforms.len() > 1;
     let client = std::sync::Arc::new(client::Client::new(spec)?);
-    let rt = crate::registry::runtime()?;
+    let rt = crate::support::runtime::runtime()?;
     // Every platform's base first: one the base lacks fails before anything is built.
     let mut bases = Vec::new();
     for platform in &platforms {

@@ -367,7 +367,7 @@ mod known {
             all.extend(digests);
             let mut lines: Vec<String> = all.into_iter().collect();
             lines.sort();
-            let _ = crate::source::write_whole(p, (lines.join("\n") + "\n").as_bytes());
+            let _ = crate::support::fs::write_whole(p, (lines.join("\n") + "\n").as_bytes());
         }
     }
 }

@@ -127,7 +127,7 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
 /// `~/.cache/imagespec`); None without a home.
 #[pyfunction]
 fn cache_root() -> Option<std::path::PathBuf> {
-    crate::source::cache_root()
+    crate::support::dirs::cache_root()
 }
 
 /// `[registry/]path[:tag]` split as docker splits a reference (the registry only when the first part

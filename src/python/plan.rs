@@ -95,7 +95,7 @@ impl Builder for PyBuilder {
 /// Ctrl-C: then every engine program is stopped (no tag is pushed by a build that did not finish,
 /// temporary folders are removed as the builds unwind) and KeyboardInterrupt is raised.
 fn run_interruptibly<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T> + Send) -> PyResult<T> {
-    use crate::engines::process::{cancel_all, reset_cancel};
+    use crate::support::exec::{cancel_all, reset_cancel};
     use std::sync::mpsc::RecvTimeoutError;
     let (tx, rx) = std::sync::mpsc::channel();
     // A Mutex makes the receiver shareable with the GIL-free closure below.

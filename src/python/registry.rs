@@ -44,7 +44,7 @@ fn run<T: Send + 'static>(
     py: Python<'_>,
     fut: impl std::future::Future<Output = crate::Result<T>> + Send + 'static,
 ) -> PyResult<T> {
-    let rt = registry::runtime().map_err(to_py)?;
+    let rt = crate::support::runtime::runtime().map_err(to_py)?;
     let mut handle = rt.spawn(fut);
     loop {
         let step = py.detach(|| {

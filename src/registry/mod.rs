@@ -21,7 +21,7 @@ use crate::reference::Reference;
 use crate::{Error, Result};
 use platform::Platform;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub struct Options {
     pub insecure: Vec<String>,
     pub use_cache: bool,
     pub cache_ttl: Duration,
-    /// Overrides the cache location (default: see `cache::Cache::default_root`).
+    /// Overrides the cache location (default: see `crate::support::dirs::configured_cache_root`).
     pub cache_dir: Option<PathBuf>,
     /// Connect and answer timeout of each request.
     pub timeout: Duration,
@@ -104,21 +104,6 @@ impl Default for Options {
             backoff_base: Duration::from_millis(200),
         }
     }
-}
-
-/// The process's one runtime, created by the first check (never at import).
-pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("imagespec-io")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::Registry(format!("cannot start the I/O runtime: {e}")))
 }
 
 /// The registries listed in `$IMAGESPEC_INSECURE_REGISTRIES` (comma-separated).
@@ -220,7 +205,7 @@ pub(crate) fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checke
     let cache = if opts.use_cache {
         opts.cache_dir
             .clone()
-            .or_else(cache::Cache::default_root)
+            .or_else(crate::support::dirs::configured_cache_root)
             .map(|d| cache::Cache::new(&d, opts.cache_ttl))
     } else {
         None
@@ -247,7 +232,7 @@ pub async fn inspect(reference: &str, opts: &Options) -> Result<Inspected> {
 
 /// Blocking form of [`check`] on the shared runtime.
 pub fn check_blocking(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> {
-    runtime()?.block_on(check(refs, opts))
+    crate::support::runtime::runtime()?.block_on(check(refs, opts))
 }
 
 /// Existence of images in the local engine (Docker socket, then podman); unknown when none answers.

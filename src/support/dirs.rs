@@ -1,26 +1,46 @@
-//! Folders and files only this user can read or change: imagespec's caches and temporary data
-//! (digests of source files, layers of images not yet pushed, credentials for uv) often live in
-//! places other users reach: the temporary folder, a cache folder set by IMAGESPEC_CACHE_DIR.
+//! Where imagespec keeps what it remembers between runs: one rule for every cache (file digests
+//! and tree snapshots, existence answers, the native builder's layers and base facts, build
+//! locks).
 //!
-//! Every folder imagespec creates there gets mode 0700 and every file 0600, from the moment it
-//! exists (the mode is given to `mkdir`/`open`, never set afterwards). The one place whose name
-//! another user can guess and create first is the fallback cache in the temporary folder
-//! ([`temp_root`]): it is used only when it is a real folder of this user with mode 0700.
+//! The folder is `$IMAGESPEC_CACHE_DIR`, else `$XDG_CACHE_HOME/imagespec`, else
+//! `~/.cache/imagespec` ([`configured_cache_root`]). With none of them set, the caches that may
+//! live in the temporary folder use `imagespec-<uid>` there ([`cache_root`]). That is the one
+//! place whose name another user can guess and create first, so it is used only when it is a
+//! real folder of this user with mode 0700 ([`temp_root`]). The existence cache and the plan's
+//! locks take only a configured folder.
 
 use std::fs::DirBuilder;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Creates `dir` and its missing parents with mode 0700. Folders that exist are left as they are.
-pub(crate) fn create_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+/// The cache folder: [`configured_cache_root`], else `imagespec-<uid>` in the temporary folder
+/// when that is this user's private folder (see [`temp_root`]; `None` when it is not).
+pub(crate) fn cache_root() -> Option<PathBuf> {
+    configured_cache_root().or_else(|| temp_root().ok())
 }
 
-/// [`create_dir`], and `dir` itself made 0700 when it exists with a wider mode and belongs to this
-/// user (made by an older imagespec, or by the user's umask).
+/// The cache folder the environment names: `$IMAGESPEC_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/imagespec`, else `~/.cache/imagespec` (empty variables count as unset).
+pub(crate) fn configured_cache_root() -> Option<PathBuf> {
+    let nonempty = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = nonempty("IMAGESPEC_CACHE_DIR") {
+        return Some(dir);
+    }
+    if let Some(dir) = nonempty("XDG_CACHE_HOME") {
+        return Some(dir.join("imagespec"));
+    }
+    nonempty("HOME").map(|home| home.join(".cache").join("imagespec"))
+}
+
+/// [`super::fs::create_dir`], and `dir` itself made 0700 when it exists with a wider mode and
+/// belongs to this user (made by an older imagespec, or by the user's umask).
 pub(crate) fn create_own_dir(dir: &Path) -> io::Result<()> {
-    create_dir(dir)?;
+    super::fs::create_dir(dir)?;
     let md = std::fs::symlink_metadata(dir)?;
     if md.is_dir() && md.mode() & 0o077 != 0 && md.uid() == effective_uid()? {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
@@ -28,19 +48,10 @@ pub(crate) fn create_own_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// A new file at `path` (which must not exist) holding `bytes`, mode 0600.
-pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
-}
-
 /// The uid that owns what this process creates, read from a file it creates (std has no
 /// `geteuid`, and the result is what matters here: the owner of new files).
 fn effective_uid() -> io::Result<u32> {
+    use std::os::unix::fs::OpenOptionsExt;
     use std::sync::OnceLock;
     static UID: OnceLock<u32> = OnceLock::new();
     if let Some(uid) = UID.get() {
@@ -106,20 +117,8 @@ mod tests {
     }
 
     #[test]
-    fn new_folders_and_files_are_private() {
+    fn an_existing_folder_of_this_user_is_made_private() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let deep = d.path().join("a/b");
-        create_dir(&deep).unwrap();
-        assert_eq!((mode(&d.path().join("a")), mode(&deep)), (0o700, 0o700));
-        assert_eq!(mode(d.path()), 0o755, "an existing folder is left alone");
-        write_new(&deep.join("f"), b"x").unwrap();
-        assert_eq!(mode(&deep.join("f")), 0o600);
-        assert!(
-            write_new(&deep.join("f"), b"y").is_err(),
-            "never over an existing file"
-        );
-
         let old = d.path().join("old");
         std::fs::create_dir(&old).unwrap();
         std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
