@@ -8,6 +8,7 @@ pub mod engines;
 pub mod error;
 pub mod identity;
 pub mod native;
+pub mod oci;
 pub mod plan;
 pub mod redact;
 pub mod reference;

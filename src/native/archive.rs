@@ -7,8 +7,9 @@
 //! 0, numeric owners) and written to a temporary file renamed over the target at the end, so that
 //! the path never holds half an archive.
 
-use super::client::{sha256_of, Client};
+use super::client::Client;
 use super::push::Image;
+use crate::oci::sha256_of;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -358,7 +358,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
                 .collect::<Vec<_>>(),
         )
     });
-    let digest = client::sha256_of(index.as_deref().unwrap_or(&built[0].manifest));
+    let digest = crate::oci::sha256_of(index.as_deref().unwrap_or(&built[0].manifest));
     let name = if request.push {
         (request.progress)(Progress::Pushing(image));
         let stats = rt

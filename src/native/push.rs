@@ -4,9 +4,9 @@
 //! on a partial image. Without a registry: an OCI image layout folder.
 
 use super::base::Base;
-use super::client::{sha256_of, Client};
-use super::config::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+use super::client::Client;
 use super::layers::Layer;
+use crate::oci::{sha256_of, OCI_INDEX, OCI_MANIFEST};
 use crate::reference::Reference;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -96,24 +96,19 @@ async fn push_all(
             .map_err(Failed::Blob)?;
         if index.is_some() {
             client
-                .put_manifest(
-                    target,
-                    &sha256_of(img.manifest),
-                    img.manifest,
-                    MEDIA_TYPE_MANIFEST,
-                )
+                .put_manifest(target, &sha256_of(img.manifest), img.manifest, OCI_MANIFEST)
                 .await
                 .map_err(|e| Failed::Manifest(format!("{e}; no tag was written")))?;
         }
     }
     match index {
-        Some(ix) => client.put_manifest(target, &tag, ix, MEDIA_TYPE_INDEX).await,
+        Some(ix) => client.put_manifest(target, &tag, ix, OCI_INDEX).await,
         None => {
             let m = images
                 .first()
                 .ok_or_else(|| Failed::Blob("no image to push".into()))?
                 .manifest;
-            client.put_manifest(target, &tag, m, MEDIA_TYPE_MANIFEST).await
+            client.put_manifest(target, &tag, m, OCI_MANIFEST).await
         }
     }
     .map_err(Failed::Manifest)?;
@@ -276,12 +271,9 @@ pub async fn write_layout(
     let (top, media_type) = match index {
         Some(ix) => {
             put(&sha256_of(ix), &|t| std::fs::write(t, ix))?;
-            (ix, MEDIA_TYPE_INDEX)
+            (ix, OCI_INDEX)
         }
-        None => (
-            images.first().ok_or("no image to write")?.manifest,
-            MEDIA_TYPE_MANIFEST,
-        ),
+        None => (images.first().ok_or("no image to write")?.manifest, OCI_MANIFEST),
     };
     let layout = dir.join("oci-layout");
     std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)

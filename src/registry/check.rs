@@ -8,26 +8,15 @@ use super::credentials::{Credential, DockerConfig};
 use super::platform::Platform;
 use super::transport::{Failure, Request, Response, Transport};
 use super::{CheckResult, Status};
+use crate::oci::{
+    is_index, is_known, manifest_digest, mismatch, parse_manifest, same_algorithm, valid_digest, verify_blob,
+    MANIFEST_ACCEPT,
+};
 use crate::reference::{is_loopback, Reference};
 use reqwest::{Method, Url};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-pub(crate) fn is_index(mt: &str) -> bool {
-    mt == OCI_INDEX || mt == DOCKER_LIST
-}
-fn is_known(mt: &str) -> bool {
-    matches!(mt, OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_LIST)
-}
 
 /// What is known about one registry during one batch.
 struct Session {
@@ -41,7 +30,10 @@ struct Session {
     creds: OnceCell<Result<Option<Credential>, String>>,
 }
 
-pub struct Checker {
+/// The registry client: what every request to a registry goes through (the address that
+/// answers, auth challenges, tokens, credentials), with the platforms and the cache of the
+/// existence checks it makes.
+pub struct Client {
     pub transport: Transport,
     pub insecure: Vec<String>,
     pub platforms: Vec<Platform>,
@@ -52,7 +44,7 @@ pub struct Checker {
     tokens: TokenCache,
 }
 
-/// One request of [`Checker::call`].
+/// One request of [`Client::call`].
 pub(crate) struct Call<'a> {
     pub method: Method,
     /// A path on the registry, or an absolute URL on it (an upload's `Location`).
@@ -87,7 +79,7 @@ pub(crate) enum Answer {
     Unknown(String),
 }
 
-impl Checker {
+impl Client {
     pub fn new(
         transport: Transport,
         insecure: Vec<String>,
@@ -95,7 +87,7 @@ impl Checker {
         cache: Option<Cache>,
         explicit_config: Option<DockerConfig>,
     ) -> Self {
-        Checker {
+        Client {
             transport,
             insecure,
             platforms,
@@ -146,7 +138,7 @@ impl Checker {
             };
             match head.status {
                 200 => {
-                    let mt = content_type(&head);
+                    let mt = head.media_type();
                     let digest = head
                         .header("docker-content-digest")
                         .filter(|d| valid_digest(d))
@@ -184,11 +176,11 @@ impl Checker {
         if get.status != 200 {
             return self.not_ok(input, r, &get);
         }
-        let (doc, mt) = match parse_manifest(&get) {
+        let (doc, mt) = match parse_manifest(get.media_type().as_deref(), &get.body) {
             Ok(x) => x,
             Err(e) => return unknown(format!("unexpected answer: {e}")),
         };
-        let digest = match manifest_digest(r, &get) {
+        let digest = match manifest_digest(r, get.header("docker-content-digest"), &get.body) {
             Ok(d) => d,
             Err(reason) => return unknown(reason),
         };
@@ -324,7 +316,7 @@ impl Checker {
         .await
     }
 
-    /// [`Checker::request`] with a body, headers, a body limit and the actions wanted on the
+    /// [`Client::request`] with a body, headers, a body limit and the actions wanted on the
     /// repository (`pull` unless said).
     pub(crate) async fn call(&self, r: &Reference, c: &Call<'_>) -> Answer {
         let session = self.session(r);
@@ -401,7 +393,7 @@ impl Checker {
                 .join(path)
                 .map_err(|e| format!("cannot build the URL for {path}: {e}"))?;
             let mut req = Request::new(c.method.clone(), url);
-            req.headers.push(("accept", ACCEPT.to_string()));
+            req.headers.push(("accept", MANIFEST_ACCEPT.to_string()));
             req.headers.extend(c.headers.iter().cloned());
             req.body = c.body.clone();
             req.read_body = c.read_body;
@@ -599,121 +591,4 @@ fn exists(input: &str, digest: String, mt: String) -> CheckResult {
         media_type: Some(mt),
         ..CheckResult::unknown(input, String::new())
     }
-}
-
-fn content_type(resp: &Response) -> Option<String> {
-    resp.header("content-type")
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-}
-
-/// `algorithm:hex` as a reference may pin it: sha256 or sha512, lowercase hex of their length.
-/// What an index names as a child must be this before it goes into a URL.
-pub(crate) fn strict_digest(d: &str) -> bool {
-    let want = match d.split_once(':') {
-        Some(("sha256", h)) => (64, h),
-        Some(("sha512", h)) => (128, h),
-        _ => return false,
-    };
-    want.1.len() == want.0
-        && want
-            .1
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn same_algorithm(a: &str, b: &str) -> bool {
-    a.split_once(':').map(|x| x.0) == b.split_once(':').map(|x| x.0)
-}
-
-/// `bytes` hashed with the algorithm of `like` (sha256 unless it says sha512).
-pub(crate) fn digest_like(like: &str, bytes: &[u8]) -> String {
-    if like.starts_with("sha512:") {
-        format!(
-            "sha512:{}",
-            data_encoding::HEXLOWER.encode(&sha2::Sha512::digest(bytes))
-        )
-    } else {
-        format!(
-            "sha256:{}",
-            data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
-        )
-    }
-}
-
-fn mismatch(r: &Reference, want: &str, got: &str, how: &str) -> String {
-    format!(
-        "digest mismatch: asked {} for {}@{want}, it answered with {got} ({how}); \
-         the registry (or something between) serves other content under that digest",
-        r.registry, r.repository
-    )
-}
-
-/// The digest of a manifest answer, hashed from its body. A pinned reference's digest must be
-/// it; a `Docker-Content-Digest` that the registry sent along must be it too.
-pub(crate) fn manifest_digest(r: &Reference, resp: &Response) -> Result<String, String> {
-    if let Some(want) = &r.digest {
-        let got = digest_like(want, &resp.body);
-        return if got == *want {
-            Ok(got)
-        } else {
-            Err(mismatch(r, want, &got, "the hash of the manifest it sent"))
-        };
-    }
-    let header = resp.header("docker-content-digest").filter(|d| valid_digest(d));
-    let got = digest_like(header.unwrap_or("sha256:"), &resp.body);
-    match header {
-        Some(h) if h != got => Err(format!(
-            "digest mismatch: {} named {h} as the digest of {}:{} but sent a manifest whose hash \
-             is {got}",
-            r.registry,
-            r.repository,
-            r.manifest_ref()
-        )),
-        _ => Ok(got),
-    }
-}
-
-/// A blob's body must hash to the digest it was asked by.
-pub(crate) fn verify_blob(r: &Reference, digest: &str, body: &[u8]) -> Result<(), String> {
-    let got = digest_like(digest, body);
-    if got == digest {
-        return Ok(());
-    }
-    Err(format!(
-        "digest mismatch: blob {digest} of {}/{} arrived with content whose hash is {got}",
-        r.registry, r.repository
-    ))
-}
-
-pub(crate) fn valid_digest(d: &str) -> bool {
-    d.split_once(':')
-        .is_some_and(|(a, h)| !a.is_empty() && h.len() >= 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// The manifest's JSON and media type; an error text for anything that is not a manifest.
-pub(crate) fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String> {
-    let ct = content_type(resp).unwrap_or_default();
-    let shown = if ct.is_empty() {
-        "no content type".to_string()
-    } else {
-        ct.clone()
-    };
-    let v: serde_json::Value = serde_json::from_slice(&resp.body)
-        .map_err(|_| format!("the manifest answer is not JSON ({shown}), not a registry manifest"))?;
-    let declared = v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string);
-    let mt = if is_known(&ct) { Some(ct) } else { declared };
-    let mt = match mt {
-        Some(m) if is_known(&m) => m,
-        _ if v.get("manifests").is_some_and(serde_json::Value::is_array) => OCI_INDEX.to_string(),
-        _ if v.get("config").is_some_and(serde_json::Value::is_object) => OCI_MANIFEST.to_string(),
-        _ => {
-            return Err(format!(
-                "the answer ({shown}) is JSON but not an image manifest or index"
-            ))
-        }
-    };
-    if v.get("schemaVersion").and_then(serde_json::Value::as_u64) != Some(2) {
-        return Err("the manifest's schemaVersion is not 2".into());
-    }
-    Ok((v, mt))
 }

@@ -13,7 +13,7 @@ pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
-pub(crate) use check::{is_index, strict_digest, verify_blob, Answer, Call, Checker};
+pub(crate) use check::{Answer, Call, Client};
 pub use inspect::Inspected;
 pub(crate) use transport::Response;
 
@@ -133,14 +133,14 @@ pub async fn check(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> 
         return Err(Error::Registry("timeout must be more than zero".into()));
     }
     let concurrency = opts.concurrency.max(1);
-    let checker = Arc::new(checker(opts, platforms)?);
+    let client = Arc::new(client(opts, platforms)?);
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (input, r)) in refs.iter().zip(parsed).enumerate() {
-        let (checker, sem, input) = (checker.clone(), sem.clone(), input.clone());
+        let (client, sem, input) = (client.clone(), sem.clone(), input.clone());
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            (i, checker.check(&input, &r).await)
+            (i, client.check(&input, &r).await)
         });
     }
     let mut out: Vec<Option<CheckResult>> = vec![None; refs.len()];
@@ -183,8 +183,8 @@ fn cleaned(mut r: CheckResult) -> CheckResult {
     r
 }
 
-/// A checker for `opts`: transport, credentials, cache and insecure registries.
-pub(crate) fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checker> {
+/// A client for `opts`: transport, credentials, cache and insecure registries.
+pub(crate) fn client(opts: &Options, platforms: Vec<Platform>) -> Result<Client> {
     let explicit = match &opts.registry_config {
         Some(p) => Some(
             credentials::DockerConfig::load(p)
@@ -212,7 +212,7 @@ pub(crate) fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checke
     };
     let mut insecure = insecure_from_env();
     insecure.extend(opts.insecure.iter().cloned());
-    Ok(Checker::new(transport, insecure, platforms, cache, explicit))
+    Ok(Client::new(transport, insecure, platforms, cache, explicit))
 }
 
 /// The config (labels, history, platform) of an image in its registry. `opts.platforms[0]`
@@ -224,15 +224,10 @@ pub async fn inspect(reference: &str, opts: &Options) -> Result<Inspected> {
         .iter()
         .map(|p| Platform::parse(p).map_err(Error::Registry))
         .collect::<Result<Vec<_>>>()?;
-    let c = checker(opts, platforms)?;
+    let c = client(opts, platforms)?;
     c.inspect(&r)
         .await
         .map_err(|why| Error::Registry(clean_text(&format!("cannot read {reference}: {why}"))))
-}
-
-/// Blocking form of [`check`] on the shared runtime.
-pub fn check_blocking(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> {
-    crate::support::runtime::runtime()?.block_on(check(refs, opts))
 }
 
 /// Existence of images in the local engine (Docker socket, then podman); unknown when none answers.

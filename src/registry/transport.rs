@@ -75,6 +75,12 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The body's media type: the `Content-Type` without its parameters, lowercase.
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type")
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    }
 }
 
 /// Why a request got no HTTP answer. The texts name hosts and paths, never credentials.
