@@ -1,7 +1,7 @@
 //! `_core.Spec.dockerfile` and `_core.write_context`: build contexts, with the GIL released.
 
+use super::interrupt;
 use super::spec::Spec;
-use super::to_py_err;
 use crate::build::{self, BuildOptions, CaBundle};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -66,9 +66,7 @@ pub fn write_context<'py>(
         engine,
         flytekit_ids,
     )?;
-    let m = py
-        .detach(|| build::write_context(&spec.inner, &opts, &dir))
-        .map_err(to_py_err)?;
+    let m = interrupt::run(py, || build::write_context(&spec.inner, &opts, &dir))?;
     let out = PyDict::new(py);
     out.set_item("dir", m.dir)?;
     out.set_item("context", m.context)?;
@@ -111,9 +109,7 @@ pub fn plan_context<'py>(
         engine,
         flytekit_ids,
     )?;
-    let p = py
-        .detach(|| build::plan_context(&spec.inner, &opts))
-        .map_err(to_py_err)?;
+    let p = interrupt::run(py, || build::plan_context(&spec.inner, &opts))?;
     let out = PyDict::new(py);
     out.set_item("dockerfile_text", p.dockerfile_text)?;
     out.set_item("files", p.files)?;

@@ -2,6 +2,7 @@
 //! drives them in normal use), with the GIL released while the engine runs.
 
 use super::build::options;
+use super::interrupt;
 use super::spec::Spec;
 use super::to_py_err;
 use crate::engines::{self, Request};
@@ -30,7 +31,7 @@ fn engine(name: &str) -> PyResult<std::sync::Arc<dyn engines::Engine>> {
 #[pyfunction]
 pub fn engine_probe(py: Python<'_>, name: &str) -> PyResult<Option<String>> {
     let engine = engine(name)?;
-    Ok(py.detach(|| engine.probe()).err())
+    interrupt::run(py, || Ok(engine.probe().err()))
 }
 
 /// Builds `spec` as `image` with the engine `name` (pushing it with `push`); returns
@@ -59,18 +60,16 @@ pub fn engine_build<'py>(
         None,
     )?;
     let progress = |_: engines::Progress<'_>| {};
-    let built = py
-        .detach(|| {
-            engine.build(&Request {
-                spec: &spec.inner,
-                image,
-                options: &opts,
-                push,
-                no_cache,
-                progress: &progress,
-            })
+    let built = interrupt::run(py, || {
+        engine.build(&Request {
+            spec: &spec.inner,
+            image,
+            options: &opts,
+            push,
+            no_cache,
+            progress: &progress,
         })
-        .map_err(to_py_err)?;
+    })?;
     let out = PyDict::new(py);
     out.set_item("name", built.name)?;
     out.set_item("digest", built.digest)?;

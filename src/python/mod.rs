@@ -3,6 +3,7 @@
 mod build;
 mod convert;
 mod engines;
+mod interrupt;
 mod plan;
 mod registry;
 mod spec;
@@ -146,11 +147,10 @@ fn split_name(reference: &str) -> (Option<String>, String, Option<String>) {
 /// that answers, BuildKit-capable preferred), for the commands Python runs (`run`, `inspect`).
 #[pyfunction]
 fn docker_client(py: Python<'_>) -> PyResult<std::path::PathBuf> {
-    py.detach(|| {
+    interrupt::run(py, || {
         let candidates = crate::engines::docker::candidates(None)?;
         crate::engines::docker::detect(&candidates).map(|c| c.path)
     })
-    .map_err(to_py_err)
 }
 
 /// "Did you mean 'packages'? Valid fields: ..." for a keyword that is no field.

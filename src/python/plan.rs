@@ -1,8 +1,8 @@
 //! `_core.run_plan`: the build plan, with builders written in Python called back under the GIL.
 
 use super::build::options as build_options;
+use super::interrupt;
 use super::spec::Spec;
-use super::to_py_err;
 use crate::engines::Request;
 use crate::error::{Error, Result};
 use crate::plan::{self, Builder, Builders, EngineBuilder, Event, PlanOptions};
@@ -89,53 +89,6 @@ impl Builder for PyBuilder {
             })
         })
     }
-}
-
-/// Runs the plan on its own thread while this one, holding the GIL now and then, watches for
-/// Ctrl-C: then every engine program is stopped (no tag is pushed by a build that did not finish,
-/// temporary folders are removed as the builds unwind) and KeyboardInterrupt is raised.
-fn run_interruptibly<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T> + Send) -> PyResult<T> {
-    use crate::engines::process::{cancel_all, reset_cancel};
-    use std::sync::mpsc::RecvTimeoutError;
-    let (tx, rx) = std::sync::mpsc::channel();
-    // A Mutex makes the receiver shareable with the GIL-free closure below.
-    let rx = std::sync::Mutex::new(rx);
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let _ = tx.send(work());
-        });
-        let mut interrupted: Option<PyErr> = None;
-        loop {
-            let next = py.detach(|| {
-                rx.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .recv_timeout(Duration::from_millis(100))
-            });
-            match next {
-                Ok(result) => {
-                    reset_cancel();
-                    return match interrupted {
-                        Some(e) => Err(e),
-                        None => result.map_err(to_py_err),
-                    };
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    reset_cancel();
-                    return Err(super::BuildError::new_err(
-                        "the build plan stopped without a result",
-                    ));
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if interrupted.is_none() {
-                        if let Err(e) = py.check_signals() {
-                            cancel_all();
-                            interrupted = Some(e);
-                        }
-                    }
-                }
-            }
-        }
-    })
 }
 
 fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
@@ -259,7 +212,7 @@ pub fn run_plan<'py>(
             });
         }
     };
-    let results = run_interruptibly(py, || plan::run(&specs, &registry, &options, &emit))?;
+    let results = interrupt::run(py, || plan::run(&specs, &registry, &options, &emit))?;
     results
         .iter()
         .map(|r| {

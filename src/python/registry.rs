@@ -1,8 +1,7 @@
-//! `_core.check` and `_core.check_local`: existence checks with the GIL released.
+//! `_core.check`, `_core.check_local` and `_core.inspect`: registry calls with the GIL released.
 
-use super::RegistryError;
+use super::interrupt::block_on;
 use crate::registry::{self, CheckResult, Options};
-use crate::Error;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -13,10 +12,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_local, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     Ok(())
-}
-
-fn to_py(e: Error) -> PyErr {
-    super::to_py_err(e)
 }
 
 fn seconds(name: &str, v: f64) -> PyResult<Duration> {
@@ -37,30 +32,6 @@ fn result_dict<'py>(py: Python<'py>, r: &CheckResult) -> PyResult<Bound<'py, PyD
     d.set_item("media_type", &r.media_type)?;
     d.set_item("cached", r.cached)?;
     Ok(d)
-}
-
-/// Runs a future on the shared runtime without the GIL, in short steps so Ctrl-C stops it.
-fn run<T: Send + 'static>(
-    py: Python<'_>,
-    fut: impl std::future::Future<Output = crate::Result<T>> + Send + 'static,
-) -> PyResult<T> {
-    let rt = registry::runtime().map_err(to_py)?;
-    let mut handle = rt.spawn(fut);
-    loop {
-        let step = py.detach(|| {
-            rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut handle).await })
-        });
-        match step {
-            Ok(Ok(r)) => return r.map_err(to_py),
-            Ok(Err(e)) => return Err(RegistryError::new_err(format!("the check failed: {e}"))),
-            Err(_) => {
-                if let Err(e) = py.check_signals() {
-                    handle.abort();
-                    return Err(e);
-                }
-            }
-        }
-    }
 }
 
 /// Checks which of `refs` exist in their registries; one dict per reference, in order.
@@ -93,7 +64,7 @@ fn check<'py>(
         retries: retries.min(10),
         ..Options::default()
     };
-    let results = run(py, async move { registry::check(&refs, &opts).await })?;
+    let results = block_on(py, async move { registry::check(&refs, &opts).await })?;
     results.iter().map(|r| result_dict(py, r)).collect()
 }
 
@@ -102,7 +73,7 @@ fn check<'py>(
 #[pyo3(signature = (names, *, timeout=10.0))]
 fn check_local<'py>(py: Python<'py>, names: Vec<String>, timeout: f64) -> PyResult<Vec<Bound<'py, PyDict>>> {
     let timeout = seconds("timeout", timeout)?;
-    let results = run(py, async move { registry::check_local(&names, timeout).await })?;
+    let results = block_on(py, async move { registry::check_local(&names, timeout).await })?;
     results.iter().map(|r| result_dict(py, r)).collect()
 }
 
@@ -125,6 +96,6 @@ fn inspect(
         timeout: seconds("timeout", timeout)?,
         ..Options::default()
     };
-    let found = run(py, async move { registry::inspect(&reference, &opts).await })?;
+    let found = block_on(py, async move { registry::inspect(&reference, &opts).await })?;
     Ok((found.digest, found.config.to_string()))
 }

@@ -171,8 +171,7 @@ impl Spec {
             engine,
             flytekit_ids,
         )?;
-        py.detach(|| crate::build::dockerfile(&self.inner, &opts))
-            .map_err(to_py_err)
+        super::interrupt::run(py, || crate::build::dockerfile(&self.inner, &opts))
     }
 
     /// The tree of sub-digests the tag is derived from, as a dict of hex strings.
