@@ -3,7 +3,9 @@
 from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final, final
+from typing import Any, Final, TypedDict, final, type_check_only
+
+from typing_extensions import Unpack
 
 __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "__version__",
@@ -47,6 +49,41 @@ IMAGE_ID_VAR: Final[str]
 OWN_ID_VAR: Final[str]
 RUNTIME_OPTION: Final[str]
 
+@type_check_only
+class BuildArgs(TypedDict, total=False):
+    """What a build puts in the image besides the spec: the options every build entry point takes
+    (which engine a Dockerfile is for, ``buildkit`` and ``engine``, is set by an engine itself)."""
+
+    loaded_modules: list[str] | None
+    imagespec_wheel: str | PathLike[str] | None
+    ca_bundle: str | PathLike[str] | None
+    flytekit_ids: Mapping[str, str] | None
+
+@type_check_only
+class PlanArgs(BuildArgs, total=False):
+    """``run_plan``'s options: the build's, and the plan's (defaults: 2, False, False, None, 10.0, None)."""
+
+    max_parallel: int
+    assume_present: bool
+    no_cache: bool
+    lock_dir: str | PathLike[str] | None
+    check_timeout: float
+    builder: str | None
+
+@type_check_only
+class CheckArgs(TypedDict, total=False):
+    """``check``'s options (defaults: None, None, None, True, 10.0, 16, 86400.0, None, 3)."""
+
+    platforms: list[str] | None
+    registry_config: str | PathLike[str] | None
+    insecure: list[str] | None
+    use_cache: bool
+    timeout: float
+    concurrency: int
+    cache_ttl: float
+    cache_dir: str | PathLike[str] | None
+    retries: int
+
 class ImageSpecError(Exception):
     """Base class of every imagespec error."""
 
@@ -85,19 +122,7 @@ class RegistryError(ImageSpecError):
 class BuildError(ImageSpecError):
     """An image cannot be built as asked (an option the engine lacks, a value a Dockerfile cannot hold)."""
 
-def check(
-    refs: list[str],
-    *,
-    platforms: list[str] | None = None,
-    registry_config: str | PathLike[str] | None = None,
-    insecure: list[str] | None = None,
-    use_cache: bool = True,
-    timeout: float = 10.0,
-    concurrency: int = 16,
-    cache_ttl: float = 86400.0,
-    cache_dir: str | PathLike[str] | None = None,
-    retries: int = 3,
-) -> list[dict[str, Any]]:
+def check(refs: list[str], **options: Unpack[CheckArgs]) -> list[dict[str, Any]]:
     """Checks which of `refs` exist in their registries; one dict per reference, in order."""
 
 def check_local(names: list[str], *, timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -145,14 +170,7 @@ class Spec:
 
     def tag_inputs(self, loaded_modules: list[str] | None = None) -> dict[str, Any]: ...
     def dockerfile(
-        self,
-        *,
-        loaded_modules: list[str] | None = None,
-        imagespec_wheel: str | PathLike[str] | None = None,
-        ca_bundle: str | PathLike[str] | None = None,
-        buildkit: bool = True,
-        engine: str = "docker",
-        flytekit_ids: Mapping[str, str] | None = None,
+        self, *, buildkit: bool = True, engine: str = "docker", **options: Unpack[BuildArgs]
     ) -> str:
         """The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag."""
 
@@ -161,24 +179,14 @@ def write_context(
     spec: Spec,
     dir: str | PathLike[str],
     *,
-    loaded_modules: list[str] | None = None,
-    imagespec_wheel: str | PathLike[str] | None = None,
-    ca_bundle: str | PathLike[str] | None = None,
     buildkit: bool = True,
     engine: str = "docker",
-    flytekit_ids: Mapping[str, str] | None = None,
+    **options: Unpack[BuildArgs],
 ) -> dict[str, Any]:
     """Writes the build context of `spec` into `dir` (created if missing; it must be empty)."""
 
 def plan_context(
-    spec: Spec,
-    *,
-    loaded_modules: list[str] | None = None,
-    imagespec_wheel: str | PathLike[str] | None = None,
-    ca_bundle: str | PathLike[str] | None = None,
-    buildkit: bool = True,
-    engine: str = "docker",
-    flytekit_ids: Mapping[str, str] | None = None,
+    spec: Spec, *, buildkit: bool = True, engine: str = "docker", **options: Unpack[BuildArgs]
 ) -> dict[str, Any]:
     """The Dockerfile, file list and secret ids `write_context` would give, without writing anything."""
 
@@ -188,16 +196,7 @@ def run_plan(
     *,
     from_core: Callable[[Spec], Any],
     on_event: Callable[[dict[str, Any]], object] | None = None,
-    loaded_modules: list[str] | None = None,
-    imagespec_wheel: str | PathLike[str] | None = None,
-    ca_bundle: str | PathLike[str] | None = None,
-    max_parallel: int = 2,
-    assume_present: bool = False,
-    no_cache: bool = False,
-    lock_dir: str | PathLike[str] | None = None,
-    check_timeout: float = 10.0,
-    builder: str | None = None,
-    flytekit_ids: Mapping[str, str] | None = None,
+    **options: Unpack[PlanArgs],
 ) -> list[dict[str, Any]]:
     """Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
     a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
@@ -223,9 +222,7 @@ def engine_build(
     image: str,
     push: bool,
     no_cache: bool = False,
-    loaded_modules: list[str] | None = None,
-    imagespec_wheel: str | PathLike[str] | None = None,
-    ca_bundle: str | PathLike[str] | None = None,
+    **options: Unpack[BuildArgs],
 ) -> dict[str, Any]:
     """Builds `spec` as `image` with the engine `name` (pushing it with `push`); returns
     ``{"name": ..., "digest": ...}``."""

@@ -4,6 +4,7 @@ mod build;
 mod convert;
 mod engines;
 mod interrupt;
+mod options;
 mod plan;
 mod registry;
 mod spec;

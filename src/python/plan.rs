@@ -1,16 +1,15 @@
 //! `_core.run_plan`: the build plan, with builders written in Python called back under the GIL.
 
-use super::build::options as build_options;
 use super::interrupt;
+use super::options::{BuildArgs, Keywords};
 use super::spec::Spec;
+use crate::build::BuildOptions;
 use crate::engines::Request;
 use crate::error::{Error, Result};
 use crate::plan::{self, Builder, Builders, EngineBuilder, Event, PlanOptions};
 use crate::spec::Spec as CoreSpec;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,36 +133,42 @@ fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
+/// The plan's own keyword options (beside the build's): the stub's `PlanArgs`.
+fn plan_options(kw: &mut Keywords<'_>, build: BuildOptions) -> PyResult<PlanOptions> {
+    let check_timeout: f64 = kw.take("check_timeout", 10.0)?;
+    if !check_timeout.is_finite() || check_timeout <= 0.0 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "check_timeout must be a positive number of seconds",
+        ));
+    }
+    Ok(PlanOptions {
+        build,
+        max_parallel: kw.take::<usize>("max_parallel", 2)?.max(1),
+        assume_present: kw.take("assume_present", false)?,
+        no_cache: kw.take("no_cache", false)?,
+        lock_dir: kw.take("lock_dir", None)?,
+        check_timeout: Duration::from_secs_f64(check_timeout),
+        builder: kw.take("builder", None)?,
+    })
+}
+
 /// Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
 /// a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
 /// first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`).
 #[pyfunction]
-#[pyo3(signature = (specs, builders, *, from_core, on_event=None, loaded_modules=None, imagespec_wheel=None,
-    ca_bundle=None, max_parallel=2, assume_present=false, no_cache=false, lock_dir=None, check_timeout=10.0,
-    builder=None, flytekit_ids=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (specs, builders, *, from_core, on_event=None, **options))]
 pub fn run_plan<'py>(
     py: Python<'py>,
     specs: Vec<PyRef<'py, Spec>>,
     builders: Vec<(String, i32, Bound<'py, PyAny>)>,
     from_core: Bound<'py, PyAny>,
     on_event: Option<Bound<'py, PyAny>>,
-    loaded_modules: Option<Vec<PathBuf>>,
-    imagespec_wheel: Option<PathBuf>,
-    ca_bundle: Option<Bound<'py, PyAny>>,
-    max_parallel: usize,
-    assume_present: bool,
-    no_cache: bool,
-    lock_dir: Option<PathBuf>,
-    check_timeout: f64,
-    builder: Option<String>,
-    flytekit_ids: Option<BTreeMap<String, String>>,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    if !check_timeout.is_finite() || check_timeout <= 0.0 {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "check_timeout must be a positive number of seconds",
-        ));
-    }
+    let mut kw = Keywords::new(py, "run_plan()", options)?;
+    let build = BuildArgs::take(&mut kw)?.options(true, "docker");
+    let options = plan_options(&mut kw, build)?;
+    kw.finish()?;
     let mut registry = Builders::default();
     for (name, priority, obj) in builders {
         let builder: Arc<dyn Builder> = if let Ok(engine) = obj.cast::<PyString>() {
@@ -184,22 +189,6 @@ pub fn run_plan<'py>(
         };
         registry.add(&name, priority, builder);
     }
-    let options = PlanOptions {
-        build: build_options(
-            loaded_modules,
-            imagespec_wheel,
-            ca_bundle.as_ref(),
-            true,
-            "docker",
-            flytekit_ids,
-        )?,
-        max_parallel: max_parallel.max(1),
-        assume_present,
-        no_cache,
-        lock_dir,
-        check_timeout: Duration::from_secs_f64(check_timeout),
-        builder,
-    };
     let specs: Vec<CoreSpec> = specs.iter().map(|s| s.inner.clone()).collect();
     let callback = on_event.map(Bound::unbind);
     let emit = |e: Event| {

@@ -1,6 +1,7 @@
 //! `_core.check`, `_core.check_local` and `_core.inspect`: registry calls with the GIL released.
 
 use super::interrupt::block_on;
+use super::options::Keywords;
 use crate::registry::{self, CheckResult, Options};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -34,25 +35,18 @@ fn result_dict<'py>(py: Python<'py>, r: &CheckResult) -> PyResult<Bound<'py, PyD
     Ok(d)
 }
 
-/// Checks which of `refs` exist in their registries; one dict per reference, in order.
-#[pyfunction]
-#[pyo3(signature = (refs, *, platforms=None, registry_config=None, insecure=None, use_cache=true,
-    timeout=10.0, concurrency=16, cache_ttl=86400.0, cache_dir=None, retries=3))]
-#[allow(clippy::too_many_arguments)]
-fn check<'py>(
-    py: Python<'py>,
-    refs: Vec<String>,
-    platforms: Option<Vec<String>>,
-    registry_config: Option<PathBuf>,
-    insecure: Option<Vec<String>>,
-    use_cache: bool,
-    timeout: f64,
-    concurrency: usize,
-    cache_ttl: f64,
-    cache_dir: Option<PathBuf>,
-    retries: u32,
-) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let opts = Options {
+/// The options of a registry check: the stub's `CheckArgs`, with its defaults.
+fn check_options(kw: &mut Keywords<'_>) -> PyResult<Options> {
+    let platforms: Option<Vec<String>> = kw.take("platforms", None)?;
+    let registry_config: Option<PathBuf> = kw.take("registry_config", None)?;
+    let insecure: Option<Vec<String>> = kw.take("insecure", None)?;
+    let use_cache: bool = kw.take("use_cache", true)?;
+    let timeout: f64 = kw.take("timeout", 10.0)?;
+    let concurrency: usize = kw.take("concurrency", 16)?;
+    let cache_ttl: f64 = kw.take("cache_ttl", 86400.0)?;
+    let cache_dir: Option<PathBuf> = kw.take("cache_dir", None)?;
+    let retries: u32 = kw.take("retries", 3)?;
+    Ok(Options {
         platforms: platforms.unwrap_or_default(),
         registry_config,
         insecure: insecure.unwrap_or_default(),
@@ -63,7 +57,20 @@ fn check<'py>(
         concurrency: concurrency.clamp(1, 256),
         retries: retries.min(10),
         ..Options::default()
-    };
+    })
+}
+
+/// Checks which of `refs` exist in their registries; one dict per reference, in order.
+#[pyfunction]
+#[pyo3(signature = (refs, **options))]
+fn check<'py>(
+    py: Python<'py>,
+    refs: Vec<String>,
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    let mut kw = Keywords::new(py, "check()", options)?;
+    let opts = check_options(&mut kw)?;
+    kw.finish()?;
     let results = block_on(py, async move { registry::check(&refs, &opts).await })?;
     results.iter().map(|r| result_dict(py, r)).collect()
 }

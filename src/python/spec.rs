@@ -1,6 +1,7 @@
 //! `_core.Spec`: a validated spec held by the Python `ImageSpec`.
 
 use super::convert::{from_value, raw_spec};
+use super::options::BuildArgs;
 use super::to_py_err;
 use crate::identity;
 use crate::spec::{yaml, BaseImage, Context, CopyMode, Spec as CoreSpec};
@@ -151,26 +152,15 @@ impl Spec {
     }
 
     /// The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag.
-    #[pyo3(signature = (*, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker", flytekit_ids=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*, buildkit=true, engine="docker", **options))]
     fn dockerfile(
         &self,
         py: Python<'_>,
-        loaded_modules: Option<Vec<PathBuf>>,
-        imagespec_wheel: Option<PathBuf>,
-        ca_bundle: Option<Bound<'_, PyAny>>,
         buildkit: bool,
         engine: &str,
-        flytekit_ids: Option<std::collections::BTreeMap<String, String>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<String> {
-        let opts = super::build::options(
-            loaded_modules,
-            imagespec_wheel,
-            ca_bundle.as_ref(),
-            buildkit,
-            engine,
-            flytekit_ids,
-        )?;
+        let opts = BuildArgs::read(py, "Spec.dockerfile()", options)?.options(buildkit, engine);
         super::interrupt::run(py, || crate::build::dockerfile(&self.inner, &opts))
     }
 
