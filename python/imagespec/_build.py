@@ -95,7 +95,7 @@ def plan_context(
     buildkit: bool = True,
     engine: str = "docker",
     flytekit_ids: Mapping[ImageSpec, str] | None = None,
-) -> dict[str, object]:
+) -> _core.ContextPlan:
     """What `write_context` would write (Dockerfile text, files, secret ids), writing nothing."""
     options = _build_args(spec, imagespec_wheel, ca_bundle, flytekit_ids)
     return _core.plan_context(spec._core, buildkit=buildkit, engine=engine, **options)
@@ -122,13 +122,13 @@ def write_context(
             shutil.rmtree(dir, ignore_errors=True)
         raise
     return BuildContext(
-        dir=Path(out["dir"]),
-        context=Path(out["context"]),
-        dockerfile=Path(out["dockerfile"]),
-        dockerfile_text=out["dockerfile_text"],
-        files=tuple(out["files"]),
-        secrets=tuple(BuildSecret(s["id"], Path(s["path"])) for s in out["secrets"]),
-        image=out["image"],
-        tag=out["tag"],
-        id=out["id"],
+        dir=out.dir,
+        context=out.context,
+        dockerfile=out.dockerfile,
+        dockerfile_text=out.dockerfile_text,
+        files=tuple(out.files),
+        secrets=tuple(BuildSecret(id, path) for id, path in out.secrets),
+        image=out.image,
+        tag=out.tag,
+        id=out.id,
     )

@@ -3,7 +3,7 @@
 from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final, TypedDict, final, type_check_only
+from typing import Any, Final, Literal, TypedDict, final, type_check_only
 
 from typing_extensions import Unpack
 
@@ -37,6 +37,9 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "run_plan",
     "engine_probe",
     "engine_build",
+    "ContextManifest",
+    "Event",
+    "ImageResult",
 ]
 
 __version__: Final[str]
@@ -84,6 +87,49 @@ class CheckArgs(TypedDict, total=False):
     cache_dir: str | PathLike[str] | None
     retries: int
 
+@type_check_only
+class CheckResult(TypedDict):
+    """One reference's answer to ``check`` or ``check_local``."""
+
+    reference: str
+    status: Literal["exists", "missing", "unknown"]
+    reason: str | None
+    digest: str | None
+    media_type: str | None
+    cached: bool
+
+@type_check_only
+class BuiltImage(TypedDict):
+    """What ``engine_build`` built: the name to run it by (pinned by digest when known)."""
+
+    name: str
+    digest: str | None
+
+@type_check_only
+class ContextPlan(TypedDict):
+    """What ``write_context`` would write; ``secrets`` are the secrets' ids."""
+
+    dockerfile_text: str
+    files: list[str]
+    secrets: list[str]
+    image: str
+    tag: str
+    id: str
+
+@type_check_only
+class TagInputs(TypedDict):
+    """The tree of sub-digests (hex) a tag is derived from: one per field, one per file."""
+
+    scheme: int
+    recipe_version: int
+    id: str
+    id_root: str
+    fields: dict[str, str]
+    files: dict[str, str]
+    base_image: str | None
+    root: str
+    tag: str
+
 class ImageSpecError(Exception):
     """Base class of every imagespec error."""
 
@@ -122,10 +168,10 @@ class RegistryError(ImageSpecError):
 class BuildError(ImageSpecError):
     """An image cannot be built as asked (an option the engine lacks, a value a Dockerfile cannot hold)."""
 
-def check(refs: list[str], **options: Unpack[CheckArgs]) -> list[dict[str, Any]]:
+def check(refs: list[str], **options: Unpack[CheckArgs]) -> list[CheckResult]:
     """Checks which of `refs` exist in their registries; one dict per reference, in order."""
 
-def check_local(names: list[str], *, timeout: float = 10.0) -> list[dict[str, Any]]:
+def check_local(names: list[str], *, timeout: float = 10.0) -> list[CheckResult]:
     """Checks which of `names` the local engine (Docker socket, else podman) has."""
 
 @final
@@ -168,7 +214,8 @@ class Spec:
         """The spec as its image's `dev.imagespec.spec` label shows it (JSON): name, registry, the
         identity fields as hashed, and the base spec's image name."""
 
-    def tag_inputs(self, loaded_modules: list[str] | None = None) -> dict[str, Any]: ...
+    def tag_inputs(self, loaded_modules: list[str] | None = None) -> TagInputs:
+        """The tree of sub-digests the tag is derived from, as a dict of hex strings."""
     def dockerfile(
         self, *, buildkit: bool = True, engine: str = "docker", **options: Unpack[BuildArgs]
     ) -> str:
@@ -182,12 +229,12 @@ def write_context(
     buildkit: bool = True,
     engine: str = "docker",
     **options: Unpack[BuildArgs],
-) -> dict[str, Any]:
+) -> ContextManifest:
     """Writes the build context of `spec` into `dir` (created if missing; it must be empty)."""
 
 def plan_context(
     spec: Spec, *, buildkit: bool = True, engine: str = "docker", **options: Unpack[BuildArgs]
-) -> dict[str, Any]:
+) -> ContextPlan:
     """The Dockerfile, file list and secret ids `write_context` would give, without writing anything."""
 
 def run_plan(
@@ -195,12 +242,12 @@ def run_plan(
     builders: list[tuple[str, int, Any]],
     *,
     from_core: Callable[[Spec], Any],
-    on_event: Callable[[dict[str, Any]], object] | None = None,
+    on_event: Callable[[Event], object] | None = None,
     **options: Unpack[PlanArgs],
-) -> list[dict[str, Any]]:
+) -> list[ImageResult]:
     """Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
-    a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
-    first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`)."""
+    a built-in engine (a str) or a Python object with `build_image`. One `ImageResult` per image,
+    bases first."""
 
 def inspect(
     reference: str,
@@ -223,6 +270,74 @@ def engine_build(
     push: bool,
     no_cache: bool = False,
     **options: Unpack[BuildArgs],
-) -> dict[str, Any]:
+) -> BuiltImage:
     """Builds `spec` as `image` with the engine `name` (pushing it with `push`); returns
     ``{"name": ..., "digest": ...}``."""
+
+@final
+class ContextManifest:
+    """What ``write_context`` wrote."""
+
+    @property
+    def dir(self) -> Path: ...
+    @property
+    def context(self) -> Path: ...
+    @property
+    def dockerfile(self) -> Path: ...
+    @property
+    def dockerfile_text(self) -> str: ...
+    @property
+    def files(self) -> list[str]: ...
+    @property
+    def secrets(self) -> list[tuple[str, Path]]:
+        """``(id, path)`` of each secret, in the order the Dockerfile mounts them."""
+    @property
+    def image(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+
+@final
+class Event:
+    """One step of a plan, as ``run_plan`` gives it to ``on_event``."""
+
+    @property
+    def kind(
+        self,
+    ) -> Literal[
+        "checking", "exists", "missing", "unknown", "building", "step", "pushing", "done", "failed", "warning"
+    ]: ...
+    @property
+    def image(self) -> str | None: ...
+    @property
+    def message(self) -> str | None:
+        """The step, the reason, the builder or the built name, by kind."""
+    @property
+    def seconds(self) -> float | None:
+        """For ``done``: how long the build took."""
+    @property
+    def count(self) -> int | None:
+        """For ``checking``: how many images are checked."""
+
+@final
+class ImageResult:
+    """What happened to one image of a plan."""
+
+    @property
+    def image(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def outcome(self) -> Literal["exists", "skipped", "assumed", "built", "failed"]: ...
+    @property
+    def builder(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def inputs(self) -> list[int]:
+        """Indexes into the specs given to ``run_plan`` that are this image."""

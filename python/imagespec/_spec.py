@@ -320,7 +320,7 @@ class ImageSpec:
         name = self._core.image_name(self._loaded())
         return _REAL_NAMES.get(name, name)
 
-    def tag_inputs(self) -> dict[str, Any]:
+    def tag_inputs(self) -> _native.TagInputs:
         """The tree of sub-digests (one per field, one per file) the tag is derived from."""
         return self._core.tag_inputs(self._loaded())
 

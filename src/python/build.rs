@@ -2,10 +2,11 @@
 
 use super::interrupt;
 use super::options::BuildArgs;
+use super::results::{ContextManifest, ContextPlan};
 use super::spec::Spec;
 use crate::build;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 use std::path::PathBuf;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -24,27 +25,10 @@ pub fn write_context<'py>(
     buildkit: bool,
     engine: &str,
     options: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<ContextManifest> {
     let opts = BuildArgs::read(py, "write_context()", options)?.options(buildkit, engine);
     let m = interrupt::run(py, || build::write_context(&spec.inner, &opts, &dir))?;
-    let out = PyDict::new(py);
-    out.set_item("dir", m.dir)?;
-    out.set_item("context", m.context)?;
-    out.set_item("dockerfile", m.dockerfile)?;
-    out.set_item("dockerfile_text", m.dockerfile_text)?;
-    out.set_item("files", m.files)?;
-    let secrets = PyList::empty(py);
-    for s in m.secrets {
-        let d = PyDict::new(py);
-        d.set_item("id", s.id)?;
-        d.set_item("path", s.path)?;
-        secrets.append(d)?;
-    }
-    out.set_item("secrets", secrets)?;
-    out.set_item("image", m.image)?;
-    out.set_item("tag", m.tag)?;
-    out.set_item("id", m.id)?;
-    Ok(out)
+    Ok(m.into())
 }
 
 /// The Dockerfile, file list and secret ids `write_context` would give, without writing anything.
@@ -56,15 +40,8 @@ pub fn plan_context<'py>(
     buildkit: bool,
     engine: &str,
     options: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<ContextPlan> {
     let opts = BuildArgs::read(py, "plan_context()", options)?.options(buildkit, engine);
     let p = interrupt::run(py, || build::plan_context(&spec.inner, &opts))?;
-    let out = PyDict::new(py);
-    out.set_item("dockerfile_text", p.dockerfile_text)?;
-    out.set_item("files", p.files)?;
-    out.set_item("secrets", p.secret_ids)?;
-    out.set_item("image", p.image)?;
-    out.set_item("tag", p.tag)?;
-    out.set_item("id", p.id)?;
-    Ok(out)
+    Ok(p.into())
 }

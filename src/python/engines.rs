@@ -3,6 +3,7 @@
 
 use super::interrupt;
 use super::options::BuildArgs;
+use super::results::BuiltImage;
 use super::spec::Spec;
 use super::to_py_err;
 use crate::engines::{self, Request};
@@ -45,7 +46,7 @@ pub fn engine_build<'py>(
     push: bool,
     no_cache: bool,
     options: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<BuiltImage> {
     let opts = BuildArgs::read(py, "engine_build()", options)?.options(true, name);
     let engine = engine(name)?;
     let progress = |_: engines::Progress<'_>| {};
@@ -59,8 +60,5 @@ pub fn engine_build<'py>(
             progress: &progress,
         })
     })?;
-    let out = PyDict::new(py);
-    out.set_item("name", built.name)?;
-    out.set_item("digest", built.digest)?;
-    Ok(out)
+    Ok(built.into())
 }

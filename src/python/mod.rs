@@ -7,6 +7,7 @@ mod interrupt;
 mod options;
 mod plan;
 mod registry;
+mod results;
 mod spec;
 
 use pyo3::create_exception;
@@ -194,5 +195,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     build::register(m)?;
     plan::register(m)?;
     engines::register(m)?;
+    results::register(m)?;
     Ok(())
 }

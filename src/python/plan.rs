@@ -2,6 +2,7 @@
 
 use super::interrupt;
 use super::options::{BuildArgs, Keywords};
+use super::results;
 use super::spec::Spec;
 use crate::build::BuildOptions;
 use crate::engines::Request;
@@ -90,49 +91,6 @@ impl Builder for PyBuilder {
     }
 }
 
-fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    let (kind, image) = match e {
-        Event::Checking { images } => {
-            d.set_item("count", images)?;
-            ("checking", None)
-        }
-        Event::Exists { image } => ("exists", Some(image)),
-        Event::Missing { image, reason }
-        | Event::Unknown { image, reason }
-        | Event::Failed { image, reason } => {
-            d.set_item("message", reason)?;
-            let kind = match e {
-                Event::Missing { .. } => "missing",
-                Event::Unknown { .. } => "unknown",
-                _ => "failed",
-            };
-            (kind, Some(image))
-        }
-        Event::Building { image, builder } => {
-            d.set_item("message", builder)?;
-            ("building", Some(image))
-        }
-        Event::Step { image, step } => {
-            d.set_item("message", step)?;
-            ("step", Some(image))
-        }
-        Event::Pushing { image } => ("pushing", Some(image)),
-        Event::Done { image, name, seconds } => {
-            d.set_item("message", name)?;
-            d.set_item("seconds", seconds)?;
-            ("done", Some(image))
-        }
-        Event::Warning { image, message } => {
-            d.set_item("message", message)?;
-            ("warning", Some(image))
-        }
-    };
-    d.set_item("kind", kind)?;
-    d.set_item("image", image)?;
-    Ok(d)
-}
-
 /// The plan's own keyword options (beside the build's): the stub's `PlanArgs`.
 fn plan_options(kw: &mut Keywords<'_>, build: BuildOptions) -> PyResult<PlanOptions> {
     let check_timeout: f64 = kw.take("check_timeout", 10.0)?;
@@ -153,8 +111,8 @@ fn plan_options(kw: &mut Keywords<'_>, build: BuildOptions) -> PyResult<PlanOpti
 }
 
 /// Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
-/// a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
-/// first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`).
+/// a built-in engine (a str) or a Python object with `build_image`. One `ImageResult` per image,
+/// bases first.
 #[pyfunction]
 #[pyo3(signature = (specs, builders, *, from_core, on_event=None, **options))]
 pub fn run_plan<'py>(
@@ -164,7 +122,7 @@ pub fn run_plan<'py>(
     from_core: Bound<'py, PyAny>,
     on_event: Option<Bound<'py, PyAny>>,
     options: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Vec<Bound<'py, PyDict>>> {
+) -> PyResult<Vec<results::ImageResult>> {
     let mut kw = Keywords::new(py, "run_plan()", options)?;
     let build = BuildArgs::take(&mut kw)?.options(true, "docker");
     let options = plan_options(&mut kw, build)?;
@@ -194,7 +152,7 @@ pub fn run_plan<'py>(
     let emit = |e: Event| {
         if let Some(cb) = &callback {
             Python::attach(|py| {
-                let result = event_dict(py, &e).and_then(|d| cb.call1(py, (d,)));
+                let result = Bound::new(py, results::Event::from(e)).and_then(|e| cb.call1(py, (e,)));
                 if let Err(err) = result {
                     err.write_unraisable(py, Some(cb.bind(py)));
                 }
@@ -202,19 +160,5 @@ pub fn run_plan<'py>(
         }
     };
     let results = interrupt::run(py, || plan::run(&specs, &registry, &options, &emit))?;
-    results
-        .iter()
-        .map(|r| {
-            let d = PyDict::new(py);
-            d.set_item("image", &r.image)?;
-            d.set_item("name", &r.name)?;
-            d.set_item("id", &r.id)?;
-            d.set_item("outcome", r.outcome.as_str())?;
-            d.set_item("builder", &r.builder)?;
-            d.set_item("reason", &r.reason)?;
-            d.set_item("seconds", r.seconds)?;
-            d.set_item("inputs", &r.inputs)?;
-            Ok(d)
-        })
-        .collect()
+    Ok(results.into_iter().map(results::ImageResult::from).collect())
 }

@@ -2,7 +2,8 @@
 
 use super::interrupt::block_on;
 use super::options::Keywords;
-use crate::registry::{self, CheckResult, Options};
+use super::results::CheckResult;
+use crate::registry::{self, Options};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -22,17 +23,6 @@ fn seconds(name: &str, v: f64) -> PyResult<Duration> {
         )));
     }
     Ok(Duration::from_secs_f64(v))
-}
-
-fn result_dict<'py>(py: Python<'py>, r: &CheckResult) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("reference", &r.reference)?;
-    d.set_item("status", r.status.as_str())?;
-    d.set_item("reason", &r.reason)?;
-    d.set_item("digest", &r.digest)?;
-    d.set_item("media_type", &r.media_type)?;
-    d.set_item("cached", r.cached)?;
-    Ok(d)
 }
 
 /// The options of a registry check: the stub's `CheckArgs`, with its defaults.
@@ -67,21 +57,21 @@ fn check<'py>(
     py: Python<'py>,
     refs: Vec<String>,
     options: Option<&Bound<'py, PyDict>>,
-) -> PyResult<Vec<Bound<'py, PyDict>>> {
+) -> PyResult<Vec<CheckResult>> {
     let mut kw = Keywords::new(py, "check()", options)?;
     let opts = check_options(&mut kw)?;
     kw.finish()?;
     let results = block_on(py, async move { registry::check(&refs, &opts).await })?;
-    results.iter().map(|r| result_dict(py, r)).collect()
+    Ok(results.into_iter().map(CheckResult::from).collect())
 }
 
 /// Checks which of `names` the local engine (Docker socket, else podman) has.
 #[pyfunction]
 #[pyo3(signature = (names, *, timeout=10.0))]
-fn check_local<'py>(py: Python<'py>, names: Vec<String>, timeout: f64) -> PyResult<Vec<Bound<'py, PyDict>>> {
+fn check_local(py: Python<'_>, names: Vec<String>, timeout: f64) -> PyResult<Vec<CheckResult>> {
     let timeout = seconds("timeout", timeout)?;
     let results = block_on(py, async move { registry::check_local(&names, timeout).await })?;
-    results.iter().map(|r| result_dict(py, r)).collect()
+    Ok(results.into_iter().map(CheckResult::from).collect())
 }
 
 /// The config of an image in its registry: `(manifest digest, config as JSON text)`.
