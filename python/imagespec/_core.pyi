@@ -133,14 +133,16 @@ class TagInputs(TypedDict):
 class ImageSpecError(Exception):
     """Base class of every imagespec error."""
 
+    # Where the error is, None where it does not say (always, for one raised by Python code): a
+    # spec field's error names the field; a spec file's, the file, line and column; a missing or
+    # unreadable file's, the field and the file.
     field: str | None
+    path: str | None
+    line: int | None
+    column: int | None
 
 class SpecError(ImageSpecError, ValueError):
     """A spec field or spec file has a value that is not allowed (a ValueError, as in flytekit)."""
-
-    path: str
-    line: int
-    column: int
 
 class UnknownFieldError(SpecError, TypeError):
     """A keyword that is no spec field (a TypeError, as for any function, and a SpecError)."""
@@ -159,8 +161,6 @@ def cache_root() -> Path | None:
 
 class SourceError(ImageSpecError):
     """A file or folder the spec names is missing or unreadable."""
-
-    path: str
 
 class RegistryError(ImageSpecError):
     """A registry check could not be made: a malformed reference or an unusable option."""

@@ -542,7 +542,7 @@ def _not_installed_error() -> type[Exception]:
         return _NOT_INSTALLED[0]
     from importlib.metadata import PackageNotFoundError
 
-    class NotInstalledError(_native.SpecError, PackageNotFoundError):  # type: ignore[misc]
+    class NotInstalledError(_native.SpecError, PackageNotFoundError):
         """A pinned package that is not installed: flytekit raises PackageNotFoundError here."""
 
         def __str__(self) -> str:

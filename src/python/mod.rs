@@ -86,7 +86,11 @@ create_exception!(
     "An image cannot be built as asked (an option the engine lacks, a value a Dockerfile cannot hold)."
 );
 
-/// Maps a core error to its Python exception, with `field`, `path`, `line`, `column` attributes.
+/// What every imagespec error says about where it is: the spec field, the file, its line and column.
+const LOCATION: [&str; 4] = ["field", "path", "line", "column"];
+
+/// Maps a core error to its Python exception, with the [`LOCATION`] attributes it knows (the
+/// others are the class's None).
 pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
     Python::attach(|py| {
         let typed = |t: PyResult<&Bound<'_, PyType>>| match t {
@@ -103,7 +107,9 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
             crate::Error::Build(_) => BuildError::new_err(e.to_string()),
         };
         let value = err.value(py);
-        let _ = value.setattr("field", e.field());
+        if let Some(field) = e.field() {
+            let _ = value.setattr("field", field);
+        }
         match &e {
             crate::Error::Yaml {
                 path, line, column, ..
@@ -179,7 +185,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
             let _ = crate::native::install::PYTHON_PREFIX.set(p);
         }
     }
-    m.add("ImageSpecError", py.get_type::<ImageSpecError>())?;
+    // Class attributes, so that an error raised by Python code has them too.
+    let base = py.get_type::<ImageSpecError>();
+    for name in LOCATION {
+        base.setattr(name, py.None())?;
+    }
+    m.add("ImageSpecError", base)?;
     m.add("SpecError", spec_error(py)?)?;
     m.add("UnknownFieldError", unknown_field_error(py)?)?;
     m.add("suggest_field", wrap_pyfunction!(suggest_field, m)?)?;
