@@ -179,7 +179,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("IMAGE_ID_VAR", crate::build::dockerfile::IMAGE_ID_VAR)?;
     m.add("OWN_ID_VAR", crate::build::OWN_ID_VAR)?;
     m.add("RUNTIME_OPTION", crate::build::runtime::RUNTIME_OPTION)?;
-    // Where `pip install imagespec-build` put uv (a dependency): the native builder runs it from there.
+    // Where `pip install imagespec-build[native]` put uv: the native builder runs it from there.
     if let Ok(prefix) = py.import("sys").and_then(|s| s.getattr("prefix")) {
         if let Ok(p) = prefix.extract::<std::path::PathBuf>() {
             let _ = crate::native::install::PYTHON_PREFIX.set(p);
