@@ -39,14 +39,14 @@ ImageLike = Union[str, "ImageSpec"]
 _DEFAULT_TIMEOUT = 10.0
 
 
-def _status(d: dict[str, object]) -> ImageStatus:
+def _status(d: _core.CheckResult) -> ImageStatus:
     return ImageStatus(
-        reference=str(d["reference"]),
-        status=cast("Status", d["status"]),
-        reason=cast("str | None", d["reason"]),
-        digest=cast("str | None", d["digest"]),
-        media_type=cast("str | None", d["media_type"]),
-        cached=bool(d["cached"]),
+        reference=d["reference"],
+        status=d["status"],
+        reason=d["reason"],
+        digest=d["digest"],
+        media_type=d["media_type"],
+        cached=d["cached"],
     )
 
 

@@ -320,7 +320,7 @@ class ImageSpec:
         name = self._core.image_name(self._loaded())
         return _REAL_NAMES.get(name, name)
 
-    def tag_inputs(self) -> dict[str, Any]:
+    def tag_inputs(self) -> _native.TagInputs:
         """The tree of sub-digests (one per field, one per file) the tag is derived from."""
         return self._core.tag_inputs(self._loaded())
 
@@ -542,7 +542,7 @@ def _not_installed_error() -> type[Exception]:
         return _NOT_INSTALLED[0]
     from importlib.metadata import PackageNotFoundError
 
-    class NotInstalledError(_native.SpecError, PackageNotFoundError):  # type: ignore[misc]
+    class NotInstalledError(_native.SpecError, PackageNotFoundError):
         """A pinned package that is not installed: flytekit raises PackageNotFoundError here."""
 
         def __str__(self) -> str:

@@ -6,7 +6,7 @@
 //! (mode 0600) in the build's private work folder, which uv reads (see [`split_secrets`]).
 //!
 //! uv is found as `$IMAGESPEC_UV`, else `uv` beside the Python running imagespec (`sys.prefix/bin`,
-//! where `pip install imagespec-build` puts it as a dependency), else `$VIRTUAL_ENV/bin/uv`, else on
+//! where `pip install imagespec-build[native]` puts it), else `$VIRTUAL_ENV/bin/uv`, else on
 //! `PATH`.
 
 use super::python::BaseFacts;

@@ -292,7 +292,7 @@ pub fn install_hint(program: &Path) -> &'static str {
     }
 }
 
-/// The first executable called `name` on `PATH`, or every one of them with `all`.
+/// Every executable called `name` on `PATH`, in `PATH` order, each file once.
 pub fn which_all(name: &str) -> Vec<PathBuf> {
     let Some(path) = std::env::var_os("PATH") else {
         return Vec::new();
