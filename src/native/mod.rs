@@ -75,11 +75,7 @@ pub(crate) fn io_error(what: &str, p: &Path, e: &std::io::Error) -> Error {
 
 /// "no space left on device in <folder of p>: ...".
 pub(crate) fn no_space(p: &Path) -> String {
-    let dir = if p.is_dir() { p } else { p.parent().unwrap_or(p) };
-    format!(
-        "native: no space left on device in {}: free space or set IMAGESPEC_CACHE_DIR",
-        dir.display()
-    )
+    format!("native: {}", crate::support::fs::no_space(p))
 }
 
 /// A folder removed when dropped, which only this user can enter: it holds the layers being made

@@ -52,6 +52,15 @@ pub(crate) fn write_whole(file: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// What a full disk under `p` is called everywhere: the folder, and the two ways on.
+pub(crate) fn no_space(p: &Path) -> String {
+    let dir = if p.is_dir() { p } else { p.parent().unwrap_or(p) };
+    format!(
+        "no space left on device in {}: free space or set IMAGESPEC_CACHE_DIR",
+        dir.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
