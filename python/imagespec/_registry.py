@@ -112,8 +112,3 @@ def check(
         for (i, _), answer in zip(local, _core.check_local([n for _, n in local], timeout=timeout)):
             results[i] = _status(answer)
     return [r for r in results if r is not None]
-
-
-def exist(spec: ImageSpec, *, timeout: float = _DEFAULT_TIMEOUT) -> bool | None:
-    """True when the spec's image exists, False when it does not, None when that cannot be told."""
-    return check([spec], timeout=timeout)[0].exists

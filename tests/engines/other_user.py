@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine_helpers import missing
+from .engine_helpers import missing
 
 OTHER_UID = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, find_in_archive, missing, registry_archive
-from registry_servers import Registry
 
 from imagespec import BuildError, ImageSpec, build
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, DockerEngine, find_in_archive, missing, registry_archive
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, missing, run
-from registry_servers import FaultProxy, Pusher, Registry, hard_close
 
 from imagespec import BuildError, ImageSpec, build, inspect
+
+from ..registry.registry_servers import FaultProxy, Pusher, Registry, hard_close
+from .engine_helpers import MACHINE_CA, DockerEngine, missing, run
 
 
 def native(spec: ImageSpec, wheel: Path, **kw: Any) -> Any:
