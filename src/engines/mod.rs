@@ -63,6 +63,8 @@ pub mod envd;
 pub mod noop;
 pub mod verify;
 
+use crate::error::Error;
+use crate::support::fs::TempDir;
 use std::sync::Arc;
 
 /// The engines imagespec ships, with their default priority: the highest available one builds
@@ -108,4 +110,15 @@ pub(crate) fn pinned(image: &str, digest: Option<String>) -> Built {
             .map_or_else(|| image.to_owned(), |d| format!("{image}@{d}")),
         digest,
     }
+}
+
+/// The folder of one build (its context, secrets and the program's output files), which only
+/// this user can enter, in the temporary folder; removed when dropped.
+pub(crate) fn build_folder(prefix: &str) -> Result<TempDir> {
+    TempDir::new(prefix).map_err(|e| {
+        Error::build(format!(
+            "cannot create a folder in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+    })
 }

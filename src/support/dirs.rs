@@ -49,37 +49,16 @@ pub(crate) fn create_own_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The uid that owns what this process creates, read from a file it creates (std has no
-/// `geteuid`, and the result is what matters here: the owner of new files).
+/// `geteuid`, and the result is what matters here: the owner of new files). The file has no name
+/// (or loses it at once), so nothing is left behind.
 fn effective_uid() -> io::Result<u32> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::sync::OnceLock;
     static UID: OnceLock<u32> = OnceLock::new();
     if let Some(uid) = UID.get() {
         return Ok(*uid);
     }
-    let dir = std::env::temp_dir();
-    for _ in 0..16 {
-        let probe = dir.join(format!(
-            ".imagespec-uid-{}-{:016x}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&probe)
-        {
-            Ok(f) => {
-                let uid = f.metadata().map(|m| m.uid());
-                let _ = std::fs::remove_file(&probe);
-                return Ok(*UID.get_or_init(|| uid.unwrap_or(u32::MAX)));
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::other("cannot create a file in the temporary folder"))
+    let uid = tempfile::tempfile()?.metadata()?.uid();
+    Ok(*UID.get_or_init(|| uid))
 }
 
 /// `imagespec-<uid>` in the temporary folder: the cache when no cache folder is configured (no

@@ -11,7 +11,7 @@
 
 use std::fs::DirBuilder;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,10 +61,35 @@ pub(crate) fn no_space(p: &Path) -> String {
     )
 }
 
+/// A folder only this user can enter (mode 0700 from its `mkdir`), removed with everything in it
+/// when dropped, also on errors and panics: a build keeps its context, secrets and layers in one.
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    /// A new `<prefix>-<pid>-<random>` in the temporary folder.
+    pub fn new(prefix: &str) -> io::Result<TempDir> {
+        TempDir::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    /// A new `<prefix>-<pid>-<random>` in `parent`, which must exist.
+    pub fn new_in(parent: &Path, prefix: &str) -> io::Result<TempDir> {
+        tempfile::Builder::new()
+            .prefix(&format!("{prefix}-{}-", std::process::id()))
+            .rand_bytes(16)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(parent)
+            .map(TempDir)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::fs::MetadataExt;
 
     fn mode(p: &Path) -> u32 {
         std::fs::symlink_metadata(p).unwrap().mode() & 0o777
@@ -84,5 +109,20 @@ mod tests {
             write_new(&deep.join("f"), b"y").is_err(),
             "never over an existing file"
         );
+    }
+
+    #[test]
+    fn temp_dir_is_private_and_removed_on_drop() {
+        let d = TempDir::new("imagespec-test").unwrap();
+        let p = d.path().to_path_buf();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(&format!("imagespec-test-{}-", std::process::id())),
+            "{name}"
+        );
+        assert_eq!(mode(&p), 0o700);
+        std::fs::write(p.join("f"), "x").unwrap();
+        drop(d);
+        assert!(!p.exists());
     }
 }

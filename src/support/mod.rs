@@ -6,8 +6,8 @@
 //! * [`dirs`]: the cache folder, one rule for every cache.
 //! * [`exec`]: the program runner (output streamed and redacted, timeout, the process-wide
 //!   cancel flag Ctrl-C sets) and `which`.
-//! * [`fs`]: folders and files only this user can read or change; the atomic writer of every
-//!   cache.
+//! * [`fs`]: folders and files only this user can read or change: the one temporary folder
+//!   type and the atomic writer of every cache.
 //! * [`runtime`]: the process's one tokio runtime, made on first use.
 
 pub mod dirs;
