@@ -338,7 +338,7 @@ pub fn build_layer(
     compression: Compression,
 ) -> Result<Layer> {
     fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
-    let tmp = super::TempDir::new_in(dir)?;
+    let tmp = super::temp_dir_in(dir)?;
     let tar_path = tmp.path().join("layer.tar");
     let gz_path = tmp.path().join("layer.blob");
     let (diff, _) = write_tar(spec, &tar_path, mtime)?;

@@ -31,6 +31,7 @@ use crate::registry::platform::Platform;
 use crate::runtime::{self, Runtime};
 use crate::source::FileKind;
 use crate::spec::Spec;
+use crate::support::fs::TempDir;
 use layers::{Compression, Content, Layer, LayerSpec};
 use python::BaseFacts;
 use sha2::{Digest, Sha256};
@@ -67,7 +68,8 @@ fn private_cache_root() -> Result<PathBuf> {
 /// The error of a failed file operation on `p`. A full disk (ENOSPC) says so and names the
 /// folder, since the fix is there: the native builder writes its layers under its cache folder.
 pub(crate) fn io_error(what: &str, p: &Path, e: &std::io::Error) -> Error {
-    if e.raw_os_error() == Some(28) {
+    // By kind, not by errno: the temporary-folder library wraps the OS error it got.
+    if e.kind() == std::io::ErrorKind::StorageFull {
         return Error::build(no_space(p));
     }
     Error::build(format!("native: cannot {what} {}: {e}", p.display()))
@@ -78,33 +80,11 @@ pub(crate) fn no_space(p: &Path) -> String {
     format!("native: {}", crate::support::fs::no_space(p))
 }
 
-/// A folder removed when dropped, which only this user can enter: it holds the layers being made
-/// and, while uv runs, a file of the index credentials.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new_in(parent: &Path) -> Result<TempDir> {
-        use std::os::unix::fs::DirBuilderExt;
-        crate::support::fs::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
-        for _ in 0..16 {
-            let p = parent.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
-            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
-                Ok(()) => return Ok(TempDir(p)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_error("create a temporary folder in", parent, &e)),
-            }
-        }
-        Err(Error::build("native: cannot create a temporary folder"))
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A folder removed when dropped, which only this user can enter, in `parent` (made 0700 when
+/// missing): it holds the layers being made and, while uv runs, a file of the index credentials.
+pub(crate) fn temp_dir_in(parent: &Path) -> Result<TempDir> {
+    crate::support::fs::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
+    TempDir::new_in(parent, ".tmp").map_err(|e| io_error("create a temporary folder in", parent, &e))
 }
 
 /// Why the native builder cannot build `spec`, naming the builder to use; `Ok` when it can.
@@ -269,7 +249,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         );
     }
     let root = private_cache_root()?;
-    let work = TempDir::new_in(&root.join("work"))?;
+    let work = temp_dir_in(&root.join("work"))?;
     let mtime = layers::epoch();
     // The copied files are the same on every platform: their layers are made once.
     let file_layers = files_layers(&plan, work.path(), mtime, opts.compression, &step)?;
@@ -629,7 +609,7 @@ impl<'a> InstallCtx<'a> {
                 return Ok(found);
             }
         }
-        let tmp = TempDir::new_in(&self.cache).map_err(|e| e.to_string())?;
+        let tmp = temp_dir_in(&self.cache).map_err(|e| e.to_string())?;
         let made = make(tmp.path()).map_err(|e| e.to_string())?;
         let moved: Vec<Layer> = made
             .into_iter()

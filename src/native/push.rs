@@ -8,6 +8,7 @@ use super::client::Client;
 use super::layers::Layer;
 use crate::oci::{sha256_of, OCI_INDEX, OCI_MANIFEST};
 use crate::reference::Reference;
+use crate::support::fs::TempFile;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,7 +140,7 @@ async fn push_blobs(
     }));
     blobs.push(Blob::File {
         digest: sha256_of(config),
-        path: tmp.0.clone(),
+        path: tmp.path().to_path_buf(),
     });
     let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
     let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
@@ -211,24 +212,10 @@ async fn push_blobs(
     Ok(())
 }
 
-/// A file removed when dropped.
-struct TmpFile(PathBuf);
-
-impl Drop for TmpFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn tempfile_for(bytes: &[u8]) -> Result<TmpFile, String> {
-    let p = std::env::temp_dir().join(format!(
-        ".imagespec-config-{}-{:016x}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let f = TmpFile(p);
-    std::fs::write(&f.0, bytes).map_err(|e| io_text("write", &f.0, &e))?;
-    Ok(f)
+/// The config as a file, for the upload of file blobs; removed when dropped.
+fn tempfile_for(bytes: &[u8]) -> Result<TempFile, String> {
+    let dir = std::env::temp_dir();
+    TempFile::new_in(&dir, ".imagespec-config", "", bytes).map_err(|e| io_text("write", &dir, &e))
 }
 
 /// Writes (or adds to) an OCI image layout at `dir`: every blob of `images` (and `index`), and

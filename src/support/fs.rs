@@ -86,6 +86,29 @@ impl TempDir {
     }
 }
 
+/// A file only this user can read (mode 0600 from its `open`), holding the bytes it was made
+/// with, removed when dropped: what a program run by imagespec reads once (uv's index
+/// credentials, a blob to upload).
+pub struct TempFile(tempfile::TempPath);
+
+impl TempFile {
+    /// A new `<prefix>-<pid>-<random><suffix>` in `dir` holding `bytes`; removed again when
+    /// writing them fails.
+    pub fn new_in(dir: &Path, prefix: &str, suffix: &str, bytes: &[u8]) -> io::Result<TempFile> {
+        let mut f = tempfile::Builder::new()
+            .prefix(&format!("{prefix}-{}-", std::process::id()))
+            .suffix(suffix)
+            .rand_bytes(16)
+            .tempfile_in(dir)?;
+        f.write_all(bytes)?;
+        Ok(TempFile(f.into_temp_path()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
