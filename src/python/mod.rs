@@ -143,7 +143,7 @@ fn cache_root() -> Option<std::path::PathBuf> {
 /// has a '.' or a ':' or is `localhost`; a digest is left out).
 #[pyfunction]
 fn split_name(reference: &str) -> (Option<String>, String, Option<String>) {
-    let parts = crate::spec::split_name(reference);
+    let parts = crate::reference::split_name(reference);
     (
         parts.registry.map(str::to_owned),
         parts.path.to_owned(),

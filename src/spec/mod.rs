@@ -10,6 +10,7 @@ mod validate;
 pub mod yaml;
 
 use crate::redact::redact_userinfo;
+use crate::reference::split_name;
 use crate::value::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub use fields::{field_hint, suggest_field, FIELDS};
 pub(crate) use options::{insecure_registries, option_list, option_str, split_list};
 pub use validate::DEFAULT_NAME;
-pub use validate::{check_apt_package, prefix_field, python_version_of_number, split_name, NameParts};
+pub use validate::{check_apt_package, prefix_field, python_version_of_number};
 
 /// Which files of `source_root` end up in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
