@@ -1,7 +1,7 @@
 //! The config of an image in a registry (its labels say what it was built from): the manifest,
 //! for an index the entry of the wanted platform, then the config blob.
 
-use super::check::{Answer, Client};
+use super::client::{Answer, Client};
 use super::platform::Platform;
 use crate::oci::{is_index, manifest_digest, parse_manifest, strict_digest, valid_digest, verify_blob};
 use crate::reference::Reference;

@@ -5,15 +5,16 @@
 
 mod auth;
 pub mod cache;
-mod check;
+mod client;
 pub mod credentials;
+mod exists;
 mod inspect;
 mod local;
 pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
-pub(crate) use check::{Answer, Call, Client};
+pub(crate) use client::{Answer, Call, Client};
 pub use inspect::Inspected;
 pub(crate) use transport::Response;
 
