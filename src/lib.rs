@@ -7,7 +7,6 @@ pub mod dockerfile;
 pub mod engines;
 pub mod error;
 pub mod identity;
-pub mod native;
 pub mod oci;
 pub mod plan;
 pub mod redact;

@@ -1,5 +1,6 @@
 //! Engines: programs that turn a spec's build context into an image (docker, buildah, podman,
-//! envd) or name one without building (noop).
+//! envd), the daemonless builder that makes one itself ([`native`]), or one that names an image
+//! without building (noop).
 //!
 //! An engine writes the spec's context (see [`crate::dockerfile`]) with the options it can honour
 //! (BuildKit or not), runs its program, pushes when the spec has a registry (tags locally when
@@ -60,6 +61,7 @@ pub trait Engine: Send + Sync {
 pub mod buildah;
 pub mod docker;
 pub mod envd;
+pub mod native;
 pub mod noop;
 pub mod verify;
 
@@ -90,7 +92,7 @@ pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
         "podman" => Arc::new(buildah::Buildah::PODMAN),
         "envd" => Arc::new(envd::Envd),
         "noop" => Arc::new(noop::Noop),
-        "native" => Arc::new(crate::native::NativeEngine),
+        "native" => Arc::new(native::NativeEngine),
         _ => return None,
     })
 }

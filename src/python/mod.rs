@@ -182,7 +182,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Where `pip install imagespec-build[native]` put uv: the native builder runs it from there.
     if let Ok(prefix) = py.import("sys").and_then(|s| s.getattr("prefix")) {
         if let Ok(p) = prefix.extract::<std::path::PathBuf>() {
-            let _ = crate::native::install::PYTHON_PREFIX.set(p);
+            let _ = crate::engines::native::install::PYTHON_PREFIX.set(p);
         }
     }
     // Class attributes, so that an error raised by Python code has them too.

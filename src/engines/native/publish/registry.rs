@@ -3,9 +3,9 @@
 //! the config are uploaded; the manifest is PUT by tag last, so that a failure never leaves a tag
 //! on a partial image. Without a registry: an OCI image layout folder.
 
-use super::base::Base;
-use super::client::Client;
-use super::layers::Layer;
+use crate::engines::native::base::Base;
+use crate::engines::native::client::Client;
+use crate::engines::native::layers::Layer;
 use crate::oci::{sha256_of, OCI_INDEX, OCI_MANIFEST};
 use crate::reference::Reference;
 use crate::support::fs::TempFile;
@@ -297,7 +297,7 @@ pub async fn write_layout(
 }
 
 fn io_text(what: &str, p: &Path, e: &std::io::Error) -> String {
-    super::io_error(what, p, e).to_string()
+    crate::engines::native::io_error(what, p, e).to_string()
 }
 
 /// Which blobs this machine has seen a registry repository accept, in
@@ -316,8 +316,8 @@ mod known {
     impl Record {
         pub fn of(target: &Reference) -> Record {
             let key = format!("{}/{}", target.registry, target.repository);
-            let name = super::super::layers::hex(&Sha256::digest(key.as_bytes()));
-            Record(super::super::cache_root().map(|d| d.join("pushed").join(name)))
+            let name = crate::engines::native::layers::hex(&Sha256::digest(key.as_bytes()));
+            Record(crate::engines::native::cache_root().map(|d| d.join("pushed").join(name)))
         }
 
         pub fn load(&self) -> HashSet<String> {

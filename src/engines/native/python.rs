@@ -239,7 +239,7 @@ pub async fn facts(client: &Client, base: &Base, base_name: &str) -> Result<Base
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::native::layers::{write_tar, Content, LayerSpec};
+    use crate::engines::native::layers::{write_tar, Content, LayerSpec};
 
     fn layer(spec: &LayerSpec) -> Vec<u8> {
         let d = tempfile::tempdir().unwrap();

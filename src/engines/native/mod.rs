@@ -11,16 +11,15 @@
 //!
 //! Modules, one per step: [`base`] (manifest and config for the platform), [`python`] (the base's
 //! Python, venv, libc and users), [`install`] (uv), [`layers`] (tar + gzip or zstd), [`config`]
-//! (config, manifest and index), [`push`] (registry or OCI layout), [`archive`] (a `docker load`
-//! archive), [`client`] (the registry calls).
+//! (config, manifest and index), [`client`] (the registry calls); then [`publish`]: the registry
+//! push or the OCI layout ([`publish::registry`]), a `docker load` archive ([`publish::archive`]).
 
-pub mod archive;
 pub mod base;
 pub mod client;
 pub mod config;
 pub mod install;
 pub mod layers;
-pub mod push;
+pub mod publish;
 pub mod python;
 
 use crate::dockerfile::recipe::{Recipe, ReqKind};
@@ -161,7 +160,7 @@ fn options(spec: &Spec, platforms: &[Platform]) -> std::result::Result<Options, 
                 platforms.len()
             ));
         }
-        archive::check_target(a)?;
+        publish::archive::check_target(a)?;
     }
     if platforms.len() > 1 && builder_option(spec, "python_platform").is_some() {
         return Err(
@@ -317,9 +316,9 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         });
     }
 
-    let images: Vec<push::Image<'_>> = built
+    let images: Vec<publish::registry::Image<'_>> = built
         .iter()
-        .map(|b| push::Image {
+        .map(|b| publish::registry::Image {
             base: &b.base,
             layers: &b.layers,
             config: &b.config,
@@ -338,7 +337,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
     let name = if request.push {
         (request.progress)(Progress::Pushing(image));
         let stats = rt
-            .block_on(push::push(&client, &images, index.as_deref(), image))
+            .block_on(publish::registry::push(&client, &images, index.as_deref(), image))
             .map_err(|e| fail(image, e))?;
         step(&format!(
             "pushed {image}{}: {} blobs uploaded, {} mounted, {} present",
@@ -353,13 +352,19 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("oci").join(&spec.name));
         let tag = plan.tag.clone();
-        rt.block_on(push::write_layout(&client, &images, index.as_deref(), &dir, &tag))
-            .map_err(|e| fail(image, e))?;
+        rt.block_on(publish::registry::write_layout(
+            &client,
+            &images,
+            index.as_deref(),
+            &dir,
+            &tag,
+        ))
+        .map_err(|e| fail(image, e))?;
         step(&format!("wrote the OCI layout {} (tag {tag})", dir.display()));
         image.to_owned()
     };
     if let Some(path) = &opts.docker_archive {
-        rt.block_on(archive::write(&client, &images[0], image, path))
+        rt.block_on(publish::archive::write(&client, &images[0], image, path))
             .map_err(|e| fail(image, e))?;
         step(&format!("wrote the docker archive {} ({image})", path.display()));
     }
