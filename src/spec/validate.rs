@@ -2,12 +2,12 @@
 
 use super::{BaseImage, Context, CopyMode, Problem, RawBase, RawSpec, Spec};
 use crate::error::{Error, Result};
+use crate::redact::redact_userinfo;
+use crate::reference::{self, MAX_TAG_LEN};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_NAME: &str = "imagespec";
-/// Longest tag the distribution spec allows.
-pub const MAX_TAG_LEN: usize = 128;
 
 pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
     let RawSpec {
@@ -250,32 +250,6 @@ fn is_lower_alnum(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
-/// One repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` (distribution spec).
-fn is_path_component(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.is_empty() || !is_lower_alnum(b[0] as char) || !is_lower_alnum(b[b.len() - 1] as char) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i] as char;
-        if is_lower_alnum(c) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !is_lower_alnum(b[i] as char) {
-            i += 1;
-        }
-        let sep = &s[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
 /// `name` as flytekit lets it be written: `[registry/]path[:tag]`. A registry there stands for
 /// `registry`, a tag for the computed one; with the field that says the same thing set too, the
 /// image cannot be named.
@@ -291,7 +265,7 @@ fn check_name(name: &str, registry: Option<&str>, tag_format: Option<&str>) -> R
             ),
         );
     }
-    let parts = split_name(name);
+    let parts = reference::split_name(name);
     if let Some(host) = parts.registry {
         check_registry(host).map_err(|e| Error::spec("name", e.to_string()))?;
         if let Some(r) = registry {
@@ -311,7 +285,7 @@ fn check_name(name: &str, registry: Option<&str>, tag_format: Option<&str>) -> R
                 format!("{name:?} has an empty path part; remove the extra '/'"),
             );
         }
-        if !is_path_component(part) {
+        if !reference::is_component(part) {
             return err(
                 "name",
                 format!(
@@ -322,7 +296,7 @@ fn check_name(name: &str, registry: Option<&str>, tag_format: Option<&str>) -> R
         }
     }
     if let Some(tag) = parts.tag {
-        if !is_valid_tag(tag) {
+        if !reference::is_tag(tag) {
             return err(
                 "name",
                 format!(
@@ -345,50 +319,6 @@ fn check_name(name: &str, registry: Option<&str>, tag_format: Option<&str>) -> R
         return err("name", "is longer than 255 characters");
     }
     Ok(())
-}
-
-/// The parts of a `name` written as an image reference: `[registry/]path[:tag]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NameParts<'a> {
-    pub registry: Option<&'a str>,
-    pub path: &'a str,
-    pub tag: Option<&'a str>,
-}
-
-/// Splits like docker does: the tag follows the last ':' after the last '/'; the first part is a
-/// registry when more parts follow and it has a '.' or a ':' or is `localhost`.
-pub fn split_name(name: &str) -> NameParts<'_> {
-    let name = name.split('@').next().unwrap_or_default();
-    let after_slash = name.rfind('/').map_or(0, |i| i + 1);
-    let (rest, tag) = match name[after_slash..].find(':') {
-        Some(i) => (&name[..after_slash + i], Some(&name[after_slash + i + 1..])),
-        None => (name, None),
-    };
-    match rest.split_once('/') {
-        Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => NameParts {
-            registry: Some(first),
-            path,
-            tag,
-        },
-        _ => NameParts {
-            registry: None,
-            path: rest,
-            tag,
-        },
-    }
-}
-
-fn is_host(host: &str) -> bool {
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return inner.parse::<std::net::Ipv6Addr>().is_ok();
-    }
-    !host.is_empty()
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 /// flytekit's rule for `registry` (flytekit/image_spec/image_spec.py:564-570 at v1.16.24), applied when the spec
@@ -458,14 +388,14 @@ fn check_registry(registry: &str) -> Result<String> {
             Some(i) if !first[i..].contains(']') => (&first[..i], Some(&first[i + 1..])),
             _ => (first, None),
         };
-        if !is_host(host) {
+        if !reference::is_host(host) {
             return err(
                 "registry",
                 format!("{registry:?}: {host:?} is not a valid host name"),
             );
         }
         if let Some(port) = port {
-            if port.parse::<u16>().map_or(true, |p| p == 0) {
+            if !reference::is_port(port) {
                 return err(
                     "registry",
                     format!("{registry:?}: port {port:?} is not a number from 1 to 65535"),
@@ -480,7 +410,7 @@ fn check_registry(registry: &str) -> Result<String> {
                 format!("{registry:?} has an empty path part; remove the extra '/'"),
             );
         }
-        if !is_path_component(part) {
+        if !reference::is_component(part) {
             return err(
                 "registry",
                 format!(
@@ -649,33 +579,24 @@ pub fn default_platform(registry: Option<&str>, host_arch: &str) -> &'static str
 /// placeholder; without it the tag is fixed (the image is not rebuilt when the spec changes).
 fn check_tag_format(t: &str) -> Result<String> {
     check_line("tag_format", t)?;
-    let sample = t.replace("{spec_hash}", &"a".repeat(crate::identity::HASH_CHARS));
+    let sample = t.replace("{spec_hash}", &"a".repeat(super::HASH_CHARS));
     if sample.contains(['{', '}']) {
         return err(
             "tag_format",
             format!("{t:?}: the only placeholder allowed is '{{spec_hash}}'"),
         );
     }
-    if !is_valid_tag(&sample) {
+    if !reference::is_tag(&sample) {
         return err(
             "tag_format",
             format!(
                 "{t:?} does not give a valid tag: letters, digits, '_', '.', '-', not starting with '.' or '-', \
                  at most {MAX_TAG_LEN} characters with the {}-character hash",
-                crate::identity::HASH_CHARS
+                super::HASH_CHARS
             ),
         );
     }
     Ok(t.to_owned())
-}
-
-pub fn is_valid_tag(tag: &str) -> bool {
-    let mut chars = tag.chars();
-    tag.len() <= MAX_TAG_LEN
-        && chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// A `copy` entry, lexically normalised: relative to the spec's folder, or absolute (see
@@ -800,85 +721,4 @@ pub fn python_version_of_number(number: f64) -> (String, Option<String>) {
         return ("3.10".to_owned(), Some(warning.to_owned()));
     }
     (text, None)
-}
-
-/// Each URL's `user:password@` part replaced by `***@`, for anything shown to people.
-pub fn redact_userinfo(s: &str) -> String {
-    map_userinfo(s, |_| "***@".to_owned())
-}
-
-/// Each URL's `user:password@` part removed, for anything hashed.
-pub fn strip_userinfo(s: &str) -> String {
-    map_userinfo(s, |_| String::new())
-}
-
-/// Whether any URL in `s` carries a userinfo part (`user:password@`, `token@`): a credential, to
-/// be kept out of everything shown, hashed or written into an image.
-pub fn has_userinfo(s: &str) -> bool {
-    strip_userinfo(s) != s
-}
-
-/// Whether a URL in `s` has the userinfo `***`, which [`redact_userinfo`] writes (`repr`,
-/// `to_yaml`) in place of credentials: a value read back from such text, which no index accepts.
-pub fn has_redacted_userinfo(s: &str) -> bool {
-    let mut found = false;
-    map_userinfo(s, |userinfo| {
-        found |= userinfo == "***";
-        String::new()
-    });
-    found
-}
-
-/// `s` with each URL's userinfo (without its `@`) replaced by what `replace` returns for it.
-fn map_userinfo(s: &str, mut replace: impl FnMut(&str) -> String) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        // The authority ends at a path, query, fragment or space, or where another URL's "://"
-        // begins (URLs glued together with ',' or ';' must each lose their credentials).
-        let end = tail
-            .find(|c: char| "/?#".contains(c) || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let end = end.min(tail.find("://").unwrap_or(end));
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str(&replace(&authority[..at]));
-                out.push_str(&authority[at + 1..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn userinfo_is_removed_from_every_url() {
-        assert_eq!(strip_userinfo("https://u:p@h/x"), "https://h/x");
-        assert_eq!(
-            strip_userinfo("-i https://u:p@h/x --extra https://t@g"),
-            "-i https://h/x --extra https://g"
-        );
-        assert_eq!(
-            strip_userinfo("https://h,https://u:secret@g"),
-            "https://h,https://g"
-        );
-        assert_eq!(strip_userinfo("https://a@b;https://c:d@e"), "https://b;https://e");
-        assert_eq!(redact_userinfo("https://u:p@h"), "https://***@h");
-        assert_eq!(strip_userinfo("no url at all"), "no url at all");
-        assert!(has_userinfo(
-            "pkg @ git+https://oauth2:t@gitlab.example.com/g/p.git"
-        ));
-        assert!(!has_userinfo("pkg @ https://example.com/path@not-a-credential"));
-        assert!(has_redacted_userinfo("pkg @ https://***@h/x.whl"));
-        assert!(!has_redacted_userinfo("pkg @ https://u:p@h/x.whl"));
-    }
 }

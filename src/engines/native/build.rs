@@ -7,12 +7,12 @@
 use super::layers::{self, Layer};
 use super::packages::InstallCtx;
 use super::{base, builder_option, client, config, fail, io_error, options, platforms};
-use super::{private_cache_root, publish, python, refuse, skeleton, TempDir, NAME};
-use crate::build::plan::Plan;
-use crate::build::runtime::Runtime;
-use crate::build::BuildOptions;
+use super::{private_cache_root, publish, python, refuse, skeleton, temp_dir_in, NAME};
+use crate::dockerfile::recipe::Recipe;
+use crate::dockerfile::BuildOptions;
 use crate::engines::{Built, Progress, Request};
 use crate::error::Result;
+use crate::runtime::Runtime;
 use std::path::PathBuf;
 
 /// What one platform's build made.
@@ -34,11 +34,11 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         engine: NAME.to_owned(),
         ..request.options.clone()
     };
-    let plan = Plan::new(spec, &options)?;
+    let plan = Recipe::new(spec, &options)?;
     let step = |s: &str| (request.progress)(Progress::Step(s));
     let several = platforms.len() > 1;
     let client = std::sync::Arc::new(client::Client::new(spec)?);
-    let rt = crate::registry::runtime()?;
+    let rt = crate::support::runtime::runtime()?;
     // Every platform's base first: one the base lacks fails before anything is built.
     let mut bases = Vec::new();
     for platform in &platforms {
@@ -49,7 +49,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         );
     }
     let root = private_cache_root()?;
-    let work = TempDir::new_in(&root.join("work"))?;
+    let work = temp_dir_in(&root.join("work"))?;
     let mtime = layers::epoch();
     // The copied files are the same on every platform: their layers are made once.
     let file_layers = skeleton::files_layers(&plan, work.path(), mtime, opts.compression, &step)?;
@@ -102,7 +102,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         let meta = config::ImageMeta {
             env: &spec.env,
             entrypoint: spec.entrypoint.as_deref(),
-            labels: crate::build::dockerfile::image_labels(spec, &plan, NAME),
+            labels: crate::dockerfile::render::image_labels(spec, &plan, NAME),
             id: &plan.id,
             flytekit_id: request.options.flytekit_id(image),
             created: config::rfc3339(mtime),
@@ -134,7 +134,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
                 .collect::<Vec<_>>(),
         )
     });
-    let digest = client::sha256_of(index.as_deref().unwrap_or(&built[0].manifest));
+    let digest = crate::oci::sha256_of(index.as_deref().unwrap_or(&built[0].manifest));
     let name = if request.push {
         (request.progress)(Progress::Pushing(image));
         let stats = rt

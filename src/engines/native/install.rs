@@ -5,13 +5,14 @@
 //! URLs, `pip_extra_args` URLs and requirements with credentials go into a requirements file
 //! (mode 0600) in the build's private work folder, which uv reads (see [`split_secrets`]).
 //!
-//! Where uv is, its version, how it runs (the engines' program runner: Ctrl-C stops it) and the
+//! Where uv is, its version, how it runs (the program runner: Ctrl-C stops it) and the
 //! lock-file exports before an install are in [`super::uv`].
 
 use super::python::BaseFacts;
 use super::uv::{output, path_arg, trust, uv_run};
 use crate::error::{Error, Result};
-use crate::spec::{has_userinfo, redact_userinfo};
+use crate::redact::{has_userinfo, redact_userinfo};
+use crate::support::fs::TempFile;
 use std::path::{Path, PathBuf};
 
 /// The `--python-platform` of uv for the image: `<arch>-manylinux_2_<N>` from the base's glibc
@@ -110,33 +111,15 @@ fn split_secrets(i: &Install<'_>) -> Result<(Vec<String>, Vec<String>)> {
     Ok((args, secret))
 }
 
-/// A file removed when dropped.
-struct Removed(PathBuf);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// `lines` as a new requirements file in `dir`, readable by this user only.
-fn write_private(dir: &Path, lines: &[String]) -> Result<Removed> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(format!(
-        ".uv-credentials-{}-{:016x}.txt",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path);
-    let written = file.and_then(|mut f| f.write_all((lines.join("\n") + "\n").as_bytes()));
-    let removed = Removed(path);
-    written.map_err(|e| super::io_error("write", &removed.0, &e))?;
-    Ok(removed)
+/// `lines` as a new requirements file in `dir`, readable by this user only, removed when dropped.
+fn write_private(dir: &Path, lines: &[String]) -> Result<TempFile> {
+    TempFile::new_in(
+        dir,
+        ".uv-credentials",
+        ".txt",
+        (lines.join("\n") + "\n").as_bytes(),
+    )
+    .map_err(|e| super::io_error("write", dir, &e))
 }
 
 pub fn run(i: &Install<'_>) -> Result<()> {
@@ -159,7 +142,8 @@ pub fn run(i: &Install<'_>) -> Result<()> {
     for f in i
         .requirement_files
         .iter()
-        .chain(secret_file.as_ref().map(|f| &f.0))
+        .map(PathBuf::as_path)
+        .chain(secret_file.as_ref().map(|f| f.path()))
     {
         cmd.extend(["-r".into(), path_arg(f)]);
     }
@@ -337,13 +321,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = {
             let f = write_private(d.path(), &["--index-url https://u:p@h/s".to_owned()]).unwrap();
-            let md = std::fs::metadata(&f.0).unwrap();
+            let md = std::fs::metadata(f.path()).unwrap();
             assert_eq!(md.permissions().mode() & 0o777, 0o600);
             assert_eq!(
-                std::fs::read_to_string(&f.0).unwrap(),
+                std::fs::read_to_string(f.path()).unwrap(),
                 "--index-url https://u:p@h/s\n"
             );
-            f.0.clone()
+            f.path().to_path_buf()
         };
         assert!(!path.exists(), "removed when uv is done");
     }
@@ -353,7 +337,7 @@ mod tests {
     /// one, so the test runs again, alone, in a process of its own.
     #[test]
     fn a_cancelled_install_stops_uv_at_once() {
-        use crate::engines::process::{cancel_all, reset_cancel};
+        use crate::support::exec::{cancel_all, reset_cancel};
         use std::time::{Duration, Instant};
         const ALONE: &str = "IMAGESPEC_TEST_CANCEL_ALONE";
         let name = "engines::native::install::tests::a_cancelled_install_stops_uv_at_once";

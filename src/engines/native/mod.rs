@@ -35,6 +35,7 @@ use crate::engines::{Built, Engine, Request};
 use crate::error::{Error, Result};
 use crate::registry::platform::Platform;
 use crate::spec::Spec;
+use crate::support::fs::TempDir;
 use layers::Compression;
 use std::path::{Path, PathBuf};
 
@@ -45,15 +46,15 @@ pub const OWN_LAYER_BYTES: u64 = 16 << 20;
 const LAYOUT: &str = "native-layout-1";
 
 /// Where the native builder keeps its caches (layers, base facts): `<user cache>/native` (see
-/// `crate::source::cache_root`), a folder only this user can enter.
+/// `crate::support::dirs::cache_root`), a folder only this user can enter.
 pub fn cache_root() -> Option<PathBuf> {
-    crate::source::cache_root().map(|d| d.join("native"))
+    crate::support::dirs::cache_root().map(|d| d.join("native"))
 }
 
 /// [`cache_root`], created (0700) for a build, or the reason there is none.
 fn private_cache_root() -> Result<PathBuf> {
     let root = cache_root().ok_or_else(|| {
-        let why = crate::source::private::temp_root()
+        let why = crate::support::dirs::temp_root()
             .err()
             .map_or("the temporary folder cannot hold it".to_owned(), |e| e.to_string());
         Error::build(format!(
@@ -61,14 +62,15 @@ fn private_cache_root() -> Result<PathBuf> {
              and {why})"
         ))
     })?;
-    crate::source::private::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
+    crate::support::dirs::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
     Ok(root)
 }
 
 /// The error of a failed file operation on `p`. A full disk (ENOSPC) says so and names the
 /// folder, since the fix is there: the native builder writes its layers under its cache folder.
 pub(crate) fn io_error(what: &str, p: &Path, e: &std::io::Error) -> Error {
-    if e.raw_os_error() == Some(28) {
+    // By kind, not by errno: the temporary-folder library wraps the OS error it got.
+    if e.kind() == std::io::ErrorKind::StorageFull {
         return Error::build(no_space(p));
     }
     Error::build(format!("native: cannot {what} {}: {e}", p.display()))
@@ -76,40 +78,14 @@ pub(crate) fn io_error(what: &str, p: &Path, e: &std::io::Error) -> Error {
 
 /// "no space left on device in <folder of p>: ...".
 pub(crate) fn no_space(p: &Path) -> String {
-    let dir = if p.is_dir() { p } else { p.parent().unwrap_or(p) };
-    format!(
-        "native: no space left on device in {}: free space or set IMAGESPEC_CACHE_DIR",
-        dir.display()
-    )
+    format!("native: {}", crate::support::fs::no_space(p))
 }
 
-/// A folder removed when dropped, which only this user can enter: it holds the layers being made
-/// and, while uv runs, a file of the index credentials.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new_in(parent: &Path) -> Result<TempDir> {
-        use std::os::unix::fs::DirBuilderExt;
-        crate::source::private::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
-        for _ in 0..16 {
-            let p = parent.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
-            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
-                Ok(()) => return Ok(TempDir(p)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_error("create a temporary folder in", parent, &e)),
-            }
-        }
-        Err(Error::build("native: cannot create a temporary folder"))
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A folder removed when dropped, which only this user can enter, in `parent` (made 0700 when
+/// missing): it holds the layers being made and, while uv runs, a file of the index credentials.
+pub(crate) fn temp_dir_in(parent: &Path) -> Result<TempDir> {
+    crate::support::fs::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
+    TempDir::new_in(parent, ".tmp").map_err(|e| io_error("create a temporary folder in", parent, &e))
 }
 
 /// Why the native builder cannot build `spec`, naming the builder to use; `Ok` when it can.

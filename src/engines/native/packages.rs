@@ -6,13 +6,13 @@
 use super::layers::{self, Compression, Layer, LayerSpec};
 use super::python::BaseFacts;
 use super::split::{add_tree, split_packages};
-use super::{builder_option, fail, install, io_error, uv, TempDir, LAYOUT};
-use crate::build::plan::{Plan, ReqKind};
-use crate::build::runtime::{self, Runtime};
-use crate::build::{CaBundle, VENV};
+use super::{builder_option, fail, install, io_error, temp_dir_in, uv, LAYOUT};
+use crate::dockerfile::recipe::{Recipe, ReqKind};
+use crate::dockerfile::{CaBundle, VENV};
 use crate::engines::Request;
 use crate::error::{Error, Result};
 use crate::registry::platform::Platform;
+use crate::runtime::{self, Runtime};
 use crate::source::FileKind;
 use crate::spec::Spec;
 use sha2::{Digest, Sha256};
@@ -23,7 +23,7 @@ pub(super) struct InstallCtx<'a> {
     /// The image being built, for the messages of the uv runs.
     image: &'a str,
     spec: &'a Spec,
-    plan: &'a Plan,
+    plan: &'a Recipe,
     facts: &'a BaseFacts,
     uv: PathBuf,
     uv_version: String,
@@ -40,7 +40,7 @@ impl<'a> InstallCtx<'a> {
     pub(super) fn new(
         spec: &'a Spec,
         request: &Request<'a>,
-        plan: &'a Plan,
+        plan: &'a Recipe,
         facts: &'a BaseFacts,
         platform: &Platform,
         root: &Path,
@@ -148,7 +148,7 @@ impl<'a> InstallCtx<'a> {
                 return Ok(found);
             }
         }
-        let tmp = TempDir::new_in(&self.cache).map_err(|e| e.to_string())?;
+        let tmp = temp_dir_in(&self.cache).map_err(|e| e.to_string())?;
         let made = make(tmp.path()).map_err(|e| e.to_string())?;
         let moved: Vec<Layer> = made
             .into_iter()
@@ -255,7 +255,7 @@ impl<'a> InstallCtx<'a> {
         })
     }
 
-    /// The imagespec runtime (see `build::runtime`): a wheel, or `imagespec-build==<this version>`
+    /// The imagespec runtime (see `crate::runtime`): a wheel, or `imagespec-build==<this version>`
     /// from the index; without its dependencies (the image needs only `ImageSpec` and
     /// `is_container()`). None when the spec turns it off.
     pub(super) fn runtime(&self, mtime: u64) -> std::result::Result<Vec<Layer>, String> {

@@ -3,8 +3,8 @@
 
 use super::layers::{self, Compression, Content, Layer, LayerSpec};
 use super::python::BaseFacts;
-use crate::build::plan::Plan;
-use crate::build::{USER_UID, VENV};
+use crate::dockerfile::recipe::Recipe;
+use crate::dockerfile::{USER_UID, VENV};
 use crate::error::Result;
 use crate::source::FileKind;
 use std::path::Path;
@@ -84,7 +84,7 @@ pub(super) fn skeleton(facts: &BaseFacts) -> LayerSpec {
 
 /// The layers of the `copy` entries and of the source, under `/root` (none when empty).
 pub(super) fn files_layers(
-    plan: &Plan,
+    plan: &Recipe,
     work: &Path,
     mtime: u64,
     compression: Compression,

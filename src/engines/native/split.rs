@@ -5,7 +5,7 @@
 
 use super::layers::{self, Compression, Content, Layer, LayerSpec};
 use super::OWN_LAYER_BYTES;
-use crate::build::VENV;
+use crate::dockerfile::VENV;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;

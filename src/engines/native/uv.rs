@@ -2,16 +2,16 @@
 //! before an install ([`super::install`]): the export of a `uv.lock` or a `poetry.lock` to pinned
 //! requirements.
 //!
-//! uv runs through the engines' program runner ([`Run`]), as docker and buildah do: Ctrl-C (the
+//! uv runs through the program runner ([`Run`]), as docker and buildah do: Ctrl-C (the
 //! cancel flag) stops it, and `uv --version` has a time limit. Its output comes back with
 //! credentials in URLs replaced by `***`.
 //!
 //! uv is found as `$IMAGESPEC_UV`, else `uv` beside the Python running imagespec (`sys.prefix/bin`,
-//! where `pip install imagespec-build` puts it as a dependency), else `$VIRTUAL_ENV/bin/uv`, else on
+//! where `pip install imagespec-build[native]` puts it), else `$VIRTUAL_ENV/bin/uv`, else on
 //! `PATH`.
 
-use crate::engines::process::Run;
 use crate::error::{Error, Result};
+use crate::support::exec::Run;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::OnceLock;
@@ -88,7 +88,7 @@ pub fn uv_version(image: &str, uv: &Path, cache: Option<&Path>) -> Result<String
     let version = out.trim().to_owned();
     if let (Some(f), true) = (remembered, status.success() && !version.is_empty()) {
         // Best effort: a cache that cannot be written only costs the next build a process start.
-        let _ = crate::source::write_whole(&f, version.as_bytes());
+        let _ = crate::support::fs::write_whole(&f, version.as_bytes());
     }
     Ok(version)
 }

@@ -8,7 +8,8 @@
 //! the path never holds half an archive.
 
 use super::registry::Image;
-use crate::engines::native::client::{sha256_of, Client};
+use crate::engines::native::client::Client;
+use crate::oci::sha256_of;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! Build contexts: a Dockerfile and exactly the files it needs, for any Dockerfile engine.
 //!
-//! [`dockerfile`] renders the recipe of a spec (documented, layer by layer, in
+//! `recipe.rs` checks a spec once and derives everything its image is made from (the native
+//! builder reads the same recipe); [`dockerfile`] (`render.rs`) renders it (documented, layer by layer, in
 //! docs/image-layout.md); [`write_context`] writes it with the files the tag hashed into a fresh
 //! folder and says which build secrets the engine must pass. Both are deterministic: the same
 //! spec, files and options give the same bytes on every machine.
@@ -18,9 +19,8 @@
 
 mod checks;
 mod context;
-pub(crate) mod dockerfile;
-pub(crate) mod plan;
-pub mod runtime;
+pub(crate) mod recipe;
+pub(crate) mod render;
 mod scripts;
 #[cfg(all(test, unix))]
 mod tests;
@@ -30,7 +30,7 @@ use std::path::PathBuf;
 
 pub use checks::check_requirement;
 pub use context::{plan_context, write_context, BuildSecret, ContextManifest, ContextPlan};
-pub use dockerfile::{dockerfile, shown_spec};
+pub use render::{dockerfile, shown_spec, IMAGE_ID_VAR};
 
 /// The secret ids the generated Dockerfile may mount; an engine passes each one listed in
 /// [`ContextManifest::secrets`] (`--secret id=ID,src=PATH`).
@@ -73,7 +73,7 @@ impl CaBundle {
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
     /// A wheel of this project (or a folder's wheel per platform, found beside it) to install in
-    /// the image; else `imagespec-build==<this version>` from the index. See [`runtime`].
+    /// the image; else `imagespec-build==<this version>` from the index. See [`crate::runtime`].
     pub imagespec_wheel: Option<PathBuf>,
     pub ca_bundle: Option<CaBundle>,
     /// Whether the engine runs BuildKit (secret, cache and bind mounts). Without it secrets are
@@ -108,11 +108,8 @@ pub const OWN_ID_VAR: &str = "IMAGESPEC_IMG_ID";
 /// (Dockerfile, envd, native) writes exactly these.
 pub fn image_id_env(id: &str, flytekit_id: Option<&str>) -> Vec<(&'static str, String)> {
     match flytekit_id {
-        Some(fk) => vec![
-            (OWN_ID_VAR, format!("{id}:{fk}")),
-            (dockerfile::IMAGE_ID_VAR, fk.to_owned()),
-        ],
-        None => vec![(dockerfile::IMAGE_ID_VAR, id.to_owned())],
+        Some(fk) => vec![(OWN_ID_VAR, format!("{id}:{fk}")), (IMAGE_ID_VAR, fk.to_owned())],
+        None => vec![(IMAGE_ID_VAR, id.to_owned())],
     }
 }
 

@@ -20,7 +20,7 @@ pub fn check_requirement(field: &str, s: &str) -> Result<()> {
         return Err(Error::spec(field, format!("is longer than {MAX_LEN} characters")));
     }
     // Messages show the requirement without the credentials of its URL.
-    let shown = crate::spec::redact_userinfo(s);
+    let shown = crate::redact::redact_userinfo(s);
     if s.trim_start().starts_with('-') {
         return Err(Error::spec(
             field,
@@ -354,7 +354,7 @@ pub fn check_conda_channel(field: &str, s: &str) -> Result<()> {
             field,
             format!(
                 "{:?} is not a conda channel name or URL (credentials in channel URLs are not supported)",
-                crate::spec::redact_userinfo(s)
+                crate::redact::redact_userinfo(s)
             ),
         ))
     }

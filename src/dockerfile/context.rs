@@ -1,8 +1,8 @@
 //! Writing a build context: the Dockerfile, exactly the files the tag hashed (checked against
 //! their digests while copied), and, beside the context and never inside it, the secrets.
 
-use super::dockerfile::render;
-use super::plan::{Plan, ReqKind};
+use super::recipe::{Recipe, ReqKind};
+use super::render::render;
 use super::{BuildOptions, CaBundle, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, SECRET_PIP_REQS};
 use crate::error::{Error, Result};
 use crate::identity::SelectedFile;
@@ -60,13 +60,13 @@ pub struct ContextPlan {
 /// The Dockerfile and the file list [`write_context`] would write; reads the spec's files once
 /// (to hash them), copies nothing.
 pub fn plan_context(spec: &Spec, options: &BuildOptions) -> Result<ContextPlan> {
-    let plan = Plan::new(spec, options)?;
-    let dockerfile_text = render(spec, options, &plan)?;
+    let recipe = Recipe::new(spec, options)?;
+    let dockerfile_text = render(spec, options, &recipe)?;
     let mut files = vec!["Dockerfile".to_owned()];
-    for selected in plan.selection.values() {
-        files.push(context_path(selected, plan.requirements)?);
+    for selected in recipe.selection.values() {
+        files.push(context_path(selected, recipe.requirements)?);
     }
-    if let Some((_, name)) = plan.wheel() {
+    if let Some((_, name)) = recipe.wheel() {
         files.push(format!("imagespec/wheel/{name}"));
     }
     files.sort();
@@ -74,23 +74,23 @@ pub fn plan_context(spec: &Spec, options: &BuildOptions) -> Result<ContextPlan> 
     if options.ca_bundle.is_some() {
         secret_ids.push(SECRET_CA.to_owned());
     }
-    if plan.pip.conf_secret.is_some() {
+    if recipe.pip.conf_secret.is_some() {
         secret_ids.push(SECRET_PIP_CONF.to_owned());
     }
-    if plan.pip.args_secret.is_some() {
+    if recipe.pip.args_secret.is_some() {
         secret_ids.push(SECRET_PIP_ARGS.to_owned());
     }
-    if plan.pip.reqs_secret.is_some() {
+    if recipe.pip.reqs_secret.is_some() {
         secret_ids.push(SECRET_PIP_REQS.to_owned());
     }
-    secret_ids.extend(plan.secret_mounts.iter().map(|m| m.id.clone()));
+    secret_ids.extend(recipe.secret_mounts.iter().map(|m| m.id.clone()));
     Ok(ContextPlan {
         dockerfile_text,
         files,
         secret_ids,
-        image: plan.image,
-        tag: plan.tag,
-        id: plan.id,
+        image: recipe.image,
+        tag: recipe.tag,
+        id: recipe.id,
     })
 }
 
@@ -98,11 +98,11 @@ pub fn plan_context(spec: &Spec, options: &BuildOptions) -> Result<ContextPlan> 
 /// `dir/context/` holds the Dockerfile and the files it copies, `dir/secrets/` (mode 0700) any
 /// secret that had to be materialised (a CA folder or PEM text, index credentials).
 pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<ContextManifest> {
-    let plan = Plan::new(spec, options)?;
-    let text = render(spec, options, &plan)?;
+    let recipe = Recipe::new(spec, options)?;
+    let text = render(spec, options, &recipe)?;
     let io = |what: &str, p: &Path, e: std::io::Error| Error::build(format!("{what} {}: {e}", p.display()));
     // Made private: the context holds the project's files, and the secrets are written beside it.
-    crate::source::private::create_dir(dir).map_err(|e| io("cannot create", dir, e))?;
+    crate::support::fs::create_dir(dir).map_err(|e| io("cannot create", dir, e))?;
     if fs::read_dir(dir)
         .map_err(|e| io("cannot read", dir, e))?
         .next()
@@ -116,15 +116,15 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
     let context = dir.join("context");
     // 0700 whatever `dir` is: other users must not read the files; the folder itself is never copied
     // into the image (its contents are), so its mode changes nothing there.
-    crate::source::private::create_dir(&context).map_err(|e| io("cannot create", &context, e))?;
+    crate::support::fs::create_dir(&context).map_err(|e| io("cannot create", &context, e))?;
     let mut files = Vec::new();
 
-    for selected in plan.selection.values() {
-        let rel = context_path(selected, plan.requirements)?;
+    for selected in recipe.selection.values() {
+        let rel = context_path(selected, recipe.requirements)?;
         copy_selected(selected, &context.join(&rel))?;
         files.push(rel);
     }
-    if let Some((wheel, name)) = plan.wheel() {
+    if let Some((wheel, name)) = recipe.wheel() {
         let rel = format!("imagespec/wheel/{name}");
         let dest = context.join(&rel);
         create_parent(&dest)?;
@@ -138,7 +138,7 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
     fix_mtimes(&context)?;
     files.sort();
 
-    let secrets = write_secrets(spec, options, &plan, dir)?;
+    let secrets = write_secrets(spec, options, &recipe, dir)?;
     Ok(ContextManifest {
         dir: dir.to_path_buf(),
         context,
@@ -146,9 +146,9 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
         dockerfile_text: text,
         files,
         secrets,
-        image: plan.image,
-        tag: plan.tag,
-        id: plan.id,
+        image: recipe.image,
+        tag: recipe.tag,
+        id: recipe.id,
     })
 }
 
@@ -281,12 +281,17 @@ fn fix_mtimes(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_secrets(spec: &Spec, options: &BuildOptions, plan: &Plan, dir: &Path) -> Result<Vec<BuildSecret>> {
+fn write_secrets(
+    spec: &Spec,
+    options: &BuildOptions,
+    recipe: &Recipe,
+    dir: &Path,
+) -> Result<Vec<BuildSecret>> {
     let secrets_dir = dir.join("secrets");
     let mut out = Vec::new();
     let materialise = |id: &str, bytes: &[u8]| -> Result<PathBuf> {
         if !secrets_dir.exists() {
-            crate::source::private::create_dir(&secrets_dir)
+            crate::support::fs::create_dir(&secrets_dir)
                 .map_err(|e| Error::build(format!("cannot create {}: {e}", secrets_dir.display())))?;
         }
         let p = secrets_dir.join(id);
@@ -303,28 +308,28 @@ fn write_secrets(spec: &Spec, options: &BuildOptions, plan: &Plan, dir: &Path) -
             path,
         });
     }
-    if let Some(conf) = &plan.pip.conf_secret {
+    if let Some(conf) = &recipe.pip.conf_secret {
         let path = materialise(SECRET_PIP_CONF, conf.as_bytes())?;
         out.push(BuildSecret {
             id: SECRET_PIP_CONF.to_owned(),
             path,
         });
     }
-    if let Some(args) = &plan.pip.args_secret {
+    if let Some(args) = &recipe.pip.args_secret {
         let path = materialise(SECRET_PIP_ARGS, args.as_bytes())?;
         out.push(BuildSecret {
             id: SECRET_PIP_ARGS.to_owned(),
             path,
         });
     }
-    if let Some(reqs) = &plan.pip.reqs_secret {
+    if let Some(reqs) = &recipe.pip.reqs_secret {
         let path = materialise(SECRET_PIP_REQS, reqs.as_bytes())?;
         out.push(BuildSecret {
             id: SECRET_PIP_REQS.to_owned(),
             path,
         });
     }
-    for (i, m) in plan.secret_mounts.iter().enumerate() {
+    for (i, m) in recipe.secret_mounts.iter().enumerate() {
         let path = resolve_user_path(&m.source, &spec.copy_root);
         if !path.is_file() {
             return Err(Error::source(

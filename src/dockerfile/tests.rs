@@ -520,9 +520,9 @@ fn a_file_changed_after_hashing_is_refused() {
             ..RawSpec::default()
         },
     );
-    let plan = plan::Plan::new(&s, &BuildOptions::default()).unwrap();
+    let recipe = recipe::Recipe::new(&s, &BuildOptions::default()).unwrap();
     std::fs::write(proj.join("a.py"), "2").unwrap();
-    let f = plan.selection.values().next().unwrap();
+    let f = recipe.selection.values().next().unwrap();
     let e = context::copy_selected_for_test(f, &tmp.path().join("out/a.py")).unwrap_err();
     assert!(e.to_string().contains("changed while"), "{e}");
 }

@@ -1,22 +1,23 @@
 //! The Dockerfile of a spec. Layer order and reasons: docs/image-layout.md.
 
-use super::plan::{Plan, ReqKind};
-use super::runtime::Runtime;
+use super::recipe::{Recipe, ReqKind};
 use super::scripts::{self, PipEnv, IMAGESPEC_DIR, PIP_CACHE};
 use super::{BuildOptions, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, SECRET_PIP_REQS, USER_UID, VENV};
 use crate::error::{Error, Result};
 use crate::identity::identity_fields;
+use crate::runtime::Runtime;
 use crate::spec::{BaseImage, Spec};
 use crate::value::Value;
 use std::collections::BTreeMap;
 
+/// The variable that holds the image's id, which flytekit's `is_container()` reads.
 pub const IMAGE_ID_VAR: &str = "_F_IMG_ID";
 
 /// The Dockerfile for `spec`: deterministic, and safe for any field values (see the module docs
-/// of [`crate::build`]). Reads the spec's files only to compute its tag (for the labels).
+/// of [`crate::dockerfile`]). Reads the spec's files only to compute its tag (for the labels).
 pub fn dockerfile(spec: &Spec, options: &BuildOptions) -> Result<String> {
-    let plan = Plan::new(spec, options)?;
-    render(spec, options, &plan)
+    let recipe = Recipe::new(spec, options)?;
+    render(spec, options, &recipe)
 }
 
 /// One JSON string: the only quoting a user value in a `RUN`, `COPY` or `ENTRYPOINT` gets.
@@ -30,7 +31,7 @@ fn json_array<S: AsRef<str>>(items: &[S]) -> String {
 }
 
 /// A double-quoted `ENV`/`LABEL` value: `\`, `"` and `$` escaped (the only escapes the Dockerfile
-/// word lexer knows inside double quotes). Line breaks are refused earlier (checks in plan.rs).
+/// word lexer knows inside double quotes). Line breaks are refused earlier (checks in recipe.rs).
 pub(crate) fn quote_word(s: &str) -> Result<String> {
     if s.contains(['\n', '\r']) {
         return Err(Error::build(
@@ -107,7 +108,7 @@ fn cache_flag(id: &str, target: &str) -> String {
     format!("--mount=type=cache,id={id},target={target},sharing=locked")
 }
 
-pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result<String> {
+pub(crate) fn render(spec: &Spec, options: &BuildOptions, recipe: &Recipe) -> Result<String> {
     let bk = options.buildkit;
     let ca = options.ca_bundle.is_some();
     let ca_flag = || secret_flag(SECRET_CA, &scripts::secret_path(SECRET_CA));
@@ -122,7 +123,7 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
              every build, and requirements files and the imagespec wheel stay in a layer.",
         );
     }
-    d.line(&format!("FROM {}", plan.from));
+    d.line(&format!("FROM {}", recipe.from));
     d.line("USER 0");
 
     if !spec.apt_packages.is_empty() {
@@ -159,15 +160,15 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
     );
     d.line(&format!("ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH"));
 
-    python_packages(&mut d, options, plan);
+    python_packages(&mut d, options, recipe);
 
-    if plan.has_copy {
+    if recipe.has_copy {
         d.line(&format!(
             "COPY --chown={USER_UID}:{USER_UID} [\"copy/\", \"/root/\"]"
         ));
     }
     let source = format!("COPY --chown={USER_UID}:{USER_UID} [\"source/\", \"/root/\"]");
-    if plan.has_source && plan.source_first {
+    if recipe.has_source && recipe.source_first {
         d.line(&source);
     }
     for cmd in &spec.commands {
@@ -181,7 +182,7 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
             d.run_argv(&[], &["/bin/sh".to_owned(), "-c".to_owned(), cmd.clone()]);
         }
     }
-    if plan.has_source && !plan.source_first {
+    if recipe.has_source && !recipe.source_first {
         d.line(&source);
     }
 
@@ -194,12 +195,15 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
     if let Some(entrypoint) = &spec.entrypoint {
         d.line(&format!("ENTRYPOINT {}", json_array(entrypoint)));
     }
-    labels(&mut d, spec, options, plan)?;
+    labels(&mut d, spec, options, recipe)?;
     let mut last: Vec<(&str, String)> = Vec::new();
     if !spec.env.contains_key("PYTHONPATH") {
         last.push(("PYTHONPATH", "/root".to_owned()));
     }
-    last.extend(super::image_id_env(&plan.id, options.flytekit_id(&plan.image)));
+    last.extend(super::image_id_env(
+        &recipe.id,
+        options.flytekit_id(&recipe.image),
+    ));
     d.env(&last)?;
     Ok(d.out)
 }
@@ -207,24 +211,24 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result
 /// The pip steps: a lock file's pinned requirements first (their own step: hash-checked installs
 /// cannot mix with unpinned packages), then one resolution of a plain requirements file,
 /// `packages`, the imagespec runtime and `runtime_packages`.
-fn python_packages(d: &mut Dockerfile, options: &BuildOptions, plan: &Plan) {
+fn python_packages(d: &mut Dockerfile, options: &BuildOptions, recipe: &Recipe) {
     let bk = options.buildkit;
     let env = PipEnv {
         ca: options.ca_bundle.is_some(),
         buildkit: bk,
-        conf_secret: plan.pip.conf_secret.is_some(),
-        args_secret: plan.pip.args_secret.is_some(),
-        reqs_secret: plan.pip.reqs_secret.is_some(),
+        conf_secret: recipe.pip.conf_secret.is_some(),
+        args_secret: recipe.pip.args_secret.is_some(),
+        reqs_secret: recipe.pip.reqs_secret.is_some(),
     };
     let mut flags = Vec::new();
     if bk {
         flags.push(cache_flag("imagespec-pip", PIP_CACHE));
-        if plan.has_imagespec_dir() {
+        if recipe.has_imagespec_dir() {
             flags.push(format!(
                 "--mount=type=bind,source=imagespec,target={IMAGESPEC_DIR},rw"
             ));
         }
-    } else if plan.has_imagespec_dir() {
+    } else if recipe.has_imagespec_dir() {
         d.line(&format!("COPY [\"imagespec/\", \"{IMAGESPEC_DIR}/\"]"));
     }
     if env.ca {
@@ -248,30 +252,30 @@ fn python_packages(d: &mut Dockerfile, options: &BuildOptions, plan: &Plan) {
             &scripts::secret_path(SECRET_PIP_REQS),
         ));
     }
-    for m in &plan.secret_mounts {
+    for m in &recipe.secret_mounts {
         flags.push(secret_flag(&m.id, &m.target));
     }
-    let head = vec![plan.pip.index.clone(), plan.pip.extra_index.clone()];
+    let head = vec![recipe.pip.index.clone(), recipe.pip.extra_index.clone()];
 
-    if let Some(kind @ (ReqKind::Uv | ReqKind::Poetry)) = plan.requirements {
+    if let Some(kind @ (ReqKind::Uv | ReqKind::Poetry)) = recipe.requirements {
         let mut args = head.clone();
-        args.extend(plan.pip.args.iter().cloned());
+        args.extend(recipe.pip.args.iter().cloned());
         d.run(&flags, &scripts::pip_lock(env, kind == ReqKind::Uv), &args);
     }
     let mut args = head;
-    args.extend(plan.pip.args.iter().cloned());
-    if plan.requirements == Some(ReqKind::Plain) {
+    args.extend(recipe.pip.args.iter().cloned());
+    if recipe.requirements == Some(ReqKind::Plain) {
         args.push("-r".to_owned());
         args.push(format!("{IMAGESPEC_DIR}/requirements/requirements.txt"));
     }
-    args.extend(plan.pip.packages.iter().cloned());
-    match &plan.runtime {
+    args.extend(recipe.pip.packages.iter().cloned());
+    match &recipe.runtime {
         Runtime::Wheel { name, .. } => args.push(format!("{IMAGESPEC_DIR}/wheel/{name}")),
         Runtime::Index(requirement) => args.push(requirement.clone()),
         Runtime::Off => {}
     }
-    args.extend(plan.pip.runtime_packages.iter().cloned());
-    let cleanup = !bk && plan.has_imagespec_dir();
+    args.extend(recipe.pip.runtime_packages.iter().cloned());
+    let cleanup = !bk && recipe.has_imagespec_dir();
     d.run(&flags, &scripts::pip_install(env, cleanup), &args);
 }
 
@@ -294,9 +298,9 @@ fn to_json(v: &Value) -> serde_json::Value {
 /// (credentials removed, file names rather than paths), unset fields left out, keys sorted. The
 /// registry is left out, as it is from the tag: where an image is pushed is not what it contains,
 /// so the same spec pushed to two registries gives the same image (and digest).
-pub(crate) fn spec_json(spec: &Spec, plan: &Plan) -> String {
+pub(crate) fn spec_json(spec: &Spec, recipe: &Recipe) -> String {
     let base = match &spec.base_image {
-        Some(BaseImage::Spec(_)) => Some(plan.from.as_str()),
+        Some(BaseImage::Spec(_)) => Some(recipe.from.as_str()),
         _ => None,
     };
     shown_spec(spec, base, false)
@@ -322,21 +326,21 @@ pub fn shown_spec(spec: &Spec, base_image_name: Option<&str>, with_registry: boo
 }
 
 /// The labels every builder puts on the image (docs/image-layout.md#labels).
-pub(crate) fn image_labels(spec: &Spec, plan: &Plan, engine: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn image_labels(spec: &Spec, recipe: &Recipe, engine: &str) -> Vec<(&'static str, String)> {
     vec![
         ("org.opencontainers.image.title", spec.name.clone()),
-        ("org.opencontainers.image.version", plan.tag.clone()),
-        ("org.opencontainers.image.base.name", plan.from.clone()),
-        ("dev.imagespec.spec", spec_json(spec, plan)),
-        ("dev.imagespec.id", plan.id.clone()),
-        ("dev.imagespec.tag", plan.tag.clone()),
+        ("org.opencontainers.image.version", recipe.tag.clone()),
+        ("org.opencontainers.image.base.name", recipe.from.clone()),
+        ("dev.imagespec.spec", spec_json(spec, recipe)),
+        ("dev.imagespec.id", recipe.id.clone()),
+        ("dev.imagespec.tag", recipe.tag.clone()),
         ("dev.imagespec.recipe", crate::RECIPE_VERSION.to_string()),
         ("dev.imagespec.engine", engine.to_owned()),
     ]
 }
 
-fn labels(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, plan: &Plan) -> Result<()> {
-    let pairs = image_labels(spec, plan, &options.engine);
+fn labels(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, recipe: &Recipe) -> Result<()> {
+    let pairs = image_labels(spec, recipe, &options.engine);
     let mut parts = Vec::with_capacity(pairs.len());
     for (k, v) in &pairs {
         parts.push(format!("{k}={}", quote_word(v)?));

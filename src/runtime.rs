@@ -302,7 +302,7 @@ pub fn check_package(field: &str, requirement: &str) -> Result<()> {
         "the image gets {DISTRIBUTION} {VERSION} (imported as imagespec) without it; \
          builder_config={{\"{RUNTIME_OPTION}\": False}} leaves it out"
     );
-    let redacted = crate::spec::redact_userinfo(requirement);
+    let redacted = crate::redact::redact_userinfo(requirement);
     if name == "imagespec" {
         return Err(Error::spec(
             field,

@@ -1,12 +1,13 @@
 //! Everything the Dockerfile and the context are derived from, checked once.
 
 use super::checks::{check_conda_channel, check_conda_package, check_mount_target};
-use super::runtime::{self, Runtime};
 use super::{check_requirement, secret_mount_id, BuildOptions};
 use crate::error::{Error, Result};
 use crate::identity::{self, SelectedFile};
+use crate::redact::{has_redacted_userinfo, has_userinfo, redact_userinfo};
 use crate::reference::Reference;
-use crate::spec::{has_redacted_userinfo, has_userinfo, BaseImage, Spec};
+use crate::runtime::{self, Runtime};
+use crate::spec::{BaseImage, Spec};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -61,7 +62,9 @@ pub(crate) fn mount_target(target: &str) -> String {
     }
 }
 
-pub(crate) struct Plan {
+/// One spec's recipe: the base, the files, the pip settings, the secrets and the imagespec runtime,
+/// checked once. The Dockerfile, the context and the native builder are all made from it.
+pub(crate) struct Recipe {
     pub from: String,
     pub id: String,
     pub tag: String,
@@ -80,8 +83,8 @@ pub(crate) struct Plan {
     pub source_first: bool,
 }
 
-impl Plan {
-    pub fn new(spec: &Spec, options: &BuildOptions) -> Result<Plan> {
+impl Recipe {
+    pub fn new(spec: &Spec, options: &BuildOptions) -> Result<Recipe> {
         check_values(spec)?;
         let from = base_of(spec, options)?;
         let loaded = options.loaded_modules.as_deref();
@@ -128,7 +131,7 @@ impl Plan {
                 ))
             }
         };
-        let plan = Plan {
+        let recipe = Recipe {
             from,
             image: format!("{}:{}", spec.repository(), tags.tag),
             id: tags.id,
@@ -144,9 +147,9 @@ impl Plan {
             source_first,
         };
         if !options.buildkit {
-            plan.refuse_secrets_without_buildkit(options)?;
+            recipe.refuse_secrets_without_buildkit(options)?;
         }
-        Ok(plan)
+        Ok(recipe)
     }
 
     fn refuse_secrets_without_buildkit(&self, options: &BuildOptions) -> Result<()> {
@@ -228,7 +231,7 @@ fn check_values(spec: &Spec) -> Result<()> {
         ));
     }
     for (k, v) in &spec.env {
-        if k == crate::build::dockerfile::IMAGE_ID_VAR || k == super::OWN_ID_VAR {
+        if k == super::IMAGE_ID_VAR || k == super::OWN_ID_VAR {
             return Err(Error::spec(
                 "env",
                 format!("{k} is set by imagespec to the image's id; remove it"),
@@ -361,7 +364,7 @@ fn pip_of(spec: &Spec) -> Result<Pip> {
                 "pip_extra_args",
                 format!(
                     "{:?} has an unclosed quote or a trailing backslash",
-                    crate::spec::redact_userinfo(args)
+                    redact_userinfo(args)
                 ),
             )
         })?;
