@@ -7,7 +7,7 @@ pub mod dockerfile;
 pub mod engines;
 pub mod error;
 pub mod identity;
-pub mod native;
+pub mod oci;
 pub mod plan;
 pub mod redact;
 pub mod reference;
@@ -15,6 +15,7 @@ pub mod registry;
 pub mod runtime;
 pub mod source;
 pub mod spec;
+pub mod support;
 pub mod value;
 
 #[cfg(feature = "python")]

@@ -102,7 +102,7 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
     let text = render(spec, options, &recipe)?;
     let io = |what: &str, p: &Path, e: std::io::Error| Error::build(format!("{what} {}: {e}", p.display()));
     // Made private: the context holds the project's files, and the secrets are written beside it.
-    crate::source::private::create_dir(dir).map_err(|e| io("cannot create", dir, e))?;
+    crate::support::fs::create_dir(dir).map_err(|e| io("cannot create", dir, e))?;
     if fs::read_dir(dir)
         .map_err(|e| io("cannot read", dir, e))?
         .next()
@@ -116,7 +116,7 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
     let context = dir.join("context");
     // 0700 whatever `dir` is: other users must not read the files; the folder itself is never copied
     // into the image (its contents are), so its mode changes nothing there.
-    crate::source::private::create_dir(&context).map_err(|e| io("cannot create", &context, e))?;
+    crate::support::fs::create_dir(&context).map_err(|e| io("cannot create", &context, e))?;
     let mut files = Vec::new();
 
     for selected in recipe.selection.values() {
@@ -291,7 +291,7 @@ fn write_secrets(
     let mut out = Vec::new();
     let materialise = |id: &str, bytes: &[u8]| -> Result<PathBuf> {
         if !secrets_dir.exists() {
-            crate::source::private::create_dir(&secrets_dir)
+            crate::support::fs::create_dir(&secrets_dir)
                 .map_err(|e| Error::build(format!("cannot create {}: {e}", secrets_dir.display())))?;
         }
         let p = secrets_dir.join(id);

@@ -6,13 +6,13 @@
 //! value enters the file as a Starlark string literal built by [`starlark_str`], so no value can
 //! end a string and add code.
 
-use super::process::{which, Run, TempDir};
 use super::{Built, Engine, Progress, Request};
 use crate::dockerfile::{write_context, BuildOptions};
 use crate::error::{Error, Result};
 use crate::redact::has_userinfo;
 use crate::runtime::{self, Runtime};
 use crate::spec::{BaseImage, CopyMode, Spec};
+use crate::support::exec::{which, Run};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ impl Engine for Envd {
         check(spec, request.options)?;
         let mut options = request.options.clone();
         options.engine = "envd".to_owned();
-        let tmp = TempDir::new("imagespec-envd")?;
+        let tmp = super::build_folder("imagespec-envd")?;
         // The context writer copies exactly the files the tag hashed; envd reads them from there.
         let manifest = write_context(spec, &options, &tmp.path().join("build"))?;
         let has = |prefix: &str| manifest.files.iter().any(|f| f.starts_with(prefix));

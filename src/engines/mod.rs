@@ -1,5 +1,6 @@
 //! Engines: programs that turn a spec's build context into an image (docker, buildah, podman,
-//! envd) or name one without building (noop).
+//! envd), the daemonless builder that makes one itself ([`native`]), or one that names an image
+//! without building (noop).
 //!
 //! An engine writes the spec's context (see [`crate::dockerfile`]) with the options it can honour
 //! (BuildKit or not), runs its program, pushes when the spec has a registry (tags locally when
@@ -60,10 +61,12 @@ pub trait Engine: Send + Sync {
 pub mod buildah;
 pub mod docker;
 pub mod envd;
+pub mod native;
 pub mod noop;
-pub mod process;
 pub mod verify;
 
+use crate::error::Error;
+use crate::support::fs::TempDir;
 use std::sync::Arc;
 
 /// The engines imagespec ships, with their default priority: the highest available one builds
@@ -89,7 +92,7 @@ pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
         "podman" => Arc::new(buildah::Buildah::PODMAN),
         "envd" => Arc::new(envd::Envd),
         "noop" => Arc::new(noop::Noop),
-        "native" => Arc::new(crate::native::NativeEngine),
+        "native" => Arc::new(native::NativeEngine),
         _ => return None,
     })
 }
@@ -109,4 +112,15 @@ pub(crate) fn pinned(image: &str, digest: Option<String>) -> Built {
             .map_or_else(|| image.to_owned(), |d| format!("{image}@{d}")),
         digest,
     }
+}
+
+/// The folder of one build (its context, secrets and the program's output files), which only
+/// this user can enter, in the temporary folder; removed when dropped.
+pub(crate) fn build_folder(prefix: &str) -> Result<TempDir> {
+    TempDir::new(prefix).map_err(|e| {
+        Error::build(format!(
+            "cannot create a folder in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+    })
 }

@@ -65,7 +65,7 @@ fn check_all(nodes: &[Node], skip: &[bool], timeout: Duration) -> Result<Vec<Opt
         groups.entry(check_key(&n.spec)).or_default().push(i);
     }
     let mut out: Vec<Option<CheckResult>> = vec![None; nodes.len()];
-    let rt = registry::runtime()?;
+    let rt = crate::support::runtime::runtime()?;
     for ((platforms, registry_config, insecure), members) in groups {
         let refs: Vec<String> = members.iter().map(|&i| nodes[i].image.clone()).collect();
         let opts = registry::Options {
@@ -153,7 +153,9 @@ pub(super) fn apply(
 
 /// Whether the image is present now (after another process held its lock).
 pub(super) fn built_meanwhile(node: &Node, options: &PlanOptions) -> bool {
-    let Ok(rt) = registry::runtime() else { return false };
+    let Ok(rt) = crate::support::runtime::runtime() else {
+        return false;
+    };
     let refs = [node.image.clone()];
     let answer = if node.spec.registry.is_some() {
         let (platforms, registry_config, insecure) = check_key(&node.spec);

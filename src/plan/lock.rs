@@ -5,7 +5,6 @@
 use super::check::built_meanwhile;
 use super::{Event, Node, PlanOptions};
 use crate::error::{Error, Result};
-use crate::registry;
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -38,7 +37,7 @@ fn lock_path(options: &PlanOptions, image: &str) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
     let dir = match &options.lock_dir {
         Some(d) => d.clone(),
-        None => registry::cache::Cache::default_root()
+        None => crate::support::dirs::configured_cache_root()
             .map(|d| d.join("locks"))
             .unwrap_or_else(|| std::env::temp_dir().join("imagespec-locks")),
     };

@@ -4,7 +4,7 @@
 use super::builders::{choose, Builders, Chosen, Probes};
 use super::lock::{self, Held};
 use super::{Event, ImageResult, Node, Outcome, PlanOptions};
-use crate::engines::{self, Progress, Request};
+use crate::engines::{Progress, Request};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -144,7 +144,7 @@ fn build_node(
         });
         (Outcome::Failed, image.clone(), builder, Some(reason), seconds)
     };
-    if engines::process::is_cancelled() {
+    if crate::support::exec::is_cancelled() {
         return failed("interrupted before it started".into(), None, 0.0);
     }
     let (name, builder) = match pre

@@ -290,6 +290,7 @@ pub fn raw_spec(fields: &Bound<'_, PyDict>) -> Result<RawSpec> {
             other => {
                 return Err(Error::UnknownField {
                     name: other.to_owned(),
+                    hint: crate::spec::field_hint(other),
                 })
             }
         }

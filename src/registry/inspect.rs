@@ -1,10 +1,9 @@
 //! The config of an image in a registry (its labels say what it was built from): the manifest,
 //! for an index the entry of the wanted platform, then the config blob.
 
-use super::check::{
-    is_index, manifest_digest, parse_manifest, strict_digest, valid_digest, verify_blob, Answer, Checker,
-};
+use super::client::{Answer, Client};
 use super::platform::Platform;
+use crate::oci::{is_index, manifest_digest, parse_manifest, strict_digest, valid_digest, verify_blob};
 use crate::reference::Reference;
 use reqwest::Method;
 
@@ -16,7 +15,7 @@ pub struct Inspected {
     pub config: serde_json::Value,
 }
 
-impl Checker {
+impl Client {
     pub async fn inspect(&self, r: &Reference) -> Result<Inspected, String> {
         let (doc, media_type, digest) = self.get_manifest(r).await?;
         if !is_index(&media_type) {
@@ -64,8 +63,9 @@ impl Checker {
             let why = self.not_ok(&r.to_string(), r, &resp);
             return Err(why.reason.unwrap_or_else(|| format!("HTTP {}", resp.status)));
         }
-        let digest = manifest_digest(r, &resp)?;
-        let (doc, mt) = parse_manifest(&resp).map_err(|e| format!("unexpected answer: {e}"))?;
+        let digest = manifest_digest(r, resp.header("docker-content-digest"), &resp.body)?;
+        let (doc, mt) = parse_manifest(resp.media_type().as_deref(), &resp.body)
+            .map_err(|e| format!("unexpected answer: {e}"))?;
         Ok((doc, mt, digest))
     }
 

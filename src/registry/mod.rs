@@ -5,15 +5,16 @@
 
 mod auth;
 pub mod cache;
-mod check;
+mod client;
 pub mod credentials;
+mod exists;
 mod inspect;
 mod local;
 pub mod platform;
 mod transport;
 
 pub use auth::{parse_challenges, Challenge};
-pub(crate) use check::{is_index, strict_digest, verify_blob, Answer, Call, Checker};
+pub(crate) use client::{Answer, Call, Client};
 pub use inspect::Inspected;
 pub(crate) use transport::Response;
 
@@ -21,7 +22,7 @@ use crate::reference::Reference;
 use crate::{Error, Result};
 use platform::Platform;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +79,7 @@ pub struct Options {
     pub insecure: Vec<String>,
     pub use_cache: bool,
     pub cache_ttl: Duration,
-    /// Overrides the cache location (default: see `cache::Cache::default_root`).
+    /// Overrides the cache location (default: see `crate::support::dirs::configured_cache_root`).
     pub cache_dir: Option<PathBuf>,
     /// Connect and answer timeout of each request.
     pub timeout: Duration,
@@ -104,21 +105,6 @@ impl Default for Options {
             backoff_base: Duration::from_millis(200),
         }
     }
-}
-
-/// The process's one runtime, created by the first check (never at import).
-pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("imagespec-io")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::Registry(format!("cannot start the I/O runtime: {e}")))
 }
 
 /// The registries listed in `$IMAGESPEC_INSECURE_REGISTRIES` (comma-separated).
@@ -148,14 +134,14 @@ pub async fn check(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> 
         return Err(Error::Registry("timeout must be more than zero".into()));
     }
     let concurrency = opts.concurrency.max(1);
-    let checker = Arc::new(checker(opts, platforms)?);
+    let client = Arc::new(client(opts, platforms)?);
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (input, r)) in refs.iter().zip(parsed).enumerate() {
-        let (checker, sem, input) = (checker.clone(), sem.clone(), input.clone());
+        let (client, sem, input) = (client.clone(), sem.clone(), input.clone());
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            (i, checker.check(&input, &r).await)
+            (i, client.check(&input, &r).await)
         });
     }
     let mut out: Vec<Option<CheckResult>> = vec![None; refs.len()];
@@ -198,8 +184,8 @@ fn cleaned(mut r: CheckResult) -> CheckResult {
     r
 }
 
-/// A checker for `opts`: transport, credentials, cache and insecure registries.
-pub(crate) fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checker> {
+/// A client for `opts`: transport, credentials, cache and insecure registries.
+pub(crate) fn client(opts: &Options, platforms: Vec<Platform>) -> Result<Client> {
     let explicit = match &opts.registry_config {
         Some(p) => Some(
             credentials::DockerConfig::load(p)
@@ -220,14 +206,14 @@ pub(crate) fn checker(opts: &Options, platforms: Vec<Platform>) -> Result<Checke
     let cache = if opts.use_cache {
         opts.cache_dir
             .clone()
-            .or_else(cache::Cache::default_root)
+            .or_else(crate::support::dirs::configured_cache_root)
             .map(|d| cache::Cache::new(&d, opts.cache_ttl))
     } else {
         None
     };
     let mut insecure = insecure_from_env();
     insecure.extend(opts.insecure.iter().cloned());
-    Ok(Checker::new(transport, insecure, platforms, cache, explicit))
+    Ok(Client::new(transport, insecure, platforms, cache, explicit))
 }
 
 /// The config (labels, history, platform) of an image in its registry. `opts.platforms[0]`
@@ -239,15 +225,10 @@ pub async fn inspect(reference: &str, opts: &Options) -> Result<Inspected> {
         .iter()
         .map(|p| Platform::parse(p).map_err(Error::Registry))
         .collect::<Result<Vec<_>>>()?;
-    let c = checker(opts, platforms)?;
+    let c = client(opts, platforms)?;
     c.inspect(&r)
         .await
         .map_err(|why| Error::Registry(clean_text(&format!("cannot read {reference}: {why}"))))
-}
-
-/// Blocking form of [`check`] on the shared runtime.
-pub fn check_blocking(refs: &[String], opts: &Options) -> Result<Vec<CheckResult>> {
-    runtime()?.block_on(check(refs, opts))
 }
 
 /// Existence of images in the local engine (Docker socket, then podman); unknown when none answers.

@@ -75,6 +75,12 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The body's media type: the `Content-Type` without its parameters, lowercase.
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type")
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    }
 }
 
 /// Why a request got no HTTP answer. The texts name hosts and paths, never credentials.
@@ -286,8 +292,13 @@ impl Transport {
     ) -> Result<(String, u64), Failure> {
         use sha2::{Digest, Sha256};
         use tokio::io::AsyncWriteExt;
-        let local =
-            |what: &str, e: std::io::Error| Failure::Local(format!("cannot {what} {}: {e}", path.display()));
+        let local = |what: &str, e: std::io::Error| {
+            Failure::Local(if e.raw_os_error() == Some(28) {
+                crate::support::fs::no_space(path)
+            } else {
+                format!("cannot {what} {}: {e}", path.display())
+            })
+        };
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create(true)

@@ -23,6 +23,9 @@ pub(crate) use options::{insecure_registries, option_list, option_str, split_lis
 pub use validate::DEFAULT_NAME;
 pub use validate::{prefix_field, python_version_of_number};
 
+/// Characters of `{spec_hash}`: 160 bits in lowercase base32.
+pub const HASH_CHARS: usize = 32;
+
 /// Which files of `source_root` end up in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CopyMode {

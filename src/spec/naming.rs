@@ -184,7 +184,7 @@ pub(super) fn check_registry(registry: &str) -> Result<String> {
 /// placeholder; without it the tag is fixed (the image is not rebuilt when the spec changes).
 pub(super) fn check_tag_format(t: &str) -> Result<String> {
     check_line("tag_format", t)?;
-    let sample = t.replace("{spec_hash}", &"a".repeat(crate::identity::HASH_CHARS));
+    let sample = t.replace("{spec_hash}", &"a".repeat(super::HASH_CHARS));
     if sample.contains(['{', '}']) {
         return err(
             "tag_format",
@@ -197,7 +197,7 @@ pub(super) fn check_tag_format(t: &str) -> Result<String> {
             format!(
                 "{t:?} does not give a valid tag: letters, digits, '_', '.', '-', not starting with '.' or '-', \
                  at most {MAX_TAG_LEN} characters with the {}-character hash",
-                crate::identity::HASH_CHARS
+                super::HASH_CHARS
             ),
         );
     }

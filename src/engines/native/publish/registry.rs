@@ -3,11 +3,12 @@
 //! the config are uploaded; the manifest is PUT by tag last, so that a failure never leaves a tag
 //! on a partial image. Without a registry: an OCI image layout folder.
 
-use super::base::Base;
-use super::client::{sha256_of, Client};
-use super::config::{MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
-use super::layers::Layer;
+use crate::engines::native::base::Base;
+use crate::engines::native::client::Client;
+use crate::engines::native::layers::Layer;
+use crate::oci::{sha256_of, OCI_INDEX, OCI_MANIFEST};
 use crate::reference::Reference;
+use crate::support::fs::TempFile;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -96,24 +97,19 @@ async fn push_all(
             .map_err(Failed::Blob)?;
         if index.is_some() {
             client
-                .put_manifest(
-                    target,
-                    &sha256_of(img.manifest),
-                    img.manifest,
-                    MEDIA_TYPE_MANIFEST,
-                )
+                .put_manifest(target, &sha256_of(img.manifest), img.manifest, OCI_MANIFEST)
                 .await
                 .map_err(|e| Failed::Manifest(format!("{e}; no tag was written")))?;
         }
     }
     match index {
-        Some(ix) => client.put_manifest(target, &tag, ix, MEDIA_TYPE_INDEX).await,
+        Some(ix) => client.put_manifest(target, &tag, ix, OCI_INDEX).await,
         None => {
             let m = images
                 .first()
                 .ok_or_else(|| Failed::Blob("no image to push".into()))?
                 .manifest;
-            client.put_manifest(target, &tag, m, MEDIA_TYPE_MANIFEST).await
+            client.put_manifest(target, &tag, m, OCI_MANIFEST).await
         }
     }
     .map_err(Failed::Manifest)?;
@@ -144,7 +140,7 @@ async fn push_blobs(
     }));
     blobs.push(Blob::File {
         digest: sha256_of(config),
-        path: tmp.0.clone(),
+        path: tmp.path().to_path_buf(),
     });
     let counts = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
     let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
@@ -216,24 +212,10 @@ async fn push_blobs(
     Ok(())
 }
 
-/// A file removed when dropped.
-struct TmpFile(PathBuf);
-
-impl Drop for TmpFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn tempfile_for(bytes: &[u8]) -> Result<TmpFile, String> {
-    let p = std::env::temp_dir().join(format!(
-        ".imagespec-config-{}-{:016x}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let f = TmpFile(p);
-    std::fs::write(&f.0, bytes).map_err(|e| io_text("write", &f.0, &e))?;
-    Ok(f)
+/// The config as a file, for the upload of file blobs; removed when dropped.
+fn tempfile_for(bytes: &[u8]) -> Result<TempFile, String> {
+    let dir = std::env::temp_dir();
+    TempFile::new_in(&dir, ".imagespec-config", "", bytes).map_err(|e| io_text("write", &dir, &e))
 }
 
 /// Writes (or adds to) an OCI image layout at `dir`: every blob of `images` (and `index`), and
@@ -276,12 +258,9 @@ pub async fn write_layout(
     let (top, media_type) = match index {
         Some(ix) => {
             put(&sha256_of(ix), &|t| std::fs::write(t, ix))?;
-            (ix, MEDIA_TYPE_INDEX)
+            (ix, OCI_INDEX)
         }
-        None => (
-            images.first().ok_or("no image to write")?.manifest,
-            MEDIA_TYPE_MANIFEST,
-        ),
+        None => (images.first().ok_or("no image to write")?.manifest, OCI_MANIFEST),
     };
     let layout = dir.join("oci-layout");
     std::fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)
@@ -318,7 +297,7 @@ pub async fn write_layout(
 }
 
 fn io_text(what: &str, p: &Path, e: &std::io::Error) -> String {
-    super::io_error(what, p, e).to_string()
+    crate::engines::native::io_error(what, p, e).to_string()
 }
 
 /// Which blobs this machine has seen a registry repository accept, in
@@ -337,8 +316,8 @@ mod known {
     impl Record {
         pub fn of(target: &Reference) -> Record {
             let key = format!("{}/{}", target.registry, target.repository);
-            let name = super::super::layers::hex(&Sha256::digest(key.as_bytes()));
-            Record(super::super::cache_root().map(|d| d.join("pushed").join(name)))
+            let name = crate::engines::native::layers::hex(&Sha256::digest(key.as_bytes()));
+            Record(crate::engines::native::cache_root().map(|d| d.join("pushed").join(name)))
         }
 
         pub fn load(&self) -> HashSet<String> {
@@ -367,7 +346,7 @@ mod known {
             all.extend(digests);
             let mut lines: Vec<String> = all.into_iter().collect();
             lines.sort();
-            let _ = crate::source::write_whole(p, (lines.join("\n") + "\n").as_bytes());
+            let _ = crate::support::fs::write_whole(p, (lines.join("\n") + "\n").as_bytes());
         }
     }
 }

@@ -13,14 +13,13 @@
 //! single-threaded mode, which is why there is always at least one).
 
 use crate::error::{Error, Result};
+use crate::oci::{OCI_LAYER_GZIP, OCI_LAYER_ZSTD};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-pub const MEDIA_TYPE_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const MEDIA_TYPE_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 const CHUNK: usize = 4 << 20;
 /// zstd's default level: about gzip's size at several times its speed.
 const ZSTD_LEVEL: i32 = 3;
@@ -51,8 +50,8 @@ impl Compression {
     }
     pub fn media_type(self) -> &'static str {
         match self {
-            Compression::Gzip => MEDIA_TYPE_GZIP,
-            Compression::Zstd => MEDIA_TYPE_ZSTD,
+            Compression::Gzip => OCI_LAYER_GZIP,
+            Compression::Zstd => OCI_LAYER_ZSTD,
         }
     }
 }
@@ -139,7 +138,7 @@ pub struct Layer {
 }
 
 fn gzip_media_type() -> String {
-    MEDIA_TYPE_GZIP.to_owned()
+    OCI_LAYER_GZIP.to_owned()
 }
 
 /// The mtime of every entry: `SOURCE_DATE_EPOCH` when set to a whole number, else 0.
@@ -339,7 +338,7 @@ pub fn build_layer(
     compression: Compression,
 ) -> Result<Layer> {
     fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
-    let tmp = super::TempDir::new_in(dir)?;
+    let tmp = super::temp_dir_in(dir)?;
     let tar_path = tmp.path().join("layer.tar");
     let gz_path = tmp.path().join("layer.blob");
     let (diff, _) = write_tar(spec, &tar_path, mtime)?;
@@ -471,7 +470,7 @@ mod tests {
         let mut s = LayerSpec::default();
         s.add("root/x", Content::Bytes(data), false, 0);
         let l = build_layer(&s, d.path(), "t", 0, Compression::Zstd).unwrap();
-        assert_eq!(l.media_type, MEDIA_TYPE_ZSTD);
+        assert_eq!(l.media_type, OCI_LAYER_ZSTD);
         let g = build_layer(&s, d.path(), "t", 0, Compression::Gzip).unwrap();
         assert_eq!(l.diff_id, g.diff_id, "the same tar");
         assert_ne!(l.digest, g.digest);

@@ -2,8 +2,8 @@
 //! reference names one), from its registry.
 
 use super::client::Client;
+use crate::oci::{self, is_index};
 use crate::reference::Reference;
-use crate::registry::is_index;
 use crate::registry::platform::Platform;
 
 /// A layer, config or manifest as a manifest lists it.
@@ -25,14 +25,11 @@ pub struct Base {
     pub layers: Vec<Descriptor>,
 }
 
-const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
-
 /// The OCI media type of a base layer (Docker's names for the same bytes are mapped).
 pub fn oci_layer_type(mt: &str) -> String {
     match mt {
-        DOCKER_LAYER_GZIP => super::layers::MEDIA_TYPE_GZIP.to_owned(),
-        DOCKER_LAYER_FOREIGN => "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip".to_owned(),
+        oci::DOCKER_LAYER_GZIP => oci::OCI_LAYER_GZIP.to_owned(),
+        oci::DOCKER_LAYER_FOREIGN => oci::OCI_LAYER_NONDISTRIBUTABLE_GZIP.to_owned(),
         other => other.to_owned(),
     }
 }
@@ -81,7 +78,7 @@ async fn resolve_quoting(client: &Client, name: &str, platform: &Platform) -> Re
         let child = entry
             .get("digest")
             .and_then(|d| d.as_str())
-            .filter(|d| crate::registry::strict_digest(d))
+            .filter(|d| oci::strict_digest(d))
             .ok_or_else(|| {
                 format!("base image {name}: the index entry for {platform} has no valid digest")
             })?;
@@ -158,12 +155,12 @@ fn blob_path(digest: &str) -> Option<std::path::PathBuf> {
 /// A kept blob whose bytes still match its digest.
 fn cached_blob(digest: &str) -> Option<Vec<u8>> {
     let bytes = std::fs::read(blob_path(digest)?).ok()?;
-    (super::client::sha256_of(&bytes) == digest).then_some(bytes)
+    (oci::sha256_of(&bytes) == digest).then_some(bytes)
 }
 
 /// Best effort: a blob that cannot be kept is fetched again next time.
 fn keep_blob(digest: &str, bytes: &[u8]) {
     if let Some(p) = blob_path(digest) {
-        let _ = crate::source::write_whole(&p, bytes);
+        let _ = crate::support::fs::write_whole(&p, bytes);
     }
 }

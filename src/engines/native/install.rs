@@ -6,12 +6,13 @@
 //! (mode 0600) in the build's private work folder, which uv reads (see [`split_secrets`]).
 //!
 //! uv is found as `$IMAGESPEC_UV`, else `uv` beside the Python running imagespec (`sys.prefix/bin`,
-//! where `pip install imagespec-build` puts it as a dependency), else `$VIRTUAL_ENV/bin/uv`, else on
+//! where `pip install imagespec-build[native]` puts it), else `$VIRTUAL_ENV/bin/uv`, else on
 //! `PATH`.
 
 use super::python::BaseFacts;
 use crate::error::{Error, Result};
 use crate::redact::{has_userinfo, redact_userinfo};
+use crate::support::fs::TempFile;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -61,7 +62,7 @@ pub fn uv_version(uv: &Path, cache: Option<&Path>) -> Result<String> {
     let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if let (Some(f), true) = (remembered, out.status.success() && !version.is_empty()) {
         // Best effort: a cache that cannot be written only costs the next build a process start.
-        let _ = crate::source::write_whole(&f, version.as_bytes());
+        let _ = crate::support::fs::write_whole(&f, version.as_bytes());
     }
     Ok(version)
 }
@@ -176,33 +177,15 @@ fn split_secrets(i: &Install<'_>) -> Result<(Vec<String>, Vec<String>)> {
     Ok((args, secret))
 }
 
-/// A file removed when dropped.
-struct Removed(PathBuf);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// `lines` as a new requirements file in `dir`, readable by this user only.
-fn write_private(dir: &Path, lines: &[String]) -> Result<Removed> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(format!(
-        ".uv-credentials-{}-{:016x}.txt",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path);
-    let written = file.and_then(|mut f| f.write_all((lines.join("\n") + "\n").as_bytes()));
-    let removed = Removed(path);
-    written.map_err(|e| super::io_error("write", &removed.0, &e))?;
-    Ok(removed)
+/// `lines` as a new requirements file in `dir`, readable by this user only, removed when dropped.
+fn write_private(dir: &Path, lines: &[String]) -> Result<TempFile> {
+    TempFile::new_in(
+        dir,
+        ".uv-credentials",
+        ".txt",
+        (lines.join("\n") + "\n").as_bytes(),
+    )
+    .map_err(|e| super::io_error("write", dir, &e))
 }
 
 pub fn run(i: &Install<'_>) -> Result<()> {
@@ -224,7 +207,8 @@ pub fn run(i: &Install<'_>) -> Result<()> {
     for f in i
         .requirement_files
         .iter()
-        .chain(secret_file.as_ref().map(|f| &f.0))
+        .map(PathBuf::as_path)
+        .chain(secret_file.as_ref().map(|f| f.path()))
     {
         cmd.arg("-r").arg(f);
     }
@@ -458,13 +442,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = {
             let f = write_private(d.path(), &["--index-url https://u:p@h/s".to_owned()]).unwrap();
-            let md = std::fs::metadata(&f.0).unwrap();
+            let md = std::fs::metadata(f.path()).unwrap();
             assert_eq!(md.permissions().mode() & 0o777, 0o600);
             assert_eq!(
-                std::fs::read_to_string(&f.0).unwrap(),
+                std::fs::read_to_string(f.path()).unwrap(),
                 "--index-url https://u:p@h/s\n"
             );
-            f.0.clone()
+            f.path().to_path_buf()
         };
         assert!(!path.exists(), "removed when uv is done");
     }

@@ -231,7 +231,7 @@ pub async fn facts(client: &Client, base: &Base, base_name: &str) -> Result<Base
     let facts = scan.finish(base_name)?;
     if let Some(f) = &cached {
         // Only a cache: a failed write (a full disk) is not an error, and leaves no file behind.
-        let _ = crate::source::write_whole(f, &serde_json::to_vec(&facts).unwrap_or_default());
+        let _ = crate::support::fs::write_whole(f, &serde_json::to_vec(&facts).unwrap_or_default());
     }
     Ok(facts)
 }
@@ -239,7 +239,7 @@ pub async fn facts(client: &Client, base: &Base, base_name: &str) -> Result<Base
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::native::layers::{write_tar, Content, LayerSpec};
+    use crate::engines::native::layers::{write_tar, Content, LayerSpec};
 
     fn layer(spec: &LayerSpec) -> Vec<u8> {
         let d = tempfile::tempdir().unwrap();

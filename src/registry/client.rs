@@ -1,33 +1,20 @@
-//! Does a manifest exist: `HEAD /v2/<repo>/manifests/<ref>` with every manifest and index media
-//! type accepted, `GET` where HEAD is refused or says too little, and, when platforms are asked
-//! for, a look inside the index (or the single image's config) for each of them.
+//! The registry client: every request to a registry goes through [`Client::call`], which finds
+//! the address that answers (plain HTTP or HTTPS, see `Session`), authenticates as the
+//! registry's challenge asks (Basic, or Bearer tokens per scope) with the user's credentials, and
+//! tries once more with a fresh token when a `401` says the one it had is stale. What the client
+//! asks is in exists.rs and inspect.rs.
 
 use super::auth::{basic_header, fetch_token, origin, parse_challenges, Challenge, TokenCache};
 use super::cache::Cache;
 use super::credentials::{Credential, DockerConfig};
 use super::platform::Platform;
 use super::transport::{Failure, Request, Response, Transport};
-use super::{CheckResult, Status};
+use crate::oci::MANIFEST_ACCEPT;
 use crate::reference::{is_loopback, Reference};
 use reqwest::{Method, Url};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
-
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-pub(crate) fn is_index(mt: &str) -> bool {
-    mt == OCI_INDEX || mt == DOCKER_LIST
-}
-fn is_known(mt: &str) -> bool {
-    matches!(mt, OCI_MANIFEST | OCI_INDEX | DOCKER_MANIFEST | DOCKER_LIST)
-}
 
 /// What is known about one registry during one batch.
 struct Session {
@@ -41,7 +28,10 @@ struct Session {
     creds: OnceCell<Result<Option<Credential>, String>>,
 }
 
-pub struct Checker {
+/// The registry client: what every request to a registry goes through (the address that
+/// answers, auth challenges, tokens, credentials), with the platforms and the cache of the
+/// existence checks it makes.
+pub struct Client {
     pub transport: Transport,
     pub insecure: Vec<String>,
     pub platforms: Vec<Platform>,
@@ -52,7 +42,7 @@ pub struct Checker {
     tokens: TokenCache,
 }
 
-/// One request of [`Checker::call`].
+/// One request of [`Client::call`].
 pub(crate) struct Call<'a> {
     pub method: Method,
     /// A path on the registry, or an absolute URL on it (an upload's `Location`).
@@ -87,7 +77,7 @@ pub(crate) enum Answer {
     Unknown(String),
 }
 
-impl Checker {
+impl Client {
     pub fn new(
         transport: Transport,
         insecure: Vec<String>,
@@ -95,7 +85,7 @@ impl Checker {
         cache: Option<Cache>,
         explicit_config: Option<DockerConfig>,
     ) -> Self {
-        Checker {
+        Client {
             transport,
             insecure,
             platforms,
@@ -104,202 +94,6 @@ impl Checker {
             default_config: OnceCell::new(),
             sessions: Mutex::default(),
             tokens: TokenCache::default(),
-        }
-    }
-
-    fn platform_key(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.platforms.iter().map(Platform::to_string).collect();
-        v.sort();
-        v
-    }
-
-    pub async fn check(&self, input: &str, r: &Reference) -> CheckResult {
-        let key = self.platform_key();
-        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(r, &key)) {
-            return CheckResult {
-                status: Status::Exists,
-                digest: hit.digest,
-                media_type: hit.media_type,
-                cached: true,
-                reason: None,
-                ..CheckResult::unknown(input, String::new())
-            };
-        }
-        let mut out = self.check_remote(input, r).await;
-        out.reference = input.to_string();
-        if out.status == Status::Exists {
-            if let Some(c) = &self.cache {
-                c.put(r, &key, out.digest.as_deref(), out.media_type.as_deref());
-            }
-        }
-        out
-    }
-
-    async fn check_remote(&self, input: &str, r: &Reference) -> CheckResult {
-        let unknown = |reason: String| CheckResult::unknown(input, reason);
-        // With platforms to check, the manifest's body is needed anyway: a HEAD first would only
-        // add a round trip.
-        if self.platforms.is_empty() {
-            let head = match self.manifest(r, Method::HEAD).await {
-                Answer::Resp(resp) => resp,
-                Answer::Unknown(reason) => return unknown(reason),
-            };
-            match head.status {
-                200 => {
-                    let mt = content_type(&head);
-                    let digest = head
-                        .header("docker-content-digest")
-                        .filter(|d| valid_digest(d))
-                        .map(str::to_string);
-                    if let (Some(mt), Some(d)) = (&mt, &digest) {
-                        match &r.digest {
-                            // A HEAD carries no content to hash: a pinned reference exists when
-                            // the registry names exactly the digest asked for.
-                            Some(want) if d == want => {}
-                            Some(want) if same_algorithm(d, want) => {
-                                return unknown(mismatch(r, want, d, "named in Docker-Content-Digest"))
-                            }
-                            Some(_) => return self.get_and_check(input, r).await,
-                            None => {}
-                        }
-                        if is_known(mt) {
-                            return exists(input, d.clone(), mt.clone());
-                        }
-                    }
-                }
-                400 | 405 | 501 => {} // HEAD refused: ask with GET.
-                _ => return self.not_ok(input, r, &head),
-            }
-        }
-        self.get_and_check(input, r).await
-    }
-
-    /// The manifest's content: its digest hashed from it, and its platforms when asked for.
-    async fn get_and_check(&self, input: &str, r: &Reference) -> CheckResult {
-        let unknown = |reason: String| CheckResult::unknown(input, reason);
-        let get = match self.manifest(r, Method::GET).await {
-            Answer::Resp(resp) => resp,
-            Answer::Unknown(reason) => return unknown(reason),
-        };
-        if get.status != 200 {
-            return self.not_ok(input, r, &get);
-        }
-        let (doc, mt) = match parse_manifest(&get) {
-            Ok(x) => x,
-            Err(e) => return unknown(format!("unexpected answer: {e}")),
-        };
-        let digest = match manifest_digest(r, &get) {
-            Ok(d) => d,
-            Err(reason) => return unknown(reason),
-        };
-        if self.platforms.is_empty() {
-            return exists(input, digest, mt);
-        }
-        let found: Result<Vec<Platform>, String> = if is_index(&mt) {
-            Ok(doc
-                .get("manifests")
-                .and_then(|m| m.as_array())
-                .map(|ms| {
-                    ms.iter()
-                        .filter_map(|m| m.get("platform"))
-                        .filter_map(Platform::from_json)
-                        .collect()
-                })
-                .unwrap_or_default())
-        } else {
-            self.config_platform(r, &doc)
-                .await
-                .map(|p| p.into_iter().collect())
-        };
-        let found = match found {
-            Ok(f) => f,
-            Err(reason) => return unknown(reason),
-        };
-        let lacking: Vec<String> = self
-            .platforms
-            .iter()
-            .filter(|p| !found.iter().any(|f| f.satisfies(p)))
-            .map(Platform::to_string)
-            .collect();
-        if lacking.is_empty() {
-            return exists(input, digest, mt);
-        }
-        let has = if found.is_empty() {
-            "none".to_string()
-        } else {
-            found
-                .iter()
-                .map(Platform::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let what = if is_index(&mt) {
-            "the index"
-        } else {
-            "the single-platform image"
-        };
-        CheckResult {
-            status: Status::Missing,
-            reason: Some(format!(
-                "{what} lacks platform {} (it has {has})",
-                lacking.join(", ")
-            )),
-            digest: Some(digest),
-            media_type: Some(mt),
-            ..CheckResult::unknown(input, String::new())
-        }
-    }
-
-    pub(super) fn not_ok(&self, input: &str, r: &Reference, resp: &Response) -> CheckResult {
-        let at = format!("{}/{}:{}", r.registry, r.repository, r.manifest_ref());
-        match resp.status {
-            404 => CheckResult {
-                status: Status::Missing,
-                reason: Some(format!("manifest unknown: {at} not found (HTTP 404)")),
-                ..CheckResult::unknown(input, String::new())
-            },
-            401 => CheckResult::unknown(input, format!("auth refused: {} (HTTP 401)", r.registry)),
-            403 => CheckResult::unknown(
-                input,
-                format!("auth refused: access to {} denied (HTTP 403)", r.repository),
-            ),
-            429 => CheckResult::unknown(
-                input,
-                format!(
-                    "rate limited: {} answered HTTP 429{}",
-                    r.registry,
-                    resp.header("retry-after")
-                        .map(|v| format!(" (Retry-After: {v})"))
-                        .unwrap_or_default()
-                ),
-            ),
-            s => CheckResult::unknown(input, format!("unexpected answer: HTTP {s} for {at}")),
-        }
-    }
-
-    async fn config_platform(
-        &self,
-        r: &Reference,
-        doc: &serde_json::Value,
-    ) -> Result<Option<Platform>, String> {
-        let digest = doc
-            .pointer("/config/digest")
-            .and_then(|d| d.as_str())
-            .filter(|d| valid_digest(d))
-            .ok_or("unexpected answer: the manifest names no config digest")?;
-        let path = format!("/v2/{}/blobs/{digest}", r.repository);
-        match self.request(r, Method::GET, &path, true).await {
-            Answer::Resp(resp) if resp.status == 200 => {
-                verify_blob(r, digest, &resp.body)?;
-                let v: serde_json::Value = serde_json::from_slice(&resp.body)
-                    .map_err(|_| "unexpected answer: the image config is not JSON".to_string())?;
-                Ok(Platform::from_json(&v))
-            }
-            Answer::Resp(resp) => Err(format!(
-                "unexpected answer: HTTP {} for the image config",
-                resp.status
-            )),
-            Answer::Unknown(reason) => Err(reason),
         }
     }
 
@@ -324,7 +118,7 @@ impl Checker {
         .await
     }
 
-    /// [`Checker::request`] with a body, headers, a body limit and the actions wanted on the
+    /// [`Client::request`] with a body, headers, a body limit and the actions wanted on the
     /// repository (`pull` unless said).
     pub(crate) async fn call(&self, r: &Reference, c: &Call<'_>) -> Answer {
         let session = self.session(r);
@@ -401,7 +195,7 @@ impl Checker {
                 .join(path)
                 .map_err(|e| format!("cannot build the URL for {path}: {e}"))?;
             let mut req = Request::new(c.method.clone(), url);
-            req.headers.push(("accept", ACCEPT.to_string()));
+            req.headers.push(("accept", MANIFEST_ACCEPT.to_string()));
             req.headers.extend(c.headers.iter().cloned());
             req.body = c.body.clone();
             req.read_body = c.read_body;
@@ -589,131 +383,4 @@ fn pick(all: Vec<Challenge>) -> Option<Challenge> {
         }
     }
     basic
-}
-
-fn exists(input: &str, digest: String, mt: String) -> CheckResult {
-    CheckResult {
-        status: Status::Exists,
-        reason: None,
-        digest: Some(digest),
-        media_type: Some(mt),
-        ..CheckResult::unknown(input, String::new())
-    }
-}
-
-fn content_type(resp: &Response) -> Option<String> {
-    resp.header("content-type")
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-}
-
-/// `algorithm:hex` as a reference may pin it: sha256 or sha512, lowercase hex of their length.
-/// What an index names as a child must be this before it goes into a URL.
-pub(crate) fn strict_digest(d: &str) -> bool {
-    let want = match d.split_once(':') {
-        Some(("sha256", h)) => (64, h),
-        Some(("sha512", h)) => (128, h),
-        _ => return false,
-    };
-    want.1.len() == want.0
-        && want
-            .1
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn same_algorithm(a: &str, b: &str) -> bool {
-    a.split_once(':').map(|x| x.0) == b.split_once(':').map(|x| x.0)
-}
-
-/// `bytes` hashed with the algorithm of `like` (sha256 unless it says sha512).
-pub(crate) fn digest_like(like: &str, bytes: &[u8]) -> String {
-    if like.starts_with("sha512:") {
-        format!(
-            "sha512:{}",
-            data_encoding::HEXLOWER.encode(&sha2::Sha512::digest(bytes))
-        )
-    } else {
-        format!(
-            "sha256:{}",
-            data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
-        )
-    }
-}
-
-fn mismatch(r: &Reference, want: &str, got: &str, how: &str) -> String {
-    format!(
-        "digest mismatch: asked {} for {}@{want}, it answered with {got} ({how}); \
-         the registry (or something between) serves other content under that digest",
-        r.registry, r.repository
-    )
-}
-
-/// The digest of a manifest answer, hashed from its body. A pinned reference's digest must be
-/// it; a `Docker-Content-Digest` that the registry sent along must be it too.
-pub(crate) fn manifest_digest(r: &Reference, resp: &Response) -> Result<String, String> {
-    if let Some(want) = &r.digest {
-        let got = digest_like(want, &resp.body);
-        return if got == *want {
-            Ok(got)
-        } else {
-            Err(mismatch(r, want, &got, "the hash of the manifest it sent"))
-        };
-    }
-    let header = resp.header("docker-content-digest").filter(|d| valid_digest(d));
-    let got = digest_like(header.unwrap_or("sha256:"), &resp.body);
-    match header {
-        Some(h) if h != got => Err(format!(
-            "digest mismatch: {} named {h} as the digest of {}:{} but sent a manifest whose hash \
-             is {got}",
-            r.registry,
-            r.repository,
-            r.manifest_ref()
-        )),
-        _ => Ok(got),
-    }
-}
-
-/// A blob's body must hash to the digest it was asked by.
-pub(crate) fn verify_blob(r: &Reference, digest: &str, body: &[u8]) -> Result<(), String> {
-    let got = digest_like(digest, body);
-    if got == digest {
-        return Ok(());
-    }
-    Err(format!(
-        "digest mismatch: blob {digest} of {}/{} arrived with content whose hash is {got}",
-        r.registry, r.repository
-    ))
-}
-
-pub(crate) fn valid_digest(d: &str) -> bool {
-    d.split_once(':')
-        .is_some_and(|(a, h)| !a.is_empty() && h.len() >= 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// The manifest's JSON and media type; an error text for anything that is not a manifest.
-pub(crate) fn parse_manifest(resp: &Response) -> Result<(serde_json::Value, String), String> {
-    let ct = content_type(resp).unwrap_or_default();
-    let shown = if ct.is_empty() {
-        "no content type".to_string()
-    } else {
-        ct.clone()
-    };
-    let v: serde_json::Value = serde_json::from_slice(&resp.body)
-        .map_err(|_| format!("the manifest answer is not JSON ({shown}), not a registry manifest"))?;
-    let declared = v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string);
-    let mt = if is_known(&ct) { Some(ct) } else { declared };
-    let mt = match mt {
-        Some(m) if is_known(&m) => m,
-        _ if v.get("manifests").is_some_and(serde_json::Value::is_array) => OCI_INDEX.to_string(),
-        _ if v.get("config").is_some_and(serde_json::Value::is_object) => OCI_MANIFEST.to_string(),
-        _ => {
-            return Err(format!(
-                "the answer ({shown}) is JSON but not an image manifest or index"
-            ))
-        }
-    };
-    if v.get("schemaVersion").and_then(serde_json::Value::as_u64) != Some(2) {
-        return Err("the manifest's schemaVersion is not 2".into());
-    }
-    Ok((v, mt))
 }

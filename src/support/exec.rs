@@ -292,7 +292,7 @@ pub fn install_hint(program: &Path) -> &'static str {
     }
 }
 
-/// The first executable called `name` on `PATH`, or every one of them with `all`.
+/// Every executable called `name` on `PATH`, in `PATH` order, each file once.
 pub fn which_all(name: &str) -> Vec<PathBuf> {
     let Some(path) = std::env::var_os("PATH") else {
         return Vec::new();
@@ -327,54 +327,6 @@ fn is_executable(p: &Path) -> bool {
 #[cfg(not(unix))]
 fn is_executable(p: &Path) -> bool {
     p.is_file()
-}
-
-/// A temporary folder of one build, removed when dropped (also on errors and panics).
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> Result<TempDir> {
-        let base = std::env::temp_dir();
-        for _ in 0..16 {
-            let p = base.join(format!(
-                "{prefix}-{}-{:016x}",
-                std::process::id(),
-                fastrand::u64(..)
-            ));
-            match std::fs::create_dir(&p) {
-                Ok(()) => {
-                    #[cfg(unix)]
-                    {
-                        use std::os::unix::fs::PermissionsExt;
-                        // Secrets are written beside the context: nobody else may read the folder.
-                        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700));
-                    }
-                    return Ok(TempDir(p));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::build(format!(
-                        "cannot create a folder in {}: {e}",
-                        base.display()
-                    )))
-                }
-            }
-        }
-        Err(Error::build(format!(
-            "cannot create a unique folder in {}",
-            base.display()
-        )))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[cfg(all(test, unix))]
@@ -465,14 +417,5 @@ mod tests {
             .run(&mut |l| seen.push(l.to_owned()))
             .unwrap();
         assert_eq!(seen, ["c"]);
-    }
-
-    #[test]
-    fn temp_dir_is_removed_on_drop() {
-        let d = TempDir::new("imagespec-test").unwrap();
-        let p = d.path().to_path_buf();
-        std::fs::write(p.join("f"), "x").unwrap();
-        drop(d);
-        assert!(!p.exists());
     }
 }

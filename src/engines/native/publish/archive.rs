@@ -7,8 +7,9 @@
 //! 0, numeric owners) and written to a temporary file renamed over the target at the end, so that
 //! the path never holds half an archive.
 
-use super::client::{sha256_of, Client};
-use super::push::Image;
+use super::registry::Image;
+use crate::engines::native::client::Client;
+use crate::oci::sha256_of;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -88,7 +89,7 @@ pub async fn write(client: &Client, img: &Image<'_>, repo_tag: &str, path: &Path
     let done = write_tar(&tmp, &files).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = done {
         let _ = std::fs::remove_file(&tmp);
-        return Err(super::io_error("write", path, &e).to_string());
+        return Err(crate::engines::native::io_error("write", path, &e).to_string());
     }
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! transport, retries, auth challenges, tokens and credentials): manifests and blobs to read,
 //! blob existence, cross-repository mounts, uploads and the manifest PUT.
 
+use crate::oci;
 use crate::reference::Reference;
-use crate::registry::{self, Answer, Call, Checker, Response};
+use crate::registry::{self, Answer, Call, Response};
 use crate::spec::Spec;
 use reqwest::Method;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ pub const CHUNK: usize = 16 << 20;
 const UPLOAD_ATTEMPTS: u32 = 3;
 
 pub struct Client {
-    checker: Checker,
+    registry: registry::Client,
 }
 
 /// What went wrong with a request, the registry's words made safe for a terminal.
@@ -56,7 +57,7 @@ impl Client {
     /// of a blob's body.
     pub(crate) fn with_options(opts: &registry::Options) -> crate::Result<Client> {
         Ok(Client {
-            checker: registry::checker(opts, Vec::new())?,
+            registry: registry::client(opts, Vec::new())?,
         })
     }
 
@@ -74,12 +75,12 @@ impl Client {
     }
 
     async fn call(&self, r: &Reference, c: Call<'_>) -> Answer {
-        self.checker.call(r, &c).await
+        self.registry.call(r, &c).await
     }
 
     /// The manifest (or index) `r` names: its JSON, media type and digest.
     pub async fn manifest(&self, r: &Reference) -> Result<(serde_json::Value, String, String), String> {
-        self.checker.get_manifest(r).await
+        self.registry.get_manifest(r).await
     }
 
     /// A blob as a file (base layers: never held whole in memory), kept by digest in
@@ -94,7 +95,7 @@ impl Client {
     async fn blob_file_in(&self, r: &Reference, digest: &str, dir: &Path) -> Result<PathBuf, String> {
         let name = blob_name(digest).ok_or_else(|| format!("blob {digest} of {r}: not a valid digest"))?;
         let path = dir.join(&name);
-        if hash_file(&path, digest).await.as_deref() == Some(digest) {
+        if oci::hash_file(&path, digest).await.as_deref() == Some(digest) {
             return Ok(path);
         }
         let part = dir.join(format!(
@@ -118,7 +119,7 @@ impl Client {
             Answer::Resp(resp) if resp.status == 200 => {
                 match (&resp.downloaded, digest.starts_with("sha256:")) {
                     (Some((d, _)), true) => Some(d.clone()),
-                    _ => hash_file(&part, digest).await,
+                    _ => oci::hash_file(&part, digest).await,
                 }
             }
             other => {
@@ -142,7 +143,7 @@ impl Client {
 
     /// A small blob's bytes (at most `max`), checked against its digest.
     pub async fn blob(&self, r: &Reference, digest: &str, max: usize) -> Result<Vec<u8>, String> {
-        if !registry::strict_digest(digest) {
+        if !oci::strict_digest(digest) {
             return Err(format!("blob {digest} of {r}: not a valid digest"));
         }
         let path = format!("/v2/{}/blobs/{digest}", r.repository);
@@ -160,7 +161,7 @@ impl Client {
             .await;
         match a {
             Answer::Resp(resp) if resp.status == 200 => {
-                registry::verify_blob(r, digest, &resp.body)?;
+                oci::verify_blob(r, digest, &resp.body)?;
                 Ok(resp.body)
             }
             other => Err(describe(&format!("cannot read blob {digest} of {r}"), other)),
@@ -303,7 +304,7 @@ impl Client {
             )
             .await;
         match a {
-            Answer::Resp(resp) if resp.status == 201 => Ok(sha256_of(body)),
+            Answer::Resp(resp) if resp.status == 201 => Ok(oci::sha256_of(body)),
             other => Err(describe(
                 &format!("the registry refused the manifest of {r}"),
                 other,
@@ -326,7 +327,7 @@ async fn read_chunk(f: &mut tokio::fs::File, n: usize, file: &Path) -> Result<Ve
 /// The file name of a blob kept by digest: the hex of a sha256 (as base configs are kept), or
 /// `sha512-<hex>`; `None` for anything that is not a well-formed digest.
 fn blob_name(digest: &str) -> Option<String> {
-    if !registry::strict_digest(digest) {
+    if !oci::strict_digest(digest) {
         return None;
     }
     match digest.split_once(':')? {
@@ -349,47 +350,11 @@ fn blob_dir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// The digest of a file in the algorithm of `like`; `None` when it cannot be read.
-async fn hash_file(path: &Path, like: &str) -> Option<String> {
-    let (path, sha512) = (path.to_path_buf(), like.starts_with("sha512:"));
-    tokio::task::spawn_blocking(move || {
-        use sha2::Digest;
-        use std::io::Read;
-        let mut f = std::fs::File::open(path).ok()?;
-        let mut buf = vec![0u8; 1 << 20];
-        let (mut a, mut b) = (sha2::Sha256::new(), sha2::Sha512::new());
-        loop {
-            let n = f.read(&mut buf).ok()?;
-            if n == 0 {
-                break;
-            }
-            if sha512 {
-                b.update(&buf[..n]);
-            } else {
-                a.update(&buf[..n]);
-            }
-        }
-        Some(if sha512 {
-            format!("sha512:{}", super::layers::hex(&b.finalize()))
-        } else {
-            format!("sha256:{}", super::layers::hex(&a.finalize()))
-        })
-    })
-    .await
-    .ok()
-    .flatten()
-}
-
 fn location(resp: &Response) -> Result<String, String> {
     resp.header("location")
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .ok_or_else(|| "the registry started an upload without a Location".to_owned())
-}
-
-pub fn sha256_of(b: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    format!("sha256:{}", super::layers::hex(&Sha256::digest(b)))
 }
 
 #[cfg(test)]
@@ -457,7 +422,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_slow_steady_blob_arrives_whole() {
         let data: Vec<u8> = (0..6 * 65_536u32).map(|i| (i % 251) as u8).collect();
-        let digest = sha256_of(&data);
+        let digest = oci::sha256_of(&data);
         let pieces: Pieces = data
             .chunks(65_536)
             .map(|c| (c.to_vec(), Duration::from_millis(250)))
@@ -489,7 +454,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stalled_blob_times_out_and_leaves_nothing() {
         let data = vec![7u8; 1 << 17];
-        let digest = sha256_of(&data);
+        let digest = oci::sha256_of(&data);
         let pieces: Pieces = vec![
             (data[..1 << 16].to_vec(), Duration::ZERO),
             (data[1 << 16..].to_vec(), Duration::from_secs(3)),
@@ -513,7 +478,7 @@ mod tests {
     /// Other bytes than the digest names: refused, not kept.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_blob_with_other_content_is_refused() {
-        let digest = sha256_of(b"the layer that was asked for");
+        let digest = oci::sha256_of(b"the layer that was asked for");
         let host = serve(vec![(b"something else".to_vec(), Duration::ZERO)]).await;
         let r = Reference::parse(&format!("{host}/base:1")).unwrap();
         let dir = tempfile::tempdir().unwrap();

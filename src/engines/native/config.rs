@@ -4,11 +4,8 @@
 use super::base::{oci_layer_type, Base, Descriptor};
 use super::layers::Layer;
 use crate::dockerfile::{USER_UID, VENV};
+use crate::oci::{sha256_of, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 use serde_json::{json, Map, Value};
-
-pub const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// What the config says besides the base's.
 pub struct ImageMeta<'a> {
@@ -189,10 +186,10 @@ pub fn manifest(base: &Base, layers: &[Layer], config: &[u8]) -> Vec<u8> {
     }));
     let m = json!({
         "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_MANIFEST,
+        "mediaType": OCI_MANIFEST,
         "config": {
-            "mediaType": MEDIA_TYPE_CONFIG,
-            "digest": super::client::sha256_of(config),
+            "mediaType": OCI_CONFIG,
+            "digest": sha256_of(config),
             "size": config.len(),
         },
         "layers": all,
@@ -219,14 +216,14 @@ pub fn index(images: &[(&[u8], &[u8])]) -> Vec<u8> {
                 }
             }
             json!({
-                "mediaType": MEDIA_TYPE_MANIFEST,
-                "digest": super::client::sha256_of(manifest),
+                "mediaType": OCI_MANIFEST,
+                "digest": sha256_of(manifest),
                 "size": manifest.len(),
                 "platform": platform,
             })
         })
         .collect();
-    let i = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": manifests});
+    let i = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
     serde_json::to_vec(&sort(i)).expect("JSON")
 }
 
@@ -248,7 +245,7 @@ mod tests {
             }),
             config_digest: "sha256:cc".into(),
             layers: vec![Descriptor {
-                media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+                media_type: crate::oci::DOCKER_LAYER_GZIP.into(),
                 digest: "sha256:bb".into(),
                 size: 10,
             }],
@@ -263,7 +260,7 @@ mod tests {
             size: 5,
             path: "/x".into(),
             created_by: "imagespec: source".into(),
-            media_type: crate::native::layers::MEDIA_TYPE_GZIP.into(),
+            media_type: crate::oci::OCI_LAYER_GZIP.into(),
         };
         let env: BTreeMap<String, String> = [("Debug".to_owned(), "True".to_owned())].into();
         let ep = vec!["python".to_owned()];
@@ -304,12 +301,9 @@ mod tests {
             "canonical JSON"
         );
         let m: Value = serde_json::from_slice(&manifest(&base(), &[layer], &cfg)).unwrap();
-        assert_eq!(m["mediaType"], MEDIA_TYPE_MANIFEST);
-        assert_eq!(m["config"]["mediaType"], MEDIA_TYPE_CONFIG);
-        assert_eq!(
-            m["layers"][0]["mediaType"],
-            crate::native::layers::MEDIA_TYPE_GZIP
-        );
+        assert_eq!(m["mediaType"], OCI_MANIFEST);
+        assert_eq!(m["config"]["mediaType"], OCI_CONFIG);
+        assert_eq!(m["layers"][0]["mediaType"], crate::oci::OCI_LAYER_GZIP);
         assert_eq!(m["layers"][1]["digest"], "sha256:dd");
     }
 
@@ -318,16 +312,13 @@ mod tests {
         let a = br#"{"architecture":"arm64","os":"linux","variant":"v8"}"#;
         let b = br#"{"architecture":"amd64","os":"linux"}"#;
         let i: Value = serde_json::from_slice(&index(&[(b"m1", a), (b"m2", b)])).unwrap();
-        assert_eq!(i["mediaType"], MEDIA_TYPE_INDEX);
+        assert_eq!(i["mediaType"], OCI_INDEX);
         assert_eq!(
             i["manifests"][0]["platform"],
             json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
         );
         assert_eq!(i["manifests"][1]["platform"]["architecture"], "amd64");
-        assert_eq!(
-            i["manifests"][1]["digest"],
-            crate::native::client::sha256_of(b"m2")
-        );
+        assert_eq!(i["manifests"][1]["digest"], sha256_of(b"m2"));
         assert_eq!(i["manifests"][1]["size"], 2);
     }
 

@@ -11,16 +11,15 @@
 //!
 //! Modules, one per step: [`base`] (manifest and config for the platform), [`python`] (the base's
 //! Python, venv, libc and users), [`install`] (uv), [`layers`] (tar + gzip or zstd), [`config`]
-//! (config, manifest and index), [`push`] (registry or OCI layout), [`archive`] (a `docker load`
-//! archive), [`client`] (the registry calls).
+//! (config, manifest and index), [`client`] (the registry calls); then [`publish`]: the registry
+//! push or the OCI layout ([`publish::registry`]), a `docker load` archive ([`publish::archive`]).
 
-pub mod archive;
 pub mod base;
 pub mod client;
 pub mod config;
 pub mod install;
 pub mod layers;
-pub mod push;
+pub mod publish;
 pub mod python;
 
 use crate::dockerfile::recipe::{Recipe, ReqKind};
@@ -31,6 +30,7 @@ use crate::registry::platform::Platform;
 use crate::runtime::{self, Runtime};
 use crate::source::FileKind;
 use crate::spec::Spec;
+use crate::support::fs::TempDir;
 use layers::{Compression, Content, Layer, LayerSpec};
 use python::BaseFacts;
 use sha2::{Digest, Sha256};
@@ -44,15 +44,15 @@ pub const OWN_LAYER_BYTES: u64 = 16 << 20;
 const LAYOUT: &str = "native-layout-1";
 
 /// Where the native builder keeps its caches (layers, base facts): `<user cache>/native` (see
-/// `crate::source::cache_root`), a folder only this user can enter.
+/// `crate::support::dirs::cache_root`), a folder only this user can enter.
 pub fn cache_root() -> Option<PathBuf> {
-    crate::source::cache_root().map(|d| d.join("native"))
+    crate::support::dirs::cache_root().map(|d| d.join("native"))
 }
 
 /// [`cache_root`], created (0700) for a build, or the reason there is none.
 fn private_cache_root() -> Result<PathBuf> {
     let root = cache_root().ok_or_else(|| {
-        let why = crate::source::private::temp_root()
+        let why = crate::support::dirs::temp_root()
             .err()
             .map_or("the temporary folder cannot hold it".to_owned(), |e| e.to_string());
         Error::build(format!(
@@ -60,14 +60,15 @@ fn private_cache_root() -> Result<PathBuf> {
              and {why})"
         ))
     })?;
-    crate::source::private::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
+    crate::support::dirs::create_own_dir(&root).map_err(|e| io_error("create", &root, &e))?;
     Ok(root)
 }
 
 /// The error of a failed file operation on `p`. A full disk (ENOSPC) says so and names the
 /// folder, since the fix is there: the native builder writes its layers under its cache folder.
 pub(crate) fn io_error(what: &str, p: &Path, e: &std::io::Error) -> Error {
-    if e.raw_os_error() == Some(28) {
+    // By kind, not by errno: the temporary-folder library wraps the OS error it got.
+    if e.kind() == std::io::ErrorKind::StorageFull {
         return Error::build(no_space(p));
     }
     Error::build(format!("native: cannot {what} {}: {e}", p.display()))
@@ -75,40 +76,14 @@ pub(crate) fn io_error(what: &str, p: &Path, e: &std::io::Error) -> Error {
 
 /// "no space left on device in <folder of p>: ...".
 pub(crate) fn no_space(p: &Path) -> String {
-    let dir = if p.is_dir() { p } else { p.parent().unwrap_or(p) };
-    format!(
-        "native: no space left on device in {}: free space or set IMAGESPEC_CACHE_DIR",
-        dir.display()
-    )
+    format!("native: {}", crate::support::fs::no_space(p))
 }
 
-/// A folder removed when dropped, which only this user can enter: it holds the layers being made
-/// and, while uv runs, a file of the index credentials.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new_in(parent: &Path) -> Result<TempDir> {
-        use std::os::unix::fs::DirBuilderExt;
-        crate::source::private::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
-        for _ in 0..16 {
-            let p = parent.join(format!(".tmp-{}-{:016x}", std::process::id(), fastrand::u64(..)));
-            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
-                Ok(()) => return Ok(TempDir(p)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_error("create a temporary folder in", parent, &e)),
-            }
-        }
-        Err(Error::build("native: cannot create a temporary folder"))
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A folder removed when dropped, which only this user can enter, in `parent` (made 0700 when
+/// missing): it holds the layers being made and, while uv runs, a file of the index credentials.
+pub(crate) fn temp_dir_in(parent: &Path) -> Result<TempDir> {
+    crate::support::fs::create_dir(parent).map_err(|e| io_error("create", parent, &e))?;
+    TempDir::new_in(parent, ".tmp").map_err(|e| io_error("create a temporary folder in", parent, &e))
 }
 
 /// Why the native builder cannot build `spec`, naming the builder to use; `Ok` when it can.
@@ -185,7 +160,7 @@ fn options(spec: &Spec, platforms: &[Platform]) -> std::result::Result<Options, 
                 platforms.len()
             ));
         }
-        archive::check_target(a)?;
+        publish::archive::check_target(a)?;
     }
     if platforms.len() > 1 && builder_option(spec, "python_platform").is_some() {
         return Err(
@@ -262,7 +237,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
     let step = |s: &str| (request.progress)(Progress::Step(s));
     let several = platforms.len() > 1;
     let client = std::sync::Arc::new(client::Client::new(spec)?);
-    let rt = crate::registry::runtime()?;
+    let rt = crate::support::runtime::runtime()?;
     // Every platform's base first: one the base lacks fails before anything is built.
     let mut bases = Vec::new();
     for platform in &platforms {
@@ -273,7 +248,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         );
     }
     let root = private_cache_root()?;
-    let work = TempDir::new_in(&root.join("work"))?;
+    let work = temp_dir_in(&root.join("work"))?;
     let mtime = layers::epoch();
     // The copied files are the same on every platform: their layers are made once.
     let file_layers = files_layers(&plan, work.path(), mtime, opts.compression, &step)?;
@@ -341,9 +316,9 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         });
     }
 
-    let images: Vec<push::Image<'_>> = built
+    let images: Vec<publish::registry::Image<'_>> = built
         .iter()
-        .map(|b| push::Image {
+        .map(|b| publish::registry::Image {
             base: &b.base,
             layers: &b.layers,
             config: &b.config,
@@ -358,11 +333,11 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
                 .collect::<Vec<_>>(),
         )
     });
-    let digest = client::sha256_of(index.as_deref().unwrap_or(&built[0].manifest));
+    let digest = crate::oci::sha256_of(index.as_deref().unwrap_or(&built[0].manifest));
     let name = if request.push {
         (request.progress)(Progress::Pushing(image));
         let stats = rt
-            .block_on(push::push(&client, &images, index.as_deref(), image))
+            .block_on(publish::registry::push(&client, &images, index.as_deref(), image))
             .map_err(|e| fail(image, e))?;
         step(&format!(
             "pushed {image}{}: {} blobs uploaded, {} mounted, {} present",
@@ -377,13 +352,19 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("oci").join(&spec.name));
         let tag = plan.tag.clone();
-        rt.block_on(push::write_layout(&client, &images, index.as_deref(), &dir, &tag))
-            .map_err(|e| fail(image, e))?;
+        rt.block_on(publish::registry::write_layout(
+            &client,
+            &images,
+            index.as_deref(),
+            &dir,
+            &tag,
+        ))
+        .map_err(|e| fail(image, e))?;
         step(&format!("wrote the OCI layout {} (tag {tag})", dir.display()));
         image.to_owned()
     };
     if let Some(path) = &opts.docker_archive {
-        rt.block_on(archive::write(&client, &images[0], image, path))
+        rt.block_on(publish::archive::write(&client, &images[0], image, path))
             .map_err(|e| fail(image, e))?;
         step(&format!("wrote the docker archive {} ({image})", path.display()));
     }
@@ -633,7 +614,7 @@ impl<'a> InstallCtx<'a> {
                 return Ok(found);
             }
         }
-        let tmp = TempDir::new_in(&self.cache).map_err(|e| e.to_string())?;
+        let tmp = temp_dir_in(&self.cache).map_err(|e| e.to_string())?;
         let made = make(tmp.path()).map_err(|e| e.to_string())?;
         let moved: Vec<Layer> = made
             .into_iter()
