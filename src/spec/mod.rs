@@ -4,7 +4,9 @@
 //! unchecked. `Spec::from_raw` checks it and yields the normalised `Spec` that the identity,
 //! tag and build steps read.
 
+mod checks;
 mod fields;
+mod naming;
 mod options;
 mod validate;
 pub mod yaml;
@@ -15,10 +17,11 @@ use crate::value::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use checks::check_apt_package;
 pub use fields::{field_hint, suggest_field, FIELDS};
 pub(crate) use options::{insecure_registries, option_list, option_str, split_list};
 pub use validate::DEFAULT_NAME;
-pub use validate::{check_apt_package, prefix_field, python_version_of_number};
+pub use validate::{prefix_field, python_version_of_number};
 
 /// Characters of `{spec_hash}`: 160 bits in lowercase base32.
 pub const HASH_CHARS: usize = 32;
