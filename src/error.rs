@@ -14,12 +14,10 @@ pub enum Error {
     #[error("{message}")]
     Invalid { field: String, message: String },
 
-    /// A keyword that is no field of a spec (a `TypeError` in Python, as for any function).
-    #[error(
-        "ImageSpec() got an unexpected keyword argument '{name}'. {}",
-        crate::spec::field_hint(name)
-    )]
-    UnknownField { name: String },
+    /// A keyword that is no field of a spec (a `TypeError` in Python, as for any function), with
+    /// the spec's hint of the field meant (made where the spec's field list is known).
+    #[error("ImageSpec() got an unexpected keyword argument '{name}'. {hint}")]
+    UnknownField { name: String, hint: String },
 
     /// A YAML spec file could not be read as a spec.
     #[error("{path}:{line}:{column}: {message}")]
@@ -87,7 +85,7 @@ impl Error {
             Error::Spec { field, .. } | Error::Invalid { field, .. } | Error::Source { field, .. } => {
                 Some(field)
             }
-            Error::UnknownField { name } => Some(name),
+            Error::UnknownField { name, .. } => Some(name),
             Error::Yaml { .. } | Error::Reference(_) | Error::Registry(_) | Error::Build(_) => None,
         }
     }

@@ -6,8 +6,9 @@
 //! scheme version and a new golden file.
 
 use crate::error::{Error, Result};
+use crate::redact::strip_userinfo;
 use crate::source::{self, FileKind, SourceFile};
-use crate::spec::{strip_userinfo, BaseImage, CopyMode, Spec};
+use crate::spec::{BaseImage, CopyMode, Spec};
 use crate::value::Value;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -17,8 +18,7 @@ pub const ID_SCHEME: i64 = 1;
 pub const TAG_SCHEME: i64 = 1;
 /// Bytes of the root digest that the id and the tag carry: 160 bits.
 const HASH_BYTES: usize = 20;
-/// Characters of `{spec_hash}`: 160 bits in lowercase base32.
-pub const HASH_CHARS: usize = 32;
+pub use crate::spec::HASH_CHARS;
 
 pub type Digest = [u8; 32];
 

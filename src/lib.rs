@@ -3,17 +3,19 @@
 //! The Python extension (`imagespec._core`) is a thin layer over these modules, compiled only
 //! with the `python` feature, so the core builds and tests without libpython.
 
-pub mod build;
+pub mod dockerfile;
 pub mod engines;
 pub mod error;
 pub mod identity;
-pub mod native;
 pub mod oci;
 pub mod plan;
+pub mod redact;
 pub mod reference;
 pub mod registry;
+pub mod runtime;
 pub mod source;
 pub mod spec;
+pub mod support;
 pub mod value;
 
 #[cfg(feature = "python")]
@@ -23,6 +25,6 @@ pub use error::{Error, Result};
 
 /// Bumped whenever the images the build code generates for a spec would change, so that two
 /// releases never push different content under one tag. Part of every tag. Recipe 1 is the
-/// Dockerfile of `build::dockerfile` as documented in docs/image-layout.md; the golden files in
+/// Dockerfile of `dockerfile::render` as documented in docs/image-layout.md; the golden files in
 /// tests/golden/dockerfiles pin it.
 pub const RECIPE_VERSION: i64 = 3;

@@ -3,6 +3,10 @@
 //! `pandas` is `docker.io/library/pandas:latest`; `index.docker.io/x/y` is `docker.io/x/y`; a first
 //! component with a `.` or a `:` or equal to `localhost` is a registry host (with an optional
 //! port); the rest is a path of lowercase components, then an optional `:tag` and `@digest`.
+//!
+//! The grammar's pieces ([`is_host`], [`is_port`], [`is_component`], [`is_tag`], [`split_name`])
+//! are public so that the spec's checks, which word their own messages, use these rules and no
+//! copy of them.
 
 use std::fmt;
 
@@ -12,7 +16,8 @@ pub const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 const MAX_NAME_LEN: usize = 255;
-const MAX_TAG_LEN: usize = 128;
+/// Longest tag the distribution spec allows.
+pub const MAX_TAG_LEN: usize = 128;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -167,6 +172,37 @@ pub fn is_loopback(host: &str) -> bool {
         || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The parts of a `name` written as an image reference: `[registry/]path[:tag]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameParts<'a> {
+    pub registry: Option<&'a str>,
+    pub path: &'a str,
+    pub tag: Option<&'a str>,
+}
+
+/// Splits like docker does: the tag follows the last ':' after the last '/'; the first part is a
+/// registry when more parts follow and it has a '.' or a ':' or is `localhost`.
+pub fn split_name(name: &str) -> NameParts<'_> {
+    let name = name.split('@').next().unwrap_or_default();
+    let after_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (rest, tag) = match name[after_slash..].find(':') {
+        Some(i) => (&name[..after_slash + i], Some(&name[after_slash + i + 1..])),
+        None => (name, None),
+    };
+    match rest.split_once('/') {
+        Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => NameParts {
+            registry: Some(first),
+            path,
+            tag,
+        },
+        _ => NameParts {
+            registry: None,
+            path: rest,
+            tag,
+        },
+    }
+}
+
 fn is_registry(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[')
 }
@@ -191,24 +227,34 @@ fn check_registry(registry: &str) -> Result<(), String> {
         }
     };
     if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().map_or(true, |n| n == 0)
-        {
+        if !is_port(p) {
             return Err(format!("the registry port '{p}' is not a number from 1 to 65535"));
         }
     }
-    if !registry.starts_with('[') {
-        let ok = !host.is_empty()
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        if !ok {
-            return Err(format!("'{host}' is not a valid registry host name"));
-        }
+    if !registry.starts_with('[') && !is_host(host) {
+        return Err(format!("'{host}' is not a valid registry host name"));
     }
     Ok(())
+}
+
+/// A registry host without its port: DNS labels of letters, digits and '-' (not first or last),
+/// or an IPv6 address in brackets.
+pub fn is_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A registry port: digits only, a number from 1 to 65535.
+pub fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n != 0)
 }
 
 fn check_component(c: &str) -> Result<(), String> {
@@ -218,51 +264,66 @@ fn check_component(c: &str) -> Result<(), String> {
     if c.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(format!("repository name must be lowercase ('{c}')"));
     }
-    // [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
+    if !is_component(c) {
+        return Err(format!(
+            "'{c}' is not a valid path component (lowercase letters, digits, and . _ __ - between them)"
+        ));
+    }
+    Ok(())
+}
+
+/// One repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` (distribution spec).
+pub fn is_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     let mut i = 0;
-    let bad = || {
-        format!("'{c}' is not a valid path component (lowercase letters, digits, and . _ __ - between them)")
-    };
     loop {
         let start = i;
         while i < b.len() && alnum(b[i]) {
             i += 1;
         }
         if i == start {
-            return Err(bad());
+            return false;
         }
         if i == b.len() {
-            return Ok(());
+            return true;
         }
         let sep = i;
         while i < b.len() && !alnum(b[i]) {
             i += 1;
         }
-        let s = &c[sep..i];
-        let ok = s == "." || s == "_" || s == "__" || s.bytes().all(|x| x == b'-');
+        let s = &b[sep..i];
+        let ok = s == b"." || s == b"_" || s == b"__" || s.iter().all(|&x| x == b'-');
         if !ok || i == b.len() {
-            return Err(bad());
+            return false;
         }
     }
 }
 
 fn check_tag(t: &str) -> Result<(), String> {
-    let b = t.as_bytes();
-    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
     if t.is_empty() {
         return Err("the tag after ':' is empty".into());
     }
     if t.len() > MAX_TAG_LEN {
         return Err(format!("the tag is longer than {MAX_TAG_LEN} characters"));
     }
-    if !word(b[0]) || !b.iter().all(|&x| word(x) || x == b'.' || x == b'-') {
+    if !is_tag(t) {
         return Err(format!(
             "'{t}' is not a valid tag (letters, digits, _ . -, not starting with . or -)"
         ));
     }
     Ok(())
+}
+
+/// A tag: a letter, digit or '_', then letters, digits, '_', '.' or '-', at most
+/// [`MAX_TAG_LEN`] in all.
+pub fn is_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
+    !b.is_empty()
+        && b.len() <= MAX_TAG_LEN
+        && word(b[0])
+        && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
 fn parse_digest(d: &str) -> Result<String, String> {

@@ -19,11 +19,8 @@ from typing import Any
 import pytest
 
 from .conftest import FAKE_BUILDER
-from .flytekit_helpers import REGISTRY_HELPERS, Flytekit, make_flytekit
-
-sys.path.insert(0, str(REGISTRY_HELPERS))
-
-from registry_servers import Pusher, Registry, free_port, start_registry
+from .flytekit_helpers import Flytekit, make_flytekit
+from .registry.registry_servers import Pusher, Registry, free_port, start_registry
 
 # The session fixture may make the flytekit venv (about 1.5 minutes) and build the wheel cold.
 pytestmark = pytest.mark.timeout(1800)

@@ -24,11 +24,7 @@ from imagespec._engine import BuildEvent, EngineBuilder
 from imagespec._spec import _REAL_NAMES
 
 from .plan_helpers import RecordingBuilder, manifest_digest, overlapped, push_tiny
-
-# The registry helpers live beside the registry tests: one way to start the CNCF registry.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "registry"))
-
-from registry_servers import FaultProxy, RawRequest, Registry, free_port, send, start_registry
+from .registry.registry_servers import FaultProxy, RawRequest, Registry, free_port, send, start_registry
 
 HERE = Path(__file__).resolve().parent
 PLAN_VARS = (

@@ -23,11 +23,8 @@ from imagespec import cli as imagespec_cli
 
 from .conftest import write_tree
 from .flytekit_helpers import REGISTRY_HELPERS
+from .registry.registry_servers import Registry, free_port, start_registry
 from .test_tasks import FAKE_DOCKER, cli
-
-sys.path.insert(0, str(REGISTRY_HELPERS))
-
-from registry_servers import Registry, free_port, start_registry
 
 PIPELINE = textwrap.dedent(
     """

@@ -31,6 +31,21 @@ def flytekit_ids_by_image(ids: Mapping[ImageSpec, str] | None) -> dict[str, str]
     return {spec._core.image_name(spec._loaded()): fk_id for spec, fk_id in ids.items()}
 
 
+def _build_args(
+    spec: ImageSpec,
+    imagespec_wheel: str | os.PathLike[str] | None,
+    ca_bundle: str | os.PathLike[str] | None,
+    flytekit_ids: Mapping[ImageSpec, str] | None,
+) -> _core.BuildArgs:
+    """What the build of `spec` puts in its image besides the spec, as the core takes it."""
+    return {
+        "loaded_modules": spec._loaded(),
+        "imagespec_wheel": wheel_for_build(imagespec_wheel),
+        "ca_bundle": ca_bundle,
+        "flytekit_ids": flytekit_ids_by_image(flytekit_ids),
+    }
+
+
 @dataclass(frozen=True)
 class BuildSecret:
     """A secret the engine must pass to the build: ``--secret id=<id>,src=<path>``."""
@@ -68,14 +83,8 @@ def dockerfile(
 ) -> str:
     """The Dockerfile of `spec`. `ca_bundle` is a PEM file, a folder of them, or PEM text.
     `flytekit_ids` maps a spec built for a flytekit spec to flytekit's id (see `build`)."""
-    return spec._core.dockerfile(
-        loaded_modules=spec._loaded(),
-        imagespec_wheel=wheel_for_build(imagespec_wheel),
-        ca_bundle=ca_bundle,
-        buildkit=buildkit,
-        engine=engine,
-        flytekit_ids=flytekit_ids_by_image(flytekit_ids),
-    )
+    options = _build_args(spec, imagespec_wheel, ca_bundle, flytekit_ids)
+    return spec._core.dockerfile(buildkit=buildkit, engine=engine, **options)
 
 
 def plan_context(
@@ -86,17 +95,10 @@ def plan_context(
     buildkit: bool = True,
     engine: str = "docker",
     flytekit_ids: Mapping[ImageSpec, str] | None = None,
-) -> dict[str, object]:
+) -> _core.ContextPlan:
     """What `write_context` would write (Dockerfile text, files, secret ids), writing nothing."""
-    return _core.plan_context(
-        spec._core,
-        loaded_modules=spec._loaded(),
-        imagespec_wheel=wheel_for_build(imagespec_wheel),
-        ca_bundle=ca_bundle,
-        buildkit=buildkit,
-        engine=engine,
-        flytekit_ids=flytekit_ids_by_image(flytekit_ids),
-    )
+    options = _build_args(spec, imagespec_wheel, ca_bundle, flytekit_ids)
+    return _core.plan_context(spec._core, buildkit=buildkit, engine=engine, **options)
 
 
 def write_context(
@@ -113,27 +115,20 @@ def write_context(
     if dir is None:
         dir = tempfile.mkdtemp(prefix="imagespec-build-")
     try:
-        out = _core.write_context(
-            spec._core,
-            dir,
-            loaded_modules=spec._loaded(),
-            imagespec_wheel=wheel_for_build(imagespec_wheel),
-            ca_bundle=ca_bundle,
-            buildkit=buildkit,
-            engine=engine,
-        )
+        options = _build_args(spec, imagespec_wheel, ca_bundle, None)
+        out = _core.write_context(spec._core, dir, buildkit=buildkit, engine=engine, **options)
     except BaseException:
         if made:
             shutil.rmtree(dir, ignore_errors=True)
         raise
     return BuildContext(
-        dir=Path(out["dir"]),
-        context=Path(out["context"]),
-        dockerfile=Path(out["dockerfile"]),
-        dockerfile_text=out["dockerfile_text"],
-        files=tuple(out["files"]),
-        secrets=tuple(BuildSecret(s["id"], Path(s["path"])) for s in out["secrets"]),
-        image=out["image"],
-        tag=out["tag"],
-        id=out["id"],
+        dir=out.dir,
+        context=out.context,
+        dockerfile=out.dockerfile,
+        dockerfile_text=out.dockerfile_text,
+        files=tuple(out.files),
+        secrets=tuple(BuildSecret(id, path) for id, path in out.secrets),
+        image=out.image,
+        tag=out.tag,
+        id=out.id,
     )

@@ -15,7 +15,7 @@ import os
 import warnings
 from abc import ABCMeta, abstractmethod
 from collections.abc import Hashable, Iterator
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from imagespec import _core
 from imagespec._core import BuildError, SpecError
@@ -159,7 +159,7 @@ class EngineBuilder(ImageSpecBuilder):
             imagespec_wheel=wheel_for_build(None),
             ca_bundle=os.environ.get("IMAGESPEC_CA_BUNDLE") or None,
         )
-        return cast("str", out["name"])
+        return out["name"]
 
     def _runs_in_rust(self) -> bool:
         """Whether the plan may run the Rust engine instead: nothing of this class's is overridden."""

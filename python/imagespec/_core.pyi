@@ -3,7 +3,9 @@
 from collections.abc import Callable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final, final
+from typing import Any, Final, Literal, TypedDict, final, type_check_only
+
+from typing_extensions import Unpack
 
 __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "__version__",
@@ -35,6 +37,9 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "run_plan",
     "engine_probe",
     "engine_build",
+    "ContextManifest",
+    "Event",
+    "ImageResult",
 ]
 
 __version__: Final[str]
@@ -47,17 +52,97 @@ IMAGE_ID_VAR: Final[str]
 OWN_ID_VAR: Final[str]
 RUNTIME_OPTION: Final[str]
 
+@type_check_only
+class BuildArgs(TypedDict, total=False):
+    """What a build puts in the image besides the spec: the options every build entry point takes
+    (which engine a Dockerfile is for, ``buildkit`` and ``engine``, is set by an engine itself)."""
+
+    loaded_modules: list[str] | None
+    imagespec_wheel: str | PathLike[str] | None
+    ca_bundle: str | PathLike[str] | None
+    flytekit_ids: Mapping[str, str] | None
+
+@type_check_only
+class PlanArgs(BuildArgs, total=False):
+    """``run_plan``'s options: the build's, and the plan's (defaults: 2, False, False, None, 10.0, None)."""
+
+    max_parallel: int
+    assume_present: bool
+    no_cache: bool
+    lock_dir: str | PathLike[str] | None
+    check_timeout: float
+    builder: str | None
+
+@type_check_only
+class CheckArgs(TypedDict, total=False):
+    """``check``'s options (defaults: None, None, None, True, 10.0, 16, 86400.0, None, 3)."""
+
+    platforms: list[str] | None
+    registry_config: str | PathLike[str] | None
+    insecure: list[str] | None
+    use_cache: bool
+    timeout: float
+    concurrency: int
+    cache_ttl: float
+    cache_dir: str | PathLike[str] | None
+    retries: int
+
+@type_check_only
+class CheckResult(TypedDict):
+    """One reference's answer to ``check`` or ``check_local``."""
+
+    reference: str
+    status: Literal["exists", "missing", "unknown"]
+    reason: str | None
+    digest: str | None
+    media_type: str | None
+    cached: bool
+
+@type_check_only
+class BuiltImage(TypedDict):
+    """What ``engine_build`` built: the name to run it by (pinned by digest when known)."""
+
+    name: str
+    digest: str | None
+
+@type_check_only
+class ContextPlan(TypedDict):
+    """What ``write_context`` would write; ``secrets`` are the secrets' ids."""
+
+    dockerfile_text: str
+    files: list[str]
+    secrets: list[str]
+    image: str
+    tag: str
+    id: str
+
+@type_check_only
+class TagInputs(TypedDict):
+    """The tree of sub-digests (hex) a tag is derived from: one per field, one per file."""
+
+    scheme: int
+    recipe_version: int
+    id: str
+    id_root: str
+    fields: dict[str, str]
+    files: dict[str, str]
+    base_image: str | None
+    root: str
+    tag: str
+
 class ImageSpecError(Exception):
     """Base class of every imagespec error."""
 
+    # Where the error is, None where it does not say (always, for one raised by Python code): a
+    # spec field's error names the field; a spec file's, the file, line and column; a missing or
+    # unreadable file's, the field and the file.
     field: str | None
+    path: str | None
+    line: int | None
+    column: int | None
 
 class SpecError(ImageSpecError, ValueError):
     """A spec field or spec file has a value that is not allowed (a ValueError, as in flytekit)."""
-
-    path: str
-    line: int
-    column: int
 
 class UnknownFieldError(SpecError, TypeError):
     """A keyword that is no spec field (a TypeError, as for any function, and a SpecError)."""
@@ -77,30 +162,16 @@ def cache_root() -> Path | None:
 class SourceError(ImageSpecError):
     """A file or folder the spec names is missing or unreadable."""
 
-    path: str
-
 class RegistryError(ImageSpecError):
     """A registry check could not be made: a malformed reference or an unusable option."""
 
 class BuildError(ImageSpecError):
     """An image cannot be built as asked (an option the engine lacks, a value a Dockerfile cannot hold)."""
 
-def check(
-    refs: list[str],
-    *,
-    platforms: list[str] | None = None,
-    registry_config: str | PathLike[str] | None = None,
-    insecure: list[str] | None = None,
-    use_cache: bool = True,
-    timeout: float = 10.0,
-    concurrency: int = 16,
-    cache_ttl: float = 86400.0,
-    cache_dir: str | PathLike[str] | None = None,
-    retries: int = 3,
-) -> list[dict[str, Any]]:
+def check(refs: list[str], **options: Unpack[CheckArgs]) -> list[CheckResult]:
     """Checks which of `refs` exist in their registries; one dict per reference, in order."""
 
-def check_local(names: list[str], *, timeout: float = 10.0) -> list[dict[str, Any]]:
+def check_local(names: list[str], *, timeout: float = 10.0) -> list[CheckResult]:
     """Checks which of `names` the local engine (Docker socket, else podman) has."""
 
 @final
@@ -143,16 +214,10 @@ class Spec:
         """The spec as its image's `dev.imagespec.spec` label shows it (JSON): name, registry, the
         identity fields as hashed, and the base spec's image name."""
 
-    def tag_inputs(self, loaded_modules: list[str] | None = None) -> dict[str, Any]: ...
+    def tag_inputs(self, loaded_modules: list[str] | None = None) -> TagInputs:
+        """The tree of sub-digests the tag is derived from, as a dict of hex strings."""
     def dockerfile(
-        self,
-        *,
-        loaded_modules: list[str] | None = None,
-        imagespec_wheel: str | PathLike[str] | None = None,
-        ca_bundle: str | PathLike[str] | None = None,
-        buildkit: bool = True,
-        engine: str = "docker",
-        flytekit_ids: Mapping[str, str] | None = None,
+        self, *, buildkit: bool = True, engine: str = "docker", **options: Unpack[BuildArgs]
     ) -> str:
         """The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag."""
 
@@ -161,25 +226,15 @@ def write_context(
     spec: Spec,
     dir: str | PathLike[str],
     *,
-    loaded_modules: list[str] | None = None,
-    imagespec_wheel: str | PathLike[str] | None = None,
-    ca_bundle: str | PathLike[str] | None = None,
     buildkit: bool = True,
     engine: str = "docker",
-    flytekit_ids: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+    **options: Unpack[BuildArgs],
+) -> ContextManifest:
     """Writes the build context of `spec` into `dir` (created if missing; it must be empty)."""
 
 def plan_context(
-    spec: Spec,
-    *,
-    loaded_modules: list[str] | None = None,
-    imagespec_wheel: str | PathLike[str] | None = None,
-    ca_bundle: str | PathLike[str] | None = None,
-    buildkit: bool = True,
-    engine: str = "docker",
-    flytekit_ids: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+    spec: Spec, *, buildkit: bool = True, engine: str = "docker", **options: Unpack[BuildArgs]
+) -> ContextPlan:
     """The Dockerfile, file list and secret ids `write_context` would give, without writing anything."""
 
 def run_plan(
@@ -187,21 +242,12 @@ def run_plan(
     builders: list[tuple[str, int, Any]],
     *,
     from_core: Callable[[Spec], Any],
-    on_event: Callable[[dict[str, Any]], object] | None = None,
-    loaded_modules: list[str] | None = None,
-    imagespec_wheel: str | PathLike[str] | None = None,
-    ca_bundle: str | PathLike[str] | None = None,
-    max_parallel: int = 2,
-    assume_present: bool = False,
-    no_cache: bool = False,
-    lock_dir: str | PathLike[str] | None = None,
-    check_timeout: float = 10.0,
-    builder: str | None = None,
-    flytekit_ids: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
+    on_event: Callable[[Event], object] | None = None,
+    **options: Unpack[PlanArgs],
+) -> list[ImageResult]:
     """Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
-    a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
-    first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`)."""
+    a built-in engine (a str) or a Python object with `build_image`. One `ImageResult` per image,
+    bases first."""
 
 def inspect(
     reference: str,
@@ -223,9 +269,75 @@ def engine_build(
     image: str,
     push: bool,
     no_cache: bool = False,
-    loaded_modules: list[str] | None = None,
-    imagespec_wheel: str | PathLike[str] | None = None,
-    ca_bundle: str | PathLike[str] | None = None,
-) -> dict[str, Any]:
+    **options: Unpack[BuildArgs],
+) -> BuiltImage:
     """Builds `spec` as `image` with the engine `name` (pushing it with `push`); returns
     ``{"name": ..., "digest": ...}``."""
+
+@final
+class ContextManifest:
+    """What ``write_context`` wrote."""
+
+    @property
+    def dir(self) -> Path: ...
+    @property
+    def context(self) -> Path: ...
+    @property
+    def dockerfile(self) -> Path: ...
+    @property
+    def dockerfile_text(self) -> str: ...
+    @property
+    def files(self) -> list[str]: ...
+    @property
+    def secrets(self) -> list[tuple[str, Path]]:
+        """``(id, path)`` of each secret, in the order the Dockerfile mounts them."""
+    @property
+    def image(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+
+@final
+class Event:
+    """One step of a plan, as ``run_plan`` gives it to ``on_event``."""
+
+    @property
+    def kind(
+        self,
+    ) -> Literal[
+        "checking", "exists", "missing", "unknown", "building", "step", "pushing", "done", "failed", "warning"
+    ]: ...
+    @property
+    def image(self) -> str | None: ...
+    @property
+    def message(self) -> str | None:
+        """The step, the reason, the builder or the built name, by kind."""
+    @property
+    def seconds(self) -> float | None:
+        """For ``done``: how long the build took."""
+    @property
+    def count(self) -> int | None:
+        """For ``checking``: how many images are checked."""
+
+@final
+class ImageResult:
+    """What happened to one image of a plan."""
+
+    @property
+    def image(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def outcome(self) -> Literal["exists", "skipped", "assumed", "built", "failed"]: ...
+    @property
+    def builder(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def inputs(self) -> list[int]:
+        """Indexes into the specs given to ``run_plan`` that are this image."""

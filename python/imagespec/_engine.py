@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from imagespec import _core
 from imagespec._builders import (
@@ -262,24 +262,17 @@ def build(
         loaded = loaded or s._loaded()
     handler = on_event
 
-    def callback(d: Mapping[str, Any]) -> None:
-        kind, image = d["kind"], d["image"]
+    def callback(e: _core.Event) -> None:
+        kind, image, message = e.kind, e.image, e.message
         # An image being built again loses its old pinned name (its builder is asked for the tag);
         # one just built is known by its real name at once (its dependants' builds see that name).
-        if kind == "building":
-            _REAL_NAMES.pop(image, None)
-        elif kind == "done" and d.get("message") and d["message"] != image:
-            _REAL_NAMES[image] = d["message"]
+        if image is not None:
+            if kind == "building":
+                _REAL_NAMES.pop(image, None)
+            elif kind == "done" and message and message != image:
+                _REAL_NAMES[image] = message
         if handler is not None:
-            handler(
-                BuildEvent(
-                    kind=kind,
-                    image=image,
-                    message=d.get("message"),
-                    seconds=d.get("seconds"),
-                    count=d.get("count"),
-                )
-            )
+            handler(BuildEvent(kind=kind, image=image, message=message, seconds=e.seconds, count=e.count))
 
     raw = _core.run_plan(
         [s._core for s in items],
@@ -298,16 +291,16 @@ def build(
         flytekit_ids=_flytekit_ids(flytekit_ids),
     )
     results = []
-    for d in raw:
+    for r in raw:
         result = ImageResult(
-            image=d["image"],
-            name=d["name"],
-            id=d["id"],
-            outcome=d["outcome"],
-            builder=d["builder"],
-            reason=d["reason"],
-            seconds=d["seconds"],
-            specs=tuple(given[i] for i in d["inputs"]),
+            image=r.image,
+            name=r.name,
+            id=r.id,
+            outcome=r.outcome,
+            builder=r.builder,
+            reason=r.reason,
+            seconds=r.seconds,
+            specs=tuple(given[i] for i in r.inputs),
         )
         if result.outcome in ("built", "exists"):
             if result.name != result.image:

@@ -39,14 +39,14 @@ ImageLike = Union[str, "ImageSpec"]
 _DEFAULT_TIMEOUT = 10.0
 
 
-def _status(d: dict[str, object]) -> ImageStatus:
+def _status(d: _core.CheckResult) -> ImageStatus:
     return ImageStatus(
-        reference=str(d["reference"]),
-        status=cast("Status", d["status"]),
-        reason=cast("str | None", d["reason"]),
-        digest=cast("str | None", d["digest"]),
-        media_type=cast("str | None", d["media_type"]),
-        cached=bool(d["cached"]),
+        reference=d["reference"],
+        status=d["status"],
+        reason=d["reason"],
+        digest=d["digest"],
+        media_type=d["media_type"],
+        cached=d["cached"],
     )
 
 
@@ -112,8 +112,3 @@ def check(
         for (i, _), answer in zip(local, _core.check_local([n for _, n in local], timeout=timeout)):
             results[i] = _status(answer)
     return [r for r in results if r is not None]
-
-
-def exist(spec: ImageSpec, *, timeout: float = _DEFAULT_TIMEOUT) -> bool | None:
-    """True when the spec's image exists, False when it does not, None when that cannot be told."""
-    return check([spec], timeout=timeout)[0].exists

@@ -1,4 +1,4 @@
-"""The imagespec an image gets: this installation, exactly (the rule is the core's, src/build/runtime.rs).
+"""The imagespec an image gets: this installation, exactly (the rule is the core's, src/runtime.rs).
 
 An installation from a package index tells the build to install ``imagespec-build==<version>``
 from the index (which has that version); any other (a checkout, a local wheel, a development

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from imagespec import _core as _native
+from imagespec import _core
 from imagespec._values import FrozenDict, FrozenList
 
 # Not `from typing import TYPE_CHECKING`: importing typing (and re, contextlib, collections with
@@ -15,6 +15,10 @@ from imagespec._values import FrozenDict, FrozenList
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    # By these names in the class: its `_core` attribute hides the module there.
+    from imagespec._core import Spec as CoreSpec
+    from imagespec._core import TagInputs
 
 _PATH_FIELDS = ("source_root", "requirements", "registry_config")
 _LIST_FIELDS = (
@@ -31,11 +35,11 @@ _LIST_FIELDS = (
 _MAP_FIELDS = ("env", "builder_options", "builder_config")
 _FORCE_PUSH_VARS = ("FLYTE_FORCE_PUSH_IMAGE_SPEC", "IMAGESPEC_FORCE_PUSH_IMAGE_SPEC")
 _FAST_FAIL_VAR = "FLYTE_IMG_FAST_FAIL"
-_DEFAULT_NAME = _native.DEFAULT_NAME
+_DEFAULT_NAME = _core.DEFAULT_NAME
 _DEFAULT_PLATFORM = "linux/amd64"  # repr leaves it out: the default but on arm64 hosts' loopback
-IMAGE_ID_VAR = _native.IMAGE_ID_VAR
+IMAGE_ID_VAR = _core.IMAGE_ID_VAR
 # In an image built for a flytekit spec (whose _F_IMG_ID is flytekit's id): "<our id>:<that id>".
-OWN_ID_VAR = _native.OWN_ID_VAR
+OWN_ID_VAR = _core.OWN_ID_VAR
 
 
 # Tag-scheme name -> the name a build reported for it (flytekit's _IMAGE_NAME_TO_REAL_NAME).
@@ -92,7 +96,7 @@ def _to_core_value(field: str, value: Any) -> Any:
 
 def _positional(args: tuple[Any, ...], fields: dict[str, Any]) -> dict[str, Any]:
     """Positional arguments in flytekit's field order (its dataclass's), as a dataclass takes them."""
-    order = _native.FIELDS
+    order = _core.FIELDS
     if len(args) > len(order):
         raise TypeError(
             f"ImageSpec() takes from 0 to {len(order)} positional arguments but {len(args)} were given"
@@ -167,7 +171,7 @@ class ImageSpec:
         "tag_format",
     )
 
-    _core: _native.Spec
+    _core: CoreSpec
     _base: ImageSpec | None
     # Lists and dicts as in flytekit, read-only (see _values.py).
     name: str
@@ -245,7 +249,7 @@ class ImageSpec:
         if force_push is None:
             force_push = _force_push_from_env()
         core_fields = {k: _to_core_value(k, v) for k, v in fields.items()}
-        core = _native.Spec(
+        core = _core.Spec(
             core_fields, python_version=_python_version(), base_dir=base_dir, force_push=force_push
         )
         base = fields.get("base_image")
@@ -257,12 +261,12 @@ class ImageSpec:
         spec._init(fields, force_push, base_dir)
         return spec
 
-    def _init_from_core(self, core: _native.Spec, base: ImageSpec | None) -> None:
+    def _init_from_core(self, core: CoreSpec, base: ImageSpec | None) -> None:
         if base is None and core.base_spec is not None:
             base = ImageSpec._from_core(core.base_spec)
         values = core.to_dict()
         values.pop("base_image", None)
-        for field in _native.FIELDS:
+        for field in _core.FIELDS:
             if field == "base_image":
                 continue
             value = values.get(field)
@@ -280,7 +284,7 @@ class ImageSpec:
         object.__setattr__(self, "_base", base)
 
     @classmethod
-    def _from_core(cls, core: _native.Spec) -> ImageSpec:
+    def _from_core(cls, core: CoreSpec) -> ImageSpec:
         spec = cls.__new__(cls)
         spec._init_from_core(core, None)
         return spec
@@ -320,7 +324,7 @@ class ImageSpec:
         name = self._core.image_name(self._loaded())
         return _REAL_NAMES.get(name, name)
 
-    def tag_inputs(self) -> dict[str, Any]:
+    def tag_inputs(self) -> TagInputs:
         """The tree of sub-digests (one per field, one per file) the tag is derived from."""
         return self._core.tag_inputs(self._loaded())
 
@@ -397,7 +401,7 @@ class ImageSpec:
         return ImageSpec._from_core_with_base(self._core.with_force_push(True), self._base)
 
     @classmethod
-    def _from_core_with_base(cls, core: _native.Spec, base: ImageSpec | None) -> ImageSpec:
+    def _from_core_with_base(cls, core: CoreSpec, base: ImageSpec | None) -> ImageSpec:
         spec = cls.__new__(cls)
         spec._init_from_core(core, base)
         return spec
@@ -441,7 +445,7 @@ class ImageSpec:
         True
         """
         if kwargs.get("python_version") is not None:
-            raise _native.SpecError(
+            raise _core.SpecError(
                 "python_version can not be used with `from_env` because it will be inferred from the "
                 "environment; leave it out (it is this interpreter's version)"
             )
@@ -458,7 +462,7 @@ class ImageSpec:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> ImageSpec:
         """Reads a YAML file with the constructor's keys; relative paths are relative to the file."""
-        spec = cls._from_core(_native.load_yaml(path, python_version=_python_version()))
+        spec = cls._from_core(_core.load_yaml(path, python_version=_python_version()))
         return spec.force_push() if _force_push_from_env() else spec
 
     @classmethod
@@ -515,7 +519,7 @@ class ImageSpec:
         if self._base is None and shown.get("python_version") == _python_version():
             del shown["python_version"]
         parts = []
-        for field in _native.FIELDS:
+        for field in _core.FIELDS:
             if field == "base_image" and self._base is not None:
                 parts.append(f"base_image={self._base!r}")
             elif field in shown:
@@ -542,7 +546,7 @@ def _not_installed_error() -> type[Exception]:
         return _NOT_INSTALLED[0]
     from importlib.metadata import PackageNotFoundError
 
-    class NotInstalledError(_native.SpecError, PackageNotFoundError):  # type: ignore[misc]
+    class NotInstalledError(_core.SpecError, PackageNotFoundError):
         """A pinned package that is not installed: flytekit raises PackageNotFoundError here."""
 
         def __str__(self) -> str:

@@ -79,25 +79,6 @@ def _quantity(field: str, value: object) -> str | None:
     return text
 
 
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-_DECIMAL.update({"P": 1e15, "E": 1e18})
-
-
-def quantity_value(text: str) -> float:
-    """A quantity string in base units: ``'1Gi'`` → 1073741824.0, ``'500m'`` → 0.5.
-
-    >>> quantity_value("512Mi"), quantity_value("500m"), quantity_value("1G")
-    (536870912.0, 0.5, 1000000000.0)
-    """
-    for suffix, factor in _BINARY.items():
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * factor
-    if text and text[-1] in _DECIMAL:
-        return float(text[:-1]) * _DECIMAL[text[-1]]
-    return float(text)
-
-
 class Resources:
     """CPU, memory, GPUs and ephemeral storage, as flytekit's ``Resources`` takes them.
 

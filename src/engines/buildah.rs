@@ -6,14 +6,13 @@
 //! config names a driver. Plain HTTP (`--tls-verify=false`) is used only for loopback registries
 //! and those the user lists as insecure, never by default.
 
-use super::process::{Run, TempDir};
-use super::{
-    leading_digest, option_list, option_str, pinned, split_list, verify, Built, Engine, Progress, Request,
-};
-use crate::build::{runtime, write_context, BuildSecret};
+use super::{leading_digest, pinned, verify, Built, Engine, Progress, Request};
+use crate::dockerfile::{write_context, BuildSecret};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
-use crate::spec::{is_loopback_registry, BaseImage, Spec};
+use crate::runtime;
+use crate::spec::{is_loopback_registry, option_list, option_str, split_list, BaseImage, Spec};
+use crate::support::exec::Run;
 use crate::value::Value;
 use std::collections::HashSet;
 use std::path::Path;
@@ -73,7 +72,7 @@ impl Engine for Buildah {
         let mut options = request.options.clone();
         options.buildkit = true; // buildah implements secret and cache mounts itself
         options.engine = self.name.to_owned();
-        let tmp = TempDir::new(&format!("imagespec-{}", self.name))?;
+        let tmp = super::build_folder(&format!("imagespec-{}", self.name))?;
         let manifest = write_context(spec, &options, &tmp.path().join("build"))?;
         let base = base_registry(spec);
         let args = self.build_args(&BuildArgs {

@@ -11,11 +11,12 @@
 //! The engine itself comes from the environment (`DOCKER_HOST`, `DOCKER_CONTEXT`, TLS variables)
 //! or `builder_options.docker_context`, so a remote engine needs no code of its own.
 
-use super::process::{which_all, Run, TempDir};
-use super::{leading_digest, option_str, pinned, verify, Built, Engine, Progress, Request};
-use crate::build::{runtime, write_context, BuildSecret};
+use super::{leading_digest, pinned, verify, Built, Engine, Progress, Request};
+use crate::dockerfile::{write_context, BuildSecret};
 use crate::error::{Error, Result};
-use crate::spec::Spec;
+use crate::runtime;
+use crate::spec::{option_str, Spec};
+use crate::support::exec::{which_all, Run};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -108,7 +109,7 @@ impl Engine for Docker {
             // The legacy builder cannot mount: say what that costs, once per build.
             (request.progress)(Progress::Step(LEGACY_NOTE));
         }
-        let tmp = TempDir::new("imagespec-docker")?;
+        let tmp = super::build_folder("imagespec-docker")?;
         let manifest = write_context(spec, &options, &tmp.path().join("build")).map_err(|e| match e {
             // Say which client lacks BuildKit: another one on the machine may have it.
             Error::Build(m) if client.mode == Mode::Legacy => Error::build(format!(

@@ -6,12 +6,13 @@
 //! value enters the file as a Starlark string literal built by [`starlark_str`], so no value can
 //! end a string and add code.
 
-use super::process::{which, Run, TempDir};
 use super::{Built, Engine, Progress, Request};
-use crate::build::runtime::{self, Runtime};
-use crate::build::{write_context, BuildOptions};
+use crate::dockerfile::{write_context, BuildOptions};
 use crate::error::{Error, Result};
+use crate::redact::has_userinfo;
+use crate::runtime::{self, Runtime};
 use crate::spec::{BaseImage, CopyMode, Spec};
+use crate::support::exec::{which, Run};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ impl Engine for Envd {
         check(spec, request.options)?;
         let mut options = request.options.clone();
         options.engine = "envd".to_owned();
-        let tmp = TempDir::new("imagespec-envd")?;
+        let tmp = super::build_folder("imagespec-envd")?;
         // The context writer copies exactly the files the tag hashed; envd reads them from there.
         let manifest = write_context(spec, &options, &tmp.path().join("build"))?;
         let has = |prefix: &str| manifest.files.iter().any(|f| f.starts_with(prefix));
@@ -130,7 +131,6 @@ pub fn check(spec: &Spec, options: &BuildOptions) -> Result<()> {
     if !spec.pip_secret_mounts.is_empty() {
         return refuse("pip_secret_mounts");
     }
-    let has_userinfo = |u: &str| crate::spec::strip_userinfo(u) != u;
     if spec.pip_index.as_deref().is_some_and(has_userinfo)
         || spec.pip_extra_index_url.iter().any(|u| has_userinfo(u))
         || spec.pip_extra_args.as_deref().is_some_and(has_userinfo)
@@ -273,7 +273,7 @@ pub fn render_envd(spec: &Spec, inputs: &Inputs) -> Result<String> {
     env.retain(|(k, _)| !spec.env.contains_key(k));
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(
-        crate::build::image_id_env(&inputs.id, inputs.flytekit_id.as_deref())
+        crate::dockerfile::image_id_env(&inputs.id, inputs.flytekit_id.as_deref())
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v)),
     );
@@ -461,7 +461,7 @@ mod tests {
     fn secrets_and_lock_files_are_refused() {
         let s = spec(RawSpec::default());
         let ca = BuildOptions {
-            ca_bundle: Some(crate::build::CaBundle::Path("/x.pem".into())),
+            ca_bundle: Some(crate::dockerfile::CaBundle::Path("/x.pem".into())),
             ..Default::default()
         };
         assert!(check(&s, &ca).unwrap_err().to_string().contains("CA bundle"));

@@ -1,12 +1,13 @@
 //! Engines: programs that turn a spec's build context into an image (docker, buildah, podman,
-//! envd) or name one without building (noop).
+//! envd), the daemonless builder that makes one itself ([`native`]), or one that names an image
+//! without building (noop).
 //!
-//! An engine writes the spec's context (see [`crate::build`]) with the options it can honour
+//! An engine writes the spec's context (see [`crate::dockerfile`]) with the options it can honour
 //! (BuildKit or not), runs its program, pushes when the spec has a registry (tags locally when
 //! not), and returns the image's full name, pinned by digest when the program reports one. The
 //! plan ([`crate::plan`]) decides what to build and in which order; engines build one image.
 
-use crate::build::BuildOptions;
+use crate::dockerfile::BuildOptions;
 use crate::error::Result;
 use crate::spec::Spec;
 
@@ -60,12 +61,12 @@ pub trait Engine: Send + Sync {
 pub mod buildah;
 pub mod docker;
 pub mod envd;
+pub mod native;
 pub mod noop;
-pub mod process;
 pub mod verify;
 
 use crate::error::Error;
-use crate::value::Value;
+use crate::support::fs::TempDir;
 use std::sync::Arc;
 
 /// The engines imagespec ships, with their default priority: the highest available one builds
@@ -91,55 +92,9 @@ pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
         "podman" => Arc::new(buildah::Buildah::PODMAN),
         "envd" => Arc::new(envd::Envd),
         "noop" => Arc::new(noop::Noop),
-        "native" => Arc::new(crate::native::NativeEngine),
+        "native" => Arc::new(native::NativeEngine),
         _ => return None,
     })
-}
-
-/// A string option of `builder_options`; an option of another type is a mistake worth a message.
-pub(crate) fn option_str<'a>(spec: &'a Spec, key: &str) -> Result<Option<&'a str>> {
-    match spec.builder_options.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Str(s)) if s.is_empty() => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::spec(format!("builder_options.{key}"), "must be a string")),
-    }
-}
-
-/// `builder_options["insecure_registries"]`: registries reached over plain HTTP besides loopback
-/// ones (a malformed value counts as none here; the engines report it).
-pub(crate) fn insecure_registries(spec: &Spec) -> Vec<String> {
-    option_list(spec, "insecure_registries").unwrap_or_default()
-}
-
-/// A list-of-strings option (a comma-separated string is accepted too).
-pub(crate) fn option_list(spec: &Spec, key: &str) -> Result<Vec<String>> {
-    match spec.builder_options.get(key) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Str(s)) => Ok(split_list(s)),
-        Some(Value::List(items)) => items
-            .iter()
-            .map(|v| match v {
-                Value::Str(s) => Ok(s.trim().to_owned()),
-                _ => Err(Error::spec(
-                    format!("builder_options.{key}"),
-                    "must be a list of strings",
-                )),
-            })
-            .collect(),
-        Some(_) => Err(Error::spec(
-            format!("builder_options.{key}"),
-            "must be a list of strings",
-        )),
-    }
-}
-
-pub(crate) fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// `sha256:<64 hex>` at the start of `s`, if there is one.
@@ -157,4 +112,15 @@ pub(crate) fn pinned(image: &str, digest: Option<String>) -> Built {
             .map_or_else(|| image.to_owned(), |d| format!("{image}@{d}")),
         digest,
     }
+}
+
+/// The folder of one build (its context, secrets and the program's output files), which only
+/// this user can enter, in the temporary folder; removed when dropped.
+pub(crate) fn build_folder(prefix: &str) -> Result<TempDir> {
+    TempDir::new(prefix).map_err(|e| {
+        Error::build(format!(
+            "cannot create a folder in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+    })
 }

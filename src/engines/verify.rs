@@ -6,9 +6,9 @@
 //! instead. An image of a platform this machine cannot run is not checked, and the build says so.
 
 use super::Progress;
-use crate::build::runtime;
-use crate::build::VENV;
+use crate::dockerfile::VENV;
 use crate::error::Result;
+use crate::runtime;
 use crate::spec::Spec;
 use std::path::Path;
 

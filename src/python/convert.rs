@@ -3,7 +3,8 @@
 
 use super::spec::Spec as PySpec;
 use crate::error::Error;
-use crate::spec::{prefix_field, python_version_of_number, redact_userinfo, Map, RawBase, RawSpec};
+use crate::redact::redact_userinfo;
+use crate::spec::{prefix_field, python_version_of_number, Map, RawBase, RawSpec};
 use crate::value::Value;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -289,6 +290,7 @@ pub fn raw_spec(fields: &Bound<'_, PyDict>) -> Result<RawSpec> {
             other => {
                 return Err(Error::UnknownField {
                     name: other.to_owned(),
+                    hint: crate::spec::field_hint(other),
                 })
             }
         }

@@ -1,14 +1,15 @@
 //! `_core.engine_probe` and `_core.engine_build`: the built-in engines, called directly (the plan
 //! drives them in normal use), with the GIL released while the engine runs.
 
-use super::build::options;
+use super::interrupt;
+use super::options::BuildArgs;
+use super::results::BuiltImage;
 use super::spec::Spec;
 use super::to_py_err;
 use crate::engines::{self, Request};
 use crate::Error;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::path::PathBuf;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(engine_probe, m)?)?;
@@ -30,14 +31,13 @@ fn engine(name: &str) -> PyResult<std::sync::Arc<dyn engines::Engine>> {
 #[pyfunction]
 pub fn engine_probe(py: Python<'_>, name: &str) -> PyResult<Option<String>> {
     let engine = engine(name)?;
-    Ok(py.detach(|| engine.probe()).err())
+    interrupt::run(py, || Ok(engine.probe().err()))
 }
 
 /// Builds `spec` as `image` with the engine `name` (pushing it with `push`); returns
 /// `{"name": ..., "digest": ...}`.
 #[pyfunction]
-#[pyo3(signature = (name, spec, *, image, push, no_cache=false, loaded_modules=None, imagespec_wheel=None, ca_bundle=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (name, spec, *, image, push, no_cache=false, **options))]
 pub fn engine_build<'py>(
     py: Python<'py>,
     name: &str,
@@ -45,34 +45,20 @@ pub fn engine_build<'py>(
     image: &str,
     push: bool,
     no_cache: bool,
-    loaded_modules: Option<Vec<PathBuf>>,
-    imagespec_wheel: Option<PathBuf>,
-    ca_bundle: Option<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<BuiltImage> {
+    let opts = BuildArgs::read(py, "engine_build()", options)?.options(true, name);
     let engine = engine(name)?;
-    let opts = options(
-        loaded_modules,
-        imagespec_wheel,
-        ca_bundle.as_ref(),
-        true,
-        name,
-        None,
-    )?;
     let progress = |_: engines::Progress<'_>| {};
-    let built = py
-        .detach(|| {
-            engine.build(&Request {
-                spec: &spec.inner,
-                image,
-                options: &opts,
-                push,
-                no_cache,
-                progress: &progress,
-            })
+    let built = interrupt::run(py, || {
+        engine.build(&Request {
+            spec: &spec.inner,
+            image,
+            options: &opts,
+            push,
+            no_cache,
+            progress: &progress,
         })
-        .map_err(to_py_err)?;
-    let out = PyDict::new(py);
-    out.set_item("name", built.name)?;
-    out.set_item("digest", built.digest)?;
-    Ok(out)
+    })?;
+    Ok(built.into())
 }

@@ -3,8 +3,11 @@
 mod build;
 mod convert;
 mod engines;
+mod interrupt;
+mod options;
 mod plan;
 mod registry;
+mod results;
 mod spec;
 
 use pyo3::create_exception;
@@ -83,7 +86,11 @@ create_exception!(
     "An image cannot be built as asked (an option the engine lacks, a value a Dockerfile cannot hold)."
 );
 
-/// Maps a core error to its Python exception, with `field`, `path`, `line`, `column` attributes.
+/// What every imagespec error says about where it is: the spec field, the file, its line and column.
+const LOCATION: [&str; 4] = ["field", "path", "line", "column"];
+
+/// Maps a core error to its Python exception, with the [`LOCATION`] attributes it knows (the
+/// others are the class's None).
 pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
     Python::attach(|py| {
         let typed = |t: PyResult<&Bound<'_, PyType>>| match t {
@@ -100,7 +107,9 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
             crate::Error::Build(_) => BuildError::new_err(e.to_string()),
         };
         let value = err.value(py);
-        let _ = value.setattr("field", e.field());
+        if let Some(field) = e.field() {
+            let _ = value.setattr("field", field);
+        }
         match &e {
             crate::Error::Yaml {
                 path, line, column, ..
@@ -127,14 +136,14 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
 /// `~/.cache/imagespec`); None without a home.
 #[pyfunction]
 fn cache_root() -> Option<std::path::PathBuf> {
-    crate::source::cache_root()
+    crate::support::dirs::cache_root()
 }
 
 /// `[registry/]path[:tag]` split as docker splits a reference (the registry only when the first part
 /// has a '.' or a ':' or is `localhost`; a digest is left out).
 #[pyfunction]
 fn split_name(reference: &str) -> (Option<String>, String, Option<String>) {
-    let parts = crate::spec::split_name(reference);
+    let parts = crate::reference::split_name(reference);
     (
         parts.registry.map(str::to_owned),
         parts.path.to_owned(),
@@ -146,11 +155,10 @@ fn split_name(reference: &str) -> (Option<String>, String, Option<String>) {
 /// that answers, BuildKit-capable preferred), for the commands Python runs (`run`, `inspect`).
 #[pyfunction]
 fn docker_client(py: Python<'_>) -> PyResult<std::path::PathBuf> {
-    py.detach(|| {
+    interrupt::run(py, || {
         let candidates = crate::engines::docker::candidates(None)?;
         crate::engines::docker::detect(&candidates).map(|c| c.path)
     })
-    .map_err(to_py_err)
 }
 
 /// "Did you mean 'packages'? Valid fields: ..." for a keyword that is no field.
@@ -166,18 +174,23 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RECIPE_VERSION", crate::RECIPE_VERSION)?;
     m.add("FIELDS", crate::spec::FIELDS.to_vec())?;
     m.add("BUILTIN_ENGINES", crate::engines::BUILTIN.to_vec())?;
-    m.add("DISTRIBUTION", crate::build::runtime::DISTRIBUTION)?;
+    m.add("DISTRIBUTION", crate::runtime::DISTRIBUTION)?;
     m.add("DEFAULT_NAME", crate::spec::DEFAULT_NAME)?;
-    m.add("IMAGE_ID_VAR", crate::build::dockerfile::IMAGE_ID_VAR)?;
-    m.add("OWN_ID_VAR", crate::build::OWN_ID_VAR)?;
-    m.add("RUNTIME_OPTION", crate::build::runtime::RUNTIME_OPTION)?;
-    // Where `pip install imagespec-build` put uv (a dependency): the native builder runs it from there.
+    m.add("IMAGE_ID_VAR", crate::dockerfile::IMAGE_ID_VAR)?;
+    m.add("OWN_ID_VAR", crate::dockerfile::OWN_ID_VAR)?;
+    m.add("RUNTIME_OPTION", crate::runtime::RUNTIME_OPTION)?;
+    // Where `pip install imagespec-build[native]` put uv: the native builder runs it from there.
     if let Ok(prefix) = py.import("sys").and_then(|s| s.getattr("prefix")) {
         if let Ok(p) = prefix.extract::<std::path::PathBuf>() {
-            let _ = crate::native::install::PYTHON_PREFIX.set(p);
+            let _ = crate::engines::native::uv::PYTHON_PREFIX.set(p);
         }
     }
-    m.add("ImageSpecError", py.get_type::<ImageSpecError>())?;
+    // Class attributes, so that an error raised by Python code has them too.
+    let base = py.get_type::<ImageSpecError>();
+    for name in LOCATION {
+        base.setattr(name, py.None())?;
+    }
+    m.add("ImageSpecError", base)?;
     m.add("SpecError", spec_error(py)?)?;
     m.add("UnknownFieldError", unknown_field_error(py)?)?;
     m.add("suggest_field", wrap_pyfunction!(suggest_field, m)?)?;
@@ -193,5 +206,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     build::register(m)?;
     plan::register(m)?;
     engines::register(m)?;
+    results::register(m)?;
     Ok(())
 }

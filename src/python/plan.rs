@@ -1,16 +1,16 @@
 //! `_core.run_plan`: the build plan, with builders written in Python called back under the GIL.
 
-use super::build::options as build_options;
+use super::interrupt;
+use super::options::{BuildArgs, Keywords};
+use super::results;
 use super::spec::Spec;
-use super::to_py_err;
+use crate::dockerfile::BuildOptions;
 use crate::engines::Request;
 use crate::error::{Error, Result};
 use crate::plan::{self, Builder, Builders, EngineBuilder, Event, PlanOptions};
 use crate::spec::Spec as CoreSpec;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,126 +91,42 @@ impl Builder for PyBuilder {
     }
 }
 
-/// Runs the plan on its own thread while this one, holding the GIL now and then, watches for
-/// Ctrl-C: then every engine program is stopped (no tag is pushed by a build that did not finish,
-/// temporary folders are removed as the builds unwind) and KeyboardInterrupt is raised.
-fn run_interruptibly<T: Send>(py: Python<'_>, work: impl FnOnce() -> Result<T> + Send) -> PyResult<T> {
-    use crate::engines::process::{cancel_all, reset_cancel};
-    use std::sync::mpsc::RecvTimeoutError;
-    let (tx, rx) = std::sync::mpsc::channel();
-    // A Mutex makes the receiver shareable with the GIL-free closure below.
-    let rx = std::sync::Mutex::new(rx);
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let _ = tx.send(work());
-        });
-        let mut interrupted: Option<PyErr> = None;
-        loop {
-            let next = py.detach(|| {
-                rx.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .recv_timeout(Duration::from_millis(100))
-            });
-            match next {
-                Ok(result) => {
-                    reset_cancel();
-                    return match interrupted {
-                        Some(e) => Err(e),
-                        None => result.map_err(to_py_err),
-                    };
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    reset_cancel();
-                    return Err(super::BuildError::new_err(
-                        "the build plan stopped without a result",
-                    ));
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if interrupted.is_none() {
-                        if let Err(e) = py.check_signals() {
-                            cancel_all();
-                            interrupted = Some(e);
-                        }
-                    }
-                }
-            }
-        }
+/// The plan's own keyword options (beside the build's): the stub's `PlanArgs`.
+fn plan_options(kw: &mut Keywords<'_>, build: BuildOptions) -> PyResult<PlanOptions> {
+    let check_timeout: f64 = kw.take("check_timeout", 10.0)?;
+    if !check_timeout.is_finite() || check_timeout <= 0.0 {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "check_timeout must be a positive number of seconds",
+        ));
+    }
+    Ok(PlanOptions {
+        build,
+        max_parallel: kw.take::<usize>("max_parallel", 2)?.max(1),
+        assume_present: kw.take("assume_present", false)?,
+        no_cache: kw.take("no_cache", false)?,
+        lock_dir: kw.take("lock_dir", None)?,
+        check_timeout: Duration::from_secs_f64(check_timeout),
+        builder: kw.take("builder", None)?,
     })
 }
 
-fn event_dict<'py>(py: Python<'py>, e: &Event) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    let (kind, image) = match e {
-        Event::Checking { images } => {
-            d.set_item("count", images)?;
-            ("checking", None)
-        }
-        Event::Exists { image } => ("exists", Some(image)),
-        Event::Missing { image, reason }
-        | Event::Unknown { image, reason }
-        | Event::Failed { image, reason } => {
-            d.set_item("message", reason)?;
-            let kind = match e {
-                Event::Missing { .. } => "missing",
-                Event::Unknown { .. } => "unknown",
-                _ => "failed",
-            };
-            (kind, Some(image))
-        }
-        Event::Building { image, builder } => {
-            d.set_item("message", builder)?;
-            ("building", Some(image))
-        }
-        Event::Step { image, step } => {
-            d.set_item("message", step)?;
-            ("step", Some(image))
-        }
-        Event::Pushing { image } => ("pushing", Some(image)),
-        Event::Done { image, name, seconds } => {
-            d.set_item("message", name)?;
-            d.set_item("seconds", seconds)?;
-            ("done", Some(image))
-        }
-        Event::Warning { image, message } => {
-            d.set_item("message", message)?;
-            ("warning", Some(image))
-        }
-    };
-    d.set_item("kind", kind)?;
-    d.set_item("image", image)?;
-    Ok(d)
-}
-
 /// Runs the plan for `specs`. `builders` are `(name, priority, builder)`: `builder` is the name of
-/// a built-in engine (a str) or a Python object with `build_image`. One dict per image, bases
-/// first: image, name, id, outcome, builder, reason, seconds, inputs (indexes into `specs`).
+/// a built-in engine (a str) or a Python object with `build_image`. One `ImageResult` per image,
+/// bases first.
 #[pyfunction]
-#[pyo3(signature = (specs, builders, *, from_core, on_event=None, loaded_modules=None, imagespec_wheel=None,
-    ca_bundle=None, max_parallel=2, assume_present=false, no_cache=false, lock_dir=None, check_timeout=10.0,
-    builder=None, flytekit_ids=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (specs, builders, *, from_core, on_event=None, **options))]
 pub fn run_plan<'py>(
     py: Python<'py>,
     specs: Vec<PyRef<'py, Spec>>,
     builders: Vec<(String, i32, Bound<'py, PyAny>)>,
     from_core: Bound<'py, PyAny>,
     on_event: Option<Bound<'py, PyAny>>,
-    loaded_modules: Option<Vec<PathBuf>>,
-    imagespec_wheel: Option<PathBuf>,
-    ca_bundle: Option<Bound<'py, PyAny>>,
-    max_parallel: usize,
-    assume_present: bool,
-    no_cache: bool,
-    lock_dir: Option<PathBuf>,
-    check_timeout: f64,
-    builder: Option<String>,
-    flytekit_ids: Option<BTreeMap<String, String>>,
-) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    if !check_timeout.is_finite() || check_timeout <= 0.0 {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "check_timeout must be a positive number of seconds",
-        ));
-    }
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Vec<results::ImageResult>> {
+    let mut kw = Keywords::new(py, "run_plan()", options)?;
+    let build = BuildArgs::take(&mut kw)?.options(true, "docker");
+    let options = plan_options(&mut kw, build)?;
+    kw.finish()?;
     let mut registry = Builders::default();
     for (name, priority, obj) in builders {
         let builder: Arc<dyn Builder> = if let Ok(engine) = obj.cast::<PyString>() {
@@ -231,48 +147,18 @@ pub fn run_plan<'py>(
         };
         registry.add(&name, priority, builder);
     }
-    let options = PlanOptions {
-        build: build_options(
-            loaded_modules,
-            imagespec_wheel,
-            ca_bundle.as_ref(),
-            true,
-            "docker",
-            flytekit_ids,
-        )?,
-        max_parallel: max_parallel.max(1),
-        assume_present,
-        no_cache,
-        lock_dir,
-        check_timeout: Duration::from_secs_f64(check_timeout),
-        builder,
-    };
     let specs: Vec<CoreSpec> = specs.iter().map(|s| s.inner.clone()).collect();
     let callback = on_event.map(Bound::unbind);
     let emit = |e: Event| {
         if let Some(cb) = &callback {
             Python::attach(|py| {
-                let result = event_dict(py, &e).and_then(|d| cb.call1(py, (d,)));
+                let result = Bound::new(py, results::Event::from(e)).and_then(|e| cb.call1(py, (e,)));
                 if let Err(err) = result {
                     err.write_unraisable(py, Some(cb.bind(py)));
                 }
             });
         }
     };
-    let results = run_interruptibly(py, || plan::run(&specs, &registry, &options, &emit))?;
-    results
-        .iter()
-        .map(|r| {
-            let d = PyDict::new(py);
-            d.set_item("image", &r.image)?;
-            d.set_item("name", &r.name)?;
-            d.set_item("id", &r.id)?;
-            d.set_item("outcome", r.outcome.as_str())?;
-            d.set_item("builder", &r.builder)?;
-            d.set_item("reason", &r.reason)?;
-            d.set_item("seconds", r.seconds)?;
-            d.set_item("inputs", &r.inputs)?;
-            Ok(d)
-        })
-        .collect()
+    let results = interrupt::run(py, || plan::run(&specs, &registry, &options, &emit))?;
+    Ok(results.into_iter().map(results::ImageResult::from).collect())
 }

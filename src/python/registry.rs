@@ -1,8 +1,9 @@
-//! `_core.check` and `_core.check_local`: existence checks with the GIL released.
+//! `_core.check`, `_core.check_local` and `_core.inspect`: registry calls with the GIL released.
 
-use super::RegistryError;
-use crate::registry::{self, CheckResult, Options};
-use crate::Error;
+use super::interrupt::block_on;
+use super::options::Keywords;
+use super::results::CheckResult;
+use crate::registry::{self, Options};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -15,10 +16,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-fn to_py(e: Error) -> PyErr {
-    super::to_py_err(e)
-}
-
 fn seconds(name: &str, v: f64) -> PyResult<Duration> {
     if !v.is_finite() || v <= 0.0 || v > 1e9 {
         return Err(pyo3::exceptions::PyValueError::new_err(format!(
@@ -28,60 +25,18 @@ fn seconds(name: &str, v: f64) -> PyResult<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-fn result_dict<'py>(py: Python<'py>, r: &CheckResult) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("reference", &r.reference)?;
-    d.set_item("status", r.status.as_str())?;
-    d.set_item("reason", &r.reason)?;
-    d.set_item("digest", &r.digest)?;
-    d.set_item("media_type", &r.media_type)?;
-    d.set_item("cached", r.cached)?;
-    Ok(d)
-}
-
-/// Runs a future on the shared runtime without the GIL, in short steps so Ctrl-C stops it.
-fn run<T: Send + 'static>(
-    py: Python<'_>,
-    fut: impl std::future::Future<Output = crate::Result<T>> + Send + 'static,
-) -> PyResult<T> {
-    let rt = registry::runtime().map_err(to_py)?;
-    let mut handle = rt.spawn(fut);
-    loop {
-        let step = py.detach(|| {
-            rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut handle).await })
-        });
-        match step {
-            Ok(Ok(r)) => return r.map_err(to_py),
-            Ok(Err(e)) => return Err(RegistryError::new_err(format!("the check failed: {e}"))),
-            Err(_) => {
-                if let Err(e) = py.check_signals() {
-                    handle.abort();
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-/// Checks which of `refs` exist in their registries; one dict per reference, in order.
-#[pyfunction]
-#[pyo3(signature = (refs, *, platforms=None, registry_config=None, insecure=None, use_cache=true,
-    timeout=10.0, concurrency=16, cache_ttl=86400.0, cache_dir=None, retries=3))]
-#[allow(clippy::too_many_arguments)]
-fn check<'py>(
-    py: Python<'py>,
-    refs: Vec<String>,
-    platforms: Option<Vec<String>>,
-    registry_config: Option<PathBuf>,
-    insecure: Option<Vec<String>>,
-    use_cache: bool,
-    timeout: f64,
-    concurrency: usize,
-    cache_ttl: f64,
-    cache_dir: Option<PathBuf>,
-    retries: u32,
-) -> PyResult<Vec<Bound<'py, PyDict>>> {
-    let opts = Options {
+/// The options of a registry check: the stub's `CheckArgs`, with its defaults.
+fn check_options(kw: &mut Keywords<'_>) -> PyResult<Options> {
+    let platforms: Option<Vec<String>> = kw.take("platforms", None)?;
+    let registry_config: Option<PathBuf> = kw.take("registry_config", None)?;
+    let insecure: Option<Vec<String>> = kw.take("insecure", None)?;
+    let use_cache: bool = kw.take("use_cache", true)?;
+    let timeout: f64 = kw.take("timeout", 10.0)?;
+    let concurrency: usize = kw.take("concurrency", 16)?;
+    let cache_ttl: f64 = kw.take("cache_ttl", 86400.0)?;
+    let cache_dir: Option<PathBuf> = kw.take("cache_dir", None)?;
+    let retries: u32 = kw.take("retries", 3)?;
+    Ok(Options {
         platforms: platforms.unwrap_or_default(),
         registry_config,
         insecure: insecure.unwrap_or_default(),
@@ -92,18 +47,31 @@ fn check<'py>(
         concurrency: concurrency.clamp(1, 256),
         retries: retries.min(10),
         ..Options::default()
-    };
-    let results = run(py, async move { registry::check(&refs, &opts).await })?;
-    results.iter().map(|r| result_dict(py, r)).collect()
+    })
+}
+
+/// Checks which of `refs` exist in their registries; one dict per reference, in order.
+#[pyfunction]
+#[pyo3(signature = (refs, **options))]
+fn check<'py>(
+    py: Python<'py>,
+    refs: Vec<String>,
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Vec<CheckResult>> {
+    let mut kw = Keywords::new(py, "check()", options)?;
+    let opts = check_options(&mut kw)?;
+    kw.finish()?;
+    let results = block_on(py, async move { registry::check(&refs, &opts).await })?;
+    Ok(results.into_iter().map(CheckResult::from).collect())
 }
 
 /// Checks which of `names` the local engine (Docker socket, else podman) has.
 #[pyfunction]
 #[pyo3(signature = (names, *, timeout=10.0))]
-fn check_local<'py>(py: Python<'py>, names: Vec<String>, timeout: f64) -> PyResult<Vec<Bound<'py, PyDict>>> {
+fn check_local(py: Python<'_>, names: Vec<String>, timeout: f64) -> PyResult<Vec<CheckResult>> {
     let timeout = seconds("timeout", timeout)?;
-    let results = run(py, async move { registry::check_local(&names, timeout).await })?;
-    results.iter().map(|r| result_dict(py, r)).collect()
+    let results = block_on(py, async move { registry::check_local(&names, timeout).await })?;
+    Ok(results.into_iter().map(CheckResult::from).collect())
 }
 
 /// The config of an image in its registry: `(manifest digest, config as JSON text)`.
@@ -125,6 +93,6 @@ fn inspect(
         timeout: seconds("timeout", timeout)?,
         ..Options::default()
     };
-    let found = run(py, async move { registry::inspect(&reference, &opts).await })?;
+    let found = block_on(py, async move { registry::inspect(&reference, &opts).await })?;
     Ok((found.digest, found.config.to_string()))
 }

@@ -1,6 +1,8 @@
 //! `_core.Spec`: a validated spec held by the Python `ImageSpec`.
 
 use super::convert::{from_value, raw_spec};
+use super::options::BuildArgs;
+use super::results::TagInputs;
 use super::to_py_err;
 use crate::identity;
 use crate::spec::{yaml, BaseImage, Context, CopyMode, Spec as CoreSpec};
@@ -151,31 +153,18 @@ impl Spec {
     }
 
     /// The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag.
-    #[pyo3(signature = (*, loaded_modules=None, imagespec_wheel=None, ca_bundle=None, buildkit=true, engine="docker", flytekit_ids=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*, buildkit=true, engine="docker", **options))]
     fn dockerfile(
         &self,
         py: Python<'_>,
-        loaded_modules: Option<Vec<PathBuf>>,
-        imagespec_wheel: Option<PathBuf>,
-        ca_bundle: Option<Bound<'_, PyAny>>,
         buildkit: bool,
         engine: &str,
-        flytekit_ids: Option<std::collections::BTreeMap<String, String>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<String> {
-        let opts = super::build::options(
-            loaded_modules,
-            imagespec_wheel,
-            ca_bundle.as_ref(),
-            buildkit,
-            engine,
-            flytekit_ids,
-        )?;
-        py.detach(|| crate::build::dockerfile(&self.inner, &opts))
-            .map_err(to_py_err)
+        let opts = BuildArgs::read(py, "Spec.dockerfile()", options)?.options(buildkit, engine);
+        super::interrupt::run(py, || crate::dockerfile::dockerfile(&self.inner, &opts))
     }
 
-    /// The tree of sub-digests the tag is derived from, as a dict of hex strings.
     /// The spec as its image's `dev.imagespec.spec` label shows it (JSON): name, registry, the
     /// identity fields as hashed, and the base spec's image name.
     #[pyo3(signature = (loaded_modules=None))]
@@ -185,40 +174,17 @@ impl Spec {
                 Some(BaseImage::Spec(b)) => Some(identity::image_name(b, loaded_ref(&loaded_modules))?),
                 _ => None,
             };
-            Ok(crate::build::shown_spec(&self.inner, base.as_deref(), true))
+            Ok(crate::dockerfile::shown_spec(&self.inner, base.as_deref(), true))
         })
         .map_err(to_py_err)
     }
 
+    /// The tree of sub-digests the tag is derived from, as a dict of hex strings.
     #[pyo3(signature = (loaded_modules=None))]
-    fn tag_inputs<'py>(
-        &self,
-        py: Python<'py>,
-        loaded_modules: Option<Vec<PathBuf>>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let t = py
-            .detach(|| identity::tag_inputs(&self.inner, loaded_ref(&loaded_modules)))
-            .map_err(to_py_err)?;
-        let hex = |d: &identity::Digest| data_encoding::HEXLOWER.encode(d);
-        let out = PyDict::new(py);
-        out.set_item("scheme", identity::TAG_SCHEME)?;
-        out.set_item("recipe_version", crate::RECIPE_VERSION)?;
-        out.set_item("id", &t.id)?;
-        out.set_item("id_root", hex(&t.id_root))?;
-        let fields = PyDict::new(py);
-        for (k, d) in &t.fields {
-            fields.set_item(k, hex(d))?;
-        }
-        out.set_item("fields", fields)?;
-        let files = PyDict::new(py);
-        for (k, d) in &t.files {
-            files.set_item(k, hex(d))?;
-        }
-        out.set_item("files", files)?;
-        out.set_item("base_image", &t.base_image)?;
-        out.set_item("root", hex(&t.root))?;
-        out.set_item("tag", &t.tag)?;
-        Ok(out)
+    fn tag_inputs(&self, py: Python<'_>, loaded_modules: Option<Vec<PathBuf>>) -> PyResult<TagInputs> {
+        py.detach(|| identity::tag_inputs(&self.inner, loaded_ref(&loaded_modules)))
+            .map(TagInputs::from)
+            .map_err(to_py_err)
     }
 }
 

@@ -24,14 +24,6 @@ pub struct Entry {
 }
 
 impl Cache {
-    /// `$IMAGESPEC_CACHE_DIR`, else `$XDG_CACHE_HOME/imagespec`, else `~/.cache/imagespec`.
-    pub fn default_root() -> Option<PathBuf> {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        var("IMAGESPEC_CACHE_DIR")
-            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("imagespec")))
-            .or_else(|| var("HOME").map(|h| h.join(".cache/imagespec")))
-    }
-
     pub fn new(root: &Path, ttl: Duration) -> Self {
         Cache {
             dir: root.join("exists"),
@@ -68,7 +60,7 @@ impl Cache {
         };
         let path = self.path(r, platforms);
         let Ok(bytes) = serde_json::to_vec(&e) else { return };
-        let _ = crate::source::write_whole(&path, &bytes);
+        let _ = crate::support::fs::write_whole(&path, &bytes);
     }
 }
 

@@ -27,7 +27,7 @@ use crate::reference::Reference;
 use crate::{Error, Result};
 use platform::Platform;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub struct Options {
     pub insecure: Vec<String>,
     pub use_cache: bool,
     pub cache_ttl: Duration,
-    /// Overrides the cache location (default: see `cache::Cache::default_root`).
+    /// Overrides the cache location (default: see `crate::support::dirs::configured_cache_root`).
     pub cache_dir: Option<PathBuf>,
     /// Connect and answer timeout of each request.
     pub timeout: Duration,
@@ -110,21 +110,6 @@ impl Default for Options {
             backoff_base: Duration::from_millis(200),
         }
     }
-}
-
-/// The process's one runtime, created by the first check (never at import).
-pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("imagespec-io")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| Error::Registry(format!("cannot start the I/O runtime: {e}")))
 }
 
 /// The registries listed in `$IMAGESPEC_INSECURE_REGISTRIES` (comma-separated).
@@ -226,7 +211,7 @@ pub(crate) fn client(opts: &Options, platforms: Vec<Platform>) -> Result<Client>
     let cache = if opts.use_cache {
         opts.cache_dir
             .clone()
-            .or_else(cache::Cache::default_root)
+            .or_else(crate::support::dirs::configured_cache_root)
             .map(|d| cache::Cache::new(&d, opts.cache_ttl))
     } else {
         None

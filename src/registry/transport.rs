@@ -293,8 +293,13 @@ impl Transport {
     ) -> Result<(String, u64), Failure> {
         use sha2::{Digest, Sha256};
         use tokio::io::AsyncWriteExt;
-        let local =
-            |what: &str, e: std::io::Error| Failure::Local(format!("cannot {what} {}: {e}", path.display()));
+        let local = |what: &str, e: std::io::Error| {
+            Failure::Local(if e.raw_os_error() == Some(28) {
+                crate::support::fs::no_space(path)
+            } else {
+                format!("cannot {what} {}: {e}", path.display())
+            })
+        };
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create(true)

@@ -48,6 +48,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use super::tree::Tree;
+use crate::support::fs::write_whole;
 
 /// Minimum age of mtime and ctime, relative to the start of the read, for an entry to be stored.
 pub(crate) const MIN_AGE: Duration = Duration::from_secs(2);
@@ -539,7 +540,7 @@ impl DigestCache {
                     return;
                 }
                 if let Some(file) = &file {
-                    if save(file, &tree.encode(scope)).is_ok() {
+                    if write_whole(file, &tree.encode(scope)).is_ok() {
                         self.stats.tree_writes.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -619,7 +620,7 @@ impl DigestCache {
             .unwrap_or_else(|e| e.into_inner())
             .insert(scope.to_vec(), map.clone());
         if let Some(file) = self.file_for(scope) {
-            if save(&file, map.bytes()).is_ok() {
+            if write_whole(&file, map.bytes()).is_ok() {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -637,49 +638,6 @@ fn load(file: &Path, scope: &[u8]) -> Option<Map> {
     Map::parse(std::fs::read(file).ok()?, scope)
 }
 
-/// Makes the temporary file names of concurrent writers in one process distinct.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `file` whole or not at all, readable by this user only (caches record which files a
-/// project has, which images exist and how they were made): folders made 0700, the file 0600.
-pub(crate) fn save(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = file.parent().ok_or(std::io::ErrorKind::InvalidInput)?;
-    super::private::create_dir(dir)?;
-    let name = file.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = super::private::write_new(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// The cache folder: `$IMAGESPEC_CACHE_DIR`, else `$XDG_CACHE_HOME/imagespec`, else
-/// `~/.cache/imagespec`, else `imagespec-<uid>` in the temporary folder when that is this user's
-/// private folder (see [`super::private::temp_root`]; `None` when it is not).
-pub(crate) fn cache_root() -> Option<PathBuf> {
-    let nonempty = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = nonempty("IMAGESPEC_CACHE_DIR") {
-        return Some(dir);
-    }
-    if let Some(dir) = nonempty("XDG_CACHE_HOME") {
-        return Some(dir.join("imagespec"));
-    }
-    if let Some(home) = nonempty("HOME") {
-        return Some(home.join(".cache").join("imagespec"));
-    }
-    super::private::temp_root().ok()
-}
-
 /// Is the digest cache disabled (`IMAGESPEC_NO_DIGEST_CACHE` set to anything but "" or "0")?
 pub(crate) fn disabled() -> bool {
     std::env::var_os("IMAGESPEC_NO_DIGEST_CACHE").is_some_and(|v| !v.is_empty() && v != "0")
@@ -694,7 +652,7 @@ pub(crate) fn global() -> Option<Arc<DigestCache>> {
     if disabled() {
         return None;
     }
-    let dir = cache_root().map(|root| root.join("digests"));
+    let dir = crate::support::dirs::cache_root().map(|root| root.join("digests"));
     let mut caches = CACHES.lock().unwrap_or_else(|e| e.into_inner());
     Some(
         caches

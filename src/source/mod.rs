@@ -17,10 +17,6 @@
 //!   and empty folders contribute nothing.
 
 mod cache;
-pub(crate) use cache::cache_root;
-pub(crate) mod private;
-/// Writes a file whole or not at all (a temporary file beside it, then a rename): every cache uses it.
-pub(crate) use cache::save as write_whole;
 mod rules;
 mod tree;
 mod walk;

@@ -4,20 +4,27 @@
 //! unchecked. `Spec::from_raw` checks it and yields the normalised `Spec` that the identity,
 //! tag and build steps read.
 
+mod checks;
 mod fields;
+mod naming;
+mod options;
 mod validate;
 pub mod yaml;
 
+use crate::redact::redact_userinfo;
+use crate::reference::split_name;
 use crate::value::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use checks::check_apt_package;
 pub use fields::{field_hint, suggest_field, FIELDS};
+pub(crate) use options::{insecure_registries, option_list, option_str, split_list};
 pub use validate::DEFAULT_NAME;
-pub use validate::{
-    check_apt_package, has_redacted_userinfo, has_userinfo, prefix_field, python_version_of_number,
-    redact_userinfo, split_name, strip_userinfo, NameParts,
-};
+pub use validate::{prefix_field, python_version_of_number};
+
+/// Characters of `{spec_hash}`: 160 bits in lowercase base32.
+pub const HASH_CHARS: usize = 32;
 
 /// Which files of `source_root` end up in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

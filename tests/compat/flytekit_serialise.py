@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,7 @@ from typing import Any
 import pytest
 
 from ..flytekit_helpers import REGISTRY_HELPERS, Flytekit, missing
-
-sys.path.insert(0, str(REGISTRY_HELPERS))
-
-from registry_servers import Registry, free_port, start_registry
+from ..registry.registry_servers import Registry, free_port, start_registry
 
 __all__ = ["Registry", "free_port"]
 

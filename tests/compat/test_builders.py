@@ -7,7 +7,6 @@ point; a ``unittest.mock.Mock`` builder is what flytekit's own tests register).
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +19,8 @@ from imagespec import BuildError, ImageBuildEngine, ImageSpec, ImageSpecBuilder,
 from imagespec._builders import EngineBuilder
 from imagespec._spec import _REAL_NAMES
 
-from ..flytekit_helpers import REGISTRY_HELPERS
 from ..plan_helpers import RecordingBuilder, manifest_digest, push_tiny
-
-sys.path.insert(0, str(REGISTRY_HELPERS))
-
-from registry_servers import Registry, free_port, start_registry
+from ..registry.registry_servers import Registry, free_port, start_registry
 
 ENV = ("FLYTE_IMG_FAST_FAIL", "IMAGESPEC_ASSUME_PRESENT", "IMAGESPEC_WHEEL", "DOCKER_HOST")
 

@@ -11,17 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# The registry helpers live beside the registry tests: one way to start the CNCF registry.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
-
-from engine_helpers import (
+from ..registry.registry_servers import Registry, start_registry
+from .engine_helpers import (
     BASE_IMAGE_SH,
     Buildah,
     DockerEngine,
@@ -32,7 +29,6 @@ from engine_helpers import (
     missing,
     push_base_image,
 )
-from registry_servers import Registry, start_registry
 
 HERE = Path(__file__).resolve().parent
 #: What scripts/engines.sh enables so that arm64 binaries run here (qemu-user-static, F flag).

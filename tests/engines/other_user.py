@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine_helpers import missing
+from .engine_helpers import missing
 
 OTHER_UID = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -40,11 +40,12 @@ def other_user_env(**extra: str) -> dict[str, str]:
 
 
 def as_other_user(
-    argv: Sequence[str], *, timeout: float = 120, env: dict[str, str] | None = None
+    argv: Sequence[str], *, timeout: float = 120, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``argv`` as uid/gid 65534 with no supplementary groups; returns it, output captured."""
     return subprocess.run(
         list(argv),
+        input=stdin,
         user=OTHER_UID,
         group=OTHER_UID,
         extra_groups=[],

@@ -22,10 +22,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, run
-from registry_servers import Registry
 
 from imagespec import BuildError, BuildEvent, ImageSpec, build
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, DockerEngine, run
 
 # The base's first build (minutes under qemu) falls in the first test's setup.
 pytestmark = pytest.mark.timeout(2400)

@@ -19,11 +19,7 @@ import hashlib
 import io
 import json
 import os
-import pwd
-import shutil
 import socketserver
-import subprocess
-import tempfile
 import threading
 import uuid
 import zipfile
@@ -34,15 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, find_in_archive, missing, registry_archive
-from registry_servers import Registry
 
 from imagespec import BuildError, ImageSpec, build
 
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, DockerEngine, find_in_archive, registry_archive
+from .other_user import SYSTEM_PYTHON, as_other_user, require_other_user, shared_folder
+
 pytestmark = pytest.mark.timeout(900)
 
-OTHER_UID = 65534
-SYSTEM_PYTHON = "/usr/bin/python3"
 WHEEL_NAME = "secretpkg-1.0-py3-none-any.whl"
 
 
@@ -144,35 +140,11 @@ def bridge_gateway(docker: DockerEngine) -> str:
     return out.strip()
 
 
-def other_user(argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    if os.geteuid() != 0:
-        missing(f"becoming uid {OTHER_UID} needs root; these tests run as uid {os.geteuid()}")
-    try:
-        pwd.getpwuid(OTHER_UID)
-    except KeyError:
-        missing(f"no user with uid {OTHER_UID} on this machine")
-    return subprocess.run(
-        argv,
-        input=stdin,
-        user=OTHER_UID,
-        group=OTHER_UID,
-        extra_groups=[],
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
-        cwd="/",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture
 def shared() -> Iterator[Path]:
     """A folder of /tmp with /tmp's mode (1777): a shared cache or temporary folder."""
-    path = Path(tempfile.mkdtemp(prefix="imagespec-shared-", dir="/tmp"))
-    os.chmod(path, 0o1777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with shared_folder() as path:
+        yield path
 
 
 def assert_token_nowhere(ref: str, token: str, workdir: Path) -> None:
@@ -259,6 +231,7 @@ def test_no_other_user_sees_the_index_token_while_uv_runs(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    require_other_user()
     monkeypatch.setenv("IMAGESPEC_CACHE_DIR", str(shared / "cache"))
     spec = ImageSpec(
         name="credentials-native-index",
@@ -282,7 +255,7 @@ def test_no_other_user_sees_the_index_token_while_uv_runs(
     builder.start()
     try:
         assert server.held.wait(300), f"uv never asked the index: {done}"
-        look = other_user([SYSTEM_PYTHON, "-c", LOOK, str(shared)], server.token)
+        look = as_other_user([SYSTEM_PYTHON, "-c", LOOK, str(shared)], stdin=server.token)
     finally:
         server.release.set()
         builder.join(600)
@@ -306,9 +279,10 @@ def test_a_cache_folder_another_user_made_first_is_refused(
     """No configured cache folder (no IMAGESPEC_CACHE_DIR, XDG_CACHE_HOME or HOME): the native
     builder's cache would be in the temporary folder, where another user made it first to read the
     layers made there or plant its own (layers.json names the files of a cached layer)."""
+    require_other_user()
     planted = [shared / "imagespec-native", shared / f"imagespec-{os.geteuid()}"]
     code = "import os, sys\nfor p in sys.argv[1:]:\n    os.mkdir(p)\n    os.chmod(p, 0o777)\n"
-    made = other_user([SYSTEM_PYTHON, "-c", code, *map(str, planted)])
+    made = as_other_user([SYSTEM_PYTHON, "-c", code, *map(str, planted)])
     assert made.returncode == 0, made.stderr
     for var in ("IMAGESPEC_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
         monkeypatch.delenv(var, raising=False)

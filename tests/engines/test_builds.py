@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from engine_helpers import (
+
+from imagespec import BuildEvent, ImageBuildEngine, ImageSpec, build, write_context
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import (
     MACHINE_CA,
     Buildah,
     DockerEngine,
@@ -25,9 +29,6 @@ from engine_helpers import (
     missing,
     registry_archive,
 )
-from registry_servers import Registry
-
-from imagespec import BuildEvent, ImageBuildEngine, ImageSpec, build, write_context
 
 pytestmark = pytest.mark.timeout(900)
 

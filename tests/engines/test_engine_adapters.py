@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, Buildah, DockerEngine, missing
-from registry_servers import PASSWORD, USER, Registry, start_registry
 
 from imagespec import BuildError, ImageSpec, _core
+
+from ..registry.registry_servers import PASSWORD, USER, Registry, start_registry
+from .engine_helpers import MACHINE_CA, Buildah, DockerEngine, missing
 
 SIX = "six==1.16.0"
 CHECK = "import json, os, six; print(json.dumps({'six': six.__version__, 'marker': os.environ['MARKER']}))"

@@ -18,8 +18,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-from engine_helpers import DOCKER_CLI, DOCKER_SOCKET, ENGINES_SH, DockerEngine, missing
-from other_user import (
+from .engine_helpers import DOCKER_CLI, DOCKER_SOCKET, ENGINES_SH, DockerEngine, missing
+from .other_user import (
     OTHER_UID,
     SYSTEM_PYTHON,
     as_other_user,

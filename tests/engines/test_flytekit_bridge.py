@@ -10,16 +10,13 @@ The image pip-installs flytekit (a few minutes, once per session).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, missing
-from registry_servers import Registry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flytekit_helpers import Flytekit, make_flytekit
+from ..flytekit_helpers import Flytekit, make_flytekit
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, DockerEngine, missing
 
 TASKS = """
 import os

@@ -17,18 +17,15 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, missing
-from registry_servers import Registry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flytekit_helpers import Flytekit, make_flytekit
+from ..flytekit_helpers import Flytekit, make_flytekit
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, DockerEngine, missing
 
 WF = """
 import flytekit

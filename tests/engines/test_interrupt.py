@@ -12,8 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-from engine_helpers import DockerEngine
-from registry_servers import Registry
+from ..registry.registry_servers import Registry
+from .engine_helpers import DockerEngine
 
 
 def test_ctrl_c_stops_the_build_and_pushes_nothing(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from engine_helpers import DockerEngine
 
 from imagespec import ImageSpec, check
+
+from .engine_helpers import DockerEngine
 
 
 def test_a_spec_without_a_registry_exists_once_its_image_is_tagged(

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, missing, run
-from registry_servers import FaultProxy, Pusher, Registry, hard_close
 
 from imagespec import BuildError, ImageSpec, build, inspect
+
+from ..registry.registry_servers import FaultProxy, Pusher, Registry, hard_close
+from .engine_helpers import MACHINE_CA, DockerEngine, missing, run
 
 
 def native(spec: ImageSpec, wheel: Path, **kw: Any) -> Any:
@@ -181,7 +182,7 @@ def test_reproducible_across_runs_and_registries(
 
     # Another registry, the same spec otherwise (same base reference): where an image is pushed is
     # not what it contains, so the manifest digest is the same there.
-    from registry_servers import start_registry
+    from ..registry.registry_servers import start_registry
 
     other = start_registry(tmp_path / "other", tmp_path / "other" / "storage", hostname="localhost")
     try:

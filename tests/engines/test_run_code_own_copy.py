@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, run
-from registry_servers import Registry
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, DockerEngine, run
 
 WF = """\
 import os

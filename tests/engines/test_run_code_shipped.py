@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, DockerEngine, missing, run
-from registry_servers import Registry
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, DockerEngine, missing, run
 
 WF = '''\
 """The seed's example with small packages and no source_root."""

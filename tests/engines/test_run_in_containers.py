@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_helpers import MACHINE_CA, ROOT, DockerEngine, missing, run
-from registry_servers import Registry
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, ROOT, DockerEngine, missing, run
 
 WF = ROOT / "examples" / "wf.py"
 

@@ -21,9 +21,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from engine_helpers import DOCKER_CLI, MACHINE_CA, DockerEngine, run
-from other_user import SYSTEM_PYTHON, require_other_user, shared_folder, start_as_other_user
-from registry_servers import Registry
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import DOCKER_CLI, MACHINE_CA, DockerEngine, run
+from .other_user import SYSTEM_PYTHON, require_other_user, shared_folder, start_as_other_user
 
 WF = '''\
 """Three calls of one task; the host passes a secret in, the task returns no secret."""

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import MACHINE_CA, Buildah, DockerEngine
-from registry_servers import Registry
 
 import imagespec
 from imagespec import BuildEvent, ImageSpec, build
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import MACHINE_CA, Buildah, DockerEngine
 
 pytestmark = pytest.mark.timeout(900)
 

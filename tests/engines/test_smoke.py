@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from engine_helpers import (
+
+from ..registry.registry_servers import Registry
+from .engine_helpers import (
     MACHINE_CA,
     Buildah,
     DockerEngine,
@@ -24,7 +26,6 @@ from engine_helpers import (
     registry_archive,
     run,
 )
-from registry_servers import Registry
 
 WHEEL = "six==1.16.0"  # 11 kB, pure Python
 WHEEL_FILE = "six-1.16.0-py2.py3-none-any.whl"

@@ -14,10 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-from engine_helpers import BASE_REPOSITORY, MACHINE_CA, Buildah
-from registry_servers import Registry, make_pki, start_registry, with_hosts
-
 from imagespec import ImageSpec
+
+from ..registry.registry_servers import Registry, make_pki, start_registry, with_hosts
+from .engine_helpers import BASE_REPOSITORY, MACHINE_CA, Buildah
 
 BUILD = """
 import json, sys

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_servers import (
+
+from .registry_servers import (
     PASSWORD,
     USER,
     FaultProxy,

@@ -6,9 +6,10 @@ import base64
 from pathlib import Path
 
 import pytest
-from registry_servers import PASSWORD, USER, Images, Pki, Registry, TokenServer, write_config
 
 from imagespec import check
+
+from .registry_servers import PASSWORD, USER, Images, Pki, Registry, TokenServer, write_config
 
 
 def b64(s: str) -> str:

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from registry_servers import FaultProxy, Images, Pusher, Registry
 
 import imagespec
 from imagespec import ImageSpec, RegistryError, check
+
+from .registry_servers import FaultProxy, Images, Pusher, Registry
 
 
 def test_present_and_missing_in_one_batch(open_registry: Registry, images: Images) -> None:

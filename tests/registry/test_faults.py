@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_servers import (
+
+from imagespec import check
+
+from .registry_servers import (
     FaultProxy,
     Images,
     RawRequest,
@@ -19,8 +22,6 @@ from registry_servers import (
     send,
     write_config,
 )
-
-from imagespec import check
 
 
 def answer(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> Any:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_servers import MT_INDEX, FaultProxy, RawRequest, Registry, send, write_config
 
 from imagespec import ImageSpec, build, check
+
+from .registry_servers import MT_INDEX, FaultProxy, RawRequest, Registry, send, write_config
 
 # Colour the text, set the window title, return the cursor, reverse the text that follows.
 HOSTILE = "\x1b[31m\x1b]0;pwned\x07\r\u202e"

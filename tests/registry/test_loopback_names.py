@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_servers import (
+
+from .registry_servers import (
     FaultProxy,
     Images,
     RawRequest,

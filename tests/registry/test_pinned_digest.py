@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from registry_servers import MT_INDEX, MT_MANIFEST, FaultProxy, Images, Pusher, RawRequest, Registry, send
 
 from imagespec import ImageSpec, RegistryError, build, check, inspect
+
+from .registry_servers import MT_INDEX, MT_MANIFEST, FaultProxy, Images, Pusher, RawRequest, Registry, send
 
 
 def registry_get(host: str, repo: str, what: str, ref: str) -> bytes:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_servers import FaultProxy, Images, Pki, RawRequest, Registry, TlsServer, send, write_config
 
 from imagespec import check, inspect
+
+from .registry_servers import FaultProxy, Images, Pki, RawRequest, Registry, TlsServer, send, write_config
 
 SECRET = "b0b-s3cret"
 

@@ -4,10 +4,11 @@ core's, for the plan's checks and for `spec.exist()` / `imagespec.check` / `imag
 from __future__ import annotations
 
 import pytest
-from registry_servers import FaultProxy, Registry
-from test_check import non_loopback_address, push_for
 
 from imagespec import ImageSpec, check
+
+from .registry_servers import FaultProxy, Registry
+from .test_check import non_loopback_address, push_for
 
 
 def test_a_comma_separated_insecure_registries_string_is_split_as_the_builders_split_it(

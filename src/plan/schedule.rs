@@ -1,0 +1,205 @@
+//! Running the builds: at most `max_parallel` at once, an image only after its bases are present,
+//! an image whose base failed failed with it, and each build under its image's lock.
+
+use super::builders::{choose, Builders, Chosen, Probes};
+use super::lock::{self, Held};
+use super::{Event, ImageResult, Node, Outcome, PlanOptions};
+use crate::engines::{Progress, Request};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Decided: nothing to build, or failed before building.
+    Settled,
+    Waiting,
+    Running,
+}
+
+struct Shared {
+    state: Vec<State>,
+    results: Vec<ImageResult>,
+    running: usize,
+}
+
+/// Builds every waiting node, bases first, recording each outcome in `results`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn execute(
+    nodes: &[Node],
+    builders: &Builders,
+    options: &PlanOptions,
+    on_event: &(dyn Fn(Event) + Sync),
+    probes: &Probes,
+    chosen: Vec<Option<Chosen>>,
+    results: &mut Vec<ImageResult>,
+    state: Vec<State>,
+) {
+    if !state.contains(&State::Waiting) {
+        return;
+    }
+    let shared = Mutex::new(Shared {
+        state,
+        results: std::mem::take(results),
+        running: 0,
+    });
+    let wake = Condvar::new();
+    let limit = options.max_parallel.max(1);
+    let chosen = Mutex::new(chosen);
+    std::thread::scope(|scope| {
+        let worker = || loop {
+            let next = {
+                let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    fail_orphans(nodes, &mut s, on_event);
+                    if let Some(i) = ready(nodes, &s) {
+                        if s.running < limit {
+                            s.state[i] = State::Running;
+                            s.running += 1;
+                            break Some(i);
+                        }
+                    } else if s.running == 0 || !s.state.contains(&State::Waiting) {
+                        break None;
+                    }
+                    s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let Some(i) = next else {
+                wake.notify_all();
+                return;
+            };
+            let pre = chosen.lock().unwrap_or_else(|e| e.into_inner())[i].take();
+            let (outcome, name, builder, reason, seconds) =
+                build_node(&nodes[i], pre, builders, options, on_event, probes);
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let r = &mut s.results[i];
+            r.outcome = outcome;
+            r.name = name;
+            r.builder = builder;
+            r.reason = reason;
+            r.seconds = seconds;
+            s.state[i] = State::Settled;
+            s.running -= 1;
+            wake.notify_all();
+        };
+        for _ in 0..limit {
+            scope.spawn(worker);
+        }
+    });
+    let s = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    *results = s.results;
+}
+
+/// A waiting node whose bases are all present.
+fn ready(nodes: &[Node], s: &Shared) -> Option<usize> {
+    (0..nodes.len()).find(|&i| {
+        s.state[i] == State::Waiting
+            && nodes[i]
+                .deps
+                .iter()
+                .all(|&d| s.state[d] == State::Settled && s.results[d].outcome != Outcome::Failed)
+    })
+}
+
+/// Fails every waiting node whose base failed.
+fn fail_orphans(nodes: &[Node], s: &mut Shared, on_event: &(dyn Fn(Event) + Sync)) {
+    loop {
+        let orphan = (0..nodes.len()).find_map(|i| {
+            if s.state[i] != State::Waiting {
+                return None;
+            }
+            nodes[i]
+                .deps
+                .iter()
+                .find(|&&d| s.state[d] == State::Settled && s.results[d].outcome == Outcome::Failed)
+                .map(|&d| (i, d))
+        });
+        let Some((i, d)) = orphan else { return };
+        let reason = format!("its base image {} failed", nodes[d].image);
+        s.state[i] = State::Settled;
+        s.results[i].outcome = Outcome::Failed;
+        s.results[i].reason = Some(reason.clone());
+        on_event(Event::Failed {
+            image: nodes[i].image.clone(),
+            reason,
+        });
+    }
+}
+
+/// Outcome, name, builder, reason and seconds of one node's build.
+type NodeOutcome = (Outcome, String, Option<String>, Option<String>, f64);
+
+fn build_node(
+    node: &Node,
+    pre: Option<Chosen>,
+    builders: &Builders,
+    options: &PlanOptions,
+    on_event: &(dyn Fn(Event) + Sync),
+    probes: &Probes,
+) -> NodeOutcome {
+    let image = node.image.clone();
+    let failed = |reason: String, builder: Option<String>, seconds: f64| {
+        on_event(Event::Failed {
+            image: image.clone(),
+            reason: reason.clone(),
+        });
+        (Outcome::Failed, image.clone(), builder, Some(reason), seconds)
+    };
+    if crate::support::exec::is_cancelled() {
+        return failed("interrupted before it started".into(), None, 0.0);
+    }
+    let (name, builder) = match pre
+        .map(Ok)
+        .unwrap_or_else(|| choose(builders, &node.spec, probes))
+    {
+        Ok(c) => c,
+        Err(why) => return failed(why, None, 0.0),
+    };
+    let _lock = match lock::hold(node, options, on_event) {
+        Ok(Held::Lock(lock)) => lock,
+        Ok(Held::BuiltMeanwhile) => {
+            on_event(Event::Exists { image: image.clone() });
+            return (
+                Outcome::Exists,
+                image.clone(),
+                Some(name),
+                Some("built by another process meanwhile".into()),
+                0.0,
+            );
+        }
+        Err(e) => return failed(e.to_string(), Some(name), 0.0),
+    };
+    on_event(Event::Building {
+        image: image.clone(),
+        builder: name.clone(),
+    });
+    let progress = |p: Progress<'_>| match p {
+        Progress::Step(step) => on_event(Event::Step {
+            image: image.clone(),
+            step: step.to_owned(),
+        }),
+        Progress::Pushing(_) => on_event(Event::Pushing { image: image.clone() }),
+    };
+    let request = Request {
+        spec: &node.spec,
+        image: &node.image,
+        options: &options.build,
+        push: node.spec.registry.is_some(),
+        no_cache: options.no_cache,
+        progress: &progress,
+    };
+    let started = Instant::now();
+    let built = builder.build(&request);
+    let seconds = started.elapsed().as_secs_f64();
+    match built {
+        Ok(real) => {
+            let real = real.filter(|s| !s.is_empty()).unwrap_or_else(|| image.clone());
+            on_event(Event::Done {
+                image: image.clone(),
+                name: real.clone(),
+                seconds,
+            });
+            (Outcome::Built, real, Some(name), None, seconds)
+        }
+        Err(e) => failed(e.to_string(), Some(name), seconds),
+    }
+}

@@ -1,0 +1,1 @@
+"""Tests against real engines (docker, buildah, podman, envd, native) and a real registry."""
