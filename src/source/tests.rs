@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use super::cache::{self, DigestCache, Entry, Map, Stamp};
+use super::hash::CHUNK;
 use super::*;
 use std::io::Write;
 
