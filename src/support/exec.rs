@@ -1,5 +1,7 @@
-//! Running an engine's program: output streamed line by line (so steps show while they run), the
-//! last lines kept for the error, credentials in URLs redacted from everything kept or reported.
+//! Running a program (an engine's: docker, buildah, envd; uv for the native builder): output
+//! streamed line by line (so steps show while they run), the last lines kept for the error,
+//! credentials in URLs redacted from everything kept or reported, an optional timeout, and one
+//! process-wide cancel flag that Ctrl-C sets and every run polls.
 
 use crate::error::{Error, Result};
 use crate::redact::redact_userinfo;
@@ -314,6 +316,7 @@ pub fn which_all(name: &str) -> Vec<PathBuf> {
     found
 }
 
+/// The first executable called `name` on `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
     which_all(name).into_iter().next()
 }
