@@ -60,36 +60,8 @@ def convert(spec: ImageSpec, where: str) -> Any:
         raise _core.SpecError(f"{where}: imagespec cannot give this ImageSpec to flytekit: {e}") from e
 
 
-class TaskImage:
-    """The attribute a flytekit task class keeps its image in.
-
-    It holds what the task was given; read, an imagespec ``ImageSpec`` is converted (once: the
-    flytekit spec is kept, so flytekit's own changes to it, such as the ``source_root`` a non-fast
-    registration adds, stay, as they do for a ``flytekit.ImageSpec`` given directly).
-    """
-
-    def __init__(self, attribute: str, parameter: str) -> None:
-        self.attribute = attribute
-        self.parameter = parameter
-
-    def __get__(self, obj: object, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        try:
-            value = obj.__dict__[self.attribute]
-        except KeyError:
-            raise AttributeError(self.attribute) from None
-        if isinstance(value, ImageSpec):
-            value = convert(value, f"flytekit task {_owner_name(obj)}: {self.parameter}")
-            obj.__dict__[self.attribute] = value
-        return value
-
-    def __set__(self, obj: object, value: Any) -> None:
-        obj.__dict__[self.attribute] = value
-
-
-class NameOnly:
-    """An attribute where flytekit takes an image name only: our spec is refused when set."""
+class _Stored:
+    """An attribute kept in the instance's ``__dict__`` under flytekit's own name."""
 
     def __init__(self, attribute: str, parameter: str) -> None:
         self.attribute = attribute
@@ -104,6 +76,29 @@ class NameOnly:
             raise AttributeError(self.attribute) from None
 
     def __set__(self, obj: object, value: Any) -> None:
+        obj.__dict__[self.attribute] = value
+
+
+class TaskImage(_Stored):
+    """The attribute a flytekit task class keeps its image in.
+
+    It holds what the task was given; read, an imagespec ``ImageSpec`` is converted (once: the
+    flytekit spec is kept, so flytekit's own changes to it, such as the ``source_root`` a non-fast
+    registration adds, stay, as they do for a ``flytekit.ImageSpec`` given directly).
+    """
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        value = super().__get__(obj, owner)
+        if obj is not None and isinstance(value, ImageSpec):
+            value = convert(value, f"flytekit task {_owner_name(obj)}: {self.parameter}")
+            obj.__dict__[self.attribute] = value
+        return value
+
+
+class NameOnly(_Stored):
+    """An attribute where flytekit takes an image name only: our spec is refused when set."""
+
+    def __set__(self, obj: object, value: Any) -> None:
         if isinstance(value, ImageSpec):
             raise TypeError(
                 f"{self.parameter}: flytekit takes an image name (a string) here, not an ImageSpec "
@@ -111,7 +106,7 @@ class NameOnly:
                 "spec to the task (@task(container_image=spec)), or pass the name of an image that "
                 "exists, e.g. spec.image_name() after imagespec.build([spec])"
             )
-        obj.__dict__[self.attribute] = value
+        super().__set__(obj, value)
 
 
 def _resolver(original: Callable[..., str]) -> Callable[..., str]:
