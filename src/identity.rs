@@ -190,6 +190,33 @@ fn tag_root(id_root: &Digest, files: &BTreeMap<String, Digest>, base_image: Opti
     Sha256::digest(&out).into()
 }
 
+/// The tag of an image's dependencies: `imagespec-deps-<hash>`, over what the tag is made of
+/// except the `source/` files, and the imagespec runtime the image gets (which the tag leaves
+/// out). Two specs that differ only in their source files share it, so that the image without its
+/// source layer, pushed under it, serves both (docs/builds.md).
+pub fn deps_tag(inputs: &TagInputs, runtime: &str) -> String {
+    let files = inputs
+        .files
+        .iter()
+        .filter(|(k, _)| !k.starts_with("source/"))
+        .map(|(k, d)| (k.clone(), Value::Bytes(d.to_vec())));
+    let root = Value::List(vec![
+        Value::str("imagespec-deps"),
+        Value::Int(TAG_SCHEME),
+        Value::Int(crate::RECIPE_VERSION),
+        Value::Bytes(inputs.id_root.to_vec()),
+        Value::Map(files.collect()),
+        Value::opt_str(inputs.base_image.as_deref()),
+        Value::str(runtime),
+    ])
+    .digest();
+    format!("{DEPS_TAG_PREFIX}{}", encode_hash(&root))
+}
+
+/// What every dependencies tag starts with (no content tag does: those are the bare hash or
+/// the spec's `tag_format`).
+pub const DEPS_TAG_PREFIX: &str = "imagespec-deps-";
+
 /// One file that goes into the image: its key in [`TagInputs::files`], where it is now, and the
 /// facts that were hashed. The build context copies exactly these files.
 #[derive(Clone, Debug, PartialEq)]

@@ -121,7 +121,7 @@ class BuildReport:
             line = f"{r.outcome:8} {r.name}"
             if r.outcome == "built":
                 line += f"  ({r.builder}, {r.seconds:.1f} s)"
-            if r.reason and r.outcome != "built":
+            if r.reason:
                 line += f"\n         {r.reason}"
             lines.append(line)
         return "\n".join(lines)

@@ -147,7 +147,9 @@ def _line(e: BuildEvent) -> str:
 
 
 def summary_table(report: BuildReport) -> str:
-    """The report as a table: outcome, seconds, builder, name (and the reason of what did not build)."""
+    """The report as a table: outcome, seconds, builder, name (and the reason of what did not build,
+    or how an image was built when it was not the usual way: source only, or a full build after a
+    dependencies image that could not be used)."""
     rows = [("OUTCOME", "TIME", "BUILDER", "IMAGE")]
     for r in report:
         rows.append(
@@ -158,7 +160,7 @@ def summary_table(report: BuildReport) -> str:
     for row in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
     for r in report:
-        if r.reason and r.outcome in ("failed", "assumed", "skipped"):
+        if r.reason and r.outcome in ("failed", "assumed", "skipped", "built"):
             first = r.reason.splitlines()[0]
             lines.append(f"{r.outcome} {r.image}: {first}")
     return "\n".join(lines)

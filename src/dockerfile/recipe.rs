@@ -69,6 +69,8 @@ pub(crate) struct Recipe {
     pub id: String,
     pub tag: String,
     pub image: String,
+    /// The tag of the image without its source layer ([`identity::deps_tag`]).
+    pub deps_tag: String,
     pub selection: BTreeMap<String, SelectedFile>,
     pub requirements: Option<ReqKind>,
     /// The imagespec the image gets, for each of the spec's platforms in its order.
@@ -134,6 +136,7 @@ impl Recipe {
         let recipe = Recipe {
             from,
             image: format!("{}:{}", spec.repository(), tags.tag),
+            deps_tag: identity::deps_tag(&tags, &runtime.describe()),
             id: tags.id,
             tag: tags.tag,
             has_copy: selection.keys().any(|k| k.starts_with("copy/")),

@@ -526,3 +526,46 @@ fn a_file_changed_after_hashing_is_refused() {
     let e = context::copy_selected_for_test(f, &tmp.path().join("out/a.py")).unwrap_err();
     assert!(e.to_string().contains("changed while"), "{e}");
 }
+
+/// The dependencies tag changes with everything the image tag covers except the source files:
+/// a source edit keeps it, a `copy` file, a field or the runtime changes it.
+#[test]
+fn the_dependencies_tag_ignores_source_files_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proj = tmp.path();
+    let w = |rel: &str, text: &str| {
+        let p = proj.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w("src/app.py", "print(1)\n");
+    w("conf/a.yaml", "a: 1\n");
+    let make = |packages: &[&str]| {
+        let s = spec_in(
+            proj,
+            RawSpec {
+                python_version: Some("3.11".into()),
+                source_root: Some("src".into()),
+                source_copy_mode: Some("ALL".into()),
+                copy: strs(&["conf"]),
+                packages: strs(packages),
+                ..RawSpec::default()
+            },
+        );
+        let t = crate::identity::tag_inputs(&s, None).unwrap();
+        (t.tag.clone(), crate::identity::deps_tag(&t, "imagespec-build==1.0"), t)
+    };
+    let (tag1, deps1, inputs) = make(&[]);
+    assert!(deps1.starts_with(crate::identity::DEPS_TAG_PREFIX));
+    assert_eq!(deps1.len(), crate::identity::DEPS_TAG_PREFIX.len() + crate::identity::HASH_CHARS);
+    assert_ne!(crate::identity::deps_tag(&inputs, "imagespec-build==1.1"), deps1);
+    w("src/app.py", "print(2)\n");
+    let (tag2, deps2, _) = make(&[]);
+    assert_ne!(tag2, tag1);
+    assert_eq!(deps2, deps1);
+    w("conf/a.yaml", "a: 2\n");
+    let (_, deps3, _) = make(&[]);
+    assert_ne!(deps3, deps1);
+    let (_, deps4, _) = make(&["six"]);
+    assert_ne!(deps4, deps3);
+}

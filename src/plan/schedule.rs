@@ -4,7 +4,8 @@
 use super::builders::{choose, Builders, Chosen, Probes};
 use super::lock::{self, Held};
 use super::{Event, ImageResult, Node, Outcome, PlanOptions};
-use crate::engines::{Progress, Request};
+use crate::engines::native::source_layer::{self, Attempt};
+use crate::engines::{Built, Progress, Request};
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -188,17 +189,60 @@ fn build_node(
         progress: &progress,
     };
     let started = Instant::now();
+    let step = |text: String| {
+        on_event(Event::Step {
+            image: image.clone(),
+            step: text,
+        })
+    };
+    let mut note = None;
+    let engine = builder.is_engine();
+    let attempt = if engine {
+        source_layer::build(&request, &name)
+    } else {
+        Attempt::NotApplicable
+    };
+    match attempt {
+        Attempt::Built(built, deps) => {
+            let seconds = started.elapsed().as_secs_f64();
+            on_event(Event::Done {
+                image: image.clone(),
+                name: built.name.clone(),
+                seconds,
+            });
+            let why = format!("source only: a new source layer on {deps}, no engine run");
+            return (Outcome::Built, built.name, Some(name), Some(why), seconds);
+        }
+        Attempt::Refused(why) => {
+            step(format!("source only: not possible ({why}); full build"));
+            note = Some(format!(
+                "full build: the dependencies image could not be used ({why})"
+            ));
+        }
+        Attempt::NotApplicable | Attempt::NoDeps => {}
+    }
     let built = builder.build(&request);
     let seconds = started.elapsed().as_secs_f64();
     match built {
         Ok(real) => {
             let real = real.filter(|s| !s.is_empty()).unwrap_or_else(|| image.clone());
+            if engine {
+                let built = Built {
+                    digest: real.split_once('@').map(|(_, d)| d.to_owned()),
+                    name: real.clone(),
+                };
+                match source_layer::record(&request, &name, &built) {
+                    Ok(Some(done)) => step(done),
+                    Ok(None) => {}
+                    Err(why) => step(format!("dependencies image not recorded: {why}")),
+                }
+            }
             on_event(Event::Done {
                 image: image.clone(),
                 name: real.clone(),
                 seconds,
             });
-            (Outcome::Built, real, Some(name), None, seconds)
+            (Outcome::Built, real, Some(name), note, seconds)
         }
         Err(e) => failed(e.to_string(), Some(name), seconds),
     }

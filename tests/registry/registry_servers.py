@@ -13,6 +13,7 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import socketserver
@@ -197,7 +198,10 @@ def start_registry(
     auth: dict[str, Any] | None = None,
     tls: Pki | None = None,
     hostname: str = "127.0.0.1",
+    access_log: bool = False,
 ) -> Registry:
+    """A registry on a free loopback port; with ``access_log`` every request it serves is a line of
+    ``Registry.log`` (see ``requests_of``)."""
     exe = need("docker-registry")
     port = free_port()
     http_cfg: dict[str, Any] = {"addr": f"127.0.0.1:{port}", "secret": "imagespec-test"}
@@ -205,7 +209,7 @@ def start_registry(
         http_cfg["tls"] = {"certificate": str(tls.server_cert), "key": str(tls.server_key)}
     cfg: dict[str, Any] = {
         "version": 0.1,
-        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "log": {"level": "error", "accesslog": {"disabled": not access_log}},
         "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
         "http": http_cfg,
     }
@@ -240,6 +244,14 @@ def start_registry(
             reg.stop()
             raise RuntimeError(f"docker-registry did not answer on port {port}: {log.read_text()[-2000:]}")
         time.sleep(0.05)
+
+
+def requests_of(reg: Registry) -> list[tuple[str, str]]:
+    """``(method, path)`` of every request in the access log of ``reg`` (started with
+    ``access_log=True``), in order."""
+    assert reg.log is not None
+    text = reg.log.read_text(errors="replace")
+    return re.findall(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[0-9.]+"', text)
 
 
 # ------------------------------------------------------------------------------------- pushing

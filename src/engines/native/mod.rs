@@ -28,6 +28,7 @@ mod packages;
 pub mod publish;
 pub mod python;
 mod skeleton;
+pub mod source_layer;
 mod split;
 pub mod uv;
 

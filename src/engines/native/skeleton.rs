@@ -92,34 +92,50 @@ pub(super) fn files_layers(
 ) -> Result<Vec<Layer>> {
     let mut out = Vec::new();
     for (prefix, what) in [("copy/", "copy entries"), ("source/", "source")] {
-        let mut ls = LayerSpec::default();
-        for f in plan.selection.values() {
-            if let Some(rest) = f.key.strip_prefix(prefix) {
-                let content = match &f.file.kind {
-                    FileKind::Missing => return Err(crate::identity::missing_file(f)),
-                    FileKind::Symlink { target } => Content::Symlink(target.clone()),
-                    FileKind::Regular { sha256, .. } => Content::File {
-                        path: f.path.clone(),
-                        expect: Some(*sha256),
-                    },
-                };
-                let exe = matches!(f.file.kind, FileKind::Regular { executable: true, .. });
-                ls.add(&format!("root/{rest}"), content, exe, USER_UID);
-            }
-        }
-        if !ls.is_empty() {
-            ls.dir("root", USER_UID, 0o755);
-            step(&format!("layer: {what}"));
-            out.push(layers::build_layer(
-                &ls,
-                work,
-                &format!("imagespec: {what} to /root"),
-                mtime,
-                compression,
-            )?);
-        }
+        out.extend(files_layer(plan, prefix, what, work, mtime, compression, step)?);
     }
     Ok(out)
+}
+
+/// The layer of the selected files whose key starts with `prefix` (`copy/` or `source/`), under
+/// `/root` and owned by the image's user; `None` when there are none.
+pub(super) fn files_layer(
+    plan: &Recipe,
+    prefix: &str,
+    what: &str,
+    work: &Path,
+    mtime: u64,
+    compression: Compression,
+    step: &dyn Fn(&str),
+) -> Result<Option<Layer>> {
+    let mut ls = LayerSpec::default();
+    for f in plan.selection.values() {
+        if let Some(rest) = f.key.strip_prefix(prefix) {
+            let content = match &f.file.kind {
+                FileKind::Missing => return Err(crate::identity::missing_file(f)),
+                FileKind::Symlink { target } => Content::Symlink(target.clone()),
+                FileKind::Regular { sha256, .. } => Content::File {
+                    path: f.path.clone(),
+                    expect: Some(*sha256),
+                },
+            };
+            let exe = matches!(f.file.kind, FileKind::Regular { executable: true, .. });
+            ls.add(&format!("root/{rest}"), content, exe, USER_UID);
+        }
+    }
+    if ls.is_empty() {
+        return Ok(None);
+    }
+    ls.dir("root", USER_UID, 0o755);
+    step(&format!("layer: {what}"));
+    layers::build_layer(
+        &ls,
+        work,
+        &format!("imagespec: {what} to /root"),
+        mtime,
+        compression,
+    )
+    .map(Some)
 }
 
 #[cfg(test)]
