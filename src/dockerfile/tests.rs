@@ -553,11 +553,18 @@ fn the_dependencies_tag_ignores_source_files_only() {
             },
         );
         let t = crate::identity::tag_inputs(&s, None).unwrap();
-        (t.tag.clone(), crate::identity::deps_tag(&t, "imagespec-build==1.0"), t)
+        (
+            t.tag.clone(),
+            crate::identity::deps_tag(&t, "imagespec-build==1.0"),
+            t,
+        )
     };
     let (tag1, deps1, inputs) = make(&[]);
     assert!(deps1.starts_with(crate::identity::DEPS_TAG_PREFIX));
-    assert_eq!(deps1.len(), crate::identity::DEPS_TAG_PREFIX.len() + crate::identity::HASH_CHARS);
+    assert_eq!(
+        deps1.len(),
+        crate::identity::DEPS_TAG_PREFIX.len() + crate::identity::HASH_CHARS
+    );
     assert_ne!(crate::identity::deps_tag(&inputs, "imagespec-build==1.1"), deps1);
     w("src/app.py", "print(2)\n");
     let (tag2, deps2, _) = make(&[]);

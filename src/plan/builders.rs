@@ -96,6 +96,16 @@ pub(super) type Probes = Mutex<HashMap<String, std::result::Result<(), String>>>
 /// A builder picked for an image: its name and itself.
 pub(super) type Chosen = (String, Arc<dyn Builder>);
 
+/// The built-in engine a spec names, whether or not it is available here: a source-only build
+/// needs its name (its image layout), not the engine itself.
+pub(super) fn named_engine(builders: &Builders, spec: &Spec) -> Option<String> {
+    let name = spec.builder.as_ref()?;
+    builders
+        .named(name)
+        .filter(|b| b.is_engine())
+        .map(|_| name.clone())
+}
+
 /// The builder for a spec: the one it names, else the available one with the highest priority.
 pub(super) fn choose(
     builders: &Builders,

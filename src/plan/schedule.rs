@@ -1,7 +1,7 @@
 //! Running the builds: at most `max_parallel` at once, an image only after its bases are present,
 //! an image whose base failed failed with it, and each build under its image's lock.
 
-use super::builders::{choose, Builders, Chosen, Probes};
+use super::builders::{choose, named_engine, Builders, Chosen, Probes};
 use super::lock::{self, Held};
 use super::{Event, ImageResult, Node, Outcome, PlanOptions};
 use crate::engines::native::source_layer::{self, Attempt};
@@ -148,12 +148,16 @@ fn build_node(
     if crate::support::exec::is_cancelled() {
         return failed("interrupted before it started".into(), None, 0.0);
     }
+    // A named engine that is not available here can still give a source-only build.
     let (name, builder) = match pre
         .map(Ok)
         .unwrap_or_else(|| choose(builders, &node.spec, probes))
     {
-        Ok(c) => c,
-        Err(why) => return failed(why, None, 0.0),
+        Ok((name, builder)) => (name, Ok(builder)),
+        Err(why) => match named_engine(builders, &node.spec) {
+            Some(name) => (name, Err(why)),
+            None => return failed(why, None, 0.0),
+        },
     };
     let _lock = match lock::hold(node, options, on_event) {
         Ok(Held::Lock(lock)) => lock,
@@ -196,7 +200,7 @@ fn build_node(
         })
     };
     let mut note = None;
-    let engine = builder.is_engine();
+    let engine = builder.as_ref().map_or(true, |b| b.is_engine());
     let attempt = if engine {
         source_layer::build(&request, &name)
     } else {
@@ -221,6 +225,10 @@ fn build_node(
         }
         Attempt::NotApplicable | Attempt::NoDeps => {}
     }
+    let builder = match builder {
+        Ok(b) => b,
+        Err(why) => return failed(why, None, started.elapsed().as_secs_f64()),
+    };
     let built = builder.build(&request);
     let seconds = started.elapsed().as_secs_f64();
     match built {

@@ -11,6 +11,7 @@ spec whose commands need the source.
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,9 +162,13 @@ def test_a_source_change_is_built_in_the_registry_without_an_engine(
     assert second.image_name() != first_image
     before = len(requests_of(registry))
     events.clear()
+    # And no engine to run: none of docker, buildah or uv can be found.
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))
     report = build(
         second, builder=builder, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA, on_event=events.append
     )
+    monkeypatch.setenv("PATH", path)
     result = report[second]
     assert result.outcome == "built", report.summary()
     assert result.reason is not None and result.reason.startswith("source only"), report.summary()
