@@ -20,18 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "registry"))
-
-from registry_servers import start_registry  # noqa: E402
-
-from imagespec import BuildError, ImageSpec, build  # noqa: E402
+from bench_env import engines_and_registry, imagespec_wheel
+from imagespec import BuildError, ImageSpec, build
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -87,22 +81,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-native-"))
     os.environ["IMAGESPEC_CACHE_DIR"] = str(work / "cache")
     # The engines compared with: dockerd started (and stopped after) when it does not answer.
-    engines = [str(ROOT / "scripts/engines.sh")]
-    lease = {**os.environ, "IMAGESPEC_ENGINES_LEASE": f"bench-native-{os.getpid()}"}
-    subprocess.run(["bash", *engines, "start"], check=True, env=lease)
-    reg = start_registry(work / "reg", work / "reg" / "storage", hostname="localhost")
-    try:
-        base = f"{reg.host}/imagespec-test/python:3.11-bookworm"
-        subprocess.run(["bash", str(ROOT / "scripts/base-image.sh"), "push", base], check=True)
-        wheel = args.wheel
-        if wheel is None:
-            wheel_dir = work / "wheel"
-            subprocess.run(
-                [str(ROOT / ".venv/bin/maturin"), "build", "--release", "--quiet", "-o", str(wheel_dir)],
-                cwd=ROOT,
-                check=True,
-            )
-            (wheel,) = wheel_dir.glob("imagespec_build-*.whl")
+    with engines_and_registry(work, "bench-native") as (reg, base):
+        wheel = imagespec_wheel(work, args.wheel)
         images = {"small (six, attrs; 51 source files)": ["six==1.16.0", "attrs==23.2.0"]}
         if args.pandas:
             images["pandas (pandas, numpy; 51 source files)"] = ["pandas", "numpy"]
@@ -130,9 +110,6 @@ def main() -> None:
                     edits.append(timed(spec.force_push(), builder, wheel, False))
                 medians[(builder, "edit")] = show(f"{builder} one-file change, rebuild + push (warm)", edits)
             ratios(medians)
-    finally:
-        reg.stop()
-        subprocess.run(["bash", *engines, "stop"], check=False, env=lease)
 
 
 if __name__ == "__main__":

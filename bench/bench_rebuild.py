@@ -29,12 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "registry"))
+from registry_servers import Registry, requests_of
 
-from registry_servers import Registry, requests_of, start_registry  # noqa: E402
-
-from imagespec import ImageSpec, build  # noqa: E402
+from bench_env import engines_and_registry, imagespec_wheel
+from imagespec import ImageSpec, build
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -87,18 +85,8 @@ def main() -> None:
     )
     os.environ["CONTAINERS_STORAGE_CONF"] = str(storage_conf)
     os.environ["IMAGESPEC_CACHE_DIR"] = str(work / "cache")
-    lease = {**os.environ, "IMAGESPEC_ENGINES_LEASE": f"bench-rebuild-{os.getpid()}"}
-    subprocess.run(["bash", str(ROOT / "scripts/engines.sh"), "start"], check=True, env=lease)
-    reg = start_registry(work / "reg", work / "reg" / "storage", hostname="localhost", access_log=True)
-    try:
-        base = f"{reg.host}/imagespec-test/python:3.11-bookworm"
-        subprocess.run(["bash", str(ROOT / "scripts/base-image.sh"), "push", base], check=True)
-        wheel = args.wheel
-        if wheel is None:
-            out = work / "wheel"
-            maturin = str(ROOT / ".venv/bin/maturin")
-            subprocess.run([maturin, "build", "--release", "--quiet", "-o", str(out)], cwd=ROOT, check=True)
-            (wheel,) = out.glob("imagespec_build-*.whl")
+    with engines_and_registry(work, "bench-rebuild", access_log=True) as (reg, base):
+        wheel = imagespec_wheel(work, args.wheel)
         rows: dict[str, float] = {}
         for builder in [b for b in args.builders.split(",") if b]:
             src = work / f"src-{builder}"
@@ -161,9 +149,6 @@ def main() -> None:
             if label.startswith("imagespec"):
                 for engine in ("docker rebuild, cold runner", "docker rebuild, warm layer cache"):
                     print(f"  {engine} / {label}: {rows[engine] / value:.1f}x")
-    finally:
-        reg.stop()
-        subprocess.run(["bash", str(ROOT / "scripts/engines.sh"), "stop"], check=False, env=lease)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,24 @@ fn symlink(target: &str, link: &Path) {
     std::os::unix::fs::symlink(target, link).unwrap();
 }
 
+/// A recording walk of `root`, sorted: the files, the folders and ignore-rule files it recorded,
+/// and whether it met anything a snapshot cannot vouch for.
+fn recorded_walk(root: &Path, sequential: bool) -> (Vec<SourceFile>, Vec<String>, Vec<String>, bool) {
+    let mode = walk::Mode {
+        record: true,
+        sequential,
+    };
+    let walked = walk::walk(root, FIELD, None, mode).unwrap();
+    let mut files = walked.files;
+    files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let record = walked.record.unwrap();
+    let mut folders: Vec<String> = record.folders.into_iter().map(|f| f.0).collect();
+    folders.sort();
+    let mut rules: Vec<String> = record.rules.into_iter().map(|f| f.0).collect();
+    rules.sort();
+    (files, folders, rules, record.unusable)
+}
+
 fn all(root: &Path) -> Vec<SourceFile> {
     hash_all_with(root, FIELD, None).unwrap()
 }

@@ -158,18 +158,7 @@ proptest! {
     #[test]
     fn sequential_walk_agrees_with_parallel_walk(t in tree_strategy(true)) {
         let dir = build(&t);
-        let walk = |sequential| {
-            let mode = walk::Mode { record: true, sequential };
-            let walked = walk::walk(dir.path(), FIELD, None, mode).unwrap();
-            let mut files = walked.files;
-            files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-            let record = walked.record.unwrap();
-            let mut folders: Vec<String> = record.folders.into_iter().map(|f| f.0).collect();
-            folders.sort();
-            let mut rules: Vec<String> = record.rules.into_iter().map(|f| f.0).collect();
-            rules.sort();
-            (files, folders, rules, record.unusable)
-        };
+        let walk = |sequential| recorded_walk(dir.path(), sequential);
         prop_assert_eq!(walk(true), walk(false));
     }
 

@@ -404,21 +404,7 @@ fn sequential_and_parallel_walks_agree() {
         ("sub/a.log", ""),
         ("sub/deep/f", "f"),
     ]);
-    let walk = |sequential| {
-        let mode = walk::Mode {
-            record: true,
-            sequential,
-        };
-        let walked = walk::walk(t.path(), FIELD, None, mode).unwrap();
-        let mut files = walked.files;
-        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        let record = walked.record.unwrap();
-        let mut folders: Vec<String> = record.folders.into_iter().map(|f| f.0).collect();
-        folders.sort();
-        let mut rules: Vec<String> = record.rules.into_iter().map(|f| f.0).collect();
-        rules.sort();
-        (files, folders, rules, record.unusable)
-    };
+    let walk = |sequential| recorded_walk(t.path(), sequential);
     let parallel = walk(false);
     assert_eq!(walk(true), parallel);
     assert_eq!(parallel.0, all(t.path()));
