@@ -28,7 +28,7 @@ from typing import Any
 
 ID_SCHEME = 1
 TAG_SCHEME = 1
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 # "Identity fields" table, in the document's order.
 IDENTITY_FIELDS = (

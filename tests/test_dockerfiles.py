@@ -63,6 +63,15 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {},
     ),
     "uv-lock": ({"python_version": "3.11", "requirements": "uvproj/uv.lock"}, {}),
+    "package-groups": (
+        {
+            "python_version": "3.11",
+            "requirements": "uvproj/uv.lock",
+            "packages": ["pandas", "torch==2.3.1", "nvidia-cudnn-cu12", "Transformers>=4.40", "datasets", "rich"],
+            "builder_options": {"package_groups": [["transformers", "datasets"]]},
+        },
+        {},
+    ),
     "poetry-lock": ({"python_version": "3.11", "requirements": "poetryproj/poetry.lock"}, {}),
     "source-and-copy": (
         {

@@ -19,6 +19,7 @@
 
 mod checks;
 mod context;
+mod groups;
 pub(crate) mod recipe;
 pub(crate) mod render;
 mod scripts;

@@ -41,6 +41,9 @@ pub(crate) struct Pip {
     /// The entries of both whose URL carries credentials, one per line: they reach the install
     /// as a build secret (or a private file), never as arguments or Dockerfile text.
     pub reqs_secret: Option<String>,
+    /// The `packages` installed in steps of their own before the install of everything
+    /// ([`super::groups`]): heavy distributions, then the declared groups.
+    pub groups: Vec<Vec<String>>,
 }
 
 /// One of `pip_secret_mounts`.
@@ -357,6 +360,7 @@ fn pip_of(spec: &Spec) -> Result<Pip> {
         .collect();
     let shown = |items: &[String]| items.iter().filter(|p| !has_userinfo(p)).cloned().collect();
     pip.packages = shown(&spec.packages);
+    pip.groups = super::groups::install_groups(spec)?;
     pip.runtime_packages = shown(&spec.runtime_packages);
     if !secret.is_empty() {
         pip.reqs_secret = Some(secret.iter().map(|p| format!("{p}\n")).collect());

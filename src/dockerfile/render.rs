@@ -262,6 +262,18 @@ fn python_packages(d: &mut Dockerfile, options: &BuildOptions, recipe: &Recipe) 
         args.extend(recipe.pip.args.iter().cloned());
         d.run(&flags, &scripts::pip_lock(env, kind == ReqKind::Uv), &args);
     }
+    // Heavy and declared groups first, each its own cached layer; the last step installs them
+    // again with everything else, which pip finds done, so one resolution still decides.
+    for group in &recipe.pip.groups {
+        let mut args = head.clone();
+        args.extend(recipe.pip.args.iter().cloned());
+        args.extend(group.iter().cloned());
+        let group_env = PipEnv {
+            reqs_secret: false,
+            ..env
+        };
+        d.run(&flags, &scripts::pip_install(group_env, false), &args);
+    }
     let mut args = head;
     args.extend(recipe.pip.args.iter().cloned());
     if recipe.requirements == Some(ReqKind::Plain) {
