@@ -193,6 +193,8 @@ pub struct Flags {
     pub insecure: Vec<String>,
     /// Commit every instruction as a cached layer (`--layers`).
     pub layers: bool,
+    /// The repository of cached steps (`--cache-to`/`--cache-from`), with `cache="registry"`.
+    pub cache: Option<String>,
 }
 
 impl Flags {
@@ -209,7 +211,16 @@ impl Flags {
         if let Ok(env) = std::env::var("IMAGESPEC_INSECURE_REGISTRIES") {
             insecure.extend(split_list(&env));
         }
+        let cache = super::cache::registry_cache(spec)?;
         let layers = match spec.builder_options.get("layers") {
+            // A cache of steps needs the steps as layers.
+            Some(Value::Bool(false)) if cache.is_some() => {
+                return Err(Error::spec(
+                    "builder_options.layers",
+                    "is false and cache is \"registry\": a cache of steps needs each step as a layer; drop one",
+                ))
+            }
+            None | Some(Value::Null) if cache.is_some() => true,
             None | Some(Value::Null) => {
                 let conf = std::env::var_os("CONTAINERS_STORAGE_CONF")
                     .filter(|v| !v.is_empty())
@@ -225,6 +236,7 @@ impl Flags {
         };
         Ok(Flags {
             layers,
+            cache: cache.map(|repo| format!("{repo}/{}", super::cache::BUILDAH_CACHE_REPOSITORY)),
             isolation: option_str(spec, "isolation")?
                 .unwrap_or(DEFAULT_ISOLATION)
                 .to_owned(),
@@ -309,8 +321,17 @@ impl Buildah {
         if a.no_cache {
             args.push("--no-cache".to_owned());
         }
-        if a.insecure_pull {
+        let cache_registry = a.flags.cache.as_deref().and_then(|c| c.split('/').next());
+        if a.insecure_pull || cache_registry.is_some_and(|r| a.flags.is_insecure(r)) {
             args.push("--tls-verify=false".to_owned());
+        }
+        if let Some(cache) = &a.flags.cache {
+            args.extend([
+                "--cache-to".to_owned(),
+                cache.clone(),
+                "--cache-from".to_owned(),
+                cache.clone(),
+            ]);
         }
         if let Some(f) = &a.flags.authfile {
             args.extend(["--authfile".to_owned(), f.clone()]);
@@ -370,7 +391,42 @@ mod tests {
             authfile: None,
             insecure: vec!["registry.lan:5000".into()],
             layers: false,
+            cache: None,
         }
+    }
+
+    /// The registry cache: steps to and from one repository, over plain HTTP where the registry
+    /// is a loopback one.
+    #[test]
+    fn registry_cache_flags() {
+        let f = Flags {
+            layers: true,
+            cache: Some("127.0.0.1:5000/app/imagespec-cache".into()),
+            ..flags()
+        };
+        let b = Buildah {
+            name: "buildah",
+            build_command: "bud",
+        };
+        let args = b.build_args(&BuildArgs {
+            flags: &f,
+            dockerfile: Path::new("/t/c/Dockerfile"),
+            context: Path::new("/t/c"),
+            image: "127.0.0.1:5000/app:t",
+            platform: "",
+            no_cache: false,
+            secrets: &[],
+            insecure_pull: false,
+        });
+        let text = args.join(" ");
+        assert!(text.contains("--layers=true"), "{text}");
+        assert!(text.contains("--tls-verify=false"), "{text}");
+        assert!(
+            text.contains(
+                "--cache-to 127.0.0.1:5000/app/imagespec-cache --cache-from 127.0.0.1:5000/app/imagespec-cache"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

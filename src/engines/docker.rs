@@ -92,6 +92,12 @@ impl Engine for Docker {
             e => e,
         })?;
         let metadata = tmp.path().join("metadata.json");
+        let cache = super::cache::registry_cache(spec)?;
+        if cache.is_some() && client.mode == Mode::Legacy {
+            (request.progress)(Progress::Step(
+                "builder_options cache=\"registry\" needs BuildKit: this build uses the local cache only",
+            ));
+        }
         let args = build_args(&BuildArgs {
             mode: client.mode,
             docker_context: settings.docker_context,
@@ -104,6 +110,7 @@ impl Engine for Docker {
             secrets: &manifest.secrets,
             push_direct: settings.push_direct,
             metadata_file: settings.push_direct.then_some(metadata.as_path()),
+            cache: cache.as_deref(),
         });
         let mut run = Run::new("docker", request.image, &client.path, args);
         if let Some(v) = client.mode.buildkit_env() {
@@ -160,7 +167,14 @@ impl Engine for Docker {
         push.env = run.env.clone();
         let mut lines = Vec::new();
         push.checked(&mut |l| lines.push(l.to_owned()))?;
-        Ok(pinned(request.image, push_digest(&lines)))
+        let built = pinned(request.image, push_digest(&lines));
+        if cache.is_some() && client.mode == Mode::Builtin {
+            match super::cache::tag_docker_cache(spec, &built.name) {
+                Ok(tag) => (request.progress)(Progress::Step(&format!("build cache: tagged {tag}"))),
+                Err(why) => (request.progress)(Progress::Step(&format!("build cache not tagged: {why}"))),
+            }
+        }
+        Ok(built)
     }
 }
 

@@ -59,6 +59,7 @@ pub trait Engine: Send + Sync {
 }
 
 pub mod buildah;
+pub mod cache;
 pub mod docker;
 pub mod envd;
 pub mod native;

@@ -25,6 +25,8 @@ pub struct BuildArgs<'a> {
     pub push_direct: bool,
     /// buildx writes the pushed digest there (`--metadata-file`).
     pub metadata_file: Option<&'a Path>,
+    /// The repository that keeps the build cache (`builder_options.cache = "registry"`).
+    pub cache: Option<&'a str>,
 }
 
 pub fn build_args(a: &BuildArgs<'_>) -> Vec<String> {
@@ -57,6 +59,26 @@ pub fn build_args(a: &BuildArgs<'_>) -> Vec<String> {
             "--secret".to_owned(),
             format!("id={},src={}", s.id, s.path.display()),
         ]);
+    }
+    if let Some(repo) = a.cache {
+        let cache = format!("{repo}:{}", crate::engines::cache::DOCKER_CACHE_TAG);
+        match a.mode {
+            Mode::Buildx => args.extend([
+                "--cache-to".to_owned(),
+                format!("type=registry,ref={cache},mode=max"),
+                "--cache-from".to_owned(),
+                format!("type=registry,ref={cache}"),
+            ]),
+            // The image carries its own cache; the engine tags it as the cache after the push.
+            Mode::Builtin => args.extend([
+                "--build-arg".to_owned(),
+                "BUILDKIT_INLINE_CACHE=1".to_owned(),
+                "--cache-from".to_owned(),
+                cache,
+            ]),
+            // The legacy builder reads a cache only from images already pulled: not asked.
+            Mode::Legacy => {}
+        }
     }
     if a.mode != Mode::Legacy {
         // One line per event, with the step numbers the progress parser reads.
@@ -169,7 +191,26 @@ mod tests {
             secrets: &[],
             push_direct: false,
             metadata_file: None,
+            cache: None,
         }
+    }
+
+    #[test]
+    fn registry_cache_by_mode() {
+        let with = |mode| {
+            build_args(&BuildArgs {
+                cache: Some("localhost:5000/app"),
+                ..args(mode)
+            })
+            .join(" ")
+        };
+        assert!(with(Mode::Builtin)
+            .contains("--build-arg BUILDKIT_INLINE_CACHE=1 --cache-from localhost:5000/app:imagespec-cache"));
+        assert!(with(Mode::Buildx).contains(
+            "--cache-to type=registry,ref=localhost:5000/app:imagespec-cache,mode=max \
+             --cache-from type=registry,ref=localhost:5000/app:imagespec-cache"
+        ));
+        assert!(!with(Mode::Legacy).contains("cache"));
     }
 
     #[test]

@@ -1,0 +1,173 @@
+"""Package groups with the real engines: adding a light package keeps the grouped package's layer.
+
+Two images per engine (docker, buildah with layers): the second adds one package. With a group
+for ``six``, the second image reuses the first one's ``six`` layer (same digest, not uploaded
+again: the registry's access log), and that layer holds ``six``; without the group nothing after
+the venv is shared.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagespec import ImageSpec, build
+
+from ..registry.registry_servers import Registry, requests_of, start_registry
+from .engine_helpers import MACHINE_CA, Buildah, DockerEngine
+
+pytestmark = pytest.mark.timeout(900)
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+)
+
+
+@pytest.fixture
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    d = tmp_path_factory.mktemp("groups-registry")
+    reg = start_registry(d, d / "storage", access_log=True)
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(params=["docker", "buildah"])
+def engine(
+    request: pytest.FixtureRequest, docker_engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    if request.param == "buildah":
+        b: Buildah = request.getfixturevalue("buildah")
+        monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(b.storage_conf))
+    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
+    return str(request.param)
+
+
+def layers(image: str) -> list[str]:
+    """The layer digests of ``image`` (``host/repo:tag[@digest]``), from its loopback registry."""
+    host, rest = image.split("/", 1)
+    repo, ref = rest.split("@")[0].rsplit(":", 1)
+    if "@" in rest:
+        ref = rest.split("@")[1]
+    req = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{ref}")
+    req.add_header("Accept", MANIFEST_TYPES)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return [layer["digest"] for layer in json.load(r)["layers"]]
+
+
+def layer_files(registry: Registry, repo: str, digest: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{registry.host}/v2/{repo}/blobs/{digest}", timeout=30) as r:
+        data = r.read()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
+        return tar.getnames()
+
+
+def shared_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def test_adding_a_package_keeps_the_grouped_layer(
+    engine: str,
+    registry: Registry,
+    python_base: str,
+    imagespec_wheel: Path,
+) -> None:
+    prefixes = {}
+    for grouped in (True, False):
+        name = f"groups-{engine}-{'on' if grouped else 'off'}"
+        options: dict[str, object] = {"layers": True} if engine == "buildah" else {}
+        if grouped:
+            options["package_groups"] = [["six"]]
+
+        def spec(packages: list[str], name: str = name, options: dict[str, object] = options) -> ImageSpec:
+            return ImageSpec(
+                name=name,
+                registry=registry.host,
+                base_image=python_base,
+                python_version="3.11",
+                packages=packages,
+                builder_options=options,
+            )
+
+        first = spec(["six==1.16.0"])
+        report = build(first, builder=engine, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
+        assert report[first].outcome == "built", report.summary()
+        second = spec(["six==1.16.0", "attrs==23.2.0"])
+        before = len(requests_of(registry))
+        report = build(second, builder=engine, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
+        assert report[second].outcome == "built", report.summary()
+        one, two = layers(report[first].name), layers(report[second].name)
+        prefixes[grouped] = shared_prefix(one, two)
+        if grouped:
+            six = one[prefixes[grouped] - 1]
+            files = layer_files(registry, name, six)
+            assert any(f.endswith("site-packages/six.py") for f in files), files[:20]
+            uploaded = [p for m, p in requests_of(registry)[before:] if m == "PUT" and "digest=" in p]
+            assert not [p for p in uploaded if six.split(":")[1] in p], uploaded
+    assert prefixes[True] == prefixes[False] + 1, prefixes
+
+
+def wipe(engine: str, docker_engine: DockerEngine, buildah: Buildah | None) -> None:
+    """A second machine: nothing of the engine's images or build cache is left."""
+    if engine == "docker":
+        ids = docker_engine("images", "-q").split()
+        base = set(docker_engine("images", "-q", "imagespec-test/python").split())
+        base |= set(docker_engine("images", "-q", "*/imagespec-test/python").split())
+        drop = [i for i in ids if i not in base]
+        if drop:
+            docker_engine("image", "rm", "-f", *drop, check=False)
+        docker_engine("builder", "prune", "-af", check=False)
+    elif buildah is not None:
+        buildah.cleanup()
+
+
+@pytest.mark.parametrize("cache", ["registry", "local"])
+def test_the_registry_cache_serves_a_machine_with_an_empty_one(
+    engine: str,
+    cache: str,
+    registry: Registry,
+    python_base: str,
+    imagespec_wheel: Path,
+    docker_engine: DockerEngine,
+    request: pytest.FixtureRequest,
+) -> None:
+    buildah: Buildah | None = request.getfixturevalue("buildah") if engine == "buildah" else None
+    options: dict[str, object] = {"package_groups": [["six"]], "cache": cache}
+    if engine == "buildah" and cache == "local":
+        options["layers"] = True
+
+    def spec(packages: list[str]) -> ImageSpec:
+        return ImageSpec(
+            name=f"cache-{engine}-{cache}",
+            registry=registry.host,
+            base_image=python_base,
+            python_version="3.11",
+            packages=packages,
+            builder_options=options,
+        )
+
+    first = spec(["six==1.16.0"])
+    report = build(first, builder=engine, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
+    assert report[first].outcome == "built", report.summary()
+    wipe(engine, docker_engine, buildah)
+    second = spec(["six==1.16.0", "attrs==23.2.0"])
+    report = build(second, builder=engine, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
+    assert report[second].outcome == "built", report.summary()
+    one, two = layers(report[first].name), layers(report[second].name)
+    base = len(layers(python_base))
+    shared = shared_prefix(one, two)
+    if cache == "registry":
+        # The user, venv and six steps came from the registry: same layers, not remade.
+        assert shared >= base + 3, (shared, base, one, two)
+    else:
+        # Remade from scratch: pip's files carry new times, so the layers differ from the venv on.
+        assert shared < base + 3, (shared, base, one, two)
