@@ -67,7 +67,14 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {
             "python_version": "3.11",
             "requirements": "uvproj/uv.lock",
-            "packages": ["pandas", "torch==2.3.1", "nvidia-cudnn-cu12", "Transformers>=4.40", "datasets", "rich"],
+            "packages": [
+                "pandas",
+                "torch==2.3.1",
+                "nvidia-cudnn-cu12",
+                "Transformers>=4.40",
+                "datasets",
+                "rich",
+            ],
             "builder_options": {"package_groups": [["transformers", "datasets"]]},
         },
         {},

@@ -214,12 +214,10 @@ impl Flags {
         let cache = super::cache::registry_cache(spec)?;
         let layers = match spec.builder_options.get("layers") {
             // A cache of steps needs the steps as layers.
-            Some(Value::Bool(false)) if cache.is_some() => {
-                return Err(Error::spec(
-                    "builder_options.layers",
-                    "is false and cache is \"registry\": a cache of steps needs each step as a layer; drop one",
-                ))
-            }
+            Some(Value::Bool(false)) if cache.is_some() => return Err(Error::spec(
+                "builder_options.layers",
+                "is false and cache is \"registry\": a cache of steps needs each step as a layer; drop one",
+            )),
             None | Some(Value::Null) if cache.is_some() => true,
             None | Some(Value::Null) => {
                 let conf = std::env::var_os("CONTAINERS_STORAGE_CONF")

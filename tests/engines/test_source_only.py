@@ -199,6 +199,10 @@ def test_a_source_change_is_built_in_the_registry_without_an_engine(
     assert inside["uid"] == 1000
     assert inside["env"] == "yes"
     assert inside["imagespec"]
+    labels = json.loads(docker_engine("inspect", "--format", "{{json .Config.Labels}}", result.name))
+    assert labels["dev.imagespec.engine"] == "source-layer"
+    assert labels["dev.imagespec.tag"] == result.image.rsplit(":", 1)[1]
+    assert labels["dev.imagespec.deps"] == deps[0]
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ use std::path::Path;
 /// The label of a dependencies image that names its dependencies tag: an image pushed under
 /// that tag by anything else (a retag, a stale push) is not used.
 pub const DEPS_LABEL: &str = "dev.imagespec.deps";
+/// The `dev.imagespec.engine` label of an image made by a source-only build.
+pub const SOURCE_ONLY_ENGINE: &str = "source-layer";
 /// The engines whose images end with the source layer (docs/image-layout.md).
 const ENGINES: [&str; 4] = ["docker", "buildah", "podman", super::NAME];
 /// The most a source layer may hold, uncompressed, for the check of what it holds.
@@ -90,14 +92,14 @@ pub fn build(request: &Request<'_>, engine: &str) -> Attempt {
     if not_applicable(request, engine, &recipe).is_some() {
         return Attempt::NotApplicable;
     }
-    match build_from_deps(request, engine, &recipe) {
+    match build_from_deps(request, &recipe) {
         Ok(Some(built)) => Attempt::Built(built, format!("{}:{}", spec.repository(), recipe.deps_tag)),
         Ok(None) => Attempt::NoDeps,
         Err(why) => Attempt::Refused(crate::registry::clean_text(&why)),
     }
 }
 
-fn build_from_deps(request: &Request<'_>, engine: &str, recipe: &Recipe) -> Result<Option<Built>, String> {
+fn build_from_deps(request: &Request<'_>, recipe: &Recipe) -> Result<Option<Built>, String> {
     let spec = request.spec;
     let platform = platforms(spec)?.remove(0);
     let opts = options(spec, std::slice::from_ref(&platform))?;
@@ -148,7 +150,7 @@ fn build_from_deps(request: &Request<'_>, engine: &str, recipe: &Recipe) -> Resu
     )
     .map_err(|e| e.to_string())?
     .ok_or("no source files")?;
-    let labels = crate::dockerfile::render::image_labels(spec, recipe, engine);
+    let labels = crate::dockerfile::render::image_labels(spec, recipe, SOURCE_ONLY_ENGINE);
     let meta = config::ImageMeta {
         env: &spec.env,
         entrypoint: spec.entrypoint.as_deref(),
