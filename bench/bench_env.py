@@ -14,7 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "registry"))
 
-from registry_servers import Registry, start_registry  # noqa: E402
+from registry_servers import Registry, requests_of, start_registry  # noqa: E402
+
+__all__ = ["Registry", "buildah_storage", "engines_and_registry", "imagespec_wheel", "requests_of"]
 
 
 @contextmanager
@@ -41,3 +43,13 @@ def imagespec_wheel(work: Path, given: Path | None) -> Path:
     subprocess.run([maturin, "build", "--release", "--quiet", "-o", str(out)], cwd=ROOT, check=True)
     (wheel,) = out.glob("imagespec_build-*.whl")
     return wheel
+
+
+def buildah_storage(work: Path) -> Path:
+    """A vfs storage for buildah in ``work``, made this process's (``CONTAINERS_STORAGE_CONF``)."""
+    conf = work / "storage.conf"
+    conf.write_text(
+        f'[storage]\ndriver = "vfs"\ngraphroot = "{work / "buildah"}"\nrunroot = "{work / "buildah-run"}"\n'
+    )
+    os.environ["CONTAINERS_STORAGE_CONF"] = str(conf)
+    return conf

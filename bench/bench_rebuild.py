@@ -29,9 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from registry_servers import Registry, requests_of
-
-from bench_env import engines_and_registry, imagespec_wheel
+from bench_env import Registry, buildah_storage, engines_and_registry, imagespec_wheel, requests_of
 from imagespec import ImageSpec, build
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -79,11 +77,7 @@ def main() -> None:
     ap.add_argument("--wheel", type=Path, help="an imagespec wheel to use (default: maturin build)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-rebuild-"))
-    storage_conf = work / "storage.conf"
-    storage_conf.write_text(
-        f'[storage]\ndriver = "vfs"\ngraphroot = "{work / "buildah"}"\nrunroot = "{work / "buildah-run"}"\n'
-    )
-    os.environ["CONTAINERS_STORAGE_CONF"] = str(storage_conf)
+    storage_conf = buildah_storage(work)
     os.environ["IMAGESPEC_CACHE_DIR"] = str(work / "cache")
     with engines_and_registry(work, "bench-rebuild", access_log=True) as (reg, base):
         wheel = imagespec_wheel(work, args.wheel)

@@ -6,6 +6,7 @@
 
 use super::layers::{self, Layer};
 use super::packages::InstallCtx;
+use super::remote_cache::RemoteCache;
 use super::{base, builder_option, client, config, fail, io_error, options, platforms};
 use super::{private_cache_root, publish, python, refuse, skeleton, temp_dir_in, NAME};
 use crate::dockerfile::recipe::Recipe;
@@ -48,6 +49,12 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
                 .map_err(|e| fail(image, e))?,
         );
     }
+    // With docker_archive the layers' files are needed here: not from the registry cache.
+    let remote = match opts.docker_archive {
+        None if request.push => RemoteCache::of(spec, client.clone())?,
+        _ => None,
+    };
+    let mut used: Vec<(String, Vec<Layer>)> = Vec::new();
     let root = private_cache_root()?;
     let work = temp_dir_in(&root.join("work"))?;
     let mtime = layers::epoch();
@@ -89,6 +96,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         )?);
         let mut ctx = InstallCtx::new(spec, request, &plan, &facts, platform, &root, &pwork)?;
         ctx.compression = opts.compression;
+        ctx.remote = remote.as_ref();
         if !spec.packages.is_empty() || !spec.runtime_packages.is_empty() || plan.requirements.is_some() {
             step(&format!("layer: Python packages{on}"));
             new_layers.extend(ctx.packages(mtime).map_err(|e| fail(image, e))?);
@@ -97,6 +105,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
             step(&format!("layer: imagespec runtime{on}"));
             new_layers.extend(ctx.runtime(mtime).map_err(|e| fail(image, e))?);
         }
+        used.extend(ctx.used.take());
         new_layers.extend(file_layers.iter().cloned());
 
         let meta = config::ImageMeta {
@@ -147,6 +156,13 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
             stats.mounted,
             stats.present
         ));
+        if let Some(remote) = &remote {
+            for (key, layers) in &used {
+                if let Err(why) = rt.block_on(remote.put(key, layers)) {
+                    step(&format!("registry cache not written: {why}"));
+                }
+            }
+        }
         format!("{image}@{digest}")
     } else {
         let dir = builder_option(spec, "oci_layout")

@@ -27,6 +27,7 @@ pub mod layers;
 mod packages;
 pub mod publish;
 pub mod python;
+pub mod remote_cache;
 mod skeleton;
 pub mod source_layer;
 mod split;

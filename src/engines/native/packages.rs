@@ -5,17 +5,19 @@
 
 use super::layers::{self, Compression, Layer, LayerSpec};
 use super::python::BaseFacts;
+use super::remote_cache::RemoteCache;
 use super::split::{add_tree, split_packages};
 use super::{builder_option, fail, install, io_error, temp_dir_in, uv, LAYOUT};
 use crate::dockerfile::recipe::{Recipe, ReqKind};
 use crate::dockerfile::{CaBundle, VENV};
-use crate::engines::Request;
+use crate::engines::{Progress, Request};
 use crate::error::{Error, Result};
 use crate::registry::platform::Platform;
 use crate::runtime::{self, Runtime};
 use crate::source::FileKind;
 use crate::spec::Spec;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 /// Everything the installs need, and their cache keys' common part.
@@ -34,6 +36,12 @@ pub(super) struct InstallCtx<'a> {
     no_cache: bool,
     pub(super) runtime: Runtime,
     pub(super) compression: Compression,
+    /// The layer cache in the registry, with `cache="registry"` (set by the caller).
+    pub(super) remote: Option<&'a RemoteCache>,
+    /// Every cache key this build used, with its layers: written to the registry cache after
+    /// the push.
+    pub(super) used: RefCell<Vec<(String, Vec<Layer>)>>,
+    progress: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
 impl<'a> InstallCtx<'a> {
@@ -104,6 +112,9 @@ impl<'a> InstallCtx<'a> {
                 .map_or(Runtime::Off, |(_, r)| r.clone()),
             // Set by the caller from the checked options.
             compression: Compression::Gzip,
+            remote: None,
+            used: RefCell::new(Vec::new()),
+            progress: request.progress,
         })
     }
 
@@ -131,8 +142,19 @@ impl<'a> InstallCtx<'a> {
         layers::hex(&h.finalize())
     }
 
-    /// The cached layers of `key`, or `make` run into a fresh folder and cached.
+    /// The cached layers of `key` (on this machine, else in the registry cache), or `make` run
+    /// into a fresh folder and cached.
     fn cached(
+        &self,
+        key: &str,
+        make: impl FnOnce(&Path) -> Result<Vec<Layer>>,
+    ) -> std::result::Result<Vec<Layer>, String> {
+        let layers = self.cached_here(key, make)?;
+        self.used.borrow_mut().push((key.to_owned(), layers.clone()));
+        Ok(layers)
+    }
+
+    fn cached_here(
         &self,
         key: &str,
         make: impl FnOnce(&Path) -> Result<Vec<Layer>>,
@@ -146,6 +168,21 @@ impl<'a> InstallCtx<'a> {
                 .filter(|ls| ls.iter().all(|l| l.path.is_file()))
             {
                 return Ok(found);
+            }
+            if let Some(remote) = self.remote {
+                let step = |s: &str| (self.progress)(Progress::Step(s));
+                let rt = crate::support::runtime::runtime().map_err(|e| e.to_string())?;
+                match rt.block_on(remote.get(key)) {
+                    Ok(Some(found)) => {
+                        step(&format!(
+                            "from the registry cache: {} layers, no install",
+                            found.len()
+                        ));
+                        return Ok(found);
+                    }
+                    Ok(None) => {}
+                    Err(why) => step(&format!("registry cache not used: {why}")),
+                }
             }
         }
         let tmp = temp_dir_in(&self.cache).map_err(|e| e.to_string())?;

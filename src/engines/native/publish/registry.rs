@@ -171,6 +171,14 @@ async fn push_blobs(
             }
             let _permit = sem.acquire_owned().await;
             match blob {
+                // A layer of the registry cache: its artifact is in this repository, so the
+                // blob should be too; the registry dropped it.
+                Blob::File { path, .. } if path.as_os_str().is_empty() => {
+                    return Err(format!(
+                        "layer {digest} of the registry cache is not in {target}; build with no_cache, or \
+                         with builder_options cache=\"local\""
+                    ));
+                }
                 Blob::File { path, .. } => {
                     client.upload(&target, &digest, &path).await?;
                     counts[0].fetch_add(1, Ordering::Relaxed);
