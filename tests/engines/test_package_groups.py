@@ -1,6 +1,7 @@
 """Package groups with the real engines: adding a light package keeps the grouped package's layer.
 
-Two images per engine (docker, buildah with layers): the second adds one package. With a group
+Two images per engine (docker, buildah with layers), each engine empty at the start (a dockerd or a
+buildah storage of the test's own): the second adds one package. With a group
 for ``six``, the second image reuses the first one's ``six`` layer (same digest, not uploaded
 again: the registry's access log), and that layer holds ``six``; without the group nothing after
 the venv is shared.
@@ -11,9 +12,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 import tarfile
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,8 @@ import pytest
 from imagespec import ImageSpec, build
 
 from ..registry.registry_servers import Registry, requests_of, start_registry
-from .engine_helpers import MACHINE_CA, Buildah, DockerEngine
+from .engine_helpers import MACHINE_CA, Missing, make_buildah, missing
+from .second_docker import second_docker
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -39,14 +43,28 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 @pytest.fixture(params=["docker", "buildah"])
-def engine(
-    request: pytest.FixtureRequest, docker_engine: DockerEngine, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    if request.param == "buildah":
-        b: Buildah = request.getfixturevalue("buildah")
-        monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(b.storage_conf))
-    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
+def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@contextmanager
+def machine(engine: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A machine of its own with an empty engine (no image, no build cache, no pip cache): a second
+    dockerd, or buildah with a storage of its own. imagespec's builder is pointed at it inside the
+    block. Earlier tests' builds on the shared engine then decide nothing here."""
+    with monkeypatch.context() as m, ExitStack() as stack:
+        try:
+            if engine == "docker":
+                docker = stack.enter_context(second_docker(workdir))
+                m.setenv("DOCKER_HOST", docker.host)
+            else:
+                buildah = make_buildah(workdir)
+                stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+                stack.callback(buildah.cleanup)
+                m.setenv("CONTAINERS_STORAGE_CONF", str(buildah.storage_conf))
+        except Missing as e:
+            missing(str(e))
+        yield
 
 
 def layers(image: str) -> list[str]:
@@ -80,7 +98,14 @@ def test_adding_a_package_keeps_the_grouped_layer(
     registry: Registry,
     python_base: str,
     imagespec_wheel: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    with machine(engine, tmp_path / "machine", monkeypatch):
+        adding_a_package(engine, registry, python_base, imagespec_wheel)
+
+
+def adding_a_package(engine: str, registry: Registry, python_base: str, imagespec_wheel: Path) -> None:
     prefixes = {}
     # The control (no groups) runs on docker only: buildah with layers on vfs takes minutes a build.
     for grouped in (True, False) if engine == "docker" else (True,):
@@ -119,31 +144,17 @@ def test_adding_a_package_keeps_the_grouped_layer(
         assert prefixes[True] == prefixes[False] + 1, prefixes
 
 
-def wipe(engine: str, docker_engine: DockerEngine, buildah: Buildah | None) -> None:
-    """A second machine: nothing of the engine's images or build cache is left."""
-    if engine == "docker":
-        ids = docker_engine("images", "-q").split()
-        base = set(docker_engine("images", "-q", "imagespec-test/python").split())
-        base |= set(docker_engine("images", "-q", "*/imagespec-test/python").split())
-        drop = [i for i in ids if i not in base]
-        if drop:
-            docker_engine("image", "rm", "-f", *drop, check=False)
-        docker_engine("builder", "prune", "-af", check=False)
-    elif buildah is not None:
-        buildah.cleanup()
-
-
 def registry_cache_case(
     engine: str,
     cache: str,
     registry: Registry,
     python_base: str,
     imagespec_wheel: Path,
-    docker_engine: DockerEngine,
-    buildah: Buildah | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[int, int, list[str], list[str]]:
-    """An image built, the engine wiped, an image with one more package built: the layers shared
-    by the two, the base's layer count, and both layer lists."""
+    """An image built on one machine, an image with one more package built on another: the layers
+    shared by the two, the base's layer count, and both layer lists."""
     options: dict[str, object] = {"package_groups": [["six"]], "cache": cache}
 
     def spec(packages: list[str]) -> ImageSpec:
@@ -157,12 +168,13 @@ def registry_cache_case(
         )
 
     first = spec(["six==1.16.0"])
-    report = build(first, builder=engine, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
+    with machine(engine, tmp_path / "machine-1", monkeypatch):
+        report = build(first, builder=engine, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
     assert report[first].outcome == "built", report.summary()
     first_name = report[first].name
-    wipe(engine, docker_engine, buildah)
     second = spec(["six==1.16.0", "attrs==23.2.0"])
-    report = build(second, builder=engine, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
+    with machine(engine, tmp_path / "machine-2", monkeypatch):
+        report = build(second, builder=engine, imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
     assert report[second].outcome == "built", report.summary()
     one, two = layers(first_name), layers(report[second].name)
     return shared_prefix(one, two), len(layers(python_base)), one, two
@@ -173,28 +185,26 @@ def test_the_registry_cache_serves_a_machine_with_an_empty_one(
     registry: Registry,
     python_base: str,
     imagespec_wheel: Path,
-    docker_engine: DockerEngine,
-    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    buildah: Buildah | None = request.getfixturevalue("buildah") if engine == "buildah" else None
     shared, base, one, two = registry_cache_case(
-        engine, "registry", registry, python_base, imagespec_wheel, docker_engine, buildah
+        engine, "registry", registry, python_base, imagespec_wheel, tmp_path, monkeypatch
     )
     # The user, venv and six steps came from the registry: same layers, not made again.
     assert shared >= base + 3, (shared, base, one, two)
 
 
-def test_without_the_registry_cache_a_wiped_engine_makes_every_step_again(
+def test_without_the_registry_cache_a_fresh_engine_makes_every_step_again(
     registry: Registry,
     python_base: str,
     imagespec_wheel: Path,
-    docker_engine: DockerEngine,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The control of the test above (docker only: buildah with layers on vfs takes minutes)."""
-    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
     shared, base, one, two = registry_cache_case(
-        "docker", "local", registry, python_base, imagespec_wheel, docker_engine, None
+        "docker", "local", registry, python_base, imagespec_wheel, tmp_path, monkeypatch
     )
     # Made again: pip's and useradd's files carry new times, so the layers differ from there on.
     assert shared < base + 3, (shared, base, one, two)
