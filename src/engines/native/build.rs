@@ -93,6 +93,7 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
             "imagespec: /opt/venv, user 1000, /root",
             mtime,
             opts.compression,
+            None,
         )?);
         let mut ctx = InstallCtx::new(spec, request, &plan, &facts, platform, &root, &pwork)?;
         ctx.compression = opts.compression;

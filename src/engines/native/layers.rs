@@ -330,18 +330,37 @@ pub fn zstd_file(input: &Path, output: &Path) -> Result<([u8; 32], u64)> {
 }
 
 /// Builds one layer in `dir`: `<digest>` blob named by its digest (the tar is removed).
+///
+/// With `reuse` (a folder of the cache), a layer whose tar was compressed before with the same
+/// compression takes that blob (a hard link) instead of compressing again: for a big distribution
+/// next to a changed small one, compressing hundreds of MB is the slow part, writing and hashing
+/// its tar is not. The tar's digest is the key, so a reused blob holds exactly this tar.
 pub fn build_layer(
     spec: &LayerSpec,
     dir: &Path,
     created_by: &str,
     mtime: u64,
     compression: Compression,
+    reuse: Option<&Path>,
 ) -> Result<Layer> {
     fs::create_dir_all(dir).map_err(|e| io_err("create", dir, e))?;
     let tmp = super::temp_dir_in(dir)?;
     let tar_path = tmp.path().join("layer.tar");
     let gz_path = tmp.path().join("layer.blob");
     let (diff, _) = write_tar(spec, &tar_path, mtime)?;
+    let diff = hex(&diff);
+    let layer = |name: &str, size: u64, path: PathBuf| Layer {
+        digest: format!("sha256:{name}"),
+        diff_id: format!("sha256:{diff}"),
+        size,
+        path,
+        created_by: created_by.to_owned(),
+        media_type: compression.media_type().to_owned(),
+    };
+    let by_tar = reuse.map(|r| r.join(compression.name()).join(&diff));
+    if let Some((name, size, path)) = by_tar.as_deref().and_then(|d| reused(d, dir)) {
+        return Ok(layer(&name, size, path));
+    }
     let (digest, size) = match compression {
         Compression::Gzip => gzip_file(&tar_path, &gz_path)?,
         Compression::Zstd => zstd_file(&tar_path, &gz_path)?,
@@ -349,14 +368,46 @@ pub fn build_layer(
     let name = hex(&digest);
     let dest = dir.join(&name);
     fs::rename(&gz_path, &dest).map_err(|e| io_err("write", &dest, e))?;
-    Ok(Layer {
-        digest: format!("sha256:{name}"),
-        diff_id: format!("sha256:{}", hex(&diff)),
-        size,
-        path: dest,
-        created_by: created_by.to_owned(),
-        media_type: compression.media_type().to_owned(),
-    })
+    if let Some(by_tar) = &by_tar {
+        remember(by_tar, &dest, &name);
+    }
+    Ok(layer(&name, size, dest))
+}
+
+/// The blob kept in `by_tar` (one file, named by its digest), linked into `dir`.
+fn reused(by_tar: &Path, dir: &Path) -> Option<(String, u64, PathBuf)> {
+    let entry = fs::read_dir(by_tar).ok()?.flatten().next()?;
+    let name = entry.file_name().into_string().ok()?;
+    if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let size = entry.metadata().ok()?.len();
+    let dest = dir.join(&name);
+    if !dest.is_file() {
+        fs::hard_link(entry.path(), &dest)
+            .or_else(|_| fs::copy(entry.path(), &dest).map(drop))
+            .ok()?;
+    }
+    Some((name, size, dest))
+}
+
+/// Keeps `blob` under `by_tar` for [`reused`]: the folder appears whole (renamed into place) or
+/// not at all; failing to keep it only costs a compression next time.
+fn remember(by_tar: &Path, blob: &Path, name: &str) {
+    let Some(parent) = by_tar.parent() else { return };
+    if fs::create_dir_all(parent).is_err() {
+        return;
+    }
+    let Ok(tmp) = super::temp_dir_in(parent) else {
+        return;
+    };
+    let kept = tmp.path().join(name);
+    if fs::hard_link(blob, &kept)
+        .or_else(|_| fs::copy(blob, &kept).map(drop))
+        .is_ok()
+    {
+        let _ = fs::rename(tmp.path(), by_tar); // taken by another build meanwhile: theirs is the same
+    }
 }
 
 #[cfg(test)]
@@ -437,12 +488,56 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut s = LayerSpec::default();
         s.add("root/hello.txt", Content::Bytes(b"hello\n".to_vec()), false, 1000);
-        let l = build_layer(&s, d.path(), "test", 0, Compression::Gzip).unwrap();
-        let l2 = build_layer(&s, &d.path().join("again"), "test", 0, Compression::Gzip).unwrap();
+        let l = build_layer(&s, d.path(), "test", 0, Compression::Gzip, None).unwrap();
+        let l2 = build_layer(&s, &d.path().join("again"), "test", 0, Compression::Gzip, None).unwrap();
         assert_eq!(l.digest, l2.digest);
         assert_eq!(l.diff_id, l2.diff_id);
         assert!(l.path.is_file());
         assert_eq!(fs::metadata(&l.path).unwrap().len(), l.size);
+    }
+
+    #[test]
+    fn a_tar_compressed_before_takes_its_blob_and_another_tar_does_not() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let reuse = d.path().join("by-tar");
+        let s = sample();
+        let first = build_layer(&s, &d.path().join("a"), "t", 0, Compression::Gzip, Some(&reuse)).unwrap();
+        let again = build_layer(&s, &d.path().join("b"), "t", 0, Compression::Gzip, Some(&reuse)).unwrap();
+        assert_eq!(
+            (&again.digest, &again.diff_id, again.size),
+            (&first.digest, &first.diff_id, first.size)
+        );
+        // The same file: linked, not compressed again.
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&again.path), ino(&first.path));
+        // Another compression of the same tar is its own blob.
+        let zstd = build_layer(&s, &d.path().join("c"), "t", 0, Compression::Zstd, Some(&reuse)).unwrap();
+        assert_eq!(zstd.diff_id, first.diff_id);
+        assert_ne!(zstd.digest, first.digest);
+        // Another tar (one byte changed) is compressed anew.
+        let mut other = sample();
+        other.add("etc/extra", Content::Bytes(b"x".to_vec()), false, 0);
+        let o = build_layer(
+            &other,
+            &d.path().join("d"),
+            "t",
+            0,
+            Compression::Gzip,
+            Some(&reuse),
+        )
+        .unwrap();
+        assert_ne!(o.diff_id, first.diff_id);
+        assert_ne!(ino(&o.path), ino(&first.path));
+        // A kept entry that is not a blob's name is not used.
+        let diff = first.diff_id.trim_start_matches("sha256:");
+        let kept = reuse.join("gzip").join(diff);
+        fs::remove_dir_all(&kept).unwrap();
+        fs::create_dir_all(&kept).unwrap();
+        fs::write(kept.join("not-a-digest"), b"junk").unwrap();
+        let fresh = build_layer(&s, &d.path().join("e"), "t", 0, Compression::Gzip, Some(&reuse)).unwrap();
+        assert_eq!(fresh.digest, first.digest);
+        assert_eq!(fs::read(&fresh.path).unwrap(), fs::read(&first.path).unwrap());
     }
 
     #[test]
@@ -469,9 +564,9 @@ mod tests {
         }
         let mut s = LayerSpec::default();
         s.add("root/x", Content::Bytes(data), false, 0);
-        let l = build_layer(&s, d.path(), "t", 0, Compression::Zstd).unwrap();
+        let l = build_layer(&s, d.path(), "t", 0, Compression::Zstd, None).unwrap();
         assert_eq!(l.media_type, OCI_LAYER_ZSTD);
-        let g = build_layer(&s, d.path(), "t", 0, Compression::Gzip).unwrap();
+        let g = build_layer(&s, d.path(), "t", 0, Compression::Gzip, None).unwrap();
         assert_eq!(l.diff_id, g.diff_id, "the same tar");
         assert_ne!(l.digest, g.digest);
     }

@@ -118,6 +118,11 @@ impl<'a> InstallCtx<'a> {
         })
     }
 
+    /// Where compressed layers are kept by their tar's digest (see [`layers::build_layer`]).
+    fn by_tar(&self) -> PathBuf {
+        self.cache.join("by-tar")
+    }
+
     fn site(&self) -> String {
         format!("{VENV}/lib/python{}/site-packages", self.facts.version)
     }
@@ -288,7 +293,14 @@ impl<'a> InstallCtx<'a> {
             let files = self.requirement_files()?;
             self.install(&target, reqs, files, false)?;
             runtime::check_installed(&target, false).map_err(Error::build)?;
-            split_packages(&target, &self.site(), out, mtime, self.compression)
+            split_packages(
+                &target,
+                &self.site(),
+                out,
+                mtime,
+                self.compression,
+                &self.by_tar(),
+            )
         })
     }
 
@@ -318,6 +330,7 @@ impl<'a> InstallCtx<'a> {
                 "imagespec: the imagespec runtime",
                 mtime,
                 self.compression,
+                Some(&self.by_tar()),
             )?])
         })
     }

@@ -69,7 +69,8 @@ impl RemoteCache {
             .and_then(|d| d.as_str())
             .ok_or_else(|| format!("{r}: no config digest"))?;
         let bytes = self.client.blob(&r, digest, MAX_CONFIG).await?;
-        let facts: Vec<Facts> = serde_json::from_slice(&bytes).map_err(|e| format!("{r}: {e}"))?;
+        let facts: Vec<Facts> = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{r}: its config is not a list of layers ({e})"))?;
         let listed: Vec<&str> = doc
             .get("layers")
             .and_then(|l| l.as_array())

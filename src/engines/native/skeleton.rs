@@ -134,6 +134,7 @@ pub(super) fn files_layer(
         &format!("imagespec: {what} to /root"),
         mtime,
         compression,
+        None,
     )
     .map(Some)
 }

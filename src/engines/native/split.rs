@@ -104,6 +104,7 @@ pub(super) fn split_packages(
     out: &Path,
     mtime: u64,
     compression: Compression,
+    reuse: &Path,
 ) -> Result<Vec<Layer>> {
     let files = walk(target)?;
     let owner = owners(target);
@@ -136,6 +137,7 @@ pub(super) fn split_packages(
                 &format!("imagespec: Python package {d}"),
                 mtime,
                 compression,
+                Some(reuse),
             )?);
         }
     }
@@ -146,6 +148,7 @@ pub(super) fn split_packages(
             "imagespec: Python packages",
             mtime,
             compression,
+            Some(reuse),
         )?);
     }
     Ok(layers)
@@ -198,7 +201,15 @@ mod tests {
             "small",
             &[("small/__init__.py", 10), ("bin/small-tool", 10)],
         );
-        let made = split_packages(&target, SITE, &out, 0, Compression::Gzip).unwrap();
+        let made = split_packages(
+            &target,
+            SITE,
+            &out,
+            0,
+            Compression::Gzip,
+            &d.path().join("by-tar"),
+        )
+        .unwrap();
         let what: Vec<&str> = made.iter().map(|l| l.created_by.as_str()).collect();
         assert_eq!(
             what,
