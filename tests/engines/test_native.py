@@ -409,6 +409,42 @@ def test_several_platforms_make_one_index(
     docker_engine("pull", r.image)
     assert docker_engine("image", "inspect", "-f", "{{.Architecture}}", r.image).strip() == "amd64"
 
+    # A source change is then built in the registry for both platforms (no install, no engine):
+    # each platform's image is its dependencies image and one new source layer, the same blob.
+    (src / "app.py").write_text("VALUE = 2\n")
+    changed = ImageSpec(
+        name="native/multi",
+        registry=host,
+        base_image=multiarch_base,
+        packages=packages,
+        source_root=str(src),
+        source_copy_mode="ALL",
+        platform=platform,
+        builder_config={"imagespec_runtime": False},
+    )
+    (r2,) = build(changed, builder="native", ca_bundle=str(MACHINE_CA)).results
+    assert r2.outcome == "built" and r2.reason and r2.reason.startswith("source only"), (
+        r2.outcome,
+        r2.reason,
+    )
+    index2 = json.loads(raw_inspect(r2.image))
+    assert [m["platform"]["architecture"] for m in index2["manifests"]] == ["amd64", "arm64"]
+    new_sources = set()
+    for before, after in zip(index["manifests"], index2["manifests"]):
+        one = json.loads(registry_get(host, "native/multi", "manifests", before["digest"]))["layers"]
+        two = json.loads(registry_get(host, "native/multi", "manifests", after["digest"]))["layers"]
+        assert [x["digest"] for x in two[:-1]] == [x["digest"] for x in one[:-1]]
+        assert two[-1]["digest"] not in source_layers
+        new_sources.add(two[-1]["digest"])
+    assert len(new_sources) == 1
+    for entry in index2["manifests"]:
+        arch = entry["platform"]["architecture"]
+        ref = f"{repository}@{entry['digest']}"
+        docker_engine.created.add(ref)
+        docker_engine("pull", "--platform", f"linux/{arch}", ref)
+        out = docker_engine("run", "--rm", "--platform", f"linux/{arch}", ref, "python", "-c", script).split()
+        assert out[2] == "2", (arch, out)
+
 
 @pytest.mark.timeout(2400)  # as above: it may be the first to ask for the base
 def test_a_platform_the_base_lacks_fails_before_any_tag(

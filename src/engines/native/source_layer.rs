@@ -39,7 +39,7 @@ const MAX_TRAILING: usize = 3;
 pub enum Attempt {
     /// The image was made from its dependencies image.
     Built(Built, String),
-    /// Not a case for a source-only build (no source, several platforms, a forced build…).
+    /// Not a case for a source-only build (no source, a forced build…).
     NotApplicable,
     /// No dependencies image yet (the first build of these dependencies).
     NoDeps,
@@ -62,8 +62,8 @@ fn not_applicable(request: &Request<'_>, engine: &str, recipe: &Recipe) -> Optio
     if recipe.source_first {
         return Some("commands_need_source puts the source before the commands");
     }
-    if platforms(spec).map_or(true, |p| p.len() != 1) {
-        return Some("several platforms");
+    if platforms(spec).map_or(true, |p| p.is_empty()) {
+        return Some("no platform");
     }
     if engine == super::NAME && super::builder_option(spec, "docker_archive").is_some() {
         return Some("a docker archive is asked for");
@@ -101,16 +101,93 @@ pub fn build(request: &Request<'_>, engine: &str) -> Attempt {
 
 fn build_from_deps(request: &Request<'_>, recipe: &Recipe) -> Result<Option<Built>, String> {
     let spec = request.spec;
-    let platform = platforms(spec)?.remove(0);
-    let opts = options(spec, std::slice::from_ref(&platform))?;
+    let platforms = platforms(spec)?;
+    let opts = options(spec, &platforms)?;
     let client = std::sync::Arc::new(client::new(spec).map_err(|e| e.to_string())?);
     let rt = crate::support::runtime::runtime().map_err(|e| e.to_string())?;
     let deps_name = format!("{}:{}", spec.repository(), recipe.deps_tag);
-    let deps = match rt.block_on(base::resolve(&client, &deps_name, &platform)) {
-        Ok(d) => d,
-        Err(e) if e.contains("(HTTP 404)") => return Ok(None),
-        Err(e) => return Err(format!("dependencies image {deps_name}: {e}")),
-    };
+    // One dependencies image per platform (an index of them for several), each checked.
+    let mut deps = Vec::with_capacity(platforms.len());
+    for platform in &platforms {
+        match rt.block_on(base::resolve(&client, &deps_name, platform)) {
+            Ok(d) => deps.push(checked(d, &deps_name, recipe)?),
+            Err(e) if e.contains("(HTTP 404)") => return Ok(None),
+            Err(e) => return Err(format!("dependencies image {deps_name}: {e}")),
+        }
+    }
+    let root = private_cache_root().map_err(|e| e.to_string())?;
+    let work = temp_dir_in(&root.join("work")).map_err(|e| e.to_string())?;
+    let mtime = layers::epoch();
+    let step = |s: &str| (request.progress)(crate::engines::Progress::Step(s));
+    step(&format!(
+        "source only: the dependencies image {deps_name} is there; no engine runs"
+    ));
+    // The source layer is the same bytes for every platform: made once.
+    let layer = skeleton::files_layer(
+        recipe,
+        "source/",
+        "source",
+        work.path(),
+        mtime,
+        opts.compression,
+        &step,
+    )
+    .map_err(|e| e.to_string())?
+    .ok_or("no source files")?;
+    let layers = [layer];
+    let made: Vec<(Vec<u8>, Vec<u8>)> = deps
+        .iter()
+        .map(|d| {
+            let meta = config::ImageMeta {
+                env: &spec.env,
+                entrypoint: spec.entrypoint.as_deref(),
+                labels: crate::dockerfile::render::image_labels(spec, recipe, SOURCE_ONLY_ENGINE),
+                id: &recipe.id,
+                flytekit_id: request.options.flytekit_id(request.image),
+                created: config::rfc3339(mtime),
+            };
+            let cfg = config::config(d, &layers, &meta);
+            let manifest = config::manifest(d, &layers, &cfg);
+            (cfg, manifest)
+        })
+        .collect();
+    let images: Vec<publish::registry::Image<'_>> = deps
+        .iter()
+        .zip(&made)
+        .map(|(d, (cfg, manifest))| publish::registry::Image {
+            base: d,
+            layers: &layers,
+            config: cfg,
+            manifest,
+        })
+        .collect();
+    let index = (made.len() > 1).then(|| {
+        let pairs: Vec<(&[u8], &[u8])> = made.iter().map(|(c, m)| (m.as_slice(), c.as_slice())).collect();
+        config::index(&pairs)
+    });
+    (request.progress)(crate::engines::Progress::Pushing(request.image));
+    let stats = rt.block_on(publish::registry::push(
+        &client,
+        &images,
+        index.as_deref(),
+        request.image,
+    ))?;
+    step(&format!(
+        "pushed {}: {} blobs uploaded, {} present",
+        request.image,
+        stats.uploaded,
+        stats.present + stats.mounted
+    ));
+    let digest = crate::oci::sha256_of(index.as_deref().unwrap_or(&made[0].1));
+    Ok(Some(Built {
+        name: format!("{}@{digest}", request.image),
+        digest: Some(digest),
+    }))
+}
+
+/// `deps` when it is the dependencies image `recipe` names: its label says so and its config and
+/// manifest agree on its layers.
+fn checked(deps: Base, deps_name: &str, recipe: &Recipe) -> Result<Base, String> {
     let label = deps
         .config
         .pointer(&format!("/config/Labels/{}", DEPS_LABEL.replace('/', "~1")))
@@ -132,55 +209,7 @@ fn build_from_deps(request: &Request<'_>, recipe: &Recipe) -> Result<Option<Buil
             deps.layers.len()
         ));
     }
-    let root = private_cache_root().map_err(|e| e.to_string())?;
-    let work = temp_dir_in(&root.join("work")).map_err(|e| e.to_string())?;
-    let mtime = layers::epoch();
-    let step = |s: &str| (request.progress)(crate::engines::Progress::Step(s));
-    step(&format!(
-        "source only: the dependencies image {deps_name} is there; no engine runs"
-    ));
-    let layer = skeleton::files_layer(
-        recipe,
-        "source/",
-        "source",
-        work.path(),
-        mtime,
-        opts.compression,
-        &step,
-    )
-    .map_err(|e| e.to_string())?
-    .ok_or("no source files")?;
-    let labels = crate::dockerfile::render::image_labels(spec, recipe, SOURCE_ONLY_ENGINE);
-    let meta = config::ImageMeta {
-        env: &spec.env,
-        entrypoint: spec.entrypoint.as_deref(),
-        labels,
-        id: &recipe.id,
-        flytekit_id: request.options.flytekit_id(request.image),
-        created: config::rfc3339(mtime),
-    };
-    let layers = [layer];
-    let cfg = config::config(&deps, &layers, &meta);
-    let manifest = config::manifest(&deps, &layers, &cfg);
-    let image = publish::registry::Image {
-        base: &deps,
-        layers: &layers,
-        config: &cfg,
-        manifest: &manifest,
-    };
-    (request.progress)(crate::engines::Progress::Pushing(request.image));
-    let stats = rt.block_on(publish::registry::push(&client, &[image], None, request.image))?;
-    step(&format!(
-        "pushed {}: {} blobs uploaded, {} present",
-        request.image,
-        stats.uploaded,
-        stats.present + stats.mounted
-    ));
-    let digest = crate::oci::sha256_of(&manifest);
-    Ok(Some(Built {
-        name: format!("{}@{digest}", request.image),
-        digest: Some(digest),
-    }))
+    Ok(deps)
 }
 
 /// After a full build of `request` by `engine`, pushes the image without its source layer under
@@ -192,28 +221,54 @@ pub fn record(request: &Request<'_>, engine: &str, built: &Built) -> Result<Opti
         return Ok(None);
     }
     let spec = request.spec;
-    let platform = platforms(spec)?.remove(0);
+    let platforms = platforms(spec)?;
     let client = std::sync::Arc::new(client::new(spec).map_err(|e| e.to_string())?);
     let rt = crate::support::runtime::runtime().map_err(|e| e.to_string())?;
     let full = match &built.digest {
         Some(d) => format!("{}@{d}", spec.repository()),
         None => request.image.to_owned(),
     };
-    let image = rt.block_on(base::resolve(&client, &full, &platform))?;
     let deps_name = format!("{}:{}", spec.repository(), recipe.deps_tag);
-    let (deps, source) = rt.block_on(without_source(&client, &image, &recipe, engine))?;
-    let cfg = serde_json::to_vec(&deps.config).map_err(|e| e.to_string())?;
-    let manifest = config::manifest(&deps, &[], &cfg);
-    let img = publish::registry::Image {
-        base: &deps,
-        layers: &[],
-        config: &cfg,
-        manifest: &manifest,
-    };
-    rt.block_on(publish::registry::push(&client, &[img], None, &deps_name))?;
+    let mut deps = Vec::with_capacity(platforms.len());
+    let mut sources = Vec::with_capacity(platforms.len());
+    for platform in &platforms {
+        let image = rt.block_on(base::resolve(&client, &full, platform))?;
+        let (d, source) = rt.block_on(without_source(&client, &image, &recipe, engine))?;
+        deps.push(d);
+        sources.push(source.digest);
+    }
+    let made: Vec<(Vec<u8>, Vec<u8>)> = deps
+        .iter()
+        .map(|d| {
+            let cfg = serde_json::to_vec(&d.config).map_err(|e| e.to_string())?;
+            let manifest = config::manifest(d, &[], &cfg);
+            Ok((cfg, manifest))
+        })
+        .collect::<Result<_, String>>()?;
+    let images: Vec<publish::registry::Image<'_>> = deps
+        .iter()
+        .zip(&made)
+        .map(|(d, (cfg, manifest))| publish::registry::Image {
+            base: d,
+            layers: &[],
+            config: cfg,
+            manifest,
+        })
+        .collect();
+    let index = (made.len() > 1).then(|| {
+        let pairs: Vec<(&[u8], &[u8])> = made.iter().map(|(c, m)| (m.as_slice(), c.as_slice())).collect();
+        config::index(&pairs)
+    });
+    rt.block_on(publish::registry::push(
+        &client,
+        &images,
+        index.as_deref(),
+        &deps_name,
+    ))?;
+    sources.dedup();
     Ok(Some(format!(
         "recorded the dependencies image {deps_name} (the image without its source layer {})",
-        source.digest
+        sources.join(", ")
     )))
 }
 
