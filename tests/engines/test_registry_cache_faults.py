@@ -12,7 +12,6 @@ the result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -61,9 +60,13 @@ def damage(fault: str, registry: Registry, repo: str, tag: str) -> None:
     if fault == "config-not-json":
         config = b"{not json"
     elif fault == "layer-missing":
-        gone = "sha256:" + hashlib.sha256(b"a blob nobody uploaded").hexdigest()
-        facts[0]["digest"] = doc["layers"][0]["digest"] = gone
-        config = json.dumps(facts).encode()
+        # The registry refuses a manifest naming a blob it lacks: the blob goes after the manifest.
+        req = urllib.request.Request(
+            f"http://{registry.host}/v2/{repo}/blobs/{doc['layers'][0]['digest']}", method="DELETE"
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 202
+        return
     elif fault == "foreign-config":
         doc["config"]["mediaType"] = "application/vnd.oci.image.config.v1+json"
     elif fault == "lists-differ":
