@@ -160,10 +160,16 @@ def main() -> None:
                 since = len(requests_of(reg))
                 t0 = time.perf_counter()
                 second = spec(["heavy-blob==1.0", "tiny-a==1.0", "tiny-b==1.0"])
-                build(second, builder=builder, imagespec_wheel=own, ca_bundle=CA)
+                name = build(second, builder=builder, imagespec_wheel=own, ca_bundle=CA)[second].name
                 rows[f"{label}: + tiny-b"] = time.perf_counter() - t0
-                puts = [p for m, p in requests_of(reg)[since:] if m == "PUT" and "digest=" in p]
+                puts = [
+                    p.replace("%3A", ":")
+                    for m, p in requests_of(reg)[since:]
+                    if m == "PUT" and "digest=" in p
+                ]
+                sent = sum(size for digest, size in layers(name) if any(digest in p for p in puts))
                 rows[f"{label}: + tiny-b, blobs uploaded"] = float(len(puts))
+                rows[f"{label}: + tiny-b, layer MB uploaded"] = sent / (1 << 20)
                 rows[f"{label}: + tiny-b, heavy layer uploaded again"] = float(any(heavy in p for p in puts))
         finally:
             server.shutdown()
@@ -171,6 +177,9 @@ def main() -> None:
     print(f"heavy-blob ({args.mb} MB, incompressible) + tiny-a, then tiny-b added (a cold runner each case)")
     for k, v in rows.items():
         unit = "" if "uploaded" in k else " s"
+        if "MB" in k:
+            print(f"  {k:{width}}  {v:8.1f}")
+            continue
         print(f"  {k:{width}}  {v:8.1f}{unit}")
     ours = rows.get("native: + tiny-b")
     for label in ("docker, one pip step", "docker, groups"):

@@ -20,16 +20,20 @@ import pytest
 
 from imagespec import BuildEvent, ImageSpec, build
 
-from ..registry.registry_servers import Registry, requests_of, start_registry
+from ..registry.registry_servers import (
+    MANIFEST_TYPES,
+    Registry,
+    manifest,
+    put_manifest,
+    requests_of,
+    start_registry,
+    tags,
+)
 from .engine_helpers import MACHINE_CA, Buildah, DockerEngine
 
 pytestmark = pytest.mark.timeout(900)
 
 DEPS_PREFIX = "imagespec-deps-"
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, "
-    "application/vnd.oci.image.index.v1+json"
-)
 
 INSIDE = r"""
 import json, os, imagespec
@@ -87,25 +91,6 @@ def spec_of(src: Path, registry: Registry, base: str, builder: str, **extra: obj
         builder_options=options,
         **extra,  # type: ignore[arg-type]
     )
-
-
-def tags(registry: Registry, repo: str) -> list[str]:
-    with urllib.request.urlopen(f"http://{registry.host}/v2/{repo}/tags/list", timeout=10) as r:
-        return list(json.load(r)["tags"] or [])
-
-
-def manifest(registry: Registry, repo: str, ref: str) -> tuple[bytes, str]:
-    req = urllib.request.Request(f"http://{registry.host}/v2/{repo}/manifests/{ref}")
-    req.add_header("Accept", MANIFEST_TYPES)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.read(), r.headers["Content-Type"]
-
-
-def put_manifest(registry: Registry, repo: str, ref: str, body: bytes, media_type: str) -> None:
-    req = urllib.request.Request(f"http://{registry.host}/v2/{repo}/manifests/{ref}", data=body, method="PUT")
-    req.add_header("Content-Type", media_type)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 201
 
 
 def uploads(requests: list[tuple[str, str]]) -> list[str]:

@@ -23,6 +23,7 @@ import tarfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,6 +253,60 @@ def requests_of(reg: Registry) -> list[tuple[str, str]]:
     assert reg.log is not None
     text = reg.log.read_text(errors="replace")
     return re.findall(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[0-9.]+"', text)
+
+
+# --------------------------------------------------------------------------- reading what is there
+
+#: What the reads below accept: an image manifest of either kind, or an index.
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.oci.image.index.v1+json"
+)
+
+
+def tags(registry: Registry, repo: str) -> list[str]:
+    with urllib.request.urlopen(f"http://{registry.host}/v2/{repo}/tags/list", timeout=10) as r:
+        return list(json.load(r)["tags"] or [])
+
+
+def manifest(registry: Registry, repo: str, ref: str) -> tuple[bytes, str]:
+    """The manifest of ``repo`` at ``ref`` and its media type."""
+    req = urllib.request.Request(f"http://{registry.host}/v2/{repo}/manifests/{ref}")
+    req.add_header("Accept", MANIFEST_TYPES)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read(), r.headers["Content-Type"]
+
+
+def put_manifest(registry: Registry, repo: str, ref: str, body: bytes, media_type: str) -> None:
+    req = urllib.request.Request(f"http://{registry.host}/v2/{repo}/manifests/{ref}", data=body, method="PUT")
+    req.add_header("Content-Type", media_type)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 201
+
+
+def blob(registry: Registry, repo: str, digest: str) -> bytes:
+    with urllib.request.urlopen(f"http://{registry.host}/v2/{repo}/blobs/{digest}", timeout=30) as r:
+        return bytes(r.read())
+
+
+def layers(image: str) -> list[str]:
+    """The layer digests of ``image`` (``host/repo:tag[@digest]``), from its plain-HTTP registry."""
+    host, rest = image.split("/", 1)
+    repo, ref = rest.split("@")[0].rsplit(":", 1)
+    if "@" in rest:
+        ref = rest.split("@")[1]
+    req = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{ref}")
+    req.add_header("Accept", MANIFEST_TYPES)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return [layer["digest"] for layer in json.load(r)["layers"]]
+
+
+def shared_prefix(a: list[str], b: list[str]) -> int:
+    """How many layers two images share from the bottom."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 # ------------------------------------------------------------------------------------- pushing

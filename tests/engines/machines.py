@@ -1,10 +1,12 @@
-"""A second Docker engine on this machine: what a fresh CI runner or a colleague's laptop is to the
-engine the other tests share.
+"""Machines of their own for the tests that compare two machines: what a fresh CI runner or a
+colleague's laptop is to the engines the other tests share.
 
-It has its own data-root (no image, no build cache), exec-root, socket and bridge, and starts and
-stops with the test. Wiping the shared engine instead (``docker image rm`` and ``builder prune``
-while its build records still name those layers) leaves Docker 20.10's layer store inconsistent
-("failed to prepare …: committed: no such file or directory") for every later build of the session.
+:func:`machine` gives imagespec's builder an empty engine: a second dockerd (:func:`second_docker`)
+or a buildah storage of its own. The second dockerd has its own data-root (no image, no build
+cache), exec-root, socket and bridge, and starts and stops with the test. Wiping the shared engine
+instead (``docker image rm`` and ``builder prune`` while its build records still name those
+layers) leaves Docker 20.10's layer store inconsistent ("failed to prepare …: committed: no such
+file or directory") for every later build of the session.
 
 Build steps need the package index, so the bridge gets the NAT a daemon with ``--iptables`` would
 make; the rules name only this bridge and go with it.
@@ -18,10 +20,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
-from .engine_helpers import DockerEngine, Missing, run
+import pytest
+
+from .engine_helpers import DockerEngine, Missing, make_buildah, missing, run
 
 #: At most 15 characters (an interface name); the subnet is one no other engine here uses.
 BRIDGE = "imgspec-br1"
@@ -115,3 +119,22 @@ def _dockerd(data: Path, exec_root: Path, log: Path) -> Iterator[DockerEngine]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
+
+
+@contextmanager
+def machine(engine: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A machine with an empty ``engine`` (no image, no build cache, no pip cache): a second dockerd,
+    or buildah with a storage of its own, which imagespec's builder uses inside the block."""
+    with monkeypatch.context() as m, ExitStack() as stack:
+        try:
+            if engine == "docker":
+                docker = stack.enter_context(second_docker(workdir))
+                m.setenv("DOCKER_HOST", docker.host)
+            else:
+                buildah = make_buildah(workdir)
+                stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+                stack.callback(buildah.cleanup)
+                m.setenv("CONTAINERS_STORAGE_CONF", str(buildah.storage_conf))
+        except Missing as e:
+            missing(str(e))
+        yield
