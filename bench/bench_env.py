@@ -14,9 +14,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "registry"))
 
+from package_index import add_wheel, serve_index  # noqa: E402
 from registry_servers import Registry, requests_of, start_registry  # noqa: E402
 
-__all__ = ["Registry", "buildah_storage", "engines_and_registry", "imagespec_wheel", "requests_of"]
+__all__ = [
+    "Registry",
+    "add_wheel",
+    "buildah_storage",
+    "engines_and_registry",
+    "imagespec_wheel",
+    "requests_of",
+    "serve_index",
+]
 
 
 @contextmanager

@@ -1,11 +1,11 @@
 """One small package added next to a large wheel: the rebuild's time and whether the large layer
 is uploaded again, per builder, side by side.
 
-A local index (PEP 503, on the docker bridge's address so that build containers reach it too)
-serves a synthetic wheel ``heavy-blob`` (``--mb`` MB of random bytes: it does not compress) and two
-tiny ones. Per case: a cold runner (empty imagespec cache, engine without images or build cache),
-an image with heavy-blob and tiny-a built and pushed, then tiny-b added and built again. The
-registry's log gives the blobs each rebuild uploaded. The cases:
+A local index (tests/registry/package_index.py, on the docker bridge's address so that build
+containers reach it too) serves a synthetic wheel ``heavy-blob`` (``--mb`` MB of random bytes: it
+does not compress) and two tiny ones. Per case: a cold runner (empty imagespec cache, engine
+without images or build cache), an image with heavy-blob and tiny-a built and pushed, then tiny-b
+added and built again. The registry's log gives the blobs each rebuild uploaded. The cases:
 
 - native: the native builder (the large distribution is a layer of its own; its tar is not
   compressed again and its blob is not uploaded again);
@@ -18,21 +18,15 @@ registry's log gives the blobs each rebuild uploaded. The cases:
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import http.server
-import io
 import json
 import os
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
-import zipfile
 from pathlib import Path
 
-from bench_env import engines_and_registry, imagespec_wheel, requests_of
+from bench_env import add_wheel, engines_and_registry, imagespec_wheel, requests_of, serve_index
 from bench_rebuild import wipe
 from imagespec import ImageSpec, build
 
@@ -40,43 +34,12 @@ CA = "/etc/ssl/certs/ca-certificates.crt"
 MANIFESTS = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 
 
-def wheel(out: Path, name: str, files: dict[str, bytes]) -> Path:
-    """A pure-Python wheel of ``name`` 1.0 holding ``files`` (stored: its data does not compress)."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-1.0.dist-info"
-    meta = {
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    content = {**files, **meta}
-    record = io.StringIO()
-    for path, data in content.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.write(f"{path},sha256={digest},{len(data)}\n")
-    record.write(f"{info}/RECORD,,\n")
-    path = out / f"{dist}-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        for p, data in content.items():
-            z.writestr(p, data)
-        z.writestr(f"{info}/RECORD", record.getvalue())
-    return path
-
-
 def wheelhouse(root: Path, mb: int) -> None:
-    files = root / "files"
-    files.mkdir(parents=True)
-    wheels = {
-        "heavy-blob": wheel(
-            files, "heavy-blob", {"heavy_blob/__init__.py": b"", "heavy_blob/data.bin": os.urandom(mb << 20)}
-        ),
-        "tiny-a": wheel(files, "tiny-a", {"tiny_a/__init__.py": b"A = 1\n"}),
-        "tiny-b": wheel(files, "tiny-b", {"tiny_b/__init__.py": b"B = 1\n"}),
-    }
-    for name, w in wheels.items():
-        page = root / "simple" / name
-        page.mkdir(parents=True)
-        sha = hashlib.sha256(w.read_bytes()).hexdigest()
-        (page / "index.html").write_text(f'<a href="../../files/{w.name}#sha256={sha}">{w.name}</a>\n')
+    add_wheel(
+        root, "heavy-blob", {"heavy_blob/__init__.py": b"", "heavy_blob/data.bin": os.urandom(mb << 20)}
+    )
+    add_wheel(root, "tiny-a", {"tiny_a/__init__.py": b"A = 1\n"})
+    add_wheel(root, "tiny-b", {"tiny_b/__init__.py": b"B = 1\n"})
 
 
 def bridge_address() -> str:
@@ -85,19 +48,6 @@ def bridge_address() -> str:
         ["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True
     ).stdout
     return shown.split()[3].split("/")[0] if shown else "127.0.0.1"
-
-
-def serve(root: Path, host: str) -> tuple[http.server.ThreadingHTTPServer, str]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a: object, **kw: object) -> None:
-            super().__init__(*a, directory=str(root), **kw)  # type: ignore[arg-type]
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer((host, 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://{host}:{server.server_address[1]}/simple"
 
 
 def layers(image: str) -> list[tuple[str, int]]:
@@ -126,9 +76,8 @@ def main() -> None:
         cases += [(b, False)] if b == "native" else [(b, False), (b, True)]
     with engines_and_registry(work, "bench-heavy", access_log=True) as (reg, base):
         host = bridge_address()
-        server, index = serve(work / "index", host)
         own = imagespec_wheel(work, args.wheel)
-        try:
+        with serve_index(work / "index", host) as index:
             for builder, grouped in cases:
                 label = (
                     builder
@@ -171,8 +120,6 @@ def main() -> None:
                 rows[f"{label}: + tiny-b, blobs uploaded"] = float(len(puts))
                 rows[f"{label}: + tiny-b, layer MB uploaded"] = sent / (1 << 20)
                 rows[f"{label}: + tiny-b, heavy layer uploaded again"] = float(any(heavy in p for p in puts))
-        finally:
-            server.shutdown()
     width = max(len(k) for k in rows)
     print(f"heavy-blob ({args.mb} MB, incompressible) + tiny-a, then tiny-b added (a cold runner each case)")
     for k, v in rows.items():

@@ -151,12 +151,36 @@ fn build_from_deps(request: &Request<'_>, recipe: &Recipe) -> Result<Option<Buil
             (cfg, manifest)
         })
         .collect();
+    (request.progress)(crate::engines::Progress::Pushing(request.image));
+    let (stats, digest) = rt.block_on(push_per_platform(&client, &deps, &layers, &made, request.image))?;
+    step(&format!(
+        "pushed {}: {} blobs uploaded, {} present",
+        request.image,
+        stats.uploaded,
+        stats.present + stats.mounted
+    ));
+    Ok(Some(Built {
+        name: format!("{}@{digest}", request.image),
+        digest: Some(digest),
+    }))
+}
+
+/// Pushes one image per platform to `target` (`deps[i]` with `layers` on top, as `made[i]`: its
+/// config and manifest), with an index over them when there are several; returns the push's
+/// figures and the digest the tag names.
+async fn push_per_platform(
+    client: &std::sync::Arc<Client>,
+    deps: &[Base],
+    layers: &[layers::Layer],
+    made: &[(Vec<u8>, Vec<u8>)],
+    target: &str,
+) -> Result<(publish::registry::Stats, String), String> {
     let images: Vec<publish::registry::Image<'_>> = deps
         .iter()
-        .zip(&made)
+        .zip(made)
         .map(|(d, (cfg, manifest))| publish::registry::Image {
             base: d,
-            layers: &layers,
+            layers,
             config: cfg,
             manifest,
         })
@@ -165,24 +189,9 @@ fn build_from_deps(request: &Request<'_>, recipe: &Recipe) -> Result<Option<Buil
         let pairs: Vec<(&[u8], &[u8])> = made.iter().map(|(c, m)| (m.as_slice(), c.as_slice())).collect();
         config::index(&pairs)
     });
-    (request.progress)(crate::engines::Progress::Pushing(request.image));
-    let stats = rt.block_on(publish::registry::push(
-        &client,
-        &images,
-        index.as_deref(),
-        request.image,
-    ))?;
-    step(&format!(
-        "pushed {}: {} blobs uploaded, {} present",
-        request.image,
-        stats.uploaded,
-        stats.present + stats.mounted
-    ));
+    let stats = publish::registry::push(client, &images, index.as_deref(), target).await?;
     let digest = crate::oci::sha256_of(index.as_deref().unwrap_or(&made[0].1));
-    Ok(Some(Built {
-        name: format!("{}@{digest}", request.image),
-        digest: Some(digest),
-    }))
+    Ok((stats, digest))
 }
 
 /// `deps` when it is the dependencies image `recipe` names: its label says so and its config and
@@ -245,26 +254,7 @@ pub fn record(request: &Request<'_>, engine: &str, built: &Built) -> Result<Opti
             Ok((cfg, manifest))
         })
         .collect::<Result<_, String>>()?;
-    let images: Vec<publish::registry::Image<'_>> = deps
-        .iter()
-        .zip(&made)
-        .map(|(d, (cfg, manifest))| publish::registry::Image {
-            base: d,
-            layers: &[],
-            config: cfg,
-            manifest,
-        })
-        .collect();
-    let index = (made.len() > 1).then(|| {
-        let pairs: Vec<(&[u8], &[u8])> = made.iter().map(|(c, m)| (m.as_slice(), c.as_slice())).collect();
-        config::index(&pairs)
-    });
-    rt.block_on(publish::registry::push(
-        &client,
-        &images,
-        index.as_deref(),
-        &deps_name,
-    ))?;
+    rt.block_on(push_per_platform(&client, &deps, &[], &made, &deps_name))?;
     sources.dedup();
     Ok(Some(format!(
         "recorded the dependencies image {deps_name} (the image without its source layer {})",
