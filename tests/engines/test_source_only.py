@@ -15,6 +15,7 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,9 @@ from imagespec import BuildEvent, ImageSpec, build
 
 from ..registry.registry_servers import (
     MANIFEST_TYPES,
+    FaultProxy,
     Registry,
+    hard_close,
     manifest,
     put_manifest,
     requests_of,
@@ -78,11 +81,14 @@ def project(root: Path, main: str) -> Path:
     return src
 
 
-def spec_of(src: Path, registry: Registry, base: str, builder: str, **extra: object) -> ImageSpec:
+def spec_of(
+    src: Path, registry: Registry, base: str, builder: str, *, via: str | None = None, **extra: object
+) -> ImageSpec:
+    """The spec of these tests; ``via``: another address of the registry (a proxy)."""
     options = {"layers": True} if builder == "buildah" else {}
     return ImageSpec(
         name=f"source-only-{builder}",
-        registry=registry.host,
+        registry=via or registry.host,
         base_image=base,
         python_version="3.11",
         source_root=str(src),
@@ -271,3 +277,47 @@ def test_commands_that_need_the_source_get_no_dependencies_image(
     report = build(spec, builder="native", imagespec_wheel=imagespec_wheel, ca_bundle=MACHINE_CA)
     assert report[spec].outcome == "built", report.summary()
     assert not [t for t in tags(registry, "source-only-native") if t.startswith(DEPS_PREFIX)]
+
+
+def test_a_source_only_push_that_fails_leaves_no_tag(
+    native_first: tuple[Path, ImageSpec, str],
+    registry: Registry,
+    python_base: str,
+    imagespec_wheel: Path,
+) -> None:
+    """Every blob upload fails (a reset, then a 500): the source-only build's push fails, so does
+    the full build tried after it, and the image's tag is not written; the dependencies tag stands."""
+    src, _, deps = native_first
+    proxy = FaultProxy(registry.host)
+
+    def refuse_uploads(p: FaultProxy, req: Any, n: int, wfile: Any, sock: Any) -> bool:
+        if req.method != "POST" or "mount=" in req.path:
+            return False
+        if n % 2:
+            hard_close(sock)
+            return True
+        wfile.write(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n")
+        wfile.flush()
+        return True
+
+    try:
+        proxy.reset(refuse_uploads, match="/blobs/uploads/")
+        (src / "main.py").write_text("print('never pushed')\n")
+        spec = spec_of(src, registry, python_base, "native", via=proxy.host)
+        events: list[BuildEvent] = []
+        report = build(
+            spec,
+            builder="native",
+            imagespec_wheel=imagespec_wheel,
+            ca_bundle=MACHINE_CA,
+            on_event=events.append,
+            check=False,
+        )
+    finally:
+        proxy.stop()
+    assert report[spec].outcome == "failed", report.summary()
+    steps = [e.message or "" for e in events if e.kind == "step"]
+    assert any(s.startswith("source only") for s in steps), steps  # it was tried first
+    tag = spec.image_name().rsplit(":", 1)[1]
+    assert tag not in tags(registry, "source-only-native")
+    assert deps in tags(registry, "source-only-native")
