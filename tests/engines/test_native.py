@@ -25,7 +25,7 @@ import pytest
 
 from imagespec import BuildError, ImageSpec, build, inspect
 
-from ..registry.registry_servers import FaultProxy, Pusher, Registry, hard_close
+from ..registry.registry_servers import FaultProxy, Pusher, Registry, refuse_uploads
 from .engine_helpers import MACHINE_CA, DockerEngine, missing, run
 
 
@@ -316,16 +316,6 @@ def test_failing_blob_upload_leaves_no_tag(
     base = python_base.replace(python_base.split("/")[0], proxy.host)
     (src / "app.py").write_text("VALUE = 'fault'\n")
     spec = spec_for(proxy.host, base, src, "native/fault")
-
-    def refuse_uploads(p: FaultProxy, req: Any, n: int, wfile: Any, sock: Any) -> bool:
-        if req.method != "POST" or "mount=" in req.path:
-            return False
-        if n % 2:
-            hard_close(sock)
-            return True
-        wfile.write(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n")
-        wfile.flush()
-        return True
 
     proxy.reset(refuse_uploads, match="/blobs/uploads/")
     with pytest.raises(BuildError, match="no tag was written"):

@@ -15,7 +15,6 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,9 +24,9 @@ from ..registry.registry_servers import (
     MANIFEST_TYPES,
     FaultProxy,
     Registry,
-    hard_close,
     manifest,
     put_manifest,
+    refuse_uploads,
     requests_of,
     start_registry,
     tags,
@@ -289,16 +288,6 @@ def test_a_source_only_push_that_fails_leaves_no_tag(
     the full build tried after it, and the image's tag is not written; the dependencies tag stands."""
     src, _, deps = native_first
     proxy = FaultProxy(registry.host)
-
-    def refuse_uploads(p: FaultProxy, req: Any, n: int, wfile: Any, sock: Any) -> bool:
-        if req.method != "POST" or "mount=" in req.path:
-            return False
-        if n % 2:
-            hard_close(sock)
-            return True
-        wfile.write(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n")
-        wfile.flush()
-        return True
 
     try:
         proxy.reset(refuse_uploads, match="/blobs/uploads/")

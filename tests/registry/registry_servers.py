@@ -630,6 +630,19 @@ def hard_close(sock: socket.socket) -> None:
     os.close(sock.detach())
 
 
+def refuse_uploads(p: FaultProxy, req: Any, n: int, wfile: Any, sock: Any) -> bool:
+    """A :class:`FaultProxy` fault: every blob upload that is not a mount fails, by turns with a
+    reset connection and a 500."""
+    if req.method != "POST" or "mount=" in req.path:
+        return False
+    if n % 2:
+        hard_close(sock)
+        return True
+    wfile.write(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n")
+    wfile.flush()
+    return True
+
+
 # ------------------------------------------------------------------------------ TLS front server
 
 # Answers one request (on the handler's writer): (the server, the request, the writer).
