@@ -93,3 +93,8 @@ def test_a_missing_or_binary_script(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ImageSpecError, match="not UTF-8"):
         ImageSpec.from_script(binary)
+
+
+def test_a_float_python_version_is_read_as_the_constructor_reads_it(tmp_path: Path) -> None:
+    path = script(tmp_path, JOB.replace(">=3.9", ">=3.10"))
+    assert ImageSpec.from_script(path, python_version=3.1).python_version == "3.10"

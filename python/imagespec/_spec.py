@@ -474,9 +474,9 @@ class ImageSpec:
         constructor. The script itself is not copied into the image (``source_root`` does that).
         """
         given = kwargs.pop("python_version", None)
-        packages, python_version = _core.read_script(
-            path, python_version=None if given is None else str(given), current=_python_version()
-        )
+        if given is not None:
+            given = cls(python_version=given).python_version  # read as the constructor reads it
+        packages, python_version = _core.read_script(path, python_version=given, current=_python_version())
         extra = kwargs.pop("packages", None) or []
         return cls(packages=[*packages, *extra], python_version=python_version, **kwargs)
 
