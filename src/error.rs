@@ -19,9 +19,10 @@ pub enum Error {
     #[error("ImageSpec() got an unexpected keyword argument '{name}'. {hint}")]
     UnknownField { name: String, hint: String },
 
-    /// A YAML spec file could not be read as a spec.
+    /// A file a spec is read from (a YAML spec, a script's metadata block) could not be read as
+    /// one, at a line and column.
     #[error("{path}:{line}:{column}: {message}")]
-    Yaml {
+    File {
         path: String,
         line: usize,
         column: usize,
@@ -86,7 +87,7 @@ impl Error {
                 Some(field)
             }
             Error::UnknownField { name, .. } => Some(name),
-            Error::Yaml { .. } | Error::Reference(_) | Error::Registry(_) | Error::Build(_) => None,
+            Error::File { .. } | Error::Reference(_) | Error::Registry(_) | Error::Build(_) => None,
         }
     }
 }

@@ -222,6 +222,9 @@ class Spec:
         """The Dockerfile of this spec (docs/image-layout.md); reads the spec's files for its tag."""
 
 def load_yaml(path: str | PathLike[str], *, python_version: str) -> Spec: ...
+def read_script(
+    path: str | PathLike[str], *, python_version: str | None, current: str
+) -> tuple[list[str], str]: ...
 def write_context(
     spec: Spec,
     dir: str | PathLike[str],

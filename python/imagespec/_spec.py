@@ -466,6 +466,21 @@ class ImageSpec:
         return spec.force_push() if _force_push_from_env() else spec
 
     @classmethod
+    def from_script(cls, path: str | os.PathLike[str], **kwargs: Any) -> ImageSpec:
+        """A spec for a script with inline metadata (PEP 723, ``# /// script``): its ``dependencies``
+        are the packages (any ``packages`` given come after them) and its ``requires-python``
+        decides ``python_version`` (this interpreter's when it satisfies it, else the oldest that
+        does); a ``python_version`` given must satisfy it. Other fields are given as to the
+        constructor. The script itself is not copied into the image (``source_root`` does that).
+        """
+        given = kwargs.pop("python_version", None)
+        if given is not None:
+            given = cls(python_version=given).python_version  # read as the constructor reads it
+        packages, python_version = _core.read_script(path, python_version=given, current=_python_version())
+        extra = kwargs.pop("packages", None) or []
+        return cls(packages=[*packages, *extra], python_version=python_version, **kwargs)
+
+    @classmethod
     def from_dict(cls, fields: Mapping[str, Any]) -> ImageSpec:
         """The inverse of `to_dict`."""
         return cls(**fields)

@@ -98,7 +98,7 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
             Err(err) => err,
         };
         let err = match &e {
-            crate::Error::Spec { .. } | crate::Error::Invalid { .. } | crate::Error::Yaml { .. } => {
+            crate::Error::Spec { .. } | crate::Error::Invalid { .. } | crate::Error::File { .. } => {
                 typed(spec_error(py))
             }
             crate::Error::UnknownField { .. } => typed(unknown_field_error(py)),
@@ -111,7 +111,7 @@ pub(crate) fn to_py_err(e: crate::Error) -> PyErr {
             let _ = value.setattr("field", field);
         }
         match &e {
-            crate::Error::Yaml {
+            crate::Error::File {
                 path, line, column, ..
             } => {
                 let _ = value.setattr("path", path);
@@ -203,6 +203,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     registry::register(m)?;
     m.add_class::<spec::Spec>()?;
     m.add_function(wrap_pyfunction!(spec::load_yaml, m)?)?;
+    m.add_function(wrap_pyfunction!(spec::read_script, m)?)?;
     build::register(m)?;
     plan::register(m)?;
     engines::register(m)?;

@@ -188,6 +188,30 @@ impl Spec {
     }
 }
 
+/// A PEP 723 script's packages (its `dependencies`) and the `python_version` its
+/// `requires-python` gives: `python_version` when it satisfies it, else `current` or the oldest
+/// that does.
+#[pyfunction]
+#[pyo3(signature = (path, *, python_version, current))]
+pub fn read_script(
+    py: Python<'_>,
+    path: PathBuf,
+    python_version: Option<String>,
+    current: String,
+) -> PyResult<(Vec<String>, String)> {
+    py.detach(|| {
+        let meta = crate::spec::script::read(&path)?;
+        let version = crate::spec::script::python_version(
+            meta.requires_python.as_deref(),
+            python_version.as_deref(),
+            &current,
+            &path.display().to_string(),
+        )?;
+        Ok((meta.dependencies, version))
+    })
+    .map_err(to_py_err)
+}
+
 /// Reads a YAML spec file; relative paths in it are resolved against the file's folder.
 #[pyfunction]
 #[pyo3(signature = (path, *, python_version))]

@@ -8,6 +8,7 @@ mod checks;
 mod fields;
 mod naming;
 mod options;
+pub mod script;
 mod validate;
 pub mod yaml;
 

@@ -187,7 +187,7 @@ impl<'de> Deserialize<'de> for Value {
 
 /// Parses YAML text; `origin` names the file in messages.
 pub fn parse(text: &str, origin: &str) -> Result<RawSpec> {
-    let fail = |line, column, message: String| Error::Yaml {
+    let fail = |line, column, message: String| Error::File {
         path: origin.to_owned(),
         line,
         column,
