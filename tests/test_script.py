@@ -69,7 +69,7 @@ def test_a_python_version_that_does_not_satisfy_requires_python_is_refused(tmp_p
     [
         ("import os\n", 1, 1, "no `# /// script` metadata block"),
         ("# /// script\n# dependencies = []\nimport os\n", 1, 1, "not closed"),
-        ("# /// script\n# dependencies = [1]\n# ///\n", 2, 19, "dependencies"),
+        ("# /// script\n# dependencies = [1]\n# ///\n", 2, 18, "dependencies"),
         ('# /// script\n# requires-python = ">=3.9"\n# dependency = ["a"]\n# ///\n', 3, 3, "dependency"),
         ("# /// script\n# ///\n\n# /// script\n# ///\n", 4, 1, "a second `# /// script` block"),
         ('# /// script\n# requires-python = "3.11+"\n# ///\n', 1, 1, "is not a version specifier"),
@@ -97,4 +97,5 @@ def test_a_missing_or_binary_script(tmp_path: Path) -> None:
 
 def test_a_float_python_version_is_read_as_the_constructor_reads_it(tmp_path: Path) -> None:
     path = script(tmp_path, JOB.replace(">=3.9", ">=3.10"))
-    assert ImageSpec.from_script(path, python_version=3.1).python_version == "3.10"
+    with pytest.warns(UserWarning, match="quote the version"):
+        assert ImageSpec.from_script(path, python_version=3.1).python_version == "3.10"

@@ -36,11 +36,30 @@ pub struct ScriptMeta {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Block {
     #[serde(default)]
-    dependencies: Vec<String>,
-    requires_python: Option<String>,
+    dependencies: Vec<Requirement>,
+    requires_python: Option<Specifier>,
     /// Tools' own tables (`[tool.uv]`, …): allowed by the PEP, not read here.
     #[allow(dead_code)]
     tool: Option<toml::Table>,
+}
+
+// One-variant untagged enums: their `expecting` is the whole message of a value of another type.
+#[derive(serde::Deserialize)]
+#[serde(
+    untagged,
+    expecting = "each of `dependencies` is a requirement string (PEP 508), such as \"pandas>=2\""
+)]
+enum Requirement {
+    Text(String),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(
+    untagged,
+    expecting = "`requires-python` is a version specifier string, such as \">=3.11\""
+)]
+enum Specifier {
+    Text(String),
 }
 
 /// Reads the `script` metadata block of the file at `path`.
@@ -133,7 +152,8 @@ pub fn parse(text: &str, name: &str) -> Result<ScriptMeta> {
             format!("the `# /// script` block: {}", e.message()),
         )
     })?;
-    if let Some(spec) = &block.requires_python {
+    let requires_python = block.requires_python.map(|Specifier::Text(s)| s);
+    if let Some(spec) = &requires_python {
         VersionSpecifiers::from_str(spec).map_err(|e| {
             at(
                 start + 1,
@@ -143,8 +163,12 @@ pub fn parse(text: &str, name: &str) -> Result<ScriptMeta> {
         })?;
     }
     Ok(ScriptMeta {
-        dependencies: block.dependencies,
-        requires_python: block.requires_python,
+        dependencies: block
+            .dependencies
+            .into_iter()
+            .map(|Requirement::Text(r)| r)
+            .collect(),
+        requires_python,
     })
 }
 
@@ -269,7 +293,7 @@ mod tests {
         // TOML errors point into the script: line 3, after "# dependencies = [".
         let (line, column, m) =
             err("# /// script\n# requires-python = \">=3.9\"\n# dependencies = [1]\n# ///\n");
-        assert_eq!((line, column), (3, 19), "{m}");
+        assert_eq!((line, column), (3, 18), "{m}"); // the value of `dependencies`
         let (line, _, m) = err("# /// script\n# dependency = [\"a\"]\n# ///\n");
         assert_eq!(line, 2);
         assert!(m.contains("dependency"), "{m}");
