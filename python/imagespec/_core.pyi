@@ -32,6 +32,7 @@ __all__ = [  # noqa: RUF022 (the runtime order, which stubtest compares)
     "inspect",
     "Spec",
     "load_yaml",
+    "read_script",
     "write_context",
     "plan_context",
     "run_plan",
