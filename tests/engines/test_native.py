@@ -334,20 +334,23 @@ def test_several_platforms_make_one_index(
     host = loopback_registry.host
     packages = ["six==1.16.0", "markupsafe==2.1.5"]
     platform = "linux/amd64,linux/arm64"
+
     # No aarch64 imagespec runtime can be built here (no aarch64 Rust target, see docs/engines.md),
     # and whether an image has the runtime is one choice for all its platforms: none, so that both
     # images are what they claim to be and both run.
-    spec = ImageSpec(
-        name="native/multi",
-        registry=host,
-        base_image=multiarch_base,
-        packages=packages,
-        source_root=str(src),
-        source_copy_mode="ALL",
-        platform=platform,
-        builder_config={"imagespec_runtime": False},
-    )
-    (r,) = build(spec.force_push(), builder="native", ca_bundle=str(MACHINE_CA)).results
+    def multi() -> ImageSpec:  # the same fields, as each run of a program makes them
+        return ImageSpec(
+            name="native/multi",
+            registry=host,
+            base_image=multiarch_base,
+            packages=packages,
+            source_root=str(src),
+            source_copy_mode="ALL",
+            platform=platform,
+            builder_config={"imagespec_runtime": False},
+        )
+
+    (r,) = build(multi().force_push(), builder="native", ca_bundle=str(MACHINE_CA)).results
     assert r.outcome == "built" and r.builder == "native", r.reason
     raw = raw_inspect(r.image)
     index = json.loads(raw)
@@ -402,17 +405,7 @@ def test_several_platforms_make_one_index(
     # A source change is then built in the registry for both platforms (no install, no engine):
     # each platform's image is its dependencies image and one new source layer, the same blob.
     (src / "app.py").write_text("VALUE = 2\n")
-    changed = ImageSpec(
-        name="native/multi",
-        registry=host,
-        base_image=multiarch_base,
-        packages=packages,
-        source_root=str(src),
-        source_copy_mode="ALL",
-        platform=platform,
-        builder_config={"imagespec_runtime": False},
-    )
-    (r2,) = build(changed, builder="native", ca_bundle=str(MACHINE_CA)).results
+    (r2,) = build(multi(), builder="native", ca_bundle=str(MACHINE_CA)).results
     assert r2.outcome == "built" and r2.reason and r2.reason.startswith("source only"), (
         r2.outcome,
         r2.reason,
