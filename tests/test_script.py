@@ -48,12 +48,14 @@ def test_packages_given_come_after_the_scripts(tmp_path: Path) -> None:
 
 
 def test_requires_python_chooses_the_version(tmp_path: Path) -> None:
-    major, minor = HERE.split(".")
-    after = f"{major}.{int(minor) + 1}"
-    path = script(tmp_path, JOB.replace(">=3.9", f">={after}"))
+    # One minor version that this interpreter is not (it holds under any Python 3.9-3.14).
+    only = "3.10" if HERE == "3.9" else "3.9"
+    path = script(tmp_path, JOB.replace(">=3.9", f"=={only}.*"))
     # This interpreter's does not satisfy it: the oldest that does.
-    assert ImageSpec.from_script(path).python_version == after
-    assert ImageSpec.from_script(path, python_version="3.14").python_version == "3.14"
+    assert ImageSpec.from_script(path).python_version == only
+    assert ImageSpec.from_script(path, python_version=only).python_version == only  # a given one is kept
+    with pytest.raises(SpecError, match="does not satisfy"):
+        ImageSpec.from_script(path, python_version="3.14")
 
 
 def test_a_python_version_that_does_not_satisfy_requires_python_is_refused(tmp_path: Path) -> None:
