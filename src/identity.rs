@@ -8,6 +8,7 @@
 use crate::error::{Error, Result};
 use crate::redact::strip_userinfo;
 use crate::source::{self, FileKind, SourceFile};
+use crate::spec::project::{self, InstallMode, Project};
 use crate::spec::{BaseImage, CopyMode, Spec};
 use crate::value::Value;
 use sha2::{Digest as _, Sha256};
@@ -45,7 +46,7 @@ pub struct TagInputs {
 pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
     let stripped = |s: &str| Value::Str(strip_userinfo(s));
     let stripped_all = |items: &[String]| Value::List(items.iter().map(|s| stripped(s)).collect());
-    vec![
+    let mut fields = vec![
         ("python_version", Value::opt_str(spec.python_version.as_deref())),
         (
             "source_copy_mode",
@@ -102,7 +103,148 @@ pub fn identity_fields(spec: &Spec) -> Vec<(&'static str, Value)> {
         ("python_exec", Value::opt_str(spec.python_exec.as_deref())),
         ("runtime_packages", stripped_all(&spec.runtime_packages)),
         ("builder_config", Value::Map(spec.builder_config.clone())),
-    ]
+    ];
+    // Fields added after scheme 1 count only when set, so that every spec without them keeps
+    // its id and tag (docs/tag-scheme.md).
+    let later = [
+        ("project", project_value(spec)),
+        (
+            "project_install_mode",
+            spec.project_install_mode
+                .map_or(Value::Null, |m| Value::str(m.as_str())),
+        ),
+        ("overrides", stripped_all(&spec.overrides)),
+        ("constraints", stripped_all(&spec.constraints)),
+    ];
+    fields.extend(later.into_iter().filter(|(k, v)| !crate::spec::is_unset(k, v)));
+    fields
+}
+
+/// `project` as hashed: its kind and where its root lies among its files (the path on this
+/// machine never counts). A project that cannot be read is left to the file selection to report.
+fn project_value(spec: &Spec) -> Value {
+    let Some(path) = &spec.project else {
+        return Value::Null;
+    };
+    match project::read(path).and_then(|p| project_layout(spec, &p).map(|l| (p, l))) {
+        Ok((p, layout)) => Value::Map(
+            [
+                ("kind".to_owned(), Value::str(p.kind.as_str())),
+                ("root".to_owned(), Value::str(&layout.root_rel)),
+            ]
+            .into(),
+        ),
+        Err(_) => Value::str("unreadable"),
+    }
+}
+
+/// Where a project's files are taken from: `anchor` (the project's root, or `source_root` when a
+/// local package lies outside the root), and the root's path inside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectLayout {
+    pub anchor: PathBuf,
+    /// POSIX, "." for the anchor itself.
+    pub root_rel: String,
+}
+
+/// The [`ProjectLayout`] of `project`, refusing a local package that no allowed folder holds.
+pub fn project_layout(spec: &Spec, project: &Project) -> Result<ProjectLayout> {
+    let outside: Vec<&PathBuf> = project
+        .locals
+        .iter()
+        .filter(|l| !l.starts_with(&project.root))
+        .collect();
+    let anchor = match (outside.first(), &spec.source_root) {
+        (None, _) => project.root.clone(),
+        (Some(_), Some(root)) => {
+            let held = |p: &Path| p.starts_with(root);
+            if let Some(out) = std::iter::once(&project.root)
+                .chain(outside.iter().copied())
+                .find(|p| !held(p))
+            {
+                return Err(Error::spec(
+                    "project",
+                    format!(
+                        "{} lies outside source_root {}; every local package of the project (workspace \
+                         members, path dependencies) is copied from a folder that holds them all: set \
+                         source_root to one",
+                        out.display(),
+                        root.display()
+                    ),
+                ));
+            }
+            root.clone()
+        }
+        (Some(out), None) => {
+            return Err(Error::spec(
+                "project",
+                format!(
+                    "{} is a local package of the project {} but lies outside its folder; set source_root \
+                     to a folder that holds the project and every local package (they are copied from there)",
+                    out.display(),
+                    project.root.display()
+                ),
+            ))
+        }
+    };
+    let rel = project.root.strip_prefix(&anchor).unwrap_or(Path::new(""));
+    let root_rel = match rel.to_str() {
+        Some("") => ".".to_owned(),
+        Some(s) => s.to_owned(),
+        None => return Err(Error::source("project", &project.root, "is not a UTF-8 path")),
+    };
+    Ok(ProjectLayout { anchor, root_rel })
+}
+
+/// The project's files: its pyproject.toml and lock, every local package the lock names, and
+/// with `install_project` the root folder, keyed `project/<path in the anchor>`.
+fn project_files(spec: &Spec, out: &mut Selection) -> Result<()> {
+    let Some(path) = &spec.project else {
+        return Ok(());
+    };
+    let project = project::read(path)?;
+    let layout = project_layout(spec, &project)?;
+    let rel = |p: &Path| -> Result<String> {
+        let r = p.strip_prefix(&layout.anchor).unwrap_or(Path::new(""));
+        r.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::source("project", p, "is not a UTF-8 path"))
+    };
+    let field = "project";
+    let root = &project.root;
+    let install_project = spec.project_install_mode == Some(InstallMode::InstallProject);
+    if install_project && !project.packaged {
+        return Err(Error::spec(
+            "project_install_mode",
+            format!(
+                "install_project needs a project that is a package, and {} is not one (a virtual \
+                 workspace root, or poetry's package-mode = false); use dependencies_only",
+                root.display()
+            ),
+        ));
+    }
+    let mut entries = vec![root.join("pyproject.toml"), root.join(project.kind.lock_name())];
+    entries.extend(project.locals.iter().cloned());
+    if install_project {
+        entries.push(root.clone());
+    }
+    for entry in entries {
+        let r = rel(&entry)?;
+        if !entry.exists() {
+            return Err(Error::source(
+                field,
+                &entry,
+                "is named by the project's lock but does not exist; restore it, or lock the project again",
+            ));
+        }
+        let files = if r.is_empty() {
+            source::hash_all(&layout.anchor, field)?
+        } else {
+            source::hash_path(&layout.anchor, &r, field)?
+        };
+        add_files(out, field, &layout.anchor, files);
+    }
+    Ok(())
 }
 
 fn file_name(p: &Path) -> Option<&str> {
@@ -307,6 +449,7 @@ pub fn selected_files(spec: &Spec, loaded: Option<&[PathBuf]>) -> Result<Selecti
     if let Some(req) = &spec.requirements {
         requirements_files(req, &mut files)?;
     }
+    project_files(spec, &mut files)?;
     source_files(spec, loaded, &mut files)?;
     for (base, rel) in spec.copy_sources() {
         // Entries of the spec's folder stay in it; an absolute path elsewhere names its place itself.

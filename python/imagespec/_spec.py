@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from imagespec._core import Spec as CoreSpec
     from imagespec._core import TagInputs
 
-_PATH_FIELDS = ("source_root", "requirements", "registry_config")
+_PATH_FIELDS = ("source_root", "requirements", "registry_config", "project")
 _LIST_FIELDS = (
     "packages",
     "conda_packages",
@@ -31,6 +31,8 @@ _LIST_FIELDS = (
     "commands",
     "copy",
     "runtime_packages",
+    "overrides",
+    "constraints",
 )
 _MAP_FIELDS = ("env", "builder_options", "builder_config")
 _FORCE_PUSH_VARS = ("FLYTE_FORCE_PUSH_IMAGE_SPEC", "IMAGESPEC_FORCE_PUSH_IMAGE_SPEC")
@@ -96,7 +98,8 @@ def _to_core_value(field: str, value: Any) -> Any:
 
 def _positional(args: tuple[Any, ...], fields: dict[str, Any]) -> dict[str, Any]:
     """Positional arguments in flytekit's field order (its dataclass's), as a dataclass takes them."""
-    order = _core.FIELDS
+    # flytekit's fields only: imagespec's own come after them and are keyword-only.
+    order = _core.FIELDS[: _core.FIELDS.index("builder_config") + 1]
     if len(args) > len(order):
         raise TypeError(
             f"ImageSpec() takes from 0 to {len(order)} positional arguments but {len(args)} were given"
@@ -148,18 +151,22 @@ class ImageSpec:
         "commands",
         "conda_channels",
         "conda_packages",
+        "constraints",
         "copy",
         "cuda",
         "cudnn",
         "entrypoint",
         "env",
         "name",
+        "overrides",
         "packages",
         "pip_extra_args",
         "pip_extra_index_url",
         "pip_index",
         "pip_secret_mounts",
         "platform",
+        "project",
+        "project_install_mode",
         "python_exec",
         "python_version",
         "registry",
@@ -202,6 +209,10 @@ class ImageSpec:
     runtime_packages: list[str] | None
     builder_options: dict[str, Any] | None
     builder_config: dict[str, Any] | None
+    project: str | None
+    project_install_mode: str | None
+    overrides: list[str] | None
+    constraints: list[str] | None
 
     if TYPE_CHECKING:
 
@@ -236,6 +247,11 @@ class ImageSpec:
             runtime_packages: Sequence[str] | None = None,
             builder_options: Mapping[str, Any] | None = None,
             builder_config: Mapping[str, Any] | None = None,
+            *,
+            project: str | os.PathLike[str] | None = None,
+            project_install_mode: str | None = None,
+            overrides: Sequence[str] | None = None,
+            constraints: Sequence[str] | None = None,
         ) -> None: ...
 
     else:
@@ -479,6 +495,23 @@ class ImageSpec:
         packages, python_version = _core.read_script(path, python_version=given, current=_python_version())
         extra = kwargs.pop("packages", None) or []
         return cls(packages=[*packages, *extra], python_version=python_version, **kwargs)
+
+    @classmethod
+    def from_project(
+        cls,
+        path: str | os.PathLike[str] = ".",
+        *,
+        install_project: bool = False,
+        **kwargs: Any,
+    ) -> ImageSpec:
+        """A spec for a uv project or workspace (``pyproject.toml`` + ``uv.lock``) or a poetry
+        project (``pyproject.toml`` + ``poetry.lock``): the locked dependencies, installed as
+        locked, with workspace members and path dependencies; the project itself too with
+        ``install_project=True``. Its ``requires-python`` decides ``python_version`` as for
+        `from_script`. The same as ``ImageSpec(project=path, project_install_mode=...)``.
+        """
+        mode = "install_project" if install_project else "dependencies_only"
+        return cls(project=path, project_install_mode=mode, **kwargs)
 
     @classmethod
     def from_dict(cls, fields: Mapping[str, Any]) -> ImageSpec:

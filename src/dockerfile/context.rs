@@ -132,6 +132,12 @@ pub fn write_context(spec: &Spec, options: &BuildOptions, dir: &Path) -> Result<
         set_mode(&dest, 0o644)?;
         files.push(rel);
     }
+    if recipe.has_constraints {
+        let rel = "imagespec/constraints.txt".to_owned();
+        let text: String = spec.constraints.iter().map(|c| format!("{c}\n")).collect();
+        write_file(&context.join(&rel), text.as_bytes(), 0o644)?;
+        files.push(rel);
+    }
     let dockerfile = context.join("Dockerfile");
     write_file(&dockerfile, text.as_bytes(), 0o644)?;
     files.push("Dockerfile".to_owned());
@@ -167,6 +173,7 @@ fn context_path(f: &SelectedFile, req: Option<ReqKind>) -> Result<String> {
         ("requirements", Some(ReqKind::Plain)) => "imagespec/requirements/requirements.txt".to_owned(),
         ("requirements", _) => format!("imagespec/requirements/{rest}"),
         ("source" | "copy", _) => f.key.clone(),
+        ("project", _) => format!("imagespec/{}", f.key),
         _ => return Err(Error::build(format!("{}: unknown file kind", f.key))),
     })
 }

@@ -7,6 +7,7 @@ use crate::identity::{self, SelectedFile};
 use crate::redact::{has_redacted_userinfo, has_userinfo, redact_userinfo};
 use crate::reference::Reference;
 use crate::runtime::{self, Runtime};
+use crate::spec::project::{self, InstallMode, ProjectKind};
 use crate::spec::{BaseImage, Spec};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,17 @@ pub(crate) enum ReqKind {
     Uv,
     /// `poetry.lock` + `pyproject.toml`: `poetry export`, then `pip install -r` with hashes.
     Poetry,
+}
+
+/// A `project`: what its install step needs.
+#[derive(Clone, Debug)]
+pub(crate) struct ProjectRecipe {
+    pub kind: ProjectKind,
+    /// The project's folder among the context's `imagespec/project/` files ("." for their root).
+    pub root_rel: String,
+    /// The folder on this machine (the native builder installs from it).
+    pub root: std::path::PathBuf,
+    pub install_project: bool,
 }
 
 /// Index settings and extra arguments for pip, split into what may be shown and what is secret.
@@ -76,6 +88,7 @@ pub(crate) struct Recipe {
     pub deps_tag: String,
     pub selection: BTreeMap<String, SelectedFile>,
     pub requirements: Option<ReqKind>,
+    pub project: Option<ProjectRecipe>,
     /// The imagespec the image gets, for each of the spec's platforms in its order.
     pub runtimes: Vec<(String, Runtime)>,
     /// The first platform's, which a Dockerfile installs (one wheel serves one platform).
@@ -83,6 +96,8 @@ pub(crate) struct Recipe {
     pub pip: Pip,
     pub secret_mounts: Vec<SecretMount>,
     pub has_copy: bool,
+    /// `constraints` are written to the context's `imagespec/constraints.txt`.
+    pub has_constraints: bool,
     pub has_source: bool,
     /// `builder_config.commands_need_source`: copy the source before `commands`.
     pub source_first: bool,
@@ -109,6 +124,19 @@ impl Recipe {
                     Some("poetry.lock") => ReqKind::Poetry,
                     _ => ReqKind::Plain,
                 });
+        let project = match &spec.project {
+            None => None,
+            Some(path) => {
+                let project = project::read(path)?;
+                let layout = identity::project_layout(spec, &project)?;
+                Some(ProjectRecipe {
+                    kind: project.kind,
+                    root_rel: layout.root_rel,
+                    root: project.root,
+                    install_project: spec.project_install_mode == Some(InstallMode::InstallProject),
+                })
+            }
+        };
         let runtimes = runtimes_of(spec, options)?;
         let runtime = runtimes.first().map_or(Runtime::Off, |(_, r)| r.clone());
         let pip = pip_of(spec)?;
@@ -143,9 +171,11 @@ impl Recipe {
             id: tags.id,
             tag: tags.tag,
             has_copy: selection.keys().any(|k| k.starts_with("copy/")),
+            has_constraints: !spec.constraints.is_empty(),
             has_source: selection.keys().any(|k| k.starts_with("source/")),
             selection,
             requirements,
+            project,
             runtimes,
             runtime,
             pip,
@@ -209,7 +239,10 @@ impl Recipe {
 
     /// Whether the context has an `imagespec/` folder (requirements files or a wheel).
     pub fn has_imagespec_dir(&self) -> bool {
-        self.requirements.is_some() || self.wheel().is_some()
+        self.requirements.is_some()
+            || self.project.is_some()
+            || self.has_constraints
+            || self.wheel().is_some()
     }
 }
 
@@ -224,6 +257,29 @@ fn check_values(spec: &Spec) -> Result<()> {
         }
     }
     check_no_redacted_credentials(spec)?;
+    for (i, o) in spec.overrides.iter().enumerate() {
+        check_requirement(&format!("overrides[{i}]"), o)?;
+        if has_userinfo(o) {
+            return Err(Error::spec(
+                format!("overrides[{i}]"),
+                "carries credentials in its URL, which an override step would show; take them out (give the \
+                 index with pip_index, or a netrc as pip_secret_mounts)",
+            ));
+        }
+    }
+    for (i, c) in spec.constraints.iter().enumerate() {
+        check_requirement(&format!("constraints[{i}]"), c)?;
+        if c.contains('@') {
+            return Err(Error::spec(
+                format!("constraints[{i}]"),
+                format!(
+                    "{:?} names a URL; a constraint only bounds versions (\"six<2\"): give a URL in packages or \
+                     overrides",
+                    redact_userinfo(c)
+                ),
+            ));
+        }
+    }
     for (i, p) in spec.conda_packages.iter().enumerate() {
         check_conda_package(&format!("conda_packages[{i}]"), p)?;
     }

@@ -6,6 +6,7 @@ use super::{BuildOptions, SECRET_CA, SECRET_PIP_ARGS, SECRET_PIP_CONF, SECRET_PI
 use crate::error::{Error, Result};
 use crate::identity::identity_fields;
 use crate::runtime::Runtime;
+use crate::spec::project::ProjectKind;
 use crate::spec::{BaseImage, Spec};
 use crate::value::Value;
 use std::collections::BTreeMap;
@@ -160,7 +161,7 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, recipe: &Recipe) -> Re
     );
     d.line(&format!("ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH"));
 
-    python_packages(&mut d, options, recipe);
+    python_packages(&mut d, spec, options, recipe);
 
     if recipe.has_copy {
         d.line(&format!(
@@ -209,9 +210,9 @@ pub(crate) fn render(spec: &Spec, options: &BuildOptions, recipe: &Recipe) -> Re
 }
 
 /// The pip steps: a lock file's pinned requirements first (their own step: hash-checked installs
-/// cannot mix with unpinned packages), then one resolution of a plain requirements file,
-/// `packages`, the imagespec runtime and `runtime_packages`.
-fn python_packages(d: &mut Dockerfile, options: &BuildOptions, recipe: &Recipe) {
+/// cannot mix with unpinned packages), then a project's, then one resolution of a plain
+/// requirements file, `packages`, the imagespec runtime and `runtime_packages`, then `overrides`.
+fn python_packages(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, recipe: &Recipe) {
     let bk = options.buildkit;
     let env = PipEnv {
         ca: options.ca_bundle.is_some(),
@@ -219,6 +220,7 @@ fn python_packages(d: &mut Dockerfile, options: &BuildOptions, recipe: &Recipe) 
         conf_secret: recipe.pip.conf_secret.is_some(),
         args_secret: recipe.pip.args_secret.is_some(),
         reqs_secret: recipe.pip.reqs_secret.is_some(),
+        constraints: !spec.constraints.is_empty(),
     };
     let mut flags = Vec::new();
     if bk {
@@ -262,6 +264,21 @@ fn python_packages(d: &mut Dockerfile, options: &BuildOptions, recipe: &Recipe) 
         args.extend(recipe.pip.args.iter().cloned());
         d.run(&flags, &scripts::pip_lock(env, kind == ReqKind::Uv), &args);
     }
+    if let Some(project) = &recipe.project {
+        let mut args = head.clone();
+        args.extend(recipe.pip.args.iter().cloned());
+        let dir = format!("{IMAGESPEC_DIR}/project/{}", project.root_rel);
+        let script = scripts::pip_project(
+            PipEnv {
+                reqs_secret: false,
+                ..env
+            },
+            project.kind == ProjectKind::Uv,
+            dir.trim_end_matches("/."),
+            project.install_project,
+        );
+        d.run(&flags, &script, &args);
+    }
     // Heavy and declared groups first, each its own cached layer; the last step installs them
     // again with everything else, which pip finds done, so one resolution still decides.
     for group in &recipe.pip.groups {
@@ -289,6 +306,23 @@ fn python_packages(d: &mut Dockerfile, options: &BuildOptions, recipe: &Recipe) 
     args.extend(recipe.pip.runtime_packages.iter().cloned());
     let cleanup = !bk && recipe.has_imagespec_dir();
     d.run(&flags, &scripts::pip_install(env, cleanup), &args);
+    // pip has no overrides: they are installed over what the resolution chose, last (pip then
+    // warns of the requirement they break, as uv's --override would not).
+    if !spec.overrides.is_empty() {
+        let mut args = vec![recipe.pip.index.clone(), recipe.pip.extra_index.clone()];
+        args.extend(recipe.pip.args.iter().cloned());
+        args.extend(spec.overrides.iter().cloned());
+        let override_env = PipEnv {
+            reqs_secret: false,
+            constraints: false,
+            ..env
+        };
+        let flags: Vec<String> = flags
+            .into_iter()
+            .filter(|f| !f.contains(&format!("target={IMAGESPEC_DIR}")))
+            .collect();
+        d.run(&flags, &scripts::pip_install(override_env, false), &args);
+    }
 }
 
 /// Values as JSON (maps sorted by key, as `Value` keeps them).

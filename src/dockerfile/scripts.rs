@@ -118,7 +118,12 @@ pub struct PipEnv {
     pub args_secret: bool,
     /// Requirements with URL credentials (the main install only).
     pub reqs_secret: bool,
+    /// The spec's `constraints`, written to [`CONSTRAINTS`] in the context, bound this install.
+    pub constraints: bool,
 }
+
+/// Where the spec's `constraints` are, one per line.
+pub const CONSTRAINTS: &str = "/tmp/imagespec/constraints.txt";
 
 fn pip_prelude(env: PipEnv) -> String {
     let mut s = prelude(env.ca);
@@ -141,6 +146,9 @@ fn pip_prelude(env: PipEnv) -> String {
     }
     if env.args_secret {
         s.push_str(&append_lines_of(SECRET_PIP_ARGS));
+    }
+    if env.constraints {
+        s.push_str(&format!("export PIP_CONSTRAINT={CONSTRAINTS}\n"));
     }
     s
 }
@@ -170,11 +178,13 @@ pub fn pip_install(env: PipEnv, cleanup: bool) -> String {
 /// into the temporary folder, never into the image), then pip install of them plus `"$@"`.
 pub fn pip_lock(env: PipEnv, uv: bool) -> String {
     let mut s = pip_prelude(env);
+    // The spec's constraints bind the image's packages, not the tools that read the lock.
+    let tools = if env.constraints { "PIP_CONSTRAINT= " } else { "" };
     let py = format!("{VENV}/bin/python");
     let dir = format!("{IMAGESPEC_DIR}/requirements");
     if uv {
         s.push_str(&format!(
-            "{py} -m pip install --quiet --target \"$imagespec_tmp/tools\" 'uv>=0.5,<1'\n\
+            "{tools}{py} -m pip install --quiet --target \"$imagespec_tmp/tools\" 'uv>=0.5,<1'\n\
              cd {dir}\n\
              UV_CACHE_DIR=\"$imagespec_tmp/uv-cache\" UV_PYTHON={py} UV_PYTHON_DOWNLOADS=never \
              \"$imagespec_tmp/tools/bin/uv\" export --frozen --no-dev --no-emit-project --format requirements-txt \
@@ -182,7 +192,7 @@ pub fn pip_lock(env: PipEnv, uv: bool) -> String {
         ));
     } else {
         s.push_str(&format!(
-            "{py} -m pip install --quiet --target \"$imagespec_tmp/tools\" 'poetry>=2,<3' 'poetry-plugin-export>=1.8,<2'\n\
+            "{tools}{py} -m pip install --quiet --target \"$imagespec_tmp/tools\" 'poetry>=2,<3' 'poetry-plugin-export>=1.8,<2'\n\
              cd {dir}\n\
              PYTHONPATH=\"$imagespec_tmp/tools\" POETRY_CACHE_DIR=\"$imagespec_tmp/poetry-cache\" \
              {py} -m poetry export --no-interaction --only main --format requirements.txt \
@@ -191,6 +201,48 @@ pub fn pip_lock(env: PipEnv, uv: bool) -> String {
     }
     s.push_str(&format!(
         "cd /\n{py} -m pip install -r \"$imagespec_tmp/requirements.txt\" \"$@\"\n"
+    ));
+    s
+}
+
+/// A project's locked dependencies (uv or poetry, the tool installed into the temporary folder,
+/// never into the image), from the project's folder `dir`: the pinned, hashed requirements in one
+/// pip install with `"$@"`, then the local packages the lock names (workspace members, path
+/// dependencies, and with `install_project` the project itself) without their dependencies,
+/// which the lock has already given. pip cannot check hashes of folders, hence two installs.
+pub fn pip_project(env: PipEnv, uv: bool, dir: &str, install_project: bool) -> String {
+    let mut s = pip_prelude(env);
+    let py = format!("{VENV}/bin/python");
+    let tmp = "\"$imagespec_tmp\"";
+    if uv {
+        let project = if install_project { "" } else { " --no-emit-project" };
+        s.push_str(&format!(
+            "PIP_CONSTRAINT= {py} -m pip install --quiet --target {tmp}/tools 'uv>=0.8,<1'\n\
+             cd {dir}\n\
+             export UV_CACHE_DIR={tmp}/uv-cache UV_PYTHON={py} UV_PYTHON_DOWNLOADS=never UV_NO_CONFIG=1\n\
+             {tmp}/tools/bin/uv export --quiet --frozen --no-dev --no-emit-local{project} --format requirements-txt \
+             --output-file {tmp}/locked.txt\n\
+             {tmp}/tools/bin/uv export --quiet --frozen --no-dev --no-editable --no-hashes --no-header --no-annotate{project} \
+             --format requirements-txt --output-file {tmp}/all.txt\n\
+             grep -E '^(\\.|/|file:)' {tmp}/all.txt > {tmp}/local.txt || true\n"
+        ));
+    } else {
+        s.push_str(&format!(
+            "PIP_CONSTRAINT= {py} -m pip install --quiet --target {tmp}/tools 'poetry>=2,<3' 'poetry-plugin-export>=1.8,<2'\n\
+             cd {dir}\n\
+             PYTHONPATH={tmp}/tools POETRY_CACHE_DIR={tmp}/poetry-cache {py} -m poetry export --no-interaction \
+             --only main --format requirements.txt --output {tmp}/all.txt\n\
+             grep -v ' @ file://' {tmp}/all.txt > {tmp}/locked.txt || true\n\
+             grep ' @ file://' {tmp}/all.txt > {tmp}/local.txt || true\n"
+        ));
+        if install_project {
+            s.push_str(&format!("echo . >> {tmp}/local.txt\n"));
+        }
+    }
+    s.push_str(&format!(
+        "{py} -m pip install -r {tmp}/locked.txt \"$@\"\n\
+         if [ -s {tmp}/local.txt ]; then {py} -m pip install --no-deps -r {tmp}/local.txt \"$@\"; fi\n\
+         cd /\n"
     ));
     s
 }

@@ -145,6 +145,18 @@ pub fn check(spec: &Spec, options: &BuildOptions) -> Result<()> {
     {
         return refuse("a package URL with credentials");
     }
+    for (field, set) in [
+        ("project", spec.project.is_some()),
+        ("overrides", !spec.overrides.is_empty()),
+        ("constraints", !spec.constraints.is_empty()),
+    ] {
+        if set {
+            return Err(Error::build(format!(
+                "envd: {field} is not supported (envd installs packages its own way); build with docker, \
+                 buildah, podman or native"
+            )));
+        }
+    }
     if options.imagespec_wheel.is_some() && runtime::wanted(spec)? {
         return Err(Error::build(WHEEL_REFUSED));
     }

@@ -287,6 +287,10 @@ pub fn raw_spec(fields: &Bound<'_, PyDict>) -> Result<RawSpec> {
             "runtime_packages" => raw.runtime_packages = opt_str_list(f, &v)?,
             "builder_options" => raw.builder_options = opt_value_map(f, &v)?,
             "builder_config" => raw.builder_config = opt_value_map(f, &v)?,
+            "project" => raw.project = opt_str(f, &v)?,
+            "project_install_mode" => raw.project_install_mode = opt_str(f, &v)?,
+            "overrides" => raw.overrides = opt_str_list(f, &v)?,
+            "constraints" => raw.constraints = opt_str_list(f, &v)?,
             other => {
                 return Err(Error::UnknownField {
                     name: other.to_owned(),

@@ -32,6 +32,11 @@ pub const FIELDS: &[&str] = &[
     "runtime_packages",
     "builder_options",
     "builder_config",
+    // imagespec's own, after flytekit's (docs/projects.md).
+    "project",
+    "project_install_mode",
+    "overrides",
+    "constraints",
 ];
 
 /// The message for a key that is not a field: the closest field, then the valid ones.

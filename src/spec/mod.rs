@@ -8,6 +8,9 @@ mod checks;
 mod fields;
 mod naming;
 mod options;
+pub mod poetry_hash;
+pub mod project;
+pub mod requirement;
 pub mod script;
 mod validate;
 pub mod yaml;
@@ -89,6 +92,10 @@ pub struct RawSpec {
     pub runtime_packages: Option<Vec<String>>,
     pub builder_options: Option<Map>,
     pub builder_config: Option<Map>,
+    pub project: Option<String>,
+    pub project_install_mode: Option<String>,
+    pub overrides: Option<Vec<String>>,
+    pub constraints: Option<Vec<String>>,
     pub force_push: bool,
 }
 
@@ -160,6 +167,16 @@ pub struct Spec {
     pub runtime_packages: Vec<String>,
     pub builder_options: Map,
     pub builder_config: Map,
+    /// Absolute: a uv or poetry project's folder (or its pyproject.toml); its lock and local
+    /// packages enter the tag as files, the path never does.
+    pub project: Option<PathBuf>,
+    /// None: not given (the locked dependencies only).
+    pub project_install_mode: Option<project::InstallMode>,
+    /// Requirements that replace every other requirement on the same package (uv's
+    /// `--override`).
+    pub overrides: Vec<String>,
+    /// Requirements that bound versions without asking for the package (pip's and uv's `-c`).
+    pub constraints: Vec<String>,
     pub force_push: bool,
     /// Values taken as given (as flytekit takes them) that no image can be made from: the spec
     /// has an id and converts, but cannot be tagged, named or built (`usable`).
@@ -325,6 +342,14 @@ impl Spec {
         put("runtime_packages", urls(&self.runtime_packages));
         put("builder_options", Value::Map(self.builder_options.clone()));
         put("builder_config", Value::Map(self.builder_config.clone()));
+        put("project", self.project.as_deref().map_or(Value::Null, path));
+        put(
+            "project_install_mode",
+            self.project_install_mode
+                .map_or(Value::Null, |m| Value::str(m.as_str())),
+        );
+        put("overrides", Value::strs(&self.overrides));
+        put("constraints", Value::strs(&self.constraints));
         m
     }
 }

@@ -9,6 +9,7 @@ use super::checks::{
     check_secret_mount, check_text, check_url, check_word, default_platform,
 };
 use super::naming::{check_base_name, check_name, check_registry, check_registry_words, check_tag_format};
+use super::project::InstallMode;
 use super::{check_apt_package, BaseImage, Context, CopyMode, Problem, RawBase, RawSpec, Spec};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
         runtime_packages,
         builder_options,
         builder_config,
+        project,
+        project_install_mode,
+        overrides,
+        constraints,
         force_push,
     } = raw;
 
@@ -70,12 +75,22 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
         Some(b) => Some(check_base_image(b, ctx)?),
         None => None,
     };
-    let python_version = match python_version {
-        Some(v) => Some(problems.keep(check_python_version(&v), v)),
+    let project = project.map(|p| lexical_path("project", p, ctx, &mut problems));
+    let python_version = python_version.map(|v| problems.keep(check_python_version(&v), v));
+    let python_version = match (&project, python_version) {
+        // A project's requires-python chooses the version, or checks the one given.
+        (Some(p), v) if v.is_some() || base_image.is_none() => {
+            let chosen = project_python(p, v.as_deref(), &ctx.python_version);
+            Some(match (chosen, v) {
+                (Ok(chosen), _) => chosen,
+                (Err(e), v) => problems.keep(Err(e), v.unwrap_or_else(|| ctx.python_version.clone())),
+            })
+        }
+        (_, Some(v)) => Some(v),
         // Without a base image the default base is python:X.Y-slim for the evaluating interpreter;
         // with one, None means "the base image's own Python", which is the same inside and out.
-        None if base_image.is_none() => Some(ctx.python_version.clone()),
-        None => None,
+        (_, None) if base_image.is_none() => Some(ctx.python_version.clone()),
+        (_, None) => None,
     };
     let platform = match platform {
         Some(p) => problems.keep(check_platform(&p), p),
@@ -88,10 +103,7 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
         .collect();
     let name = name.as_deref().unwrap_or(DEFAULT_NAME).to_lowercase();
     problems.keep(check_name(&name, registry.as_deref(), tag_format.as_deref()), ());
-    let path = |field: &str, p: String, problems: &mut Problems| {
-        let lexical = std::path::absolute(ctx.base_dir.join(&p)).unwrap_or_else(|_| PathBuf::from(&p));
-        problems.keep(check_path(field, &p, &ctx.base_dir), lexical)
-    };
+    let path = |field: &str, p: String, problems: &mut Problems| lexical_path(field, p, ctx, problems);
     let source_root = source_root.map(|p| path("source_root", p, &mut problems));
     let requirements = requirements.map(|p| path("requirements", p, &mut problems));
     let registry_config = registry_config.map(|p| path("registry_config", p, &mut problems));
@@ -114,6 +126,8 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
     let pip_extra_index_url = items("pip_extra_index_url", pip_extra_index_url, check_url);
     let commands = items("commands", commands, check_text);
     let runtime_packages = items("runtime_packages", runtime_packages, check_line);
+    let overrides = items("overrides", overrides, check_requirement);
+    let constraints = items("constraints", constraints, check_requirement);
     let entrypoint = entrypoint.map(|e| items("entrypoint", Some(e), check_text));
     let pip_secret_mounts = pip_secret_mounts
         .unwrap_or_default()
@@ -133,6 +147,21 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
     });
     let tag_format = keep_opt(&mut problems, tag_format, &check_tag_format);
     let python_exec = keep_opt(&mut problems, python_exec, &check_python_exec);
+    let project_install_mode = project_install_mode.and_then(|m| {
+        let mode = InstallMode::parse(&m).and_then(|mode| match project {
+            Some(_) => Ok(mode),
+            None => Err(Error::spec(
+                "project_install_mode",
+                "applies to a project; give `project` too, or leave the mode out",
+            )),
+        });
+        match mode {
+            // The default, kept as unset: the same image whether it is written or not.
+            Ok(InstallMode::DependenciesOnly) => None,
+            Ok(mode) => Some(mode),
+            Err(e) => problems.keep(Err(e), None),
+        }
+    });
     let env = env.unwrap_or_default();
     let env = problems.keep(check_env(env.clone()), env);
 
@@ -167,9 +196,51 @@ pub fn from_raw(raw: RawSpec, ctx: &Context) -> Result<Spec> {
         runtime_packages,
         builder_options,
         builder_config,
+        project,
+        project_install_mode,
+        overrides,
+        constraints,
         force_push,
         problems: problems.0,
     })
+}
+
+/// A path field made absolute against the spec's folder, lexically (it need not exist here).
+fn lexical_path(field: &str, p: String, ctx: &Context, problems: &mut Problems) -> PathBuf {
+    let lexical = std::path::absolute(ctx.base_dir.join(&p)).unwrap_or_else(|_| PathBuf::from(&p));
+    problems.keep(check_path(field, &p, &ctx.base_dir), lexical)
+}
+
+/// The `python_version` a project's `requires-python` allows: `given` when it fits, else the
+/// evaluating interpreter's, else the oldest that fits.
+fn project_python(project: &std::path::Path, given: Option<&str>, current: &str) -> Result<String> {
+    // A project that cannot be read is reported when its files are (tag, build), as a missing
+    // requirements file is: here it only leaves the version unchosen.
+    let (Ok(requires), Ok(root)) = (
+        super::project::requires_python(project),
+        super::project::root_of(project),
+    ) else {
+        return Ok(given.unwrap_or(current).to_owned());
+    };
+    let pyproject = root.join("pyproject.toml");
+    super::script::python_version(
+        requires.as_deref(),
+        given,
+        current,
+        &pyproject.display().to_string(),
+    )
+}
+
+/// An `overrides` or `constraints` entry: one line naming a package.
+fn check_requirement(field: &str, s: &str) -> Result<String> {
+    check_line(field, s)?;
+    if super::requirement::name_of(s).is_none() {
+        return Err(Error::spec(
+            field,
+            format!("{s:?} names no package; write a requirement such as \"six==1.16.0\""),
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 /// The values of a spec that no image can be made from, as they are found.

@@ -47,6 +47,10 @@ struct YamlSpec {
     builder_options: Option<Map>,
     #[serde(default, deserialize_with = "unique_map")]
     builder_config: Option<Map>,
+    project: Option<String>,
+    project_install_mode: Option<String>,
+    overrides: Option<Vec<String>>,
+    constraints: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +98,10 @@ impl From<YamlSpec> for RawSpec {
             runtime_packages: y.runtime_packages,
             builder_options: y.builder_options,
             builder_config: y.builder_config,
+            project: y.project,
+            project_install_mode: y.project_install_mode,
+            overrides: y.overrides,
+            constraints: y.constraints,
             force_push: false,
         }
     }

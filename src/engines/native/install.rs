@@ -49,6 +49,12 @@ pub struct Install<'a> {
     pub extra_index_urls: &'a [String],
     pub extra_args: &'a [String],
     pub no_deps: bool,
+    /// uv's `--override` and `--constraint` entries (the spec's `overrides`, `constraints`).
+    pub overrides: &'a [String],
+    pub constraints: &'a [String],
+    /// Local packages (folders) are among the requirements: uv may build their wheels on this
+    /// machine; everything else still comes as wheels.
+    pub build_local: bool,
     pub ca_file: Option<&'a Path>,
     pub cache_dir: Option<PathBuf>,
     /// A folder only this user can enter (the build's work folder), for the file of credentials.
@@ -135,9 +141,29 @@ pub fn run(i: &Install<'_>) -> Result<()> {
     cmd.push(path_arg(i.target));
     cmd.extend(["--python-platform", i.python_platform].map(String::from));
     cmd.extend(["--python-version", i.python_version].map(String::from));
-    cmd.extend(["--only-binary", ":all:", "--link-mode", "copy"].map(String::from));
+    if !i.build_local {
+        cmd.extend(["--only-binary", ":all:"].map(String::from));
+    }
+    cmd.extend(["--link-mode", "copy"].map(String::from));
     if i.no_deps {
         cmd.push("--no-deps".into());
+    }
+    let mut lists = Vec::new();
+    for (option, entries, name) in [
+        ("--override", i.overrides, ".uv-overrides"),
+        ("--constraint", i.constraints, ".uv-constraints"),
+    ] {
+        if !entries.is_empty() {
+            let file = TempFile::new_in(
+                i.private_dir,
+                name,
+                ".txt",
+                (entries.join("\n") + "\n").as_bytes(),
+            )
+            .map_err(|e| super::io_error("write", i.private_dir, &e))?;
+            cmd.extend([option.to_owned(), path_arg(file.path())]);
+            lists.push(file);
+        }
     }
     for f in i
         .requirement_files

@@ -8,13 +8,14 @@ use super::python::BaseFacts;
 use super::remote_cache::RemoteCache;
 use super::split::{add_tree, split_packages};
 use super::{builder_option, fail, install, io_error, temp_dir_in, uv, LAYOUT};
-use crate::dockerfile::recipe::{Recipe, ReqKind};
+use crate::dockerfile::recipe::{ProjectRecipe, Recipe, ReqKind};
 use crate::dockerfile::{CaBundle, VENV};
 use crate::engines::{Progress, Request};
 use crate::error::{Error, Result};
 use crate::registry::platform::Platform;
 use crate::runtime::{self, Runtime};
 use crate::source::FileKind;
+use crate::spec::project::ProjectKind;
 use crate::spec::Spec;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -215,6 +216,20 @@ impl<'a> InstallCtx<'a> {
         files: Vec<PathBuf>,
         no_deps: bool,
     ) -> Result<()> {
+        self.install_with(target, requirements, files, no_deps, false)
+    }
+
+    /// [`Self::install`]; `local`: the requirements are the project's local packages (built here,
+    /// without their dependencies, which the lock gave). `overrides` and `constraints` bind every
+    /// install that resolves dependencies.
+    fn install_with(
+        &self,
+        target: &Path,
+        requirements: Vec<String>,
+        files: Vec<PathBuf>,
+        no_deps: bool,
+        local: bool,
+    ) -> Result<()> {
         let pip = &self.plan.pip;
         let extra_args: Vec<String> = match &pip.args_secret {
             Some(text) => text.lines().map(str::to_owned).collect(),
@@ -232,6 +247,9 @@ impl<'a> InstallCtx<'a> {
             extra_index_urls: &self.spec.pip_extra_index_url,
             extra_args: &extra_args,
             no_deps,
+            overrides: if no_deps { &[] } else { &self.spec.overrides },
+            constraints: if no_deps { &[] } else { &self.spec.constraints },
+            build_local: local,
             ca_file: self.ca_file.as_deref(),
             cache_dir: None,
             private_dir: self.work,
@@ -268,6 +286,43 @@ impl<'a> InstallCtx<'a> {
         Ok(vec![out])
     }
 
+    /// A project's lock as a file of pinned, hashed requirements (local packages left out), and its
+    /// local packages to install without dependencies (with `install_project`, the project too).
+    fn project_export(&self, project: &ProjectRecipe) -> Result<(PathBuf, Vec<String>)> {
+        let locked = self.work.join("project-locked.txt");
+        match project.kind {
+            ProjectKind::Uv => {
+                let locals = uv::export_uv_project(
+                    self.image,
+                    &self.uv,
+                    &project.root,
+                    &locked,
+                    &self.work.join("project-all.txt"),
+                    project.install_project,
+                )?;
+                Ok((locked, locals))
+            }
+            ProjectKind::Poetry => {
+                let all = self.work.join("project-all.txt");
+                let index = self.spec.pip_index.as_deref().filter(|s| !s.is_empty());
+                uv::export_poetry(
+                    self.image,
+                    &self.uv,
+                    &project.root,
+                    &all,
+                    self.work,
+                    index,
+                    self.ca_file.as_deref(),
+                )?;
+                let mut locals = uv::split_poetry_locals(&all, &locked)?;
+                if project.install_project {
+                    locals.push(uv::path_arg(&project.root));
+                }
+                Ok((locked, locals))
+            }
+        }
+    }
+
     /// The packages layers: keyed by what determines the install (the requirements as written,
     /// the requirements files' content, the index options, the platform, the Python version and
     /// uv's version), so that a spec changing only its files reuses them without running uv.
@@ -278,8 +333,20 @@ impl<'a> InstallCtx<'a> {
         parts.push(format!("index={:?}", self.spec.pip_index));
         parts.push(format!("extra={:?}", self.spec.pip_extra_index_url));
         parts.push(format!("args={:?}", self.spec.pip_extra_args));
+        if !self.spec.overrides.is_empty() || !self.spec.constraints.is_empty() {
+            parts.push(format!("overrides={:?}", self.spec.overrides));
+            parts.push(format!("constraints={:?}", self.spec.constraints));
+        }
+        if let Some(p) = &self.plan.project {
+            parts.push(format!(
+                "project={}:{}:{}",
+                p.kind.as_str(),
+                p.root_rel,
+                p.install_project
+            ));
+        }
         for f in self.plan.selection.values() {
-            if f.key.starts_with("requirements/") {
+            if f.key.starts_with("requirements/") || f.key.starts_with("project/") {
                 if let FileKind::Regular { sha256, .. } = &f.file.kind {
                     parts.push(format!("{}={}", f.key, layers::hex(sha256)));
                 }
@@ -290,8 +357,19 @@ impl<'a> InstallCtx<'a> {
             let target = self.work.join("packages");
             let mut reqs = self.spec.packages.clone();
             reqs.extend(self.spec.runtime_packages.iter().cloned());
-            let files = self.requirement_files()?;
+            let mut files = self.requirement_files()?;
+            let locals = match &self.plan.project {
+                Some(project) => {
+                    let (locked, locals) = self.project_export(project)?;
+                    files.push(locked);
+                    locals
+                }
+                None => Vec::new(),
+            };
             self.install(&target, reqs, files, false)?;
+            if !locals.is_empty() {
+                self.install_with(&target, locals, Vec::new(), true, true)?;
+            }
             runtime::check_installed(&target, false).map_err(Error::build)?;
             split_packages(
                 &target,

@@ -180,6 +180,62 @@ pub fn export_uv(image: &str, uv: &Path, project: &Path, out: &Path, lock: &Path
     Ok(())
 }
 
+/// A uv project's lock (the project at `root`) as pinned, hashed requirements in `locked`,
+/// without the dev group and without local packages, and the local packages it installs
+/// (workspace members, path dependencies; the project itself with `install_project`) as paths on
+/// this machine, read from a second export to `all`.
+pub fn export_uv_project(
+    image: &str,
+    uv: &Path,
+    root: &Path,
+    locked: &Path,
+    all: &Path,
+    install_project: bool,
+) -> Result<Vec<String>> {
+    let run = |out: &Path, extra: &[&str]| -> Result<()> {
+        let mut args: Vec<String> = ["export", "--frozen", "--no-dev", "--no-header", "--quiet"]
+            .map(String::from)
+            .into();
+        if !install_project {
+            args.push("--no-emit-project".into());
+        }
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args.extend(["-o".into(), path_arg(out), "--project".into(), path_arg(root)]);
+        let env = vec![("UV_NO_CONFIG".to_owned(), "1".to_owned())];
+        let (status, said) = output(&uv_run(image, uv, args, env))?;
+        if !status.success() {
+            return Err(Error::build(format!(
+                "native: uv export of {} failed: {}",
+                root.join("uv.lock").display(),
+                said.trim()
+            )));
+        }
+        Ok(())
+    };
+    run(locked, &["--no-emit-local"])?;
+    run(all, &["--no-editable", "--no-hashes", "--no-annotate"])?;
+    let text = std::fs::read_to_string(all).map_err(|e| super::io_error("read", all, &e))?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with('.') || l.starts_with('/'))
+        .map(|l| {
+            let path = l.split(" ;").next().unwrap_or(l).trim();
+            path_arg(&root.join(path))
+        })
+        .collect())
+}
+
+/// Splits poetry's export `all` in two: the local packages (`name @ file://...` lines, which carry
+/// no hash) are returned, everything else is written to `locked`.
+pub fn split_poetry_locals(all: &Path, locked: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(all).map_err(|e| super::io_error("read", all, &e))?;
+    let (locals, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.contains(" @ file://"));
+    let mut out = rest.join("\n");
+    out.push('\n');
+    std::fs::write(locked, out).map_err(|e| super::io_error("write", locked, &e))?;
+    Ok(locals.into_iter().map(str::to_owned).collect())
+}
+
 /// What uv trusts for HTTPS: the spec's `ca_bundle`, else `SSL_CERT_FILE` as set, else the
 /// machine's own store (`UV_NATIVE_TLS`, as pip and curl use it: a proxy's CA lives there).
 pub(super) fn trust(env: &mut Vec<(String, String)>, ca_file: Option<&Path>) {
