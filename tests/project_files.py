@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 UV = Path(sys.prefix) / "bin" / "uv"
 CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -47,13 +48,14 @@ def uv_workspace(root: Path, *, requires_python: str = ">=3.11", lock: bool = Tr
         '[tool.uv.workspace]\nmembers = ["packages/*"]\n\n'
         "[tool.uv.sources]\nhelper = { workspace = true }\n\n" + HATCH,
     )
-    write(root / "src/app/__init__.py", "from helper import greet\n\nNAME = 'app'\n")
+    app = 'from helper import greet\n\n__all__ = ["NAME", "greet"]\nNAME = "app"\n'
+    write(root / "src/app/__init__.py", app)
     write(
         root / "packages/helper/pyproject.toml",
         '[project]\nname = "helper"\nversion = "0.2.0"\nrequires-python = ">=3.9"\n'
         'dependencies = ["packaging>=24"]\n\n' + HATCH,
     )
-    write(root / "packages/helper/src/helper/__init__.py", "def greet():\n    return 'hi'\n")
+    write(root / "packages/helper/src/helper/__init__.py", 'def greet():\n    return "hi"\n')
     if lock:
         run_tool([str(UV), "lock", "--quiet"], root)
     return root
@@ -67,7 +69,7 @@ def poetry_project(root: Path) -> Path:
         'dependencies = ["six==1.16.0", "attrs (>=22)", "lib1"]\n\n'
         '[tool.poetry.dependencies]\nlib1 = { path = "lib", develop = false }\n\n' + POETRY_CORE,
     )
-    write(root / "src/papp/__init__.py", "NAME = 'papp'\n")
+    write(root / "src/papp/__init__.py", 'NAME = "papp"\n')
     write(
         root / "lib/pyproject.toml",
         '[project]\nname = "lib1"\nversion = "0.3.0"\nrequires-python = ">=3.9"\n'

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 ID_SCHEME = 1
 TAG_SCHEME = 1
 RECIPE_VERSION = 4
@@ -65,6 +67,8 @@ _LIST_FIELDS = (
     "copy",
 )
 _MAP_FIELDS = ("env", "builder_config")
+# Added after scheme 1: in the map only when set.
+LATER_FIELDS = ("project", "project_install_mode", "overrides", "constraints")
 _SCALAR_FIELDS = ("cuda", "cudnn", "python_exec")
 _LOCK_FILES = ("uv.lock", "poetry.lock")
 _DEFAULT_PLATFORM = "linux/amd64"
@@ -215,7 +219,42 @@ def identity_values(fields: Mapping[str, Any], *, base_dir: str = ".", host_arch
     entrypoint = fields.get("entrypoint")
     values["entrypoint"] = None if entrypoint is None else list(entrypoint)
     assert set(values) == set(IDENTITY_FIELDS)
+    if fields.get("project") is not None:
+        kind, root, anchor, _ = project_layout(fields, base_dir)
+        rel = posixpath.relpath(root.as_posix(), anchor.as_posix())
+        values["project"] = {"kind": kind, "root": rel}
+    if fields.get("project_install_mode") == "install_project":
+        values["project_install_mode"] = "install_project"
+    for f in ("overrides", "constraints"):
+        if fields.get(f):
+            values[f] = [strip_credentials(x) for x in fields[f]]
     return values
+
+
+def project_layout(
+    fields: Mapping[str, Any], base_dir: str | os.PathLike[str]
+) -> tuple[str, Path, Path, list[Path]]:
+    """A project's kind, folder, the folder its files are keyed against, and its local packages."""
+    given = Path(base_dir) / str(fields["project"])
+    root = Path(posixpath.normpath(given.as_posix()))
+    if not root.is_dir():
+        root = root.parent
+    kind = "uv" if (root / "uv.lock").is_file() else "poetry"
+    lock = tomllib.loads((root / f"{kind}.lock").read_text(encoding="utf-8"))
+    locals_: list[Path] = []
+    for package in lock.get("package", []):
+        source = package.get("source", {})
+        if kind == "uv":
+            rels = [source[k] for k in ("editable", "directory", "virtual", "path") if k in source][:1]
+        else:
+            rels = [source["url"]] if source.get("type") in ("directory", "file") else []
+        for rel in rels:
+            path = Path(posixpath.normpath((root / rel).as_posix()))
+            if path != root:
+                locals_.append(path)
+    outside = [p for p in locals_ if not p.is_relative_to(root)]
+    anchor = Path(str(fields["source_root"])) if outside else root
+    return kind, root, anchor, locals_
 
 
 def field_digests(fields: Mapping[str, Any], **kw: Any) -> dict[str, bytes]:
@@ -279,6 +318,19 @@ def collect_files(fields: Mapping[str, Any], base_dir: str | os.PathLike[str]) -
         if req.name in _LOCK_FILES:
             pyproject = req.parent / "pyproject.toml"
             files["requirements/pyproject.toml"] = _entry_digest(pyproject, "pyproject.toml", follow=True)
+    if fields.get("project") is not None:
+        kind, root, anchor, locals_ = project_layout(fields, base)
+        entries = [root / "pyproject.toml", root / f"{kind}.lock", *locals_]
+        if fields.get("project_install_mode") == "install_project":
+            entries.append(root)
+        for entry in entries:
+            rel_entry = posixpath.relpath(entry.as_posix(), anchor.as_posix())
+            if entry.is_dir():
+                for rel, sub in _walk(entry).items():
+                    path = rel if rel_entry == "." else f"{rel_entry}/{rel}"
+                    files[f"project/{path}"] = _entry_digest(sub, path)
+            else:
+                files[f"project/{rel_entry}"] = _entry_digest(entry, rel_entry, follow=True)
     mode = effective_copy_mode(fields)
     if mode == "LOADED_MODULES":
         raise NotImplementedError("LOADED_MODULES selection is not part of this reference")

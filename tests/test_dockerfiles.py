@@ -80,6 +80,18 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {},
     ),
     "poetry-lock": ({"python_version": "3.11", "requirements": "poetryproj/poetry.lock"}, {}),
+    # A uv workspace with a member, the project installed too, an override and a constraint.
+    "uv-project": (
+        {
+            "python_version": "3.11",
+            "project": "uvws",
+            "project_install_mode": "install_project",
+            "overrides": ["packaging==24.0"],
+            "constraints": ["six<1.17"],
+        },
+        {},
+    ),
+    "poetry-project": ({"python_version": "3.11", "project": "poetryproj"}, {}),
     "source-and-copy": (
         {
             "python_version": "3.11",

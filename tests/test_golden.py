@@ -41,7 +41,7 @@ HOST_ARCH = platform.machine()
 # symlinks are created (relative targets, one of them dangling).
 EXECUTABLE = {"proj/bin/run.sh": 0o755, "scripts/tool.sh": 0o654}
 SYMLINKS = {"proj/app/current.py": "main.py", "proj/dangling": "../nowhere"}
-PATH_FIELDS = ("source_root", "requirements", "registry_config")
+PATH_FIELDS = ("source_root", "requirements", "registry_config", "project")
 
 BUILDER_CONFIG = {
     "uv_image": "ghcr.io/astral-sh/uv:0.4.20",
@@ -272,6 +272,27 @@ CASES: list[dict[str, Any]] = [
         "name": "requirements-poetry-lock",
         "about": "poetry.lock brings requirements/pyproject.toml",
         "spec": {"python_version": "3.12", "requirements": "poetryproj/poetry.lock"},
+    },
+    {
+        "name": "project-uv-workspace",
+        "about": "a uv workspace: pyproject.toml, uv.lock and the member's folder under project/",
+        "spec": {"python_version": "3.11", "project": "uvws"},
+    },
+    {
+        "name": "project-install-overrides",
+        "about": "the project folder too; overrides and constraints hashed with credentials removed",
+        "spec": {
+            "python_version": "3.11",
+            "project": "uvws/pyproject.toml",
+            "project_install_mode": "install_project",
+            "overrides": ["packaging @ https://user:pw@files.example.com/packaging-24.0-py3-none-any.whl"],
+            "constraints": ["six<1.17"],
+        },
+    },
+    {
+        "name": "project-poetry",
+        "about": "a poetry project",
+        "spec": {"python_version": "3.12", "project": "poetryproj"},
     },
     {
         "name": "source-all-explicit",

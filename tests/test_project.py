@@ -14,7 +14,7 @@ import pytest
 from imagespec import ImageSpec, SourceError, SpecError
 from imagespec._build import dockerfile
 
-from .project_files import poetry_lock, poetry_project, run_tool, uv_workspace, write, UV
+from .project_files import UV, poetry_lock, poetry_project, run_tool, uv_workspace, write
 
 HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -42,13 +42,17 @@ def poetry(poetry_template: Path, tmp_path: Path) -> Path:
 def test_from_project_is_the_project_field(workspace: Path) -> None:
     a = ImageSpec.from_project(workspace, registry="localhost:5000")
     b = ImageSpec(project=str(workspace), registry="localhost:5000")
-    c = ImageSpec(project=workspace / "pyproject.toml", project_install_mode="dependencies_only", registry="localhost:5000")
+    c = ImageSpec(
+        project=workspace / "pyproject.toml",
+        project_install_mode="dependencies_only",
+        registry="localhost:5000",
+    )
     assert a.image_name() == b.image_name() == c.image_name()
     assert a.project == str(workspace)
     assert a.project_install_mode is None  # the default, not written
     d = ImageSpec.from_project(workspace, install_project=True, registry="localhost:5000")
     assert d.project_install_mode == "install_project"
-    assert d.tag != a.tag
+    assert d.tag != a.image_name()
 
 
 def test_a_member_file_changes_the_tag_and_the_apps_code_does_not(workspace: Path) -> None:
@@ -58,7 +62,7 @@ def test_a_member_file_changes_the_tag_and_the_apps_code_does_not(workspace: Pat
     (workspace / "src/app/__init__.py").write_text("NAME = 'changed'\n")
     assert deps.tag == before[0]  # dependencies only: the project's own code is not in the image
     assert whole.tag != before[1]
-    middle = whole.tag
+    middle = whole.image_name()
     (workspace / "packages/helper/src/helper/__init__.py").write_text("def greet():\n    return 'hello'\n")
     assert deps.tag != before[0]  # the member is installed either way
     assert whole.tag != middle
@@ -66,7 +70,7 @@ def test_a_member_file_changes_the_tag_and_the_apps_code_does_not(workspace: Pat
 
 def test_the_path_on_this_machine_is_not_in_the_tag(workspace: Path, tmp_path: Path) -> None:
     moved = Path(shutil.copytree(workspace, tmp_path / "elsewhere" / "ws"))
-    assert ImageSpec.from_project(workspace).tag == ImageSpec.from_project(moved).tag
+    assert ImageSpec.from_project(workspace).tag == ImageSpec.from_project(moved).image_name()
 
 
 def test_requires_python_chooses_and_checks_python_version(tmp_path: Path) -> None:
@@ -75,8 +79,10 @@ def test_requires_python_chooses_and_checks_python_version(tmp_path: Path) -> No
     assert ImageSpec.from_project(root).python_version == other
     assert ImageSpec.from_project(root, python_version=other).python_version == other
     spec = ImageSpec.from_project(root, python_version=HERE)
-    with pytest.raises(SpecError, match=rf"python_version: {HERE} does not satisfy requires-python .*pyproject.toml"):
-        spec.tag
+    with pytest.raises(
+        SpecError, match=rf"python_version: {HERE} does not satisfy requires-python .*pyproject.toml"
+    ):
+        spec.image_name()
 
 
 def test_a_stale_uv_lock_is_refused_naming_both_files(workspace: Path) -> None:
@@ -84,41 +90,41 @@ def test_a_stale_uv_lock_is_refused_naming_both_files(workspace: Path) -> None:
     helper.write_text(helper.read_text().replace('"packaging>=24"', '"packaging>=24", "attrs"'))
     spec = ImageSpec.from_project(workspace)
     with pytest.raises(SpecError) as e:
-        spec.tag
+        spec.image_name()
     message = str(e.value)
     assert str(workspace / "uv.lock") in message and str(helper) in message
     assert "attrs" in message and "run `uv lock`" in message
     with pytest.raises(SpecError, match="out of date"):
         dockerfile(spec)
     run_tool([str(UV), "lock", "--quiet"], workspace)  # what the message says to do
-    assert spec.tag
+    assert spec.image_name()
 
 
 def test_a_changed_version_in_the_root_is_stale_too(workspace: Path) -> None:
     root = workspace / "pyproject.toml"
     root.write_text(root.read_text().replace("six==1.16.0", "six==1.17.0"))
     with pytest.raises(SpecError, match=r"it asks for six==1\.17\.0; the lock has six==1\.16\.0"):
-        ImageSpec.from_project(workspace).tag
+        ImageSpec.from_project(workspace).image_name()
 
 
 def test_a_project_without_a_lock(workspace: Path) -> None:
     (workspace / "uv.lock").unlink()
     with pytest.raises(SpecError, match=r"has no uv\.lock or poetry\.lock .*run `uv lock`"):
-        ImageSpec.from_project(workspace).tag
+        ImageSpec.from_project(workspace).image_name()
 
 
 def test_a_missing_project(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="project: .*does not exist"):
-        ImageSpec(project=str(tmp_path / "nowhere")).tag
+    with pytest.raises(SourceError, match=r"project: .*does not exist"):
+        ImageSpec(project=str(tmp_path / "nowhere")).image_name()
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SourceError, match="pyproject.toml: does not exist"):
-        ImageSpec(project=str(tmp_path / "empty")).tag
+    with pytest.raises(SourceError, match=r"pyproject\.toml: does not exist"):
+        ImageSpec(project=str(tmp_path / "empty")).image_name()
 
 
 def test_a_pyproject_that_is_not_toml(workspace: Path) -> None:
     (workspace / "pyproject.toml").write_text('[project]\nname = "app"\nversion = 0.1.0"\n')
     with pytest.raises(SpecError, match=r"pyproject\.toml:3:\d+: not TOML"):
-        ImageSpec.from_project(workspace).tag
+        ImageSpec.from_project(workspace).image_name()
 
 
 def test_a_path_dependency_outside_the_project_needs_a_source_root_holding_it(tmp_path: Path) -> None:
@@ -136,11 +142,11 @@ def test_a_path_dependency_outside_the_project_needs_a_source_root_holding_it(tm
     )
     run_tool([str(UV), "lock", "--quiet"], app)
     with pytest.raises(SpecError, match=r"repo/shared is a local package of the project .* set source_root"):
-        ImageSpec.from_project(app).tag
+        ImageSpec.from_project(app).image_name()
     with pytest.raises(SpecError, match=r"repo/shared lies outside source_root .*/repo/app"):
-        ImageSpec.from_project(app, source_root=str(app), source_copy_mode="NO_COPY").tag
+        ImageSpec.from_project(app, source_root=str(app), source_copy_mode="NO_COPY").image_name()
     spec = ImageSpec.from_project(app, source_root=str(tmp_path / "repo"), source_copy_mode="NO_COPY")
-    before = spec.tag
+    before = spec.image_name()
     text = dockerfile(spec)
     assert "cd /tmp/imagespec/project/app\\n" in text  # the project's place among the copied files
     (tmp_path / "repo/shared/src/shared/__init__.py").write_text("X = 1\n")
@@ -150,24 +156,31 @@ def test_a_path_dependency_outside_the_project_needs_a_source_root_holding_it(tm
 def test_a_fresh_poetry_lock_is_taken_and_a_stale_one_refused(poetry: Path) -> None:
     spec = ImageSpec.from_project(poetry)
     assert spec.python_version == HERE if HERE != "3.9" and HERE != "3.10" else True
-    before = spec.tag
+    before = spec.image_name()
     (poetry / "lib/src/lib1/__init__.py").write_text("VALUE = 2\n")  # the path dependency's files count
     assert spec.tag != before
     pyproject = poetry / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('"six==1.16.0"', '"six==1.17.0"'))
-    with pytest.raises(SpecError, match=r"poetry\.lock is out of date with .*pyproject\.toml.*run `poetry lock`"):
-        spec.tag
+    with pytest.raises(
+        SpecError, match=r"poetry\.lock is out of date with .*pyproject\.toml.*run `poetry lock`"
+    ):
+        spec.image_name()
     poetry_lock(poetry)
-    assert spec.tag
+    assert spec.image_name()
 
 
 def test_install_project_needs_a_package(tmp_path: Path) -> None:
     root = tmp_path / "virtual"
-    write(root / "pyproject.toml", '[project]\nname = "v"\nversion = "0"\nrequires-python = ">=3.9"\ndependencies = ["six"]\n')
+    write(
+        root / "pyproject.toml",
+        '[project]\nname = "v"\nversion = "0"\nrequires-python = ">=3.9"\ndependencies = ["six"]\n',
+    )
     run_tool([str(UV), "lock", "--quiet"], root)
     assert ImageSpec.from_project(root).tag  # dependencies only: fine without a build system
-    with pytest.raises(SpecError, match="project_install_mode: install_project needs a project that is a package"):
-        ImageSpec.from_project(root, install_project=True).tag
+    with pytest.raises(
+        SpecError, match="project_install_mode: install_project needs a project that is a package"
+    ):
+        ImageSpec.from_project(root, install_project=True).image_name()
 
 
 @pytest.mark.parametrize(
@@ -183,12 +196,12 @@ def test_install_project_needs_a_package(tmp_path: Path) -> None:
 def test_bad_values_are_refused(field: str, value: object, match: str, workspace: Path) -> None:
     spec = ImageSpec(project=str(workspace), **{field: value})
     with pytest.raises(SpecError, match=match):
-        spec.tag
+        spec.image_name()
 
 
 def test_a_mode_without_a_project() -> None:
     with pytest.raises(SpecError, match="project_install_mode: applies to a project"):
-        ImageSpec(project_install_mode="install_project").tag
+        ImageSpec(project_install_mode="install_project").image_name()
 
 
 def test_constraints_bound_versions_and_overrides_carry_no_credentials() -> None:
@@ -201,7 +214,7 @@ def test_constraints_bound_versions_and_overrides_carry_no_credentials() -> None
 
 def test_overrides_and_constraints_enter_the_tag_and_unset_ones_change_nothing() -> None:
     plain = ImageSpec(packages=["attrs"])
-    assert ImageSpec(packages=["attrs"], overrides=[], constraints=[]).tag == plain.tag
+    assert ImageSpec(packages=["attrs"], overrides=[], constraints=[]).tag == plain.image_name()
     tags = {
         plain.tag,
         ImageSpec(packages=["attrs"], overrides=["six==1.15.0"]).tag,
@@ -212,7 +225,9 @@ def test_overrides_and_constraints_enter_the_tag_and_unset_ones_change_nothing()
 
 
 def test_yaml_keys(workspace: Path, tmp_path: Path) -> None:
-    spec = ImageSpec.from_project(workspace, install_project=True, overrides=["packaging==24.0"], constraints=["six<2"])
+    spec = ImageSpec.from_project(
+        workspace, install_project=True, overrides=["packaging==24.0"], constraints=["six<2"]
+    )
     path = tmp_path / "image.yaml"
     spec.to_yaml(path)
     text = path.read_text()

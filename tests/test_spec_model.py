@@ -44,6 +44,10 @@ EVERY_FIELD = dict(
     runtime_packages=["polars"],
     builder_options={"insecure_registries": ["r.local"], "n": 1, "f": 0.5, "b": True},
     builder_config={"uv_image": "uv:0.4"},
+    project="proj",
+    project_install_mode="install_project",
+    overrides=["six==1.16.0"],
+    constraints=["numpy<3"],
 )
 
 
@@ -83,6 +87,9 @@ def test_every_field_is_accepted_and_normalised(tmp_path: Path, monkeypatch: pyt
         "b": True,
     }
     assert dict(spec.builder_config or {}) == {"uv_image": "uv:0.4"}
+    assert spec.project == str(tmp_path / "proj")
+    assert spec.project_install_mode == "install_project"
+    assert (spec.overrides, spec.constraints) == (["six==1.16.0"], ["numpy<3"])
     assert set(spec.to_dict()) == set(imagespec._core.FIELDS)
 
 

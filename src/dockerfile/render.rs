@@ -309,9 +309,16 @@ fn python_packages(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, reci
     // pip has no overrides: they are installed over what the resolution chose, last (pip then
     // warns of the requirement they break, as uv's --override would not).
     if !spec.overrides.is_empty() {
-        let mut args = vec![recipe.pip.index.clone(), recipe.pip.extra_index.clone()];
+        let mut args = vec![
+            recipe.pip.index.clone(),
+            recipe.pip.extra_index.clone(),
+            spec.overrides.len().to_string(),
+        ];
+        for o in &spec.overrides {
+            args.push(crate::spec::requirement::name_of(o).unwrap_or(o).to_owned());
+            args.push(o.clone());
+        }
         args.extend(recipe.pip.args.iter().cloned());
-        args.extend(spec.overrides.iter().cloned());
         let override_env = PipEnv {
             reqs_secret: false,
             constraints: false,
@@ -321,7 +328,7 @@ fn python_packages(d: &mut Dockerfile, spec: &Spec, options: &BuildOptions, reci
             .into_iter()
             .filter(|f| !f.contains(&format!("target={IMAGESPEC_DIR}")))
             .collect();
-        d.run(&flags, &scripts::pip_install(override_env, false), &args);
+        d.run(&flags, &scripts::pip_override(override_env), &args);
     }
 }
 

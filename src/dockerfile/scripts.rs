@@ -247,6 +247,30 @@ pub fn pip_project(env: PipEnv, uv: bool, dir: &str, install_project: bool) -> S
     s
 }
 
+/// `overrides`, after everything else: `$1` is how many there are, then each as its package's
+/// name and the requirement, then pip's arguments. pip has no `--override`, so an override is
+/// installed over what the resolution chose, and only when its package is in the image, as uv's
+/// `--override` only replaces requirements that something asks for.
+pub fn pip_override(env: PipEnv) -> String {
+    let mut s = pip_prelude(env);
+    let py = format!("{VENV}/bin/python");
+    s.push_str(&format!(
+        "n=$1\n\
+         shift\n\
+         found=0\n\
+         while [ \"$n\" -gt 0 ]; do\n\
+         \x20 if {py} -c 'import importlib.metadata as m, sys; m.distribution(sys.argv[1])' \"$1\" 2>/dev/null; then\n\
+         \x20   set -- \"$@\" \"$2\"\n\
+         \x20   found=$((found + 1))\n\
+         \x20 fi\n\
+         \x20 shift 2\n\
+         \x20 n=$((n - 1))\n\
+         done\n\
+         if [ \"$found\" -gt 0 ]; then {py} -m pip install \"$@\"; fi\n"
+    ));
+    s
+}
+
 /// A user command (`$1`) run by `sh -c` with the CA bundle set up for it.
 pub fn command_with_ca() -> String {
     let mut s = prelude(true);

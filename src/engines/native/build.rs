@@ -98,7 +98,11 @@ pub fn build(request: &Request<'_>) -> Result<Built> {
         let mut ctx = InstallCtx::new(spec, request, &plan, &facts, platform, &root, &pwork)?;
         ctx.compression = opts.compression;
         ctx.remote = remote.as_ref();
-        if !spec.packages.is_empty() || !spec.runtime_packages.is_empty() || plan.requirements.is_some() {
+        if !spec.packages.is_empty()
+            || !spec.runtime_packages.is_empty()
+            || plan.requirements.is_some()
+            || plan.project.is_some()
+        {
             step(&format!("layer: Python packages{on}"));
             new_layers.extend(ctx.packages(mtime).map_err(|e| fail(image, e))?);
         }

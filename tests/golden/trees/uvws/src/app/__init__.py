@@ -1,0 +1,4 @@
+from helper import greet
+
+__all__ = ["NAME", "greet"]
+NAME = "app"
