@@ -69,7 +69,14 @@ def test_errors_exit_1_with_the_message(tmp_path: Path) -> None:
     (tmp_path / "empty.py").write_text("X = 1\n")
     out = cli("tag", str(tmp_path / "empty.py"))
     assert out.returncode == 1
-    assert "defines no ImageSpec at module level" in out.stderr
+    assert "defines no ImageSpec at module level and has no `# /// script` block" in out.stderr
+
+    # A file that defines no image but carries a PEP 723 block is that script's image.
+    (tmp_path / "job.py").write_text('# /// script\n# dependencies = ["six==1.16.0"]\n# ///\nimport six\n')
+    out = cli("tag", str(tmp_path / "job.py"))
+    assert out.returncode == 0, out.stderr
+    want = ImageSpec.from_script(tmp_path / "job.py").image_name()
+    assert out.stdout.split() == [want]
 
 
 def test_usage_errors_exit_2() -> None:
@@ -204,10 +211,10 @@ def test_bad_pyflyte_option_values_are_usage_errors(tmp_path: Path, args: list[s
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("folder", "folder: a folder, not a file; give a spec YAML file or a Python file"),
-        ("missing.py", "missing.py: no such file; give a spec YAML file or a Python file"),
-        ("notes.txt", "notes.txt: not a Python file (.py) or a spec YAML file (.yaml, .yml)"),
-        ("wf", "wf: not a Python file (.py) or a spec YAML file (.yaml, .yml)"),
+        ("folder", "folder: a folder, not a file; give a spec YAML file, a Python file or a project's pyproject.toml"),
+        ("missing.py", "missing.py: no such file; give a spec YAML file, a Python file or a project's pyproject.toml"),
+        ("notes.txt", "notes.txt: not a Python file (.py), a spec YAML file (.yaml, .yml) or a pyproject.toml"),
+        ("wf", "wf: not a Python file (.py), a spec YAML file (.yaml, .yml) or a pyproject.toml"),
     ],
 )
 def test_a_path_that_is_no_python_or_spec_file_exits_1(tmp_path: Path, path: str, message: str) -> None:

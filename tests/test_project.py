@@ -52,7 +52,7 @@ def test_from_project_is_the_project_field(workspace: Path) -> None:
     assert a.project_install_mode is None  # the default, not written
     d = ImageSpec.from_project(workspace, install_project=True, registry="localhost:5000")
     assert d.project_install_mode == "install_project"
-    assert d.tag != a.image_name()
+    assert d.tag != a.tag
 
 
 def test_a_member_file_changes_the_tag_and_the_apps_code_does_not(workspace: Path) -> None:
@@ -62,7 +62,7 @@ def test_a_member_file_changes_the_tag_and_the_apps_code_does_not(workspace: Pat
     (workspace / "src/app/__init__.py").write_text("NAME = 'changed'\n")
     assert deps.tag == before[0]  # dependencies only: the project's own code is not in the image
     assert whole.tag != before[1]
-    middle = whole.image_name()
+    middle = whole.tag
     (workspace / "packages/helper/src/helper/__init__.py").write_text("def greet():\n    return 'hello'\n")
     assert deps.tag != before[0]  # the member is installed either way
     assert whole.tag != middle
@@ -70,7 +70,7 @@ def test_a_member_file_changes_the_tag_and_the_apps_code_does_not(workspace: Pat
 
 def test_the_path_on_this_machine_is_not_in_the_tag(workspace: Path, tmp_path: Path) -> None:
     moved = Path(shutil.copytree(workspace, tmp_path / "elsewhere" / "ws"))
-    assert ImageSpec.from_project(workspace).tag == ImageSpec.from_project(moved).image_name()
+    assert ImageSpec.from_project(workspace).tag == ImageSpec.from_project(moved).tag
 
 
 def test_requires_python_chooses_and_checks_python_version(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_a_path_dependency_outside_the_project_needs_a_source_root_holding_it(tm
     with pytest.raises(SpecError, match=r"repo/shared lies outside source_root .*/repo/app"):
         ImageSpec.from_project(app, source_root=str(app), source_copy_mode="NO_COPY").image_name()
     spec = ImageSpec.from_project(app, source_root=str(tmp_path / "repo"), source_copy_mode="NO_COPY")
-    before = spec.image_name()
+    before = spec.tag
     text = dockerfile(spec)
     assert "cd /tmp/imagespec/project/app\\n" in text  # the project's place among the copied files
     (tmp_path / "repo/shared/src/shared/__init__.py").write_text("X = 1\n")
@@ -156,7 +156,7 @@ def test_a_path_dependency_outside_the_project_needs_a_source_root_holding_it(tm
 def test_a_fresh_poetry_lock_is_taken_and_a_stale_one_refused(poetry: Path) -> None:
     spec = ImageSpec.from_project(poetry)
     assert spec.python_version == HERE if HERE != "3.9" and HERE != "3.10" else True
-    before = spec.image_name()
+    before = spec.tag
     (poetry / "lib/src/lib1/__init__.py").write_text("VALUE = 2\n")  # the path dependency's files count
     assert spec.tag != before
     pyproject = poetry / "pyproject.toml"
@@ -214,7 +214,7 @@ def test_constraints_bound_versions_and_overrides_carry_no_credentials() -> None
 
 def test_overrides_and_constraints_enter_the_tag_and_unset_ones_change_nothing() -> None:
     plain = ImageSpec(packages=["attrs"])
-    assert ImageSpec(packages=["attrs"], overrides=[], constraints=[]).tag == plain.image_name()
+    assert ImageSpec(packages=["attrs"], overrides=[], constraints=[]).tag == plain.tag
     tags = {
         plain.tag,
         ImageSpec(packages=["attrs"], overrides=["six==1.15.0"]).tag,
@@ -240,3 +240,16 @@ def test_yaml_keys(workspace: Path, tmp_path: Path) -> None:
 def test_positional_arguments_stop_at_flytekits_fields() -> None:
     with pytest.raises(TypeError, match="takes from 0 to 29 positional arguments"):
         ImageSpec(*([None] * 30))
+
+
+def test_the_cli_takes_a_projects_pyproject(workspace: Path) -> None:
+    import subprocess
+
+    cli = [sys.executable, "-m", "imagespec"]
+    out = subprocess.run([*cli, "tag", str(workspace / "pyproject.toml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [ImageSpec.from_project(workspace).image_name()]
+    (workspace / "uv.lock").unlink()
+    out = subprocess.run([*cli, "tag", str(workspace / "pyproject.toml")], capture_output=True, text=True)
+    assert out.returncode == 1 and "has no uv.lock or poetry.lock" in out.stderr
+    assert "Traceback" not in out.stderr

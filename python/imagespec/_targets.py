@@ -54,36 +54,64 @@ def specs_of_module(module: ModuleType) -> list[tuple[str, ImageSpec]]:
     return [(name, spec) for spec, name in found.items()]
 
 
-def _load_module_specs(path: Path) -> list[tuple[str, ImageSpec]]:
-    """The module-level ImageSpec values of a Python file, imported as `python FILE` would."""
-    return specs_of_module(import_file(path))
-
-
 SPEC_SUFFIXES = (".yaml", ".yml")
+# A project's files: the image of its locked dependencies (ImageSpec.from_project).
+PROJECT_FILES = ("pyproject.toml", "uv.lock", "poetry.lock")
 
 
 def _check_target(target: str) -> Path:
-    """A CLI argument that must be a Python file or a spec YAML file; else SpecError saying what it is."""
+    """A CLI argument that must be a Python file, a spec YAML file or a project's pyproject.toml;
+    else SpecError saying what it is."""
     path = Path(target)
-    wanted = "give a spec YAML file or a Python file"
+    wanted = "give a spec YAML file, a Python file or a project's pyproject.toml"
     if path.is_dir():
         raise _core.SpecError(f"{target}: a folder, not a file; {wanted}")
     if not path.is_file():
         raise _core.SpecError(f"{target}: no such file; {wanted}")
-    if path.suffix != ".py" and path.suffix.lower() not in SPEC_SUFFIXES:
+    if path.suffix != ".py" and path.suffix.lower() not in SPEC_SUFFIXES and path.name not in PROJECT_FILES:
         raise _core.SpecError(
-            f"{target}: not a Python file (.py) or a spec YAML file (.yaml, .yml); {wanted}"
+            f"{target}: not a Python file (.py), a spec YAML file (.yaml, .yml) or a pyproject.toml; {wanted}"
         )
     return path
 
 
+def _script_spec(path: Path) -> list[tuple[str, ImageSpec]]:
+    """A Python file that defines no image, as a PEP 723 script: its block's spec, or none."""
+    try:
+        return [(path.stem, ImageSpec.from_script(path))]
+    except _core.SpecError as e:
+        if "no `# /// script` metadata block" in str(e):
+            return []
+        raise
+
+
+def _import_or_script(path: Path) -> ModuleType | list[tuple[str, ImageSpec]]:
+    """The module of a Python file; or, when importing it fails for a missing module and it has a
+    PEP 723 block, that block's spec: a script's dependencies are what its image installs, so
+    they need not be installed here."""
+    try:
+        return import_file(path)
+    except _core.SpecError as e:
+        if isinstance(e.__cause__, ImportError):
+            script = _script_spec(path)
+            if script:
+                return script
+        raise
+
+
 def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
-    """Specs named by a CLI argument: a YAML spec file or a Python file."""
+    """Specs named by a CLI argument: a YAML spec file, a Python file (its module-level specs, or
+    when it defines none, its PEP 723 block's) or a project's pyproject.toml."""
     path = _check_target(target)
+    if path.name in PROJECT_FILES:
+        return [(path.parent.name or "project", ImageSpec.from_project(path))]
     if path.suffix == ".py":
-        specs = _load_module_specs(path)
+        module = _import_or_script(path)
+        if isinstance(module, list):
+            return module
+        specs = specs_of_module(module) or _script_spec(path)
         if not specs:
-            raise _core.SpecError(f"{target}: defines no ImageSpec at module level")
+            raise _core.SpecError(f"{target}: defines no ImageSpec at module level and has no `# /// script` block")
         return specs
     return [(path.stem, ImageSpec.from_yaml(path))]
 
@@ -232,7 +260,11 @@ def _images_of_file(path: Path, entity: str | None, image_options: Sequence[str]
     specs too."""
     from imagespec._task import Task, default_image, discover, tasks_of
 
-    module = import_file(path)
+    module = _import_or_script(path)
+    if isinstance(module, list):
+        if entity is not None:
+            raise UsageError(f"{path}: a script (its imports are not installed here) has no task {entity!r}")
+        return Targets(module, [], [], {})
     _flytekit = _flytekit_bridge()  # after the import: the module may have imported flytekit
     module_specs = specs_of_module(module)
     fk_ids: dict[ImageSpec, str] = {}
@@ -274,15 +306,17 @@ def _images_of_file(path: Path, entity: str | None, image_options: Sequence[str]
         elif all(image != s for _, s in specs):
             label = labels.get(image) or ("default" if image == default else "image")
             specs.append((label, image))
+    if not specs and not refs and entity is None:
+        specs = _script_spec(path)
     if not specs and not refs:
         what = f"{entity!r} runs no task" if entity else "defines no ImageSpec, task or workflow"
-        raise _core.SpecError(f"{path}: {what}")
+        raise _core.SpecError(f"{path}: {what}" + ("" if entity else " and has no `# /// script` block"))
     return Targets(specs, refs, tasks, fk_ids)
 
 
 def build_targets(args: argparse.Namespace) -> Targets:
     path = _check_target(args.target)
-    if path.suffix == ".py":
+    if path.suffix == ".py" and path.name not in PROJECT_FILES:
         targets = _images_of_file(path, args.entity, args.image or (), args.fast)
         for ref in targets.refs:
             print(f"image    {ref}: a reference, not built", file=sys.stderr)

@@ -433,9 +433,12 @@ def _parser() -> argparse.ArgumentParser:
     tag = commands.add_parser(
         "tag",
         help="print the full image name (registry/name:tag) of each spec",
-        description="Print the full image name of a spec YAML file, or of each ImageSpec in a Python file.",
+        description=(
+            "Print the full image name of a spec YAML file, of each ImageSpec in a Python file (or of its "
+            "PEP 723 block when it defines none), or of a project's locked dependencies (pyproject.toml)."
+        ),
     )
-    tag.add_argument("target", metavar="SPEC.yaml|FILE.py")
+    tag.add_argument("target", metavar="SPEC.yaml|FILE.py|pyproject.toml")
     tag.add_argument("--json", action="store_true", help="print name, image, tag and id as JSON")
     tag.set_defaults(func=_cmd_tag)
     exists = commands.add_parser(
@@ -463,7 +466,7 @@ def _parser() -> argparse.ArgumentParser:
         "instead; nothing is written or built. Takes pyflyte build's options too: `pyflyte build [OPTIONS] "
         "FILE ENTITY` works as `imagespec build [OPTIONS] FILE ENTITY`.",
     )
-    build.add_argument("target", metavar="SPEC.yaml|FILE.py")
+    build.add_argument("target", metavar="SPEC.yaml|FILE.py|pyproject.toml")
     build.add_argument(
         "entity", nargs="?", metavar="ENTITY", help="only the images this task or workflow's tasks need"
     )
