@@ -237,6 +237,10 @@ fn project_files(spec: &Spec, out: &mut Selection) -> Result<()> {
                 "is named by the project's lock but does not exist; restore it, or lock the project again",
             ));
         }
+        // A member that is a link out of the project would copy what it leads to (`~/.ssh`).
+        if !r.is_empty() {
+            source::check_inside(&layout.anchor, &r, field)?;
+        }
         let files = if r.is_empty() {
             source::hash_all(&layout.anchor, field)?
         } else {

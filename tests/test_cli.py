@@ -211,9 +211,18 @@ def test_bad_pyflyte_option_values_are_usage_errors(tmp_path: Path, args: list[s
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("folder", "folder: a folder, not a file; give a spec YAML file, a Python file or a project's pyproject.toml"),
-        ("missing.py", "missing.py: no such file; give a spec YAML file, a Python file or a project's pyproject.toml"),
-        ("notes.txt", "notes.txt: not a Python file (.py), a spec YAML file (.yaml, .yml) or a pyproject.toml"),
+        (
+            "folder",
+            "folder: a folder, not a file; give a spec YAML file, a Python file or a project's pyproject.toml",
+        ),
+        (
+            "missing.py",
+            "missing.py: no such file; give a spec YAML file, a Python file or a project's pyproject.toml",
+        ),
+        (
+            "notes.txt",
+            "notes.txt: not a Python file (.py), a spec YAML file (.yaml, .yml) or a pyproject.toml",
+        ),
         ("wf", "wf: not a Python file (.py), a spec YAML file (.yaml, .yml) or a pyproject.toml"),
     ],
 )

@@ -253,3 +253,36 @@ def test_the_cli_takes_a_projects_pyproject(workspace: Path) -> None:
     out = subprocess.run([*cli, "tag", str(workspace / "pyproject.toml")], capture_output=True, text=True)
     assert out.returncode == 1 and "has no uv.lock or poetry.lock" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_member_linked_out_of_the_project_is_refused(workspace: Path, tmp_path: Path) -> None:
+    # The attack: a workspace member that is a link to a folder of this machine (~/.ssh).
+    secret = tmp_path / "home" / ".ssh"
+    write(secret / "id_ed25519", "PRIVATE KEY\n")
+    write(
+        secret / "pyproject.toml",
+        '[project]\nname = "helper"\nversion = "0.2.0"\ndependencies = ["packaging>=24"]\n',
+    )
+    member = workspace / "packages" / "helper"
+    shutil.rmtree(member)
+    member.symlink_to(secret, target_is_directory=True)
+    spec = ImageSpec.from_project(workspace)
+    with pytest.raises(
+        SourceError, match=r"project: .*packages/helper: is a symlink .* leads to .*\.ssh, outside"
+    ):
+        spec.image_name()
+    with pytest.raises(SourceError):
+        dockerfile(spec)
+
+
+def test_a_lock_with_credentials_needs_buildkit(workspace: Path) -> None:
+    # Without BuildKit the project's files are copied into a layer, where a token would stay.
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + '\n[[tool.uv.index]]\nurl = "https://user:t0ken@pypi.example.com/simple"\n'
+    )
+    spec = ImageSpec.from_project(workspace)
+    assert "FROM" in dockerfile(spec)  # BuildKit mounts the files for the install step only
+    with pytest.raises(Exception, match="holds a URL with credentials") as e:
+        dockerfile(spec, buildkit=False, engine="docker-legacy")
+    assert "t0ken" not in str(e.value)

@@ -111,7 +111,9 @@ def load_specs(target: str) -> list[tuple[str, ImageSpec]]:
             return module
         specs = specs_of_module(module) or _script_spec(path)
         if not specs:
-            raise _core.SpecError(f"{target}: defines no ImageSpec at module level and has no `# /// script` block")
+            raise _core.SpecError(
+                f"{target}: defines no ImageSpec at module level and has no `# /// script` block"
+            )
         return specs
     return [(path.stem, ImageSpec.from_yaml(path))]
 

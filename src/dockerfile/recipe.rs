@@ -223,8 +223,14 @@ impl Recipe {
     /// The first requirements file (or its pyproject.toml) with a URL credential in it. Without
     /// BuildKit the files are copied into a layer, where a credential would stay.
     fn requirements_with_credentials(&self) -> Option<&SelectedFile> {
+        let project_file = |k: &str| {
+            k.starts_with("project/")
+                && ["pyproject.toml", "uv.lock", "poetry.lock"]
+                    .iter()
+                    .any(|n| k.ends_with(&format!("/{n}")) || k == format!("project/{n}"))
+        };
         self.selection.values().find(|f| {
-            f.key.starts_with("requirements/")
+            (f.key.starts_with("requirements/") || project_file(&f.key))
                 && std::fs::read(&f.path).is_ok_and(|b| has_userinfo(&String::from_utf8_lossy(&b)))
         })
     }

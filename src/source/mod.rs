@@ -98,17 +98,23 @@ pub fn check_inside(base: &Path, rel: &str, field: &str) -> Result<()> {
     if real.starts_with(&real_base) {
         return Ok(());
     }
-    Err(Error::source(
-        field,
-        full,
+    let message = if field == "copy" {
         format!(
             "is a symlink (or lies in a linked folder) that leads to {}, outside the spec's folder {}; a \
              copy entry only takes files from that folder: replace the link by the files, or give the \
              target's absolute path if you mean it (it then lands at /root/<that path>)",
             real.display(),
             base.display()
-        ),
-    ))
+        )
+    } else {
+        format!(
+            "is a symlink (or lies in a linked folder) that leads to {}, outside {}, the folder its files \
+             are taken from; replace the link by the files",
+            real.display(),
+            base.display()
+        )
+    };
+    Err(Error::source(field, full, message))
 }
 
 /// Trees with fewer selected files than this (at the last call) are walked on the calling thread:
