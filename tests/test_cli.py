@@ -213,7 +213,8 @@ def test_bad_pyflyte_option_values_are_usage_errors(tmp_path: Path, args: list[s
     [
         (
             "folder",
-            "folder: a folder, not a file; give a spec YAML file, a Python file or a project's pyproject.toml",
+            "folder: a folder, not a file; give a spec YAML file, a Python file or a project's "
+            "pyproject.toml",
         ),
         (
             "missing.py",
