@@ -123,7 +123,13 @@ def test_a_missing_project(tmp_path: Path) -> None:
 
 def test_a_pyproject_that_is_not_toml(workspace: Path) -> None:
     (workspace / "pyproject.toml").write_text('[project]\nname = "app"\nversion = 0.1.0"\n')
-    with pytest.raises(SpecError, match=r"pyproject\.toml:3:\d+: not TOML"):
+    with pytest.raises(SpecError, match=r"pyproject\.toml:3:\d+: not a valid pyproject\.toml"):
+        ImageSpec.from_project(workspace).image_name()
+
+
+def test_a_lock_that_is_not_a_lock(workspace: Path) -> None:
+    (workspace / "uv.lock").write_text("version = 1\npackage = 3\n")
+    with pytest.raises(SpecError, match=r"uv\.lock:2:\d+: not a valid uv\.lock: invalid type"):
         ImageSpec.from_project(workspace).image_name()
 
 

@@ -8,7 +8,6 @@ mod checks;
 mod fields;
 mod naming;
 mod options;
-pub mod poetry_hash;
 pub mod project;
 pub mod requirement;
 pub mod script;

@@ -152,3 +152,5 @@ def test_a_poetry_projects_dependencies_with_its_path_dependency(
     want = locked_versions(poetry_app)  # lib1 (the path dependency), six, attrs, packaging
     assert {k: have.get(k) for k in want} == want
     assert "papp" not in have  # dependencies only: the project itself is not installed
+    out = docker_engine("run", "--rm", image, "python", "-c", "import lib1; print(lib1.VALUE)")
+    assert out.split() == ["1"]

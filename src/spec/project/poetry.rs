@@ -1,10 +1,67 @@
+//! A `poetry.lock`: its local packages (`[package.source]` of type `directory` or `file`), and
+//! whether it was made from this `pyproject.toml`.
+//!
 //! Poetry's `content-hash`: the sha256 of the dependency tables of a pyproject.toml written as
 //! Python's `json.dumps(content, sort_keys=True)` writes them (poetry/packages/locker.py,
 //! `Locker._get_content_hash`, poetry 2.x). A lock whose recorded hash differs from this one was
 //! made from other dependencies: poetry itself then says "pyproject.toml changed significantly".
 
+use super::{join_lexical, out_of_date, read_file, table, text, Read};
+use crate::error::Result;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// The poetry lock's local packages and whether the root is installable; the lock's
+/// `content-hash` checked as poetry checks it.
+pub(super) fn read_lock(
+    root: &Path,
+    lock_path: &Path,
+    pyproject: &toml::Table,
+    read: &mut Read,
+) -> Result<(bool, Vec<PathBuf>)> {
+    let lock: toml::Table = read_file(lock_path, read)?;
+    let lock = &lock;
+    let recorded = table(lock, &["metadata"]).and_then(|m| text(m, "content-hash"));
+    if let Some(recorded) = recorded {
+        let fresh = [true, false]
+            .iter()
+            .filter_map(|groups| content_hash(pyproject, *groups))
+            .collect::<Vec<_>>();
+        // No hash computed (a float in the relevant tables): poetry's own export decides.
+        if !fresh.is_empty() && !fresh.iter().any(|h| h == recorded) {
+            return Err(out_of_date(
+                lock_path,
+                &root.join("pyproject.toml"),
+                "its dependencies changed since the lock was made",
+                "poetry lock",
+            ));
+        }
+    }
+    let mut locals = BTreeSet::new();
+    let packages = lock.get("package").and_then(|p| p.as_array());
+    for p in packages.into_iter().flatten().filter_map(|p| p.as_table()) {
+        let Some(source) = table(p, &["source"]) else {
+            continue;
+        };
+        if matches!(text(source, "type"), Some("directory" | "file")) {
+            if let Some(url) = text(source, "url") {
+                locals.insert(join_lexical(root, url));
+            }
+        }
+    }
+    let poetry = table(pyproject, &["tool", "poetry"]);
+    let package_mode = poetry
+        .and_then(|p| p.get("package-mode"))
+        .and_then(|m| m.as_bool())
+        .unwrap_or(true);
+    let named = table(pyproject, &["project"])
+        .and_then(|p| text(p, "name"))
+        .is_some()
+        || poetry.and_then(|p| text(p, "name")).is_some();
+    Ok((package_mode && named, locals.into_iter().collect()))
+}
 
 const LEGACY_KEYS: [&str; 4] = ["dependencies", "source", "extras", "dev-dependencies"];
 const POETRY_KEYS: [&str; 5] = ["dependencies", "source", "extras", "dev-dependencies", "group"];
@@ -13,7 +70,7 @@ const PROJECT_KEYS: [&str; 3] = ["requires-python", "dependencies", "optional-de
 /// The hash poetry records; `with_groups` adds `[dependency-groups]` (poetry ≥ 2.2 does; older
 /// locks were hashed without). None when the tables hold a value whose JSON text Python would
 /// write differently from here (floats, dates).
-pub fn content_hash(pyproject: &toml::Table, with_groups: bool) -> Option<String> {
+fn content_hash(pyproject: &toml::Table, with_groups: bool) -> Option<String> {
     use serde_json::{Map, Value};
     let empty = toml::Table::new();
     let get = |t: &toml::Table, k: &str| t.get(k).and_then(|v| v.as_table()).cloned();

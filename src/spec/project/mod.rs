@@ -7,10 +7,14 @@
 //! An image is made from the lock, exactly (docs/projects.md): a lock out of date with its
 //! project is refused here, before any engine runs, rather than installed as it stands.
 
-use super::requirement::{self, Requirement};
+mod poetry;
+mod uv;
+
 use crate::error::{Error, Result};
-use std::collections::BTreeSet;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 /// Larger project files are refused before reading (a uv.lock of a very large workspace is a few
 /// MB).
@@ -118,14 +122,57 @@ pub fn root_of(path: &Path) -> Result<PathBuf> {
 /// pyproject.toml alone is read.
 pub fn requires_python(path: &Path) -> Result<Option<String>> {
     let root = root_of(path)?;
-    let pyproject = read_toml(&root.join("pyproject.toml"))?;
+    let pyproject: toml::Table = read_file(&root.join("pyproject.toml"), &mut Read::default())?;
     Ok(requires_python_of(&pyproject))
 }
 
-/// Reads the project at `path` and checks that its lock is up to date.
+/// The files a reading of a project read, so that it can be reused while none has changed.
+#[derive(Default)]
+pub(super) struct Read(Vec<PathBuf>);
+
+/// What tells a file's content apart without reading it: size, inode, modification time.
+type Stamp = (u64, u64, i64, i64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.ino(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Projects read in this process, by root, with the stamps of every file read: a tag, a build and
+/// the spec's checks read one project several times, and a large workspace's lock is megabytes.
+static READ: Mutex<Option<Memo>> = Mutex::new(None);
+type Memo = HashMap<PathBuf, (Vec<(PathBuf, Stamp)>, Project)>;
+
+/// Reads the project at `path` and checks that its lock is up to date (again only when one of the
+/// files read last time has changed).
 pub fn read(path: &Path) -> Result<Project> {
     let root = root_of(path)?;
-    let pyproject = read_toml(&root.join("pyproject.toml"))?;
+    let cached = |guard: &Option<Memo>| {
+        let (stamps, project) = guard.as_ref()?.get(&root)?;
+        stamps
+            .iter()
+            .all(|(p, s)| stamp(p).as_ref() == Some(s))
+            .then(|| project.clone())
+    };
+    if let Some(p) = cached(&READ.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(p);
+    }
+    let mut read = Read::default();
+    let project = read_uncached(root.clone(), &mut read)?;
+    let stamps: Option<Vec<(PathBuf, Stamp)>> =
+        read.0.into_iter().map(|p| stamp(&p).map(|s| (p, s))).collect();
+    if let Some(stamps) = stamps {
+        let mut guard = READ.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .get_or_insert_with(HashMap::new)
+            .insert(root, (stamps, project.clone()));
+    }
+    Ok(project)
+}
+
+fn read_uncached(root: PathBuf, read: &mut Read) -> Result<Project> {
+    let pyproject: toml::Table = read_file(&root.join("pyproject.toml"), read)?;
     let kind = if root.join("uv.lock").is_file() {
         ProjectKind::Uv
     } else if root.join("poetry.lock").is_file() {
@@ -141,10 +188,12 @@ pub fn read(path: &Path) -> Result<Project> {
         ));
     };
     let lock_path = root.join(kind.lock_name());
-    let lock = read_toml(&lock_path)?;
     let (packaged, locals) = match kind {
-        ProjectKind::Uv => uv_lock(&root, &lock_path, &lock, &pyproject)?,
-        ProjectKind::Poetry => poetry_lock(&root, &lock_path, &lock, &pyproject)?,
+        ProjectKind::Uv => {
+            let has_project = table(&pyproject, &["project"]).is_some();
+            uv::read_lock(&root, &lock_path, has_project, read)?
+        }
+        ProjectKind::Poetry => poetry::read_lock(&root, &lock_path, &pyproject, read)?,
     };
     Ok(Project {
         kind,
@@ -155,7 +204,8 @@ pub fn read(path: &Path) -> Result<Project> {
     })
 }
 
-fn read_toml(path: &Path) -> Result<toml::Table> {
+/// A TOML file of the project, read as `T` (and recorded in `read`).
+fn read_file<T: DeserializeOwned>(path: &Path, read: &mut Read) -> Result<T> {
     let unreadable = |e: std::io::Error| Error::source("project", path, format!("cannot be read: {e}"));
     let size = std::fs::metadata(path).map_err(unreadable)?.len();
     if size > MAX_FILE_BYTES {
@@ -166,13 +216,15 @@ fn read_toml(path: &Path) -> Result<toml::Table> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(unreadable)?;
-    text.parse::<toml::Table>().map_err(|e| {
+    read.0.push(path.to_path_buf());
+    toml::from_str::<T>(&text).map_err(|e| {
         let (line, column) = e.span().map_or((0, 0), |s| line_column(&text, s.start));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         Error::File {
             path: path.display().to_string(),
             line: line + 1,
             column: column + 1,
-            message: format!("not TOML: {}", e.message()),
+            message: format!("not a valid {name}: {}", e.message()),
         }
     })
 }
@@ -256,125 +308,6 @@ fn join_lexical(root: &Path, rel: &str) -> PathBuf {
     out
 }
 
-/// The uv lock's local packages and whether the root is installable; its members' requirements
-/// checked against their pyproject.toml files.
-fn uv_lock(
-    root: &Path,
-    lock_path: &Path,
-    lock: &toml::Table,
-    pyproject: &toml::Table,
-) -> Result<(bool, Vec<PathBuf>)> {
-    let packages = lock.get("package").and_then(|p| p.as_array());
-    let mut locals = BTreeSet::new();
-    let mut packaged = false;
-    for p in packages.into_iter().flatten().filter_map(|p| p.as_table()) {
-        let Some(source) = p.get("source").and_then(|s| s.as_table()) else {
-            continue;
-        };
-        let local = ["editable", "directory", "virtual", "path"]
-            .iter()
-            .find_map(|k| text(source, k).map(|v| (*k, v)));
-        let Some((how, rel)) = local else { continue };
-        let dir = join_lexical(root, rel);
-        if dir == root {
-            packaged = how != "virtual";
-        } else {
-            locals.insert(dir.clone());
-        }
-        if how != "path" {
-            check_uv_member(&dir, lock_path, p)?;
-        }
-    }
-    if packaged && table(pyproject, &["project"]).is_none() {
-        packaged = false;
-    }
-    Ok((packaged, locals.into_iter().collect()))
-}
-
-/// A project of the workspace (or a path dependency) whose requirements in the lock are not those
-/// of its pyproject.toml: the lock is out of date. Only what the image installs is compared
-/// (names, extras and versions of `dependencies` and `optional-dependencies`; markers are the
-/// installer's to read).
-fn check_uv_member(dir: &Path, lock_path: &Path, package: &toml::Table) -> Result<()> {
-    let pyproject_path = dir.join("pyproject.toml");
-    let Ok(pyproject) = read_toml(&pyproject_path) else {
-        return Err(Error::source(
-            "project",
-            &pyproject_path,
-            format!(
-                "is named by {} but cannot be read; restore the project there, or run `uv lock` if it moved",
-                lock_path.display()
-            ),
-        ));
-    };
-    let Some(project) = table(&pyproject, &["project"]) else {
-        return Ok(());
-    };
-    let mut declared: BTreeSet<Requirement> = BTreeSet::new();
-    let strings = |v: Option<&toml::Value>| -> Vec<String> {
-        v.and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    };
-    let mut texts = strings(project.get("dependencies"));
-    if let Some(optional) = project.get("optional-dependencies").and_then(|o| o.as_table()) {
-        for (_, deps) in optional {
-            texts.extend(strings(Some(deps)));
-        }
-    }
-    declared.extend(texts.iter().filter_map(|t| requirement::parse(t)));
-    let metadata = package.get("metadata").and_then(|m| m.as_table());
-    let locked: BTreeSet<Requirement> = metadata
-        .and_then(|m| m.get("requires-dist"))
-        .and_then(|r| r.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.as_table())
-        .filter_map(|r| {
-            Some(Requirement {
-                name: requirement::normalize_name(text(r, "name")?),
-                extras: strings(r.get("extras"))
-                    .iter()
-                    .map(|e| requirement::normalize_name(e))
-                    .collect(),
-                specifiers: requirement::specifier_set(text(r, "specifier").unwrap_or("")),
-            })
-        })
-        .collect();
-    if declared == locked {
-        return Ok(());
-    }
-    let show = |r: &Requirement| {
-        let extras = if r.extras.is_empty() {
-            String::new()
-        } else {
-            format!("[{}]", r.extras.iter().cloned().collect::<Vec<_>>().join(","))
-        };
-        format!(
-            "{}{extras}{}",
-            r.name,
-            r.specifiers.iter().cloned().collect::<Vec<_>>().join(",")
-        )
-    };
-    let only_declared: Vec<String> = declared.difference(&locked).map(show).collect();
-    let only_locked: Vec<String> = locked.difference(&declared).map(show).collect();
-    let mut what = Vec::new();
-    if !only_declared.is_empty() {
-        what.push(format!("it asks for {}", only_declared.join(", ")));
-    }
-    if !only_locked.is_empty() {
-        what.push(format!("the lock has {}", only_locked.join(", ")));
-    }
-    Err(out_of_date(
-        lock_path,
-        &pyproject_path,
-        &what.join("; "),
-        "uv lock",
-    ))
-}
-
 fn out_of_date(lock: &Path, pyproject: &Path, what: &str, fix: &str) -> Error {
     Error::spec(
         "project",
@@ -385,54 +318,6 @@ fn out_of_date(lock: &Path, pyproject: &Path, what: &str, fix: &str) -> Error {
             lock.parent().unwrap_or(Path::new("/")).display()
         ),
     )
-}
-
-/// The poetry lock's local packages and whether the root is installable; the lock's
-/// `content-hash` checked as poetry checks it.
-fn poetry_lock(
-    root: &Path,
-    lock_path: &Path,
-    lock: &toml::Table,
-    pyproject: &toml::Table,
-) -> Result<(bool, Vec<PathBuf>)> {
-    let recorded = table(lock, &["metadata"]).and_then(|m| text(m, "content-hash"));
-    if let Some(recorded) = recorded {
-        let fresh = [true, false]
-            .iter()
-            .filter_map(|groups| super::poetry_hash::content_hash(pyproject, *groups))
-            .collect::<Vec<_>>();
-        // No hash computed (a float in the relevant tables): poetry's own export decides.
-        if !fresh.is_empty() && !fresh.iter().any(|h| h == recorded) {
-            return Err(out_of_date(
-                lock_path,
-                &root.join("pyproject.toml"),
-                "its dependencies changed since the lock was made",
-                "poetry lock",
-            ));
-        }
-    }
-    let mut locals = BTreeSet::new();
-    let packages = lock.get("package").and_then(|p| p.as_array());
-    for p in packages.into_iter().flatten().filter_map(|p| p.as_table()) {
-        let Some(source) = table(p, &["source"]) else {
-            continue;
-        };
-        if matches!(text(source, "type"), Some("directory" | "file")) {
-            if let Some(url) = text(source, "url") {
-                locals.insert(join_lexical(root, url));
-            }
-        }
-    }
-    let poetry = table(pyproject, &["tool", "poetry"]);
-    let package_mode = poetry
-        .and_then(|p| p.get("package-mode"))
-        .and_then(|m| m.as_bool())
-        .unwrap_or(true);
-    let named = table(pyproject, &["project"])
-        .and_then(|p| text(p, "name"))
-        .is_some()
-        || poetry.and_then(|p| text(p, "name")).is_some();
-    Ok((package_mode && named, locals.into_iter().collect()))
 }
 
 #[cfg(test)]
