@@ -65,7 +65,8 @@ class BuildArgs(TypedDict, total=False):
 
 @type_check_only
 class PlanArgs(BuildArgs, total=False):
-    """``run_plan``'s options: the build's, and the plan's (defaults: 2, False, False, None, 10.0, None)."""
+    """``run_plan``'s options: the build's, and the plan's (defaults: 2, False, False, None, 10.0, None,
+    None)."""
 
     max_parallel: int
     assume_present: bool
@@ -73,6 +74,7 @@ class PlanArgs(BuildArgs, total=False):
     lock_dir: str | PathLike[str] | None
     check_timeout: float
     builder: str | None
+    engines: str | None
 
 @type_check_only
 class CheckArgs(TypedDict, total=False):

@@ -10,7 +10,7 @@ missing built, by the builders registered in ``ImageBuildEngine`` (``_builders.p
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -150,6 +150,14 @@ def _assume_present(explicit: bool | None) -> bool:
     return fast_fail is False
 
 
+def _engines(value: str | Sequence[str] | None) -> str | None:
+    """The engine pool: as given, else ``$IMAGESPEC_ENGINES``; None for none."""
+    if value is None:
+        value = os.environ.get("IMAGESPEC_ENGINES", "")
+    text = value if isinstance(value, str) else ",".join(value)
+    return text.strip() or None
+
+
 def _max_parallel(value: int | None) -> int:
     if value is None:
         text = os.environ.get("IMAGESPEC_MAX_PARALLEL", "").strip()
@@ -221,6 +229,7 @@ def build(
     check_timeout: float = 10.0,
     lock_dir: str | os.PathLike[str] | None = None,
     flytekit_ids: Mapping[ImageSpec, str] | None = None,
+    engines: str | Sequence[str] | None = None,
 ) -> BuildReport:
     """Builds every image of ``specs`` that is missing, in one plan.
 
@@ -230,6 +239,11 @@ def build(
     told fails with the reason unless ``assume_present`` (or ``IMAGESPEC_ASSUME_PRESENT=1``, or
     ``FLYTE_IMG_FAST_FAIL=false``) says to assume it is there. ``builder`` overrides the specs' own
     choice; ``force_push`` rebuilds even what exists (as ``spec.force_push()`` does for one spec).
+
+    ``engines`` (default ``$IMAGESPEC_ENGINES``) spreads the builds over a pool of engines, such as
+    ``["docker@tcp://h1:2376?tls=/etc/h1", "docker@ssh://ci@h2", "native"]``: each image goes to
+    one engine (images sharing dependencies to the same one), an engine that dies mid-plan hands
+    its images to the others (docs/engines.md).
 
     ``ca_bundle`` (a PEM file, a folder of them, or PEM text; default ``$IMAGESPEC_CA_BUNDLE``)
     reaches the install steps as a build secret, for package indexes behind a TLS-intercepting
@@ -289,6 +303,7 @@ def build(
         check_timeout=check_timeout,
         builder=builder,
         flytekit_ids=_flytekit_ids(flytekit_ids),
+        engines=_engines(engines),
     )
     results = []
     for r in raw:

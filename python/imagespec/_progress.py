@@ -74,6 +74,8 @@ class Progress:
         if e.image is None:
             if e.kind == "checking":
                 self._print_above(f"checking {e.count} image(s)")
+            elif e.kind == "warning":
+                self._print_above(f"warning  {e.message}")
             return
         if e.image not in self.state:
             self.order.append(e.image)
@@ -141,6 +143,8 @@ def _line(e: BuildEvent) -> str:
         return f"building {e.image} with {e.message}"
     if e.kind == "done":
         return f"built    {e.message} in {e.seconds or 0:.1f} s"
+    if e.kind == "warning" and e.image is None:
+        return f"warning  {e.message}"
     if e.kind in ("failed", "unknown", "warning", "missing"):
         return f"{e.kind:<8} {e.image}: {e.message}"
     return f"{e.kind:<8} {e.image}"

@@ -141,6 +141,7 @@ def _cmd_run(args: argparse.Namespace, words: Sequence[str]) -> int:
             report = build(
                 specs,
                 builder=args.builder,
+                engines=args.engines,
                 force_push=args.force_push,
                 assume_present=True if args.assume_present else None,
                 on_event=progress,
@@ -269,6 +270,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         report = build(
             specs,
             builder=args.builder,
+            engines=args.engines,
             force_push=args.force_push,
             max_parallel=args.parallel,
             assume_present=True if args.assume_present else None,
@@ -414,6 +416,12 @@ def _add_location_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--builder", metavar="NAME", help="build with this builder (docker, buildah, podman, ...)"
+    )
+    parser.add_argument(
+        "--engines",
+        metavar="ENGINE[,...]",
+        help="spread the builds over these engines, e.g. docker@tcp://h1:2376?tls=DIR,docker@ssh://u@h2 "
+        "($IMAGESPEC_ENGINES; docs/engines.md)",
     )
     parser.add_argument(
         "--assume-present",

@@ -18,6 +18,7 @@ use cli::rmi_args;
 pub use cli::{build_args, check_args, metadata_digest, push_args, push_digest, step_of, BuildArgs};
 pub use client::{candidates, choose, detect, mode_of, parse_major, Client, Mode};
 
+pub use super::pool::Endpoint;
 use super::{pinned, verify, Built, Engine, Progress, Request};
 use crate::dockerfile::write_context;
 use crate::error::{Error, Result};
@@ -31,32 +32,37 @@ use std::time::Duration;
 /// Short queries (the engine's answer) must not hang a build on a dead daemon.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct Docker;
+/// The docker engine: the daemon the environment names, or one of a pool ([`Endpoint`]).
+#[derive(Default)]
+pub struct Docker {
+    pub endpoint: Endpoint,
+}
 
-impl Engine for Docker {
-    fn name(&self) -> &str {
-        "docker"
+impl Docker {
+    /// A run of the docker client against this engine's daemon.
+    fn run<'a>(&self, image: &'a str, client: &'a Path, args: Vec<String>) -> Run<'a> {
+        let mut run = Run::new("docker", image, client, args);
+        run.env = self.endpoint.env();
+        run
     }
 
-    fn probe(&self) -> std::result::Result<(), String> {
+    /// The daemon's `os/arch`, which decides what it builds without emulation.
+    pub fn platform(&self) -> std::result::Result<String, String> {
+        let out = self.server(&["{{.Server.Os}}/{{.Server.Arch}}"])?;
+        Ok(out.trim().to_owned())
+    }
+
+    /// `docker version --format FORMAT` of the daemon, or why it does not answer, in one line.
+    fn server(&self, format: &[&str]) -> std::result::Result<String, String> {
         let candidates = candidates(None).map_err(|e| e.to_string())?;
         let client = detect(&candidates).map_err(|e| e.to_string())?;
-        let mut run = Run::new(
-            "docker",
-            "",
-            &client.path,
-            vec!["version".into(), "--format".into(), "{{.Server.Version}}".into()],
-        );
+        let mut args = vec!["version".to_owned(), "--format".to_owned()];
+        args.extend(format.iter().map(|s| (*s).to_owned()));
+        let mut run = self.run("", &client.path, args);
         run.timeout = Some(PROBE_TIMEOUT);
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "/var/run/docker.sock".to_owned());
-        let fail = |why: String| {
-            format!("docker: the engine at {host} does not answer: {why}; start dockerd or set DOCKER_HOST")
-        };
+        let fail = |why: String| daemon_error(&self.endpoint, &why);
         match run.output() {
-            Ok((status, _)) if status.success() => Ok(()),
+            Ok((status, lines)) if status.success() => Ok(lines.join("\n")),
             Ok((_, lines)) => Err(fail(
                 lines
                     .iter()
@@ -67,6 +73,45 @@ impl Engine for Docker {
             )),
             Err(e) => Err(fail(e.to_string())),
         }
+    }
+}
+
+/// Why the daemon at `endpoint` does not answer, in one line that says what to do: the docker
+/// client's words for a wrong CA, a refused connection or SSH key, else its last line.
+pub fn daemon_error(endpoint: &Endpoint, said: &str) -> String {
+    let at = endpoint.describe();
+    let why = if said.contains("x509") || said.contains("certificate") {
+        match endpoint {
+            Endpoint::Host { tls: Some(dir), .. } => format!(
+                "TLS: the daemon's certificate is not one {} vouches for, or the daemon refused {} ({said})",
+                dir.join("ca.pem").display(),
+                dir.join("cert.pem").display()
+            ),
+            _ => format!("TLS: {said}; give the daemon's CA with ?tls=DIR"),
+        }
+    } else if said.contains("Permission denied (publickey") || said.contains("Host key verification failed") {
+        format!("SSH refused the connection ({said}); check the key the ssh client offers and known_hosts")
+    } else if said.contains("connection refused")
+        || said.contains("no such host")
+        || said.contains("i/o timeout")
+        || said.contains("no route to host")
+        || said.contains("timed out")
+        || said.contains("Is the docker daemon running")
+    {
+        format!("it cannot be reached ({said})")
+    } else {
+        said.to_owned()
+    };
+    format!("docker: the engine at {at} does not answer: {why}")
+}
+
+impl Engine for Docker {
+    fn name(&self) -> &str {
+        "docker"
+    }
+
+    fn probe(&self) -> std::result::Result<(), String> {
+        self.server(&["{{.Server.Version}}"]).map(|_| ())
     }
 
     fn build(&self, request: &Request<'_>) -> Result<Built> {
@@ -112,7 +157,7 @@ impl Engine for Docker {
             metadata_file: settings.push_direct.then_some(metadata.as_path()),
             cache: cache.as_deref(),
         });
-        let mut run = Run::new("docker", request.image, &client.path, args);
+        let mut run = self.run(request.image, &client.path, args);
         if let Some(v) = client.mode.buildkit_env() {
             run.env.push(("DOCKER_BUILDKIT".into(), v.into()));
         }
@@ -135,8 +180,7 @@ impl Engine for Docker {
             let text = std::fs::read_to_string(&metadata).unwrap_or_default();
             return Ok(pinned(request.image, metadata_digest(&text)));
         }
-        let check = Run::new(
-            "docker",
+        let check = self.run(
             request.image,
             &client.path,
             check_args(settings.docker_context, &spec.platform, request.image),
@@ -146,8 +190,7 @@ impl Engine for Docker {
         })
         .inspect_err(|_| {
             // The tag must not stay on an image with the wrong imagespec.
-            let rmi = Run::new(
-                "docker",
+            let rmi = self.run(
                 request.image,
                 &client.path,
                 rmi_args(settings.docker_context, request.image),
@@ -158,8 +201,7 @@ impl Engine for Docker {
             return Ok(pinned(request.image, None));
         }
         (request.progress)(Progress::Pushing(request.image));
-        let mut push = Run::new(
-            "docker",
+        let mut push = self.run(
             request.image,
             &client.path,
             push_args(settings.docker_context, request.image),

@@ -64,6 +64,7 @@ pub mod docker;
 pub mod envd;
 pub mod native;
 pub mod noop;
+pub mod pool;
 pub mod verify;
 
 use crate::error::Error;
@@ -88,7 +89,7 @@ pub const AUTO_SKIP: &[&str] = &["noop"];
 /// The built-in engine called `name`.
 pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
     Some(match name {
-        "docker" => Arc::new(docker::Docker),
+        "docker" => Arc::new(docker::Docker::default()),
         "buildah" => Arc::new(buildah::Buildah::BUILDAH),
         "podman" => Arc::new(buildah::Buildah::PODMAN),
         "envd" => Arc::new(envd::Envd),

@@ -14,6 +14,7 @@
 mod builders;
 mod check;
 mod lock;
+mod pool;
 mod schedule;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,8 @@ pub struct PlanOptions {
     pub check_timeout: Duration,
     /// Build every image, bases included, with this builder instead of the specs' own choice.
     pub builder: Option<String>,
+    /// Engines to spread the builds over (`IMAGESPEC_ENGINES`); empty: the registered builders.
+    pub engines: Vec<crate::engines::pool::PoolEngine>,
 }
 
 impl Default for PlanOptions {
@@ -57,6 +60,7 @@ impl Default for PlanOptions {
             lock_dir: None,
             check_timeout: Duration::from_secs(10),
             builder: None,
+            engines: Vec::new(),
         }
     }
 }
@@ -154,6 +158,8 @@ struct Node {
     /// Nodes that must be present before this one is built (its base image spec).
     deps: Vec<usize>,
     inputs: Vec<usize>,
+    /// The dependencies identity, which an engine pool keeps on one engine (its layer cache).
+    affinity: String,
 }
 
 /// Every image once, bases before the images built on them.
@@ -179,6 +185,7 @@ fn add_node(
     };
     let tags = identity::tag_inputs(spec, loaded)?;
     let image = format!("{}:{}", spec.repository(), tags.tag);
+    let affinity = identity::deps_tag(&tags, "");
     if let Some(&at) = by_image.get(&image) {
         // The same image asked twice: once is enough, and a force push on either counts.
         if spec.force_push {
@@ -192,6 +199,7 @@ fn add_node(
         id: tags.id,
         deps,
         inputs: Vec::new(),
+        affinity,
     });
     by_image.insert(image, nodes.len() - 1);
     Ok(nodes.len() - 1)
@@ -211,6 +219,11 @@ pub fn run(
     let own = builders::own_answers(&nodes, builders, &probes, &mut results);
     let checks = check::existence(&nodes, &own.build, &results, options, on_event)?;
     let state = decide(&nodes, &own.build, &checks, options, &mut results, on_event);
+    let pool = if options.engines.is_empty() || !state.contains(&schedule::State::Waiting) {
+        None
+    } else {
+        Some(pool::members(&options.engines, on_event))
+    };
     schedule::execute(
         &nodes,
         builders,
@@ -220,6 +233,7 @@ pub fn run(
         own.chosen,
         &mut results,
         state,
+        pool,
     );
     Ok(results)
 }

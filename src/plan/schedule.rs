@@ -3,6 +3,7 @@
 
 use super::builders::{choose, named_engine, Builders, Chosen, Probes};
 use super::lock::{self, Held};
+use super::pool::{self, Pool, Want};
 use super::{Event, ImageResult, Node, Outcome, PlanOptions};
 use crate::engines::native::source_layer::{self, Attempt};
 use crate::engines::{Built, Progress, Request};
@@ -21,6 +22,45 @@ struct Shared {
     state: Vec<State>,
     results: Vec<ImageResult>,
     running: usize,
+    /// With a pool: each node's engine (None: not a pool node, or no live engine may build it).
+    assigned: Vec<Option<usize>>,
+    /// With a pool: builds running on each engine, and whether it still answers.
+    engine_running: Vec<usize>,
+    alive: Vec<bool>,
+}
+
+/// A plan's pool and which of its members may build each node.
+struct Pooled<'a> {
+    pool: &'a Pool,
+    /// Per node: the members that may build it; empty for a node the pool does not build.
+    eligible: Vec<Vec<usize>>,
+}
+
+impl Pooled<'_> {
+    /// Assigns every waiting pool node that has no live engine (all of them at the start).
+    fn assign(&self, nodes: &[Node], s: &mut Shared) {
+        let open: Vec<usize> = (0..nodes.len())
+            .filter(|&i| {
+                s.state[i] == State::Waiting
+                    && !self.eligible[i].is_empty()
+                    && !s.assigned[i].is_some_and(|m| s.alive[m])
+            })
+            .collect();
+        let wants: Vec<Want<'_>> = open
+            .iter()
+            .map(|&i| Want {
+                key: &nodes[i].affinity,
+                platform: Some(nodes[i].spec.platform.as_str()).filter(|p| !p.contains(',')),
+                eligible: &self.eligible[i],
+            })
+            .collect();
+        for (i, m) in open
+            .iter()
+            .zip(pool::assign(&wants, &self.pool.members, &s.alive))
+        {
+            s.assigned[*i] = m;
+        }
+    }
 }
 
 /// Builds every waiting node, bases first, recording each outcome in `results`.
@@ -34,17 +74,31 @@ pub(super) fn execute(
     chosen: Vec<Option<Chosen>>,
     results: &mut Vec<ImageResult>,
     state: Vec<State>,
+    pool: Option<Pool>,
 ) {
     if !state.contains(&State::Waiting) {
         return;
     }
-    let shared = Mutex::new(Shared {
+    let members = pool.as_ref().map_or(0, |p| p.members.len());
+    let mut shared = Shared {
         state,
         results: std::mem::take(results),
         running: 0,
+        assigned: vec![None; nodes.len()],
+        engine_running: vec![0; members],
+        alive: pool.as_ref().map_or_else(Vec::new, |p| p.alive.clone()),
+    };
+    let pooled = pool.as_ref().map(|p| Pooled {
+        pool: p,
+        eligible: nodes.iter().map(|n| pool::eligible(n, &p.members)).collect(),
     });
+    let mut limit = options.max_parallel.max(1);
+    if let Some(p) = &pooled {
+        p.assign(nodes, &mut shared);
+        limit = limit.max(p.pool.members.iter().map(|m| m.slots).sum());
+    }
+    let shared = Mutex::new(shared);
     let wake = Condvar::new();
-    let limit = options.max_parallel.max(1);
     let chosen = Mutex::new(chosen);
     std::thread::scope(|scope| {
         let worker = || loop {
@@ -52,10 +106,16 @@ pub(super) fn execute(
                 let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     fail_orphans(nodes, &mut s, on_event);
-                    if let Some(i) = ready(nodes, &s) {
+                    if let Some(p) = &pooled {
+                        fail_unbuildable(nodes, p, &mut s, on_event);
+                    }
+                    if let Some(i) = ready(nodes, &s, pooled.as_ref()) {
                         if s.running < limit {
                             s.state[i] = State::Running;
                             s.running += 1;
+                            if let Some(m) = s.assigned[i].filter(|_| pooled.is_some()) {
+                                s.engine_running[m] += 1;
+                            }
                             break Some(i);
                         }
                     } else if s.running == 0 || !s.state.contains(&State::Waiting) {
@@ -68,10 +128,47 @@ pub(super) fn execute(
                 wake.notify_all();
                 return;
             };
-            let pre = chosen.lock().unwrap_or_else(|e| e.into_inner())[i].take();
+            let member = {
+                let s = shared.lock().unwrap_or_else(|e| e.into_inner());
+                pooled
+                    .as_ref()
+                    .zip(s.assigned[i])
+                    .map(|(p, m)| (m, &p.pool.members[m]))
+            };
+            let pre = match member {
+                Some((_, m)) => Some((m.label.clone(), m.builder.clone())),
+                None => chosen.lock().unwrap_or_else(|e| e.into_inner())[i].take(),
+            };
             let (outcome, name, builder, reason, seconds) =
                 build_node(&nodes[i], pre, builders, options, on_event, probes);
+            // A pool engine that failed a build and no longer answers: the image goes elsewhere.
+            let engine_died = match member {
+                Some((_, m)) if outcome == Outcome::Failed && !crate::support::exec::is_cancelled() => {
+                    m.builder.probe().err()
+                }
+                _ => None,
+            };
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((m, _)) = member {
+                s.engine_running[m] -= 1;
+            }
+            if let (Some(why), Some((m, member)), Some(p)) = (engine_died, member, &pooled) {
+                s.alive[m] = false;
+                s.state[i] = State::Waiting;
+                s.running -= 1;
+                p.assign(nodes, &mut s);
+                let to =
+                    s.assigned[i].map_or("no other engine".to_owned(), |n| p.pool.members[n].label.clone());
+                on_event(Event::Warning {
+                    image: nodes[i].image.clone(),
+                    message: format!(
+                        "engine {} failed it and stopped answering ({why}); {} builds it and the engine's other images",
+                        member.label, to
+                    ),
+                });
+                wake.notify_all();
+                continue;
+            }
             let r = &mut s.results[i];
             r.outcome = outcome;
             r.name = name;
@@ -90,15 +187,43 @@ pub(super) fn execute(
     *results = s.results;
 }
 
-/// A waiting node whose bases are all present.
-fn ready(nodes: &[Node], s: &Shared) -> Option<usize> {
+/// A waiting node whose bases are all present (and with a pool, whose engine has a free slot).
+fn ready(nodes: &[Node], s: &Shared, pooled: Option<&Pooled<'_>>) -> Option<usize> {
     (0..nodes.len()).find(|&i| {
         s.state[i] == State::Waiting
             && nodes[i]
                 .deps
                 .iter()
                 .all(|&d| s.state[d] == State::Settled && s.results[d].outcome != Outcome::Failed)
+            && match (pooled, s.assigned[i]) {
+                (Some(p), Some(m)) => s.engine_running[m] < p.pool.members[m].slots,
+                _ => true,
+            }
     })
+}
+
+/// Fails every waiting node the pool must build but no engine of it that answers may.
+fn fail_unbuildable(nodes: &[Node], p: &Pooled<'_>, s: &mut Shared, on_event: &(dyn Fn(Event) + Sync)) {
+    for (i, node) in nodes.iter().enumerate() {
+        if s.state[i] != State::Waiting || p.eligible[i].is_empty() || s.assigned[i].is_some() {
+            continue;
+        }
+        let tried: Vec<&str> = p.eligible[i]
+            .iter()
+            .map(|&m| p.pool.members[m].label.as_str())
+            .collect();
+        let reason = format!(
+            "no engine of the pool that may build it answers (tried {}; see the warnings)",
+            tried.join(", ")
+        );
+        s.state[i] = State::Settled;
+        s.results[i].outcome = Outcome::Failed;
+        s.results[i].reason = Some(reason.clone());
+        on_event(Event::Failed {
+            image: node.image.clone(),
+            reason,
+        });
+    }
 }
 
 /// Fails every waiting node whose base failed.
@@ -201,8 +326,10 @@ fn build_node(
     };
     let mut note = None;
     let engine = builder.as_ref().map_or(true, |b| b.is_engine());
+    // A pool engine is named `kind@where`: the image layout is the kind's.
+    let kind = name.split(['@', '?']).next().unwrap_or(&name);
     let attempt = if engine {
-        source_layer::build(&request, &name)
+        source_layer::build(&request, kind)
     } else {
         Attempt::NotApplicable
     };
@@ -239,7 +366,7 @@ fn build_node(
                     digest: real.split_once('@').map(|(_, d)| d.to_owned()),
                     name: real.clone(),
                 };
-                match source_layer::record(&request, &name, &built) {
+                match source_layer::record(&request, kind, &built) {
                     Ok(Some(done)) => step(done),
                     Ok(None) => {}
                     Err(why) => step(format!("dependencies image not recorded: {why}")),

@@ -107,6 +107,10 @@ fn plan_options(kw: &mut Keywords<'_>, build: BuildOptions) -> PyResult<PlanOpti
         lock_dir: kw.take("lock_dir", None)?,
         check_timeout: Duration::from_secs_f64(check_timeout),
         builder: kw.take("builder", None)?,
+        engines: match kw.take::<Option<String>>("engines", None)? {
+            Some(text) => crate::engines::pool::parse_pool(&text).map_err(super::to_py_err)?,
+            None => Vec::new(),
+        },
     })
 }
 

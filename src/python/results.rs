@@ -191,6 +191,11 @@ impl From<plan::Event> for Event {
                 seconds: Some(seconds),
                 ..with("done", image, name)
             },
+            // A warning about no image in particular (an engine of the pool): no image.
+            E::Warning { image, message } if image.is_empty() => Event {
+                image: None,
+                ..with("warning", image, message)
+            },
             E::Warning { image, message } => with("warning", image, message),
         }
     }
