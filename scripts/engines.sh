@@ -43,7 +43,7 @@ TLS=$STATE/tls
 LEASE=${IMAGESPEC_ENGINES_LEASE:-$PPID}
 # zstd: the native builder tests decode zstd layers with it.
 # qemu-user-static, binfmt-support: arm64 binaries through qemu (update-binfmts registers them).
-PACKAGES=(docker.io buildah podman skopeo debootstrap uidmap fuse-overlayfs zstd qemu-user-static binfmt-support)
+PACKAGES=(docker.io buildah podman skopeo debootstrap uidmap fuse-overlayfs zstd qemu-user-static binfmt-support openssh-server openssl)
 BINFMT=/proc/sys/fs/binfmt_misc
 EMULATED=(aarch64) # qemu CPU names, as in /usr/share/binfmts/qemu-NAME
 

@@ -102,7 +102,11 @@ pub fn daemon_error(endpoint: &Endpoint, said: &str) -> String {
     } else {
         said.to_owned()
     };
-    format!("docker: the engine at {at} does not answer: {why}")
+    let hint = match endpoint {
+        Endpoint::Default => "; start dockerd or set DOCKER_HOST",
+        _ => "",
+    };
+    format!("docker: the engine at {at} does not answer: {why}{hint}")
 }
 
 impl Engine for Docker {
@@ -224,7 +228,7 @@ impl Engine for Docker {
 /// docker CLI reads credentials only from `$DOCKER_CONFIG/config.json`, so the file is copied there
 /// (readable by this user only, removed with the build's folder), and the user's own plugins and
 /// contexts are linked in so that buildx and `docker_context` keep working.
-fn config_dir(conf: &Path, dir: &Path) -> Result<PathBuf> {
+pub(crate) fn config_dir(conf: &Path, dir: &Path) -> Result<PathBuf> {
     let bad = |e: std::io::Error| {
         Error::build(format!(
             "registry_config {}: {e}; give the path of a docker config.json",

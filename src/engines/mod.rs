@@ -59,6 +59,7 @@ pub trait Engine: Send + Sync {
 }
 
 pub mod buildah;
+pub mod buildkit;
 pub mod cache;
 pub mod docker;
 pub mod envd;
@@ -81,10 +82,11 @@ pub const BUILTIN: &[(&str, i32)] = &[
     ("envd", 1),
     ("noop", 0),
     ("native", 1),
+    ("buildkit", 0),
 ];
 
 /// Engines never picked automatically: only a spec that names them uses them.
-pub const AUTO_SKIP: &[&str] = &["noop"];
+pub const AUTO_SKIP: &[&str] = &["noop", "buildkit"];
 
 /// The built-in engine called `name`.
 pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
@@ -95,6 +97,7 @@ pub fn builtin(name: &str) -> Option<Arc<dyn Engine>> {
         "envd" => Arc::new(envd::Envd),
         "noop" => Arc::new(noop::Noop),
         "native" => Arc::new(native::NativeEngine),
+        "buildkit" => Arc::new(buildkit::BuildKit::default()),
         _ => return None,
     })
 }

@@ -7,6 +7,8 @@
 //! docker@tcp://h1:2376?tls=/etc/h1-certs   a daemon over TLS (ca.pem, cert.pem, key.pem in the folder)
 //! docker@ssh://builder@h2                  a daemon over SSH (the ssh client's keys and known_hosts)
 //! docker@context:h3                        a docker context (docker context create)
+//! buildkit@tcp://bk:1234?tls=/etc/bk       a BuildKit daemon, driven by buildctl
+//! buildkit@kube-pod://buildkitd-0          (any BUILDKIT_HOST address)
 //! buildah, podman, native                  the local daemonless engines
 //! ```
 //!
@@ -84,7 +86,7 @@ impl Endpoint {
     }
 }
 
-const KINDS: [&str; 4] = ["docker", "buildah", "podman", "native"];
+const KINDS: [&str; 5] = ["docker", "buildkit", "buildah", "podman", "native"];
 
 /// The pool named by `text`: entries separated by commas, blanks or line breaks.
 pub fn parse_pool(text: &str) -> Result<Vec<PoolEngine>> {
@@ -140,10 +142,28 @@ fn parse_entry(entry: &str) -> Result<PoolEngine> {
     }
     let endpoint = match at {
         None => Endpoint::Default,
-        Some(_) if kind != "docker" => {
+        Some(_) if kind != "docker" && kind != "buildkit" => {
             return Err(bad(format!(
-                "{kind} builds on this machine; only docker takes @WHERE"
+                "{kind} builds on this machine; only docker and buildkit take @WHERE"
             )))
+        }
+        Some(url) if kind == "buildkit" => {
+            let scheme = url.split_once("://").map(|(s, _)| s);
+            if !matches!(
+                scheme,
+                Some("tcp" | "unix" | "kube-pod" | "docker-container" | "podman-container")
+            ) {
+                return Err(bad(format!(
+                    "{url:?} is not a BUILDKIT_HOST address (tcp://, unix://, kube-pod://, docker-container://)"
+                )));
+            }
+            if tls.is_some() && scheme != Some("tcp") {
+                return Err(bad("tls= applies to tcp:// only".into()));
+            }
+            Endpoint::Host {
+                url: url.to_owned(),
+                tls: tls.take(),
+            }
         }
         Some(context) if context.starts_with("context:") => {
             let name = &context["context:".len()..];
@@ -223,7 +243,8 @@ mod tests {
         assert_eq!(pool[2].kind, "native");
         for (bad, says) in [
             ("kaniko", "not an engine"),
-            ("native@tcp://h:1", "only docker takes @WHERE"),
+            ("native@tcp://h:1", "only docker and buildkit take @WHERE"),
+            ("buildkit@ssh://h", "not a BUILDKIT_HOST address"),
             ("docker@http://h", "not a DOCKER_HOST URL"),
             ("docker@ssh://u@h?tls=/x", "tcp:// only"),
             ("docker?parallel=0", "from 1 to 64"),

@@ -10,8 +10,9 @@
 
 use super::builders::{Builder, EngineBuilder};
 use super::{Event, Node};
+use crate::engines::buildkit::BuildKit;
 use crate::engines::docker::Docker;
-use crate::engines::pool::PoolEngine;
+use crate::engines::pool::{Endpoint, PoolEngine};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -79,6 +80,14 @@ fn member(e: &PoolEngine) -> std::result::Result<Member, String> {
             None => Some(docker.platform()?),
         };
         (Arc::new(docker), platform)
+    } else if e.kind == "buildkit" {
+        let (addr, tls) = match &e.endpoint {
+            Endpoint::Host { url, tls } => (Some(url.clone()), tls.clone()),
+            _ => (None, None),
+        };
+        let engine: Arc<dyn crate::engines::Engine> = Arc::new(BuildKit { addr, tls });
+        engine.probe()?;
+        (engine, e.platform.clone())
     } else {
         let engine = crate::engines::builtin(&e.kind).ok_or_else(|| format!("no engine {}", e.kind))?;
         engine.probe()?;

@@ -35,6 +35,8 @@ class RemoteDocker:
     tls: Path
     proc: subprocess.Popen[bytes]
     log: Path
+    #: The same daemon's unix socket (the namespace shares this machine's files).
+    socket: str
 
     @property
     def entry(self) -> str:
@@ -193,10 +195,87 @@ def remote_docker(index: int, workdir: Path, registry_port: int) -> Iterator[Rem
                 start_new_session=True,
             )  # fmt: skip
         stack.callback(_stop, proc)
-        host = RemoteDocker(namespace=ns, url=f"tcp://{there}:2376", tls=tls, proc=proc, log=log)
+        host = RemoteDocker(
+            namespace=ns,
+            url=f"tcp://{there}:2376",
+            tls=tls,
+            proc=proc,
+            log=log,
+            socket=f"unix://{exec_root}/docker.sock",
+        )
         deadline = time.monotonic() + 60
         while not host.answers():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise Missing(f"the dockerd of {ns} did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
         yield host
+
+
+@dataclass
+class SshAccess:
+    """sshd in a remote host's namespace, letting in one key as root."""
+
+    url: str
+    #: A folder with an ``ssh`` that offers the key let in (and trusts the host key): first on PATH,
+    #: the docker client's ``ssh://`` connections use it, as they would use ~/.ssh/config.
+    bin: Path
+    #: The same with a key the host does not let in.
+    refused_bin: Path
+
+
+def _ssh_wrapper(folder: Path, key: Path, known_hosts: Path) -> Path:
+    folder.mkdir(parents=True)
+    ssh = folder / "ssh"
+    ssh.write_text(
+        "#!/bin/sh\n"
+        f"exec /usr/bin/ssh -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known_hosts} "
+        '-o StrictHostKeyChecking=yes -o BatchMode=yes -F /dev/null "$@"\n'
+    )
+    ssh.chmod(0o755)
+    return folder
+
+
+@contextmanager
+def ssh_access(host: RemoteDocker, workdir: Path) -> Iterator[SshAccess]:
+    """sshd (Debian's openssh-server) on the host's address for the block; a session there talks
+    to the host's own dockerd (``docker system dial-stdio``)."""
+    sshd = Path("/usr/sbin/sshd")
+    if not sshd.is_file():
+        raise Missing("openssh-server is not installed (scripts/engines.sh installs it)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    there = host.url.removeprefix("tcp://").rsplit(":", 1)[0]
+    for name in ("host_key", "client_key", "other_key"):
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(workdir / name)])
+    (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
+    known = workdir / "known_hosts"
+    known.write_text(f"{there} {(workdir / 'host_key.pub').read_text()}")
+    config = workdir / "sshd_config"
+    config.write_text(
+        f"ListenAddress {there}:22\n"
+        f"HostKey {workdir / 'host_key'}\n"
+        f"PidFile {workdir / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {workdir / 'authorized_keys'}\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "StrictModes no\nUsePAM no\n"
+        f"SetEnv DOCKER_HOST={host.socket}\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", host.namespace, str(sshd), "-D", "-e", "-f", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "sshd.log").open("wb"),
+        start_new_session=True,
+    )
+    try:
+        good = _ssh_wrapper(workdir / "bin", workdir / "client_key", known)
+        bad = _ssh_wrapper(workdir / "refused-bin", workdir / "other_key", known)
+        deadline = time.monotonic() + 30
+        while run([str(good / "ssh"), f"root@{there}", "true"], check=False, timeout=20).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise Missing(
+                    f"sshd in {host.namespace} did not start:\n{(workdir / 'sshd.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.3)
+        yield SshAccess(url=f"ssh://root@{there}", bin=good, refused_bin=bad)
+    finally:
+        _stop(proc, 10)

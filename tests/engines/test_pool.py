@@ -5,10 +5,12 @@ the other; a wrong CA or an unreachable host is one clear line, and nothing is p
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.error
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from imagespec import BuildEvent, ImageSpec, build
 
 from ..registry.registry_servers import Registry, tags
 from .engine_helpers import DockerEngine, Missing, missing
-from .hosts import RemoteDocker, make_certs, remote_docker
+from .hosts import RemoteDocker, make_certs, remote_docker, ssh_access
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -77,12 +79,10 @@ def test_four_images_spread_over_two_remote_engines_the_same_way_every_run(
         assert docker_engine("run", "--rm", name, "cat", "/root/which").strip() == f"spread-{i}"
     # Progress says which engine builds what.
     building = {e.image: e.message for e in events if e.kind == "building"}
-    assert building == {s.image_name(): by[s] for s in specs}
+    assert building == {report[s].image: by[s] for s in specs}
     # The same plan lands the same way again.
-    again = build(
-        [s.force_push() for s in specs], engines=[b.entry, a.entry], imagespec_wheel=imagespec_wheel
-    )
-    assert {s: again[s.force_push()].builder for s in specs} == by
+    again = build(specs, force_push=True, engines=[b.entry, a.entry], imagespec_wheel=imagespec_wheel)
+    assert {s: again[s].builder for s in specs} == by
 
 
 def test_a_host_that_dies_mid_plan_hands_its_images_to_the_other(
@@ -148,3 +148,37 @@ def test_a_wrong_ca_and_an_unreachable_host_are_one_line_each_and_push_nothing(
             assert pushed == []
     except Missing as e:
         missing(str(e))
+
+
+def test_a_host_over_ssh_and_a_refused_key(
+    two_hosts: tuple[RemoteDocker, RemoteDocker],
+    loopback_registry: Registry,
+    python_base: str,
+    imagespec_wheel: Path,
+    docker_engine: DockerEngine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, _ = two_hosts
+    with ExitStack() as stack:
+        try:
+            access = stack.enter_context(ssh_access(a, tmp_path / "ssh"))
+        except Missing as e:
+            missing(str(e))
+        spec = _specs(loopback_registry, python_base, "ssh")[0]
+        entry = f"docker@{access.url}"
+        path = os.environ["PATH"]
+        monkeypatch.setenv("PATH", f"{access.refused_bin}:{path}")
+        events: list[BuildEvent] = []
+        refused = build(
+            spec, engines=[entry], imagespec_wheel=imagespec_wheel, check=False, on_event=events.append
+        )
+        assert refused[spec].outcome == "failed"
+        (warning,) = [e.message or "" for e in events if e.kind == "warning"]
+        assert "SSH refused the connection" in warning and "Permission denied (publickey" in warning, warning
+        monkeypatch.setenv("PATH", f"{access.bin}:{path}")
+        report = build(spec, engines=[entry], imagespec_wheel=imagespec_wheel)
+        assert report[spec].outcome == "built" and report[spec].builder == entry
+        assert "pool-ssh-0" in a("images", "--format", "{{.Repository}}")  # built by that host's daemon
+        docker_engine.created.add(report[spec].name)
+        assert docker_engine("run", "--rm", report[spec].name, "cat", "/root/which").strip() == "ssh-0"
