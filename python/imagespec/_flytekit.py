@@ -295,7 +295,8 @@ def build_image(fk_spec: Any) -> str:
                 "blue",
             )
         elif event.kind in ("failed", "warning"):
-            _say(f"imagespec: {event.kind} {event.image}: {event.message}", "red")
+            about = f" {event.image}:" if event.image else ":"
+            _say(f"imagespec: {event.kind}{about} {event.message}", "red")
 
     result = build([spec], on_event=report, flytekit_ids={spec: fk_spec.id})[spec]
     return result.name

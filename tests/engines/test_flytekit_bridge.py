@@ -101,6 +101,8 @@ def test_a_flytekit_task_serialises_with_an_image_our_engine_built_and_pushed(
         "DOCKER_BUILDKIT": "1",
         "IMAGESPEC_WHEEL": str(fk.wheel),
         "IMAGESPEC_CA_BUNDLE": str(MACHINE_CA),
+        # The Flyte path takes an engine pool as imagespec build does: here one engine, by its socket.
+        "IMAGESPEC_ENGINES": f"docker@{docker_engine.host}",
     }
     proc = fk.run(SERIALISE, tmp_path, env, timeout=2300)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -110,6 +112,7 @@ def test_a_flytekit_task_serialises_with_an_image_our_engine_built_and_pushed(
     assert out["image"] == out["reported"]
     assert out["image"].startswith(f"{tag_name}@sha256:"), out
     assert f"Image {tag_name} not found. building..." in proc.stdout
+    assert f"imagespec: building {tag_name} (docker@{docker_engine.host})" in proc.stdout
 
     inside = docker_engine(
         "run",
