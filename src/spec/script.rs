@@ -24,7 +24,7 @@ const MAX_SCRIPT_BYTES: u64 = 16 << 20;
 const MINORS: std::ops::RangeInclusive<u64> = 9..=14;
 
 /// What a script's metadata asks for.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ScriptMeta {
     /// PEP 508 requirements, as written.
     pub dependencies: Vec<String>,

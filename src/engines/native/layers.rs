@@ -384,11 +384,15 @@ fn reused(by_tar: &Path, dir: &Path) -> Option<(String, u64, PathBuf)> {
     let size = entry.metadata().ok()?.len();
     let dest = dir.join(&name);
     if !dest.is_file() {
-        fs::hard_link(entry.path(), &dest)
-            .or_else(|_| fs::copy(entry.path(), &dest).map(drop))
-            .ok()?;
+        link_or_copy(&entry.path(), &dest).ok()?;
     }
     Some((name, size, dest))
+}
+
+/// `to` as a hard link to `from` (the same blob file, no bytes written), else a copy (another
+/// file system).
+fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::hard_link(from, to).or_else(|_| fs::copy(from, to).map(drop))
 }
 
 /// Keeps `blob` under `by_tar` for [`reused`]: the folder appears whole (renamed into place) or
@@ -402,10 +406,7 @@ fn remember(by_tar: &Path, blob: &Path, name: &str) {
         return;
     };
     let kept = tmp.path().join(name);
-    if fs::hard_link(blob, &kept)
-        .or_else(|_| fs::copy(blob, &kept).map(drop))
-        .is_ok()
-    {
+    if link_or_copy(blob, &kept).is_ok() {
         let _ = fs::rename(tmp.path(), by_tar); // taken by another build meanwhile: theirs is the same
     }
 }
