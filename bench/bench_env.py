@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "registry"))
 
 from package_index import add_wheel, serve_index  # noqa: E402
-from registry_servers import Registry, requests_of, start_registry  # noqa: E402
+from registry_servers import Registry, requests_of, start_registry, uploaded_blobs  # noqa: E402
 
 __all__ = [
     "Registry",
@@ -25,6 +25,7 @@ __all__ = [
     "imagespec_wheel",
     "requests_of",
     "serve_index",
+    "uploaded_blobs",
 ]
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_env import buildah_storage, engines_and_registry, imagespec_wheel, requests_of
+from bench_env import buildah_storage, engines_and_registry, imagespec_wheel, requests_of, uploaded_blobs
 from bench_rebuild import wipe
 from imagespec import ImageSpec, build
 
@@ -62,7 +62,7 @@ def main() -> None:
                 build(spec([HEAVY, "rich==13.7.1"]), builder=builder, imagespec_wheel=wheel, ca_bundle=CA)
                 rows[f"{label}: first build"] = first
                 rows[f"{label}: + rich"] = time.perf_counter() - t0
-                puts = [p for m, p in requests_of(reg)[since:] if m == "PUT" and "digest=" in p]
+                puts = uploaded_blobs(reg, since)
                 rows[f"{label}: + rich, blobs uploaded"] = float(len(puts))
     width = max(len(k) for k in rows)
     print(f"{HEAVY} image, then rich added (engine without images or cache before each first build)")

@@ -26,7 +26,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench_env import add_wheel, engines_and_registry, imagespec_wheel, requests_of, serve_index
+from bench_env import (
+    add_wheel,
+    engines_and_registry,
+    imagespec_wheel,
+    requests_of,
+    serve_index,
+    uploaded_blobs,
+)
 from bench_rebuild import wipe
 from imagespec import ImageSpec, build
 
@@ -111,11 +118,7 @@ def main() -> None:
                 second = spec(["heavy-blob==1.0", "tiny-a==1.0", "tiny-b==1.0"])
                 name = build(second, builder=builder, imagespec_wheel=own, ca_bundle=CA)[second].name
                 rows[f"{label}: + tiny-b"] = time.perf_counter() - t0
-                puts = [
-                    p.replace("%3A", ":")
-                    for m, p in requests_of(reg)[since:]
-                    if m == "PUT" and "digest=" in p
-                ]
+                puts = uploaded_blobs(reg, since)
                 sent = sum(size for digest, size in layers(name) if any(digest in p for p in puts))
                 rows[f"{label}: + tiny-b, blobs uploaded"] = float(len(puts))
                 rows[f"{label}: + tiny-b, layer MB uploaded"] = sent / (1 << 20)

@@ -29,7 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_env import Registry, buildah_storage, engines_and_registry, imagespec_wheel, requests_of
+from bench_env import (
+    Registry,
+    buildah_storage,
+    engines_and_registry,
+    imagespec_wheel,
+    requests_of,
+    uploaded_blobs,
+)
 from imagespec import ImageSpec, build
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -59,9 +66,7 @@ def wipe(work: Path, builder: str, storage_conf: Path) -> None:
 
 
 def uploads(reg: Registry, since: int) -> int:
-    return sum(
-        1 for m, p in requests_of(reg)[since:] if m == "PUT" and "/blobs/uploads/" in p and "digest=" in p
-    )
+    return len(uploaded_blobs(reg, since))
 
 
 def timed(spec: ImageSpec, builder: str, wheel: Path) -> tuple[float, str]:

@@ -31,6 +31,7 @@ from ..registry.registry_servers import (
     requests_of,
     shared_prefix,
     start_registry,
+    uploaded_blobs,
 )
 from .engine_helpers import MACHINE_CA
 from .machines import machine
@@ -101,8 +102,8 @@ def adding_a_package(engine: str, registry: Registry, python_base: str, imagespe
             six = one[prefixes[grouped] - 1]
             files = layer_files(registry, name, six)
             assert any(f.endswith("site-packages/six.py") for f in files), files[:20]
-            uploaded = [p for m, p in requests_of(registry)[before:] if m == "PUT" and "digest=" in p]
-            assert not [p for p in uploaded if six.split(":")[1] in p], uploaded
+            uploaded = uploaded_blobs(registry, before)
+            assert six not in uploaded, uploaded
     if False in prefixes:
         assert prefixes[True] == prefixes[False] + 1, prefixes
 
@@ -146,10 +147,8 @@ def test_native_keeps_a_big_distribution_layer_when_a_package_is_added(
         if any(f.endswith("big_blob/data.bin") for f in layer_files(registry, "groups-native", d))
     ]
     assert big in two
-    uploaded = [
-        p.replace("%3A", ":") for m, p in requests_of(registry)[before:] if m == "PUT" and "digest=" in p
-    ]
-    assert uploaded and not [p for p in uploaded if big in p], uploaded
+    uploaded = uploaded_blobs(registry, before)
+    assert uploaded and big not in uploaded, uploaded
     # Both builds' cache entries hold the blob, and they are one file.
     copies = [p for p in cache.rglob(big.split(":")[1]) if p.is_file()]
     assert len(copies) >= 3, copies  # the two installs' entries and the blob kept by its tar

@@ -31,6 +31,7 @@ from ..registry.registry_servers import (
     shared_prefix,
     start_registry,
     tags,
+    uploaded_blobs,
 )
 from .engine_helpers import MACHINE_CA
 from .machines import machine
@@ -154,7 +155,7 @@ class Native:
         )
         assert report[spec].outcome == "built", report.summary()
         assert report[spec].reason is None  # a full build: env is not a source file
-        uploaded = [p for m, p in requests_of(self.registry)[before:] if m == "PUT" and "digest=" in p]
+        uploaded = uploaded_blobs(self.registry, before)
         return report[spec].name, steps, uploaded
 
 

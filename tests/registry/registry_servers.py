@@ -255,6 +255,16 @@ def requests_of(reg: Registry) -> list[tuple[str, str]]:
     return re.findall(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[0-9.]+"', text)
 
 
+def uploaded_blobs(reg: Registry, since: int = 0) -> list[str]:
+    """The digests (``sha256:…``) of the blob uploads ``reg`` completed after its ``since``-th
+    request, in order (from its access log: the ``PUT`` that ends an upload names the digest)."""
+    return [
+        p.split("digest=", 1)[1].split("&", 1)[0].replace("%3A", ":")
+        for m, p in requests_of(reg)[since:]
+        if m == "PUT" and "/blobs/uploads/" in p and "digest=" in p
+    ]
+
+
 # --------------------------------------------------------------------------- reading what is there
 
 #: What the reads below accept: an image manifest of either kind, or an index.
