@@ -139,8 +139,16 @@ pub(super) fn execute(
                 Some((_, m)) => Some((m.label.clone(), m.builder.clone())),
                 None => chosen.lock().unwrap_or_else(|e| e.into_inner())[i].take(),
             };
+            // A pool node's failure is told only once it is known not to be the engine's death.
+            let held: Mutex<Option<Event>> = Mutex::new(None);
+            let events = |e: Event| match e {
+                Event::Failed { .. } if member.is_some() => {
+                    *held.lock().unwrap_or_else(|e| e.into_inner()) = Some(e)
+                }
+                e => on_event(e),
+            };
             let (outcome, name, builder, reason, seconds) =
-                build_node(&nodes[i], pre, builders, options, on_event, probes);
+                build_node(&nodes[i], pre, builders, options, &events, probes);
             // A pool engine that failed a build and no longer answers: the image goes elsewhere.
             let engine_died = match member {
                 Some((_, m)) if outcome == Outcome::Failed && !crate::support::exec::is_cancelled() => {
@@ -148,6 +156,11 @@ pub(super) fn execute(
                 }
                 _ => None,
             };
+            if engine_died.is_none() {
+                if let Some(e) = held.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                    on_event(e);
+                }
+            }
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((m, _)) = member {
                 s.engine_running[m] -= 1;
