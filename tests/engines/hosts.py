@@ -106,6 +106,12 @@ def make_certs(folder: Path, ip: str, name: str = "imagespec-test CA") -> Path:
     return client
 
 
+def _inside(namespace: str) -> list[str]:
+    """A command's prefix to run it in the namespace's network only: ``ip netns exec`` would also
+    give it a mount namespace with a fresh /sys, without the cgroup mounts dockerd needs."""
+    return ["nsenter", f"--net=/run/netns/{namespace}"]
+
+
 def _quiet(*cmd: str) -> None:
     subprocess.run(cmd, capture_output=True, check=False, timeout=60)
 
@@ -113,7 +119,7 @@ def _quiet(*cmd: str) -> None:
 def _relay(listen: str, target: str, namespace: str | None) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, str(RELAY), listen, target]
     if namespace:
-        cmd = ["ip", "netns", "exec", namespace, *cmd]
+        cmd = [*_inside(namespace), *cmd]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != b"ready":
@@ -122,6 +128,8 @@ def _relay(listen: str, target: str, namespace: str | None) -> subprocess.Popen[
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 30) -> None:
+    if proc.stdout is not None:
+        proc.stdout.close()
     if proc.poll() is not None:
         return
     proc.terminate()
@@ -136,7 +144,7 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 30) -> None:
 @contextmanager
 def _namespace(index: int) -> Iterator[tuple[str, str, str]]:
     """The namespace ``isd-hN`` and a veth pair to it: (namespace, this side's address, its address)."""
-    for tool in ("ip", "openssl", "dockerd"):
+    for tool in ("ip", "nsenter", "openssl", "dockerd"):
         if shutil.which(tool) is None:
             raise Missing(f"{tool} is not installed (a remote host needs it)")
     ns, veth, peer = f"isd-h{index}", f"isd-v{index}", f"isd-p{index}"
@@ -178,7 +186,7 @@ def remote_docker(index: int, workdir: Path, registry_port: int) -> Iterator[Rem
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [
-                    "ip", "netns", "exec", ns, "dockerd",
+                    *_inside(ns), "dockerd",
                     "--data-root", str(data),
                     "--exec-root", str(exec_root),
                     "--pidfile", str(exec_root / "dockerd.pid"),
@@ -260,12 +268,13 @@ def ssh_access(host: RemoteDocker, workdir: Path) -> Iterator[SshAccess]:
         f"SetEnv DOCKER_HOST={host.socket}\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", host.namespace, str(sshd), "-D", "-e", "-f", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "sshd.log").open("wb"),
-        start_new_session=True,
-    )
+    with (workdir / "sshd.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*_inside(host.namespace), str(sshd), "-D", "-e", "-f", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     try:
         good = _ssh_wrapper(workdir / "bin", workdir / "client_key", known)
         bad = _ssh_wrapper(workdir / "refused-bin", workdir / "other_key", known)

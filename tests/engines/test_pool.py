@@ -130,13 +130,13 @@ def test_a_wrong_ca_and_an_unreachable_host_are_one_line_each_and_push_nothing(
             wrong = make_certs(tmp_path / "other-ca", "10.214.3.2", name="another CA")
             spec = _specs(loopback_registry, python_base, "refused")[0]
             events: list[BuildEvent] = []
-            entries = [f"docker@{c.url}?tls={wrong}", "docker@tcp://10.214.251.2:2376"]
+            entries = [f"docker@{c.url}?tls={wrong}", "docker@tcp://127.0.0.1:9"]
             report = build(
                 spec, engines=entries, imagespec_wheel=imagespec_wheel, check=False, on_event=events.append
             )
             warnings = [e.message or "" for e in events if e.kind == "warning"]
             assert len(warnings) == 2, warnings
-            tls, gone = sorted(warnings, key=lambda w: "10.214.251" in w)
+            tls, gone = sorted(warnings, key=lambda w: "127.0.0.1:9" in w)
             assert "TLS:" in tls and str(wrong / "ca.pem") in tls and "\n" not in tls
             assert "cannot be reached" in gone and "\n" not in gone
             assert report[spec].outcome == "failed"
