@@ -6,6 +6,7 @@
 
 mod checks;
 mod fields;
+mod files;
 mod naming;
 mod options;
 pub mod project;

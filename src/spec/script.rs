@@ -64,18 +64,7 @@ enum Specifier {
 
 /// Reads the `script` metadata block of the file at `path`.
 pub fn read(path: &Path) -> Result<ScriptMeta> {
-    let unreadable = |e: std::io::Error| Error::source("script", path, format!("cannot be read: {e}"));
-    let size = std::fs::metadata(path).map_err(unreadable)?.len();
-    if size > MAX_SCRIPT_BYTES {
-        return Err(Error::source(
-            "script",
-            path,
-            format!("is {size} bytes; a script is at most {MAX_SCRIPT_BYTES}"),
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(unreadable)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::source("script", path, "is not UTF-8 text (PEP 723 scripts are)"))?;
+    let text = super::files::read_text("script", path, MAX_SCRIPT_BYTES, "a PEP 723 script")?;
     parse(&text, &path.display().to_string())
 }
 
@@ -145,7 +134,10 @@ pub fn parse(text: &str, name: &str) -> Result<ScriptMeta> {
     let block: Block = toml::from_str(&content).map_err(|e| {
         // The TOML error's place, in the script: the block's content starts on the line after the
         // opening one, two columns in ("# ").
-        let (line, column) = e.span().map(|s| line_column(&content, s.start)).unwrap_or((0, 0));
+        let (line, column) = e
+            .span()
+            .map(|s| super::files::line_column(&content, s.start))
+            .unwrap_or((0, 0));
         at(
             start + 2 + line,
             column + 3,
@@ -170,14 +162,6 @@ pub fn parse(text: &str, name: &str) -> Result<ScriptMeta> {
             .collect(),
         requires_python,
     })
-}
-
-/// 0-based line and column of byte `offset` in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count();
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count());
-    (line, column)
 }
 
 /// The `python_version` for a script: `given` when it satisfies `requires_python` (an error

@@ -10,6 +10,7 @@
 mod poetry;
 mod uv;
 
+use super::files::{line_column, read_text};
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -206,16 +207,7 @@ fn read_uncached(root: PathBuf, read: &mut Read) -> Result<Project> {
 
 /// A TOML file of the project, read as `T` (and recorded in `read`).
 fn read_file<T: DeserializeOwned>(path: &Path, read: &mut Read) -> Result<T> {
-    let unreadable = |e: std::io::Error| Error::source("project", path, format!("cannot be read: {e}"));
-    let size = std::fs::metadata(path).map_err(unreadable)?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(Error::source(
-            "project",
-            path,
-            format!("is {size} bytes, more than the {MAX_FILE_BYTES} a project file may have"),
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    let text = read_text("project", path, MAX_FILE_BYTES, "a project file")?;
     read.0.push(path.to_path_buf());
     toml::from_str::<T>(&text).map_err(|e| {
         let (line, column) = e.span().map_or((0, 0), |s| line_column(&text, s.start));
@@ -227,13 +219,6 @@ fn read_file<T: DeserializeOwned>(path: &Path, read: &mut Read) -> Result<T> {
             message: format!("not a valid {name}: {}", e.message()),
         }
     })
-}
-
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count();
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count());
-    (line, column)
 }
 
 fn table<'a>(t: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Table> {
