@@ -112,6 +112,17 @@ def _inside(namespace: str) -> list[str]:
     return ["nsenter", f"--net=/run/netns/{namespace}"]
 
 
+def _unmount_under(*folders: Path) -> None:
+    """Detaches every mount left under ``folders``, deepest first: a dockerd that was killed
+    (the failover test) leaves its data-root's mounts, which would keep the folder from going."""
+    roots = [str(f) for f in folders]
+    with open("/proc/mounts") as f:
+        points = [line.split()[1] for line in f]
+    for point in sorted(points, key=len, reverse=True):
+        if any(point == r or point.startswith(r + "/") for r in roots):
+            _quiet("umount", "-l", point)
+
+
 def _quiet(*cmd: str) -> None:
     subprocess.run(cmd, capture_output=True, check=False, timeout=60)
 
@@ -202,6 +213,7 @@ def remote_docker(index: int, workdir: Path, registry_port: int) -> Iterator[Rem
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
+        stack.callback(_unmount_under, data, exec_root)  # after the daemon stops (callbacks run last first)
         stack.callback(_stop, proc)
         host = RemoteDocker(
             namespace=ns,

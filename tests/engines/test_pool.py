@@ -38,6 +38,9 @@ def two_hosts(loopback_registry: Registry, tmp_path: Path) -> Iterator[tuple[Rem
             yield a, b
     except Missing as e:
         missing(str(e))
+    # Nothing the hosts made stays mounted (a killed dockerd leaves its data-root's mounts).
+    with open("/proc/mounts") as f:
+        assert not [line for line in f if str(tmp_path) in line]
 
 
 def _specs(registry: Registry, base: str, what: str, commands: list[str] | None = None) -> list[ImageSpec]:
