@@ -6,7 +6,7 @@ spec once per process. The plan that runs them is ``imagespec.build`` (``_engine
 
 >>> from imagespec import ImageBuildEngine
 >>> sorted(ImageBuildEngine.get_registry())
-['buildah', 'docker', 'envd', 'native', 'noop', 'podman']
+['buildah', 'buildkit', 'docker', 'envd', 'native', 'noop', 'podman']
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ class ImageBuildEngine:
     A spec that names a ``builder`` gets that one; a spec that names none gets the available one
     with the highest priority, chosen when it is built. Built-in engines have priorities 3 (docker),
     2 (buildah), 1 (podman, envd, native: picked only for specs it can build, see docs/native.md)
-    and 0 (noop, never picked on its own); ``register`` defaults to 5, so a builder you register is
+    and 0 (noop and buildkit, never picked on their own); ``register`` defaults to 5, so a builder you register is
     preferred.
 
     >>> class Mine(ImageSpecBuilder):

@@ -170,6 +170,7 @@ def test_register_defaults_to_priority_5_above_every_built_in() -> None:
         "envd": 1,
         "native": 1,
         "noop": 0,
+        "buildkit": 0,
     }
 
 
