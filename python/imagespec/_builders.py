@@ -223,8 +223,8 @@ class ImageBuildEngine:
     A spec that names a ``builder`` gets that one; a spec that names none gets the available one
     with the highest priority, chosen when it is built. Built-in engines have priorities 3 (docker),
     2 (buildah), 1 (podman, envd, native: picked only for specs it can build, see docs/native.md)
-    and 0 (noop and buildkit, never picked on their own); ``register`` defaults to 5, so a builder you register is
-    preferred.
+    and 0 (noop and buildkit, never picked on their own); ``register`` defaults to 5, so a builder
+    you register is preferred.
 
     >>> class Mine(ImageSpecBuilder):
     ...     def build_image(self, spec):
