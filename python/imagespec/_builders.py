@@ -19,13 +19,12 @@ from typing import Any, ClassVar
 
 from imagespec import _core
 from imagespec._core import BuildError, SpecError
+from imagespec._environ import fast_fail
 from imagespec._runtime import wheel_for_build
-from imagespec._spec import _REAL_NAMES, ImageSpec, flytekit_flag
+from imagespec._spec import _REAL_NAMES, ImageSpec
 
 # flytekit's names for these variables (flytekit/image_spec/image_spec.py:25-29).
 IMAGE_ID_VAR = _core.IMAGE_ID_VAR
-FORCE_PUSH_VAR = "FLYTE_FORCE_PUSH_IMAGE_SPEC"
-FAST_FAIL_VAR = "FLYTE_IMG_FAST_FAIL"
 
 
 class BuilderNotRegisteredError(BuildError, AssertionError):
@@ -38,10 +37,6 @@ class BuilderNotRegisteredError(BuildError, AssertionError):
 class NoOpBaseImageError(SpecError, ValueError):
     """The noop builder was given a spec whose ``base_image`` is not an image name (flytekit raises
     ``ValueError`` there)."""
-
-
-def _fast_fail() -> bool:
-    return bool(flytekit_flag(FAST_FAIL_VAR))
 
 
 class _BuilderMeta(ABCMeta):
@@ -97,7 +92,7 @@ class ImageSpecBuilder(metaclass=_BuilderMeta):
             return True
         if status.exists:
             return image_spec.is_force_push
-        if _fast_fail():
+        if fast_fail():
             raise RuntimeError(
                 "Build failed as ImageSpec failed to check if the image exists due to a permission issue "
                 f"or other reason ({image_spec.image_name()}: {status.reason}). \n"

@@ -24,8 +24,9 @@ from imagespec._builders import (
     NoOpBuilder,
 )
 from imagespec._core import BuildError
+from imagespec._environ import FAST_FAIL_VAR, flytekit_flag, own_flag
 from imagespec._runtime import wheel_for_build
-from imagespec._spec import _REAL_NAMES, ImageSpec, flytekit_flag
+from imagespec._spec import _REAL_NAMES, ImageSpec
 
 __all__ = [
     "BuildEvent",
@@ -44,9 +45,6 @@ Outcome = Literal["exists", "skipped", "assumed", "built", "failed"]
 EventKind = Literal[
     "checking", "exists", "missing", "unknown", "building", "step", "pushing", "done", "failed", "warning"
 ]
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -127,24 +125,15 @@ class BuildReport:
         return "\n".join(lines)
 
 
-def _env_flag(name: str) -> bool | None:
-    value = os.environ.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    return None
-
-
 def _assume_present(explicit: bool | None) -> bool:
     """FLYTE_IMG_FAST_FAIL keeps flytekit's meaning: true fails on an unknown answer whatever else
     says; false (explicitly) assumes present, as flytekit does. Unset: fail closed."""
-    fast_fail = flytekit_flag("FLYTE_IMG_FAST_FAIL")
+    fast_fail = flytekit_flag(FAST_FAIL_VAR)
     if fast_fail is True:
         return False
     if explicit is not None:
         return explicit
-    mine = _env_flag("IMAGESPEC_ASSUME_PRESENT")
+    mine = own_flag("IMAGESPEC_ASSUME_PRESENT")
     if mine is not None:
         return mine
     return fast_fail is False

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import enum
 import os
-import sys
 from collections.abc import Mapping, Sequence
 
 from imagespec import _core
+from imagespec._environ import (
+    fast_fail,
+    force_push_from_env,
+    loaded_module_files,
+    not_installed_error,
+)
+from imagespec._environ import (
+    python_version as _python_version,
+)
 from imagespec._values import FrozenDict, FrozenList
 
 # Not `from typing import TYPE_CHECKING`: importing typing (and re, contextlib, collections with
@@ -35,8 +43,6 @@ _LIST_FIELDS = (
     "constraints",
 )
 _MAP_FIELDS = ("env", "builder_options", "builder_config")
-_FORCE_PUSH_VARS = ("FLYTE_FORCE_PUSH_IMAGE_SPEC", "IMAGESPEC_FORCE_PUSH_IMAGE_SPEC")
-_FAST_FAIL_VAR = "FLYTE_IMG_FAST_FAIL"
 _DEFAULT_NAME = _core.DEFAULT_NAME
 _DEFAULT_PLATFORM = "linux/amd64"  # repr leaves it out: the default but on arm64 hosts' loopback
 IMAGE_ID_VAR = _core.IMAGE_ID_VAR
@@ -57,27 +63,6 @@ class CopyFileDetection(enum.Enum):
     """Every file under `source_root` that no ignore rule excludes."""
     NO_COPY = 3
     """No source file."""
-
-
-def _python_version() -> str:
-    return f"{sys.version_info[0]}.{sys.version_info[1]}"
-
-
-def flytekit_flag(name: str) -> bool | None:
-    """A FLYTE_* boolean variable as flytekit reads it (its str2bool, flytekit/clis/helpers.py:26-32:
-    any value but false, 0, off or no is true); None when unset. One reading for every such
-    variable, so a setting means the same to both tools."""
-    value = os.environ.get(name)
-    return None if value is None else value.strip().lower() not in ("false", "0", "off", "no")
-
-
-def _own_flag(name: str) -> bool:
-    # Our own variables: only a clear yes counts (a typo must not turn a safety off).
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _force_push_from_env() -> bool:
-    return bool(flytekit_flag(_FORCE_PUSH_VARS[0])) or _own_flag(_FORCE_PUSH_VARS[1])
 
 
 def _to_core_value(field: str, value: Any) -> Any:
@@ -110,20 +95,6 @@ def _positional(args: tuple[Any, ...], fields: dict[str, Any]) -> dict[str, Any]
             raise TypeError(f"ImageSpec() got multiple values for argument {key!r}")
     out.update(fields)
     return out
-
-
-def _loaded_module_files() -> list[str]:
-    files = []
-    for module in list(sys.modules.values()):
-        # Read the instance dict directly: attribute access on a lazily loaded module would import it.
-        try:
-            path = object.__getattribute__(module, "__dict__").get("__file__")
-        except AttributeError:
-            continue
-        # "<stdin>", "<string>" and frozen modules name no file.
-        if isinstance(path, str) and os.path.isabs(path):
-            files.append(path)
-    return files
 
 
 class ImageSpec:
@@ -263,7 +234,7 @@ class ImageSpec:
 
     def _init(self, fields: dict[str, Any], force_push: bool | None, base_dir: str | None) -> None:
         if force_push is None:
-            force_push = _force_push_from_env()
+            force_push = force_push_from_env()
         core_fields = {k: _to_core_value(k, v) for k, v in fields.items()}
         core = _core.Spec(
             core_fields, python_version=_python_version(), base_dir=base_dir, force_push=force_push
@@ -327,7 +298,7 @@ class ImageSpec:
         return self._core.id
 
     def _loaded(self) -> list[str] | None:
-        return _loaded_module_files() if self._core.uses_loaded_modules else None
+        return loaded_module_files() if self._core.uses_loaded_modules else None
 
     @property
     def tag(self) -> str:
@@ -389,7 +360,7 @@ class ImageSpec:
     @property
     def _fast_fail(self) -> bool:
         """flytekit's flag: ``FLYTE_IMG_FAST_FAIL`` true makes an unknown existence an error."""
-        return bool(flytekit_flag(_FAST_FAIL_VAR))
+        return fast_fail()
 
     def exist(self) -> bool | None:
         """True when the image exists, False when it does not, None when that cannot be told.
@@ -472,14 +443,14 @@ class ImageSpec:
             try:
                 packages.append(f"{name}=={metadata.version(name)}")
             except metadata.PackageNotFoundError:
-                raise _NotInstalledError(name) from None
+                raise not_installed_error()(name) from None
         return cls(packages=packages, python_version=_python_version(), **kwargs)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> ImageSpec:
         """Reads a YAML file with the constructor's keys; relative paths are relative to the file."""
         spec = cls._from_core(_core.load_yaml(path, python_version=_python_version()))
-        return spec.force_push() if _force_push_from_env() else spec
+        return spec.force_push() if force_push_from_env() else spec
 
     @classmethod
     def from_script(cls, path: str | os.PathLike[str], **kwargs: Any) -> ImageSpec:
@@ -583,34 +554,6 @@ class ImageSpec:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ImageSpec:
         return self
-
-
-_NOT_INSTALLED: list[type[Exception]] = []
-
-
-def _not_installed_error() -> type[Exception]:
-    """Made on first use: importing importlib.metadata would slow `import imagespec` down."""
-    if _NOT_INSTALLED:
-        return _NOT_INSTALLED[0]
-    from importlib.metadata import PackageNotFoundError
-
-    class NotInstalledError(_core.SpecError, PackageNotFoundError):
-        """A pinned package that is not installed: flytekit raises PackageNotFoundError here."""
-
-        def __str__(self) -> str:
-            return (
-                f"pinned_packages: {self.args[0]!r} is not installed in this environment, so it has no "
-                "version to pin; install it or remove it"
-            )
-
-    NotInstalledError.__module__ = "imagespec"
-    NotInstalledError.__qualname__ = "NotInstalledError"
-    _NOT_INSTALLED.append(NotInstalledError)
-    return NotInstalledError
-
-
-def _NotInstalledError(name: str) -> Exception:
-    return _not_installed_error()(name)
 
 
 def _restore(fields: dict[str, Any], force_push: bool, base_dir: str) -> ImageSpec:

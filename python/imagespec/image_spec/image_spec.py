@@ -10,10 +10,10 @@ True
 
 from __future__ import annotations
 
-from imagespec._builders import FAST_FAIL_VAR as FLYTE_IMG_FAST_FAIL
-from imagespec._builders import FORCE_PUSH_VAR as FLYTE_FORCE_PUSH_IMAGE_SPEC
 from imagespec._builders import IMAGE_ID_VAR as _F_IMG_ID
 from imagespec._builders import ImageBuildEngine, ImageSpecBuilder
+from imagespec._environ import FAST_FAIL_VAR as FLYTE_IMG_FAST_FAIL
+from imagespec._environ import FORCE_PUSH_VAR as FLYTE_FORCE_PUSH_IMAGE_SPEC
 from imagespec._spec import CopyFileDetection, ImageSpec
 
 __all__ = [
