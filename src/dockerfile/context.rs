@@ -25,6 +25,16 @@ pub struct BuildSecret {
     pub path: PathBuf,
 }
 
+impl BuildSecret {
+    /// `--secret id=<id>,src=<path>`, as docker, buildah and buildctl all take it.
+    pub fn args(&self) -> [String; 2] {
+        [
+            "--secret".to_owned(),
+            format!("id={},src={}", self.id, self.path.display()),
+        ]
+    }
+}
+
 /// What [`write_context`] wrote.
 #[derive(Clone, Debug)]
 pub struct ContextManifest {

@@ -335,10 +335,7 @@ impl Buildah {
             args.extend(["--authfile".to_owned(), f.clone()]);
         }
         for s in a.secrets {
-            args.extend([
-                "--secret".to_owned(),
-                format!("id={},src={}", s.id, s.path.display()),
-            ]);
+            args.extend(s.args());
         }
         args.extend([
             "-f".to_owned(),

@@ -118,10 +118,7 @@ pub fn build_args(a: BuildctlArgs<'_>) -> Vec<String> {
         args.push("--no-cache".to_owned());
     }
     for s in a.secrets {
-        args.extend([
-            "--secret".to_owned(),
-            format!("id={},src={}", s.id, s.path.display()),
-        ]);
+        args.extend(s.args());
     }
     args.extend([
         "--output".to_owned(),

@@ -55,10 +55,7 @@ pub fn build_args(a: &BuildArgs<'_>) -> Vec<String> {
         args.push("--no-cache".to_owned());
     }
     for s in a.secrets {
-        args.extend([
-            "--secret".to_owned(),
-            format!("id={},src={}", s.id, s.path.display()),
-        ]);
+        args.extend(s.args());
     }
     if let Some(repo) = a.cache {
         let cache = format!("{repo}:{}", crate::engines::cache::DOCKER_CACHE_TAG);
