@@ -20,6 +20,7 @@ import io
 import json
 import os
 import socketserver
+import subprocess
 import threading
 import uuid
 import zipfile
@@ -136,8 +137,23 @@ def server() -> Iterator[PackageServer]:
 
 def bridge_gateway(docker: DockerEngine) -> str:
     """The address of this machine on docker's default bridge, as build containers see it."""
-    out = docker("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
-    return out.strip()
+    out = docker(
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        '{{range .IPAM.Config}}{{.Gateway}} {{end}}|{{index .Options "com.docker.network.bridge.name"}}',
+    )
+    gateways, _, name = out.strip().partition("|")
+    if gateways.split():
+        return gateways.split()[0]
+    # A daemon's first start on a machine shows no Gateway (moby/moby#26799): the bridge's own
+    # address is the gateway.
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", name.strip() or "docker0"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(shown) > 3, f"docker's bridge {name!r} has no IPv4 address"
+    return shown[3].split("/")[0]
 
 
 @pytest.fixture
