@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -42,6 +43,16 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
         else:
             path.write_text(content)
     return root
+
+
+def program_on_path(folder: Path, name: str, text: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Writes the script `text` as the program `name` in `folder`, first on PATH for the test."""
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / name
+    exe.write_text(text)
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return exe
 
 
 def run_python(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:

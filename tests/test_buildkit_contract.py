@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 
 import pytest
 
 from imagespec import ImageSpec, build
 from imagespec._build import dockerfile
+
+from .conftest import program_on_path
 
 STANDIN = r"""#!/usr/bin/env python3
 import json, os, sys
@@ -44,12 +45,7 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIBstandin\n-----END CERTIFICATE-----\n"
 
 @pytest.fixture
 def buildctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "buildctl"
-    exe.write_text(STANDIN)
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    program_on_path(tmp_path / "bin", "buildctl", STANDIN, monkeypatch)
     record = tmp_path / "record.json"
     monkeypatch.setenv("STANDIN_RECORD", str(record))
     tls = tmp_path / "tls"

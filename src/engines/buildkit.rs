@@ -159,17 +159,18 @@ impl Engine for BuildKit {
     fn build(&self, request: &Request<'_>) -> Result<Built> {
         let spec = request.spec;
         let daemon = Daemon::of(self, Some(spec))?;
+        // Refused before any context is written: there is nothing to build it for.
+        if !request.push {
+            return Err(Error::build(
+                "buildkit: a BuildKit daemon keeps no image to run; give the spec a registry to push to",
+            ));
+        }
         let mut options = request.options.clone();
         options.buildkit = true;
         options.engine = NAME.to_owned();
         let tmp = super::build_folder("imagespec-buildkit")?;
         let manifest = write_context(spec, &options, &tmp.path().join("build"))?;
         let metadata = tmp.path().join("metadata.json");
-        if !request.push {
-            return Err(Error::build(
-                "buildkit: a BuildKit daemon keeps no image to run; give the spec a registry to push to",
-            ));
-        }
         let args = build_args(BuildctlArgs {
             globals: daemon.global_args(),
             context: &manifest.context,

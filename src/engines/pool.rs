@@ -154,7 +154,7 @@ fn parse_entry(entry: &str) -> Result<PoolEngine> {
                 Some("tcp" | "unix" | "kube-pod" | "docker-container" | "podman-container")
             ) {
                 return Err(bad(format!(
-                    "{url:?} is not a BUILDKIT_HOST address (tcp://, unix://, kube-pod://, docker-container://)"
+                    "{url:?} is not a BUILDKIT_HOST address (tcp://, unix://, kube-pod://, docker-container://, podman-container://)"
                 )));
             }
             if tls.is_some() && scheme != Some("tcp") {

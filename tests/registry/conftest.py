@@ -3,14 +3,13 @@ fault-injecting proxy, and an environment isolated from the user's docker config
 
 from __future__ import annotations
 
-import os
-import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ..conftest import program_on_path
 from .registry_servers import (
     PASSWORD,
     USER,
@@ -134,13 +133,8 @@ esac
 @pytest.fixture
 def cred_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Installs docker-credential-imagespec-test on PATH; returns the log of server URLs it was asked."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "docker-credential-imagespec-test"
-    exe.write_text(HELPER)
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    program_on_path(tmp_path / "bin", "docker-credential-imagespec-test", HELPER, monkeypatch)
     log = tmp_path / "helper.log"
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("IMAGESPEC_TEST_HELPER_LOG", str(log))
     monkeypatch.setenv("IMAGESPEC_TEST_HELPER_MODE", "ok")
     return log
